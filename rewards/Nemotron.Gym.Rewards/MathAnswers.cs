@@ -39,8 +39,9 @@ public static partial class MathAnswers
         if (boxed != null) return (boxed.Trim(), ExtractionMethod.Boxed);
         var line = AnswerLine(text);
         if (line != null) return (TrimSentenceEnd(line), ExtractionMethod.AnswerLine);
-        string trimmed = text.Trim();
-        if (trimmed.Length > 0 && trimmed.Length <= 40 && !trimmed.Contains('\n')) return (TrimSentenceEnd(trimmed), ExtractionMethod.WholeResponse);
+        // A short response that is itself a value ("3/4", "{1, 2}", "12 cm") is the answer; a short sentence is not.
+        string trimmed = TrimSentenceEnd(text.Trim());
+        if (trimmed.Length > 0 && trimmed.Length <= 40 && !trimmed.Contains('\n') && IsValue(trimmed)) return (trimmed, ExtractionMethod.WholeResponse);
         try
         {
             var n = LastNumber().Match(text);
@@ -70,6 +71,14 @@ public static partial class MathAnswers
             if (at == 0) break;
         }
         return null;
+    }
+
+    private static bool IsValue(string s)
+    {
+        string n = Normalize(s);
+        if (MathExpression.TryEvaluate(n.TrimEnd('%')) != null) return true;
+        var items = SplitCollection(n);
+        return items != null && items.Value.Items.All(i => MathExpression.TryEvaluate(i.TrimEnd('%')) != null);
     }
 
     /// <summary>The content of the last \boxed{...} (or \fbox{...}), braces balanced; null if none.</summary>

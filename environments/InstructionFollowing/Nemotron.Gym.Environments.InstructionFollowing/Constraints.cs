@@ -41,7 +41,7 @@ public abstract partial class Constraint
     public static Constraint FromJson(JsonObject o)
     {
         string id = o["id"]?.GetValue<string>() ?? throw new ArgumentException("constraint without 'id'");
-        int Int(string k) => o[k]?.GetValue<int>() ?? throw new ArgumentException($"constraint {id}: '{k}' is missing");
+        int Int(string k) => o[k] is { } n && int.TryParse(n.ToJsonString(), out int v) ? v : throw new ArgumentException($"constraint {id}: '{k}' must be a whole number");
         string Str(string k) => o[k]?.GetValue<string>() ?? throw new ArgumentException($"constraint {id}: '{k}' is missing");
         List<string> List(string k) => o[k] is JsonArray a ? a.Select(x => x!.GetValue<string>()).ToList() : throw new ArgumentException($"constraint {id}: '{k}' must be a list");
         return id switch
@@ -72,7 +72,7 @@ public sealed class IncludeKeywords(IReadOnlyList<string> keywords) : Constraint
     public IReadOnlyList<string> Keywords { get; } = keywords;
     public override string Id => "include_keywords";
     public override string Instruction => Keywords.Count == 1 ? $"Include the word \"{Keywords[0]}\"." : $"Include the words {string.Join(", ", Keywords.Select(k => $"\"{k}\""))}.";
-    public override (bool, string) Check(string r)
+    public override (bool Ok, string Detail) Check(string r)
     {
         var words = Words(r).Select(w => w.ToLowerInvariant()).ToHashSet();
         var missing = Keywords.Where(k => !words.Contains(k.ToLowerInvariant())).ToList();
@@ -88,7 +88,7 @@ public sealed class ForbiddenWords(IReadOnlyList<string> words) : Constraint
     public override string Id => "forbidden_words";
     public override bool Positive => false;
     public override string Instruction => $"Do not use the word{(Forbidden.Count > 1 ? "s" : "")} {string.Join(", ", Forbidden.Select(k => $"\"{k}\""))}.";
-    public override (bool, string) Check(string r)
+    public override (bool Ok, string Detail) Check(string r)
     {
         var words = Words(r).Select(w => w.ToLowerInvariant()).ToHashSet();
         var used = Forbidden.Where(k => words.Contains(k.ToLowerInvariant())).ToList();
@@ -104,7 +104,7 @@ public sealed class MinWords(int n) : Constraint
     public override string Id => "min_words";
     public override string Instruction => $"Write at least {N} words.";
     public override IReadOnlySet<string> Conflicts => new HashSet<string> { "num_sentences", "json_format" };
-    public override (bool, string) Check(string r) { int c = Words(r).Count; return (c >= N, $"{c} words"); }
+    public override (bool Ok, string Detail) Check(string r) { int c = Words(r).Count; return (c >= N, $"{c} words"); }
     public override JsonObject ToJson() => new() { ["id"] = Id, ["n"] = N };
 }
 
@@ -116,7 +116,7 @@ public sealed class MaxWords(int n) : Constraint
     public override bool Positive => false;
     public override string Instruction => $"Use at most {N} words.";
     public override IReadOnlySet<string> Conflicts => new HashSet<string> { "num_sentences", "json_format", "min_words", "bullet_list", "num_paragraphs" };
-    public override (bool, string) Check(string r) { int c = Words(r).Count; return (c <= N, $"{c} words"); }
+    public override (bool Ok, string Detail) Check(string r) { int c = Words(r).Count; return (c <= N, $"{c} words"); }
     public override JsonObject ToJson() => new() { ["id"] = Id, ["n"] = N };
 }
 
@@ -127,7 +127,7 @@ public sealed class NumSentences(int n) : Constraint
     public override string Id => "num_sentences";
     public override string Instruction => $"Write exactly {N} sentence{(N > 1 ? "s" : "")}.";
     public override IReadOnlySet<string> Conflicts => new HashSet<string> { "min_words", "max_words", "json_format", "bullet_list", "end_with", "num_paragraphs", "title" };
-    public override (bool, string) Check(string r) { int c = Sentences(r); return (c == N, $"{c} sentences"); }
+    public override (bool Ok, string Detail) Check(string r) { int c = Sentences(r); return (c == N, $"{c} sentences"); }
     public override JsonObject ToJson() => new() { ["id"] = Id, ["n"] = N };
 }
 
@@ -138,7 +138,7 @@ public sealed class BulletList(int n) : Constraint
     public override string Id => "bullet_list";
     public override string Instruction => $"Answer with exactly {N} bullet points, each line starting with \"* \".";
     public override IReadOnlySet<string> Conflicts => new HashSet<string> { "json_format", "num_sentences", "num_paragraphs", "max_words" };
-    public override (bool, string) Check(string r)
+    public override (bool Ok, string Detail) Check(string r)
     {
         int c = r.Split('\n').Count(l => l.TrimStart().StartsWith("* ") || l.TrimStart().StartsWith("- "));
         return (c == N, $"{c} bullet lines");
@@ -152,7 +152,7 @@ public sealed class JsonFormat : Constraint
     public override string Id => "json_format";
     public override string Instruction => "Format the whole answer as a JSON object.";
     public override IReadOnlySet<string> Conflicts => new HashSet<string> { "bullet_list", "num_sentences", "min_words", "max_words", "end_with", "start_with", "title", "num_paragraphs", "uppercase" };
-    public override (bool, string) Check(string r)
+    public override (bool Ok, string Detail) Check(string r)
     {
         string t = r.Trim();
         if (t.StartsWith("```")) t = t.Trim('`').Trim(); // a fenced block is accepted
@@ -170,7 +170,7 @@ public sealed class Lowercase : Constraint
     public override bool Positive => false;
     public override string Instruction => "Write everything in lowercase letters.";
     public override IReadOnlySet<string> Conflicts => new HashSet<string> { "uppercase", "end_with", "start_with", "title" };
-    public override (bool, string) Check(string r) { bool ok = !r.Any(char.IsUpper); return (ok, ok ? "all lowercase" : "has uppercase letters"); }
+    public override (bool Ok, string Detail) Check(string r) { bool ok = !r.Any(char.IsUpper); return (ok, ok ? "all lowercase" : "has uppercase letters"); }
     public override JsonObject ToJson() => new() { ["id"] = Id };
 }
 
@@ -181,7 +181,7 @@ public sealed class Uppercase : Constraint
     public override bool Positive => false;
     public override string Instruction => "Write everything in capital letters.";
     public override IReadOnlySet<string> Conflicts => new HashSet<string> { "lowercase", "end_with", "start_with", "json_format", "title" };
-    public override (bool, string) Check(string r) { bool ok = !r.Any(char.IsLower); return (ok, ok ? "all uppercase" : "has lowercase letters"); }
+    public override (bool Ok, string Detail) Check(string r) { bool ok = !r.Any(char.IsLower); return (ok, ok ? "all uppercase" : "has lowercase letters"); }
     public override JsonObject ToJson() => new() { ["id"] = Id };
 }
 
@@ -192,7 +192,7 @@ public sealed class EndWith(string phrase) : Constraint
     public override string Id => "end_with";
     public override string Instruction => $"End your answer with the exact phrase \"{Phrase}\".";
     public override IReadOnlySet<string> Conflicts => new HashSet<string> { "json_format", "num_sentences", "lowercase", "uppercase" };
-    public override (bool, string) Check(string r) { bool ok = r.TrimEnd().EndsWith(Phrase, StringComparison.Ordinal); return (ok, ok ? "ends with the phrase" : "does not end with the phrase"); }
+    public override (bool Ok, string Detail) Check(string r) { bool ok = r.TrimEnd().EndsWith(Phrase, StringComparison.Ordinal); return (ok, ok ? "ends with the phrase" : "does not end with the phrase"); }
     public override JsonObject ToJson() => new() { ["id"] = Id, ["phrase"] = Phrase };
 }
 
@@ -203,10 +203,10 @@ public sealed class StartWith(string word) : Constraint
     public override string Id => "start_with";
     public override string Instruction => $"Begin your answer with the word \"{Word}\".";
     public override IReadOnlySet<string> Conflicts => new HashSet<string> { "json_format", "lowercase", "uppercase", "title", "bullet_list" };
-    public override (bool, string) Check(string r)
+    public override (bool Ok, string Detail) Check(string r)
     {
         var first = Words(r).FirstOrDefault();
-        bool ok = first != null && string.Equals(first, Word, StringComparison.OrdinalIgnoreCase) && r.TrimStart().StartsWith(first, StringComparison.Ordinal);
+        bool ok = first != null && string.Equals(first, Word, StringComparison.Ordinal) && r.TrimStart().StartsWith(first, StringComparison.Ordinal);
         return (ok, $"starts with '{first}'");
     }
     public override JsonObject ToJson() => new() { ["id"] = Id, ["word"] = Word };
@@ -219,7 +219,7 @@ public sealed class NoCommas : Constraint
     public override bool Positive => false;
     public override string Instruction => "Do not use any commas.";
     public override IReadOnlySet<string> Conflicts => new HashSet<string> { "json_format" };
-    public override (bool, string) Check(string r) { int c = r.Count(ch => ch == ','); return (c == 0, $"{c} commas"); }
+    public override (bool Ok, string Detail) Check(string r) { int c = r.Count(ch => ch == ','); return (c == 0, $"{c} commas"); }
     public override JsonObject ToJson() => new() { ["id"] = Id };
 }
 
@@ -231,7 +231,7 @@ public sealed partial class Title : Constraint
     public override IReadOnlySet<string> Conflicts => new HashSet<string> { "json_format", "num_sentences", "start_with", "lowercase", "uppercase" };
     [GeneratedRegex(@"<<[^<>\n]{1,100}>>")]
     private static partial Regex TitleRegex();
-    public override (bool, string) Check(string r) { bool ok = TitleRegex().IsMatch(r.Length > 100_000 ? r[..100_000] : r); return (ok, ok ? "has a title" : "no <<title>>"); }
+    public override (bool Ok, string Detail) Check(string r) { bool ok = TitleRegex().IsMatch(r.Length > 100_000 ? r[..100_000] : r); return (ok, ok ? "has a title" : "no <<title>>"); }
     public override JsonObject ToJson() => new() { ["id"] = Id };
 }
 
@@ -242,7 +242,7 @@ public sealed class NumParagraphs(int n) : Constraint
     public override string Id => "num_paragraphs";
     public override string Instruction => $"Write exactly {N} paragraphs separated by blank lines.";
     public override IReadOnlySet<string> Conflicts => new HashSet<string> { "json_format", "bullet_list", "num_sentences", "max_words" };
-    public override (bool, string) Check(string r)
+    public override (bool Ok, string Detail) Check(string r)
     {
         int c = Regex.Split(r.Trim(), @"\n\s*\n").Count(p => p.Trim().Length > 0);
         return (c == N, $"{c} paragraphs");
@@ -258,6 +258,6 @@ public sealed class KeywordFrequency(string word, int n) : Constraint
     public override string Id => "keyword_frequency";
     public override string Instruction => $"Use the word \"{Word}\" at least {N} times.";
     public override IReadOnlySet<string> Conflicts => new HashSet<string> { "max_words" };
-    public override (bool, string) Check(string r) { int c = Words(r).Count(w => w.Equals(Word, StringComparison.OrdinalIgnoreCase)); return (c >= N, $"'{Word}' {c} times"); }
+    public override (bool Ok, string Detail) Check(string r) { int c = Words(r).Count(w => w.Equals(Word, StringComparison.OrdinalIgnoreCase)); return (c >= N, $"'{Word}' {c} times"); }
     public override JsonObject ToJson() => new() { ["id"] = Id, ["word"] = Word, ["n"] = N };
 }

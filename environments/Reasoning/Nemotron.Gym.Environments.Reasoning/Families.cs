@@ -38,6 +38,10 @@ public abstract class Family
         return (lines.Count == 0 ? "" : lines[^1]).Trim().TrimEnd('.', '!').Trim().Trim('*', '`', '"', '\'').Trim();
     }
 
+    /// <summary>A whole number from metadata, whether it was parsed from JSON or built in memory as any integer type.</summary>
+    protected static long Long(JsonNode? node) =>
+        long.Parse(node?.ToJsonString() ?? throw new ArgumentException("a number is missing from the metadata"), System.Globalization.CultureInfo.InvariantCulture);
+
     /// <summary>A grade for an exact comparison.</summary>
     protected static Grade Compare(string given, string expected, bool ok, string what) =>
         new(ok ? 1 : 0, new Dictionary<string, double> { ["correct"] = ok ? 1 : 0 },
@@ -119,8 +123,8 @@ public sealed class Countdown : Family
     /// <inheritdoc />
     public override Grade Verify(string content, JsonObject metadata)
     {
-        var numbers = metadata["numbers"]!.AsArray().Select(n => n!.GetValue<int>()).ToList();
-        long target = metadata["target"]!.GetValue<long>();
+        var numbers = metadata["numbers"]!.AsArray().Select(n => (int)Long(n)).ToList();
+        long target = Long(metadata["target"]);
         string given = AnswerText(content);
         if (given.Contains('=')) given = given[..given.IndexOf('=')].Trim();
         var evidence = new Dictionary<string, string> { ["expression"] = given.Length > 200 ? given[..200] : given, ["target"] = target.ToString(), ["numbers"] = string.Join(",", numbers) };

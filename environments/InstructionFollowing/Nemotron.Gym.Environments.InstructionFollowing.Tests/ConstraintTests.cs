@@ -1,0 +1,61 @@
+using Nemotron.Gym.Abstractions;
+using Nemotron.Gym.Environments.InstructionFollowing;
+
+namespace Nemotron.Gym.Environments.Tests;
+
+public class ConstraintTests
+{
+    [Theory]
+    [InlineData("One. Two! Three?", 3)]
+    [InlineData("No terminator at all", 1)]
+    [InlineData("Wait... what?! Yes.", 3)]
+    [InlineData("", 0)]
+    public void SentenceCounting(string text, int n) => Assert.Equal(n, Constraint.Sentences(text));
+
+    [Fact]
+    public void ChecksMeasureWhatTheyClaim()
+    {
+        Assert.True(new IncludeKeywords(["Lantern"]).Check("a lantern glows").Ok);
+        Assert.False(new IncludeKeywords(["lantern"]).Check("lanterns glow").Ok); // whole words only
+        Assert.False(new ForbiddenWords(["very"]).Check("It is VERY nice").Ok);
+        Assert.True(new BulletList(2).Check("* one\n- two\nthree").Ok);
+        Assert.True(new JsonFormat().Check("```json\n{\"a\": 1}\n```").Ok);
+        Assert.False(new JsonFormat().Check("[1, 2]").Ok);
+        Assert.False(new JsonFormat().Check(new string('[', 10_000)).Ok);
+        Assert.True(new Title().Check("<<A Title>>\nbody").Ok);
+        Assert.True(new NumParagraphs(2).Check("a b\n\n   \n\nc d").Ok);
+        Assert.True(new KeywordFrequency("rain", 2).Check("Rain, rain, go away").Ok);
+        Assert.True(new StartWith("Today").Check("  Today we talk").Ok);
+        Assert.False(new StartWith("Today").Check("today we talk").Ok);
+        Assert.True(new EndWith("That is all.").Check("Words.\nThat is all.  ").Ok);
+        Assert.False(new Lowercase().Check("Hello").Ok);
+        Assert.True(new MaxWords(3).Check("one two three").Ok);
+    }
+
+    [Fact]
+    public void RewardIsTheFractionSatisfiedWithAnAllFlag()
+    {
+        var cs = new Constraint[] { new IncludeKeywords(["copper"]), new NoCommas(), new MinWords(5) };
+        var g = InstructionFollowingEnvironment.Verify("Copper shines, bright.", cs);
+        Assert.Equal(1.0 / 3, g.Reward, 1e-9);
+        Assert.Equal(0, g.Components["all_satisfied"]);
+        Assert.Contains("no_commas", g.Reason);
+        var ok = InstructionFollowingEnvironment.Verify("Copper shines bright in the morning sun", cs);
+        Assert.Equal(1, ok.Reward);
+        Assert.Equal(1, ok.Components["all_satisfied"]);
+        Assert.Equal(0, InstructionFollowingEnvironment.Verify("   ", cs).Reward);
+    }
+
+    [Fact]
+    public async Task GeneratedTasksAreCompatibleAndTheirReferencesPass()
+    {
+        var env = await EnvTestKit.Start<InstructionFollowingEnvironment>(new() { ["constraints"] = "5" });
+        var tasks = await env.LoadTasksAsync(new TaskQuery("train", 200, 9), default);
+        foreach (var t in tasks)
+        {
+            Assert.Empty(env.ValidateTask(t));
+            Assert.Equal(1, (await EnvTestKit.Play(env, t, t.Reference.ToArray())).Reward);
+        }
+        Assert.True(tasks.Average(t => t.VerifierMetadata["constraints"]!.AsArray().Count) > 4);
+    }
+}
