@@ -10,4 +10,5 @@ DataCommands.AddTo(root);
 DemoCommand.AddTo(root);
 RlCommands.AddTo(root);
 EnvCommands.AddTo(root);
+GymRunCommands.AddTo(root);
 return await root.Parse(args).InvokeAsync();

@@ -4,6 +4,7 @@ using Nemotron.Gym.Policy.Checkpoints;
 using Nemotron.Gym.Policy.Config;
 using Nemotron.Gym.Policy.Data;
 using Nemotron.Gym.Policy.Rl;
+using Nemotron.Gym.Runs;
 using Spectre.Console;
 
 namespace Nemotron.Gym.Cli;
@@ -20,6 +21,9 @@ internal static class RlCommands
         {
             var overrides = (parse.GetValue(StageCommands.Set) ?? []).ToList();
             if (parse.GetValue(StageCommands.Device) is { } d) overrides.Add($"device={d}");
+            // A config with an `environments:` section is a run over environment plugins on Orleans.
+            if (GymRunCommands.IsEnvironmentRun(parse.GetValue(config)!))
+                return await GymRunCommands.RunAsync(YamlConfig.Load<GymRunConfig>(parse.GetValue(config), overrides), ct);
             var cfg = YamlConfig.Load<RlConfig>(parse.GetValue(config), overrides);
             var outcome = await RunLocal(cfg, new RlConsoleObserver(), ct);
             if (outcome.Interrupted) return 130;

@@ -16,7 +16,7 @@ namespace Nemotron.Gym.Benchmarks;
 /// held-out exact-match accuracy (greedy, 500 problems never trained on) before and after. Runs GRPO
 /// twice from the same SFT checkpoint: with sequence-level masked importance sampling and with none;
 /// the sampler holds a bf16 copy of the weights, so the two really differ. Fixed seeds throughout.
-/// Args: [out-folder].
+/// Args: [out-folder] [--reuse-sft] (--reuse-sft: keep the pretrain and SFT checkpoints of an earlier run in the same folder, to compare GRPO settings).
 /// </summary>
 public sealed class GrpoLearningBenchmark : IBenchmark
 {
@@ -24,11 +24,15 @@ public sealed class GrpoLearningBenchmark : IBenchmark
     public string Description => "Pretrain → SFT (early stopping) → GRPO on arithmetic: held-out exact match before/after, seq_mis vs none";
 
     // The budget: a pretraining short enough that fine-tuning alone does not saturate the task.
-    private const int PretrainSteps = 500, RlSteps = 120;
+    private const int PretrainSteps = 500, RlSteps = 200;
+    // SFT sees this many conversations (the first ones of the training split), so that its held-out loss
+    // really stops improving within the budget; GRPO then draws prompts from the whole training split.
+    private const int SftConversations = 1500;
 
     public async Task<int> RunAsync(string[] args)
     {
-        string root = args.Length > 0 ? args[0] : "runs/bench-grpo";
+        string root = args.Length > 0 && !args[0].StartsWith("--") ? args[0] : "runs/bench-grpo";
+        bool reuse = args.Contains("--reuse-sft");
         var clock = Stopwatch.StartNew();
         using var backend = new CpuBackend();
         var quiet = new LineObserver();
@@ -42,30 +46,45 @@ public sealed class GrpoLearningBenchmark : IBenchmark
             Data = new TextDataSettings { Train = [Path.Combine(data, ArithmeticCorpus.PretrainTrain)], Valid = [Path.Combine(data, ArithmeticCorpus.PretrainValid)] },
             Train = new TrainSettings { BatchSize = 16, Steps = PretrainSteps, Lr = 3e-3f, MinLr = 3e-4f, WarmupSteps = 30, DecayFraction = 0.25f, EvalEvery = 250, EvalBatches = 4, CheckpointEvery = 0 },
         };
+        string sftFinal = Path.Combine(root, "sft", "final");
+        if (reuse && File.Exists(Path.Combine(sftFinal, Checkpoint.ManifestFile)))
+        {
+            Console.WriteLine($"reusing {sftFinal}");
+            foreach (var d in Directory.GetDirectories(root, "grpo-*")) Directory.Delete(d, true);
+            await RunBoth(backend, root, data, sftFinal, clock, 0, 0, 0);
+            return 0;
+        }
         var pt = Stages.Pretrain(pretrain, backend, quiet, default);
         double tPretrain = clock.Elapsed.TotalSeconds;
 
+        string sftSubset = Path.Combine(data, "sft.subset.jsonl");
+        File.WriteAllLines(sftSubset, File.ReadLines(Path.Combine(data, ArithmeticCorpus.SftTrain)).Take(SftConversations));
         var sft = new SftConfig
         {
             Out = Path.Combine(root, "sft"), Seed = 1, Device = "cpu", Init = pt.FinalCheckpoint,
-            Data = new ChatDataSettings { Train = [Path.Combine(data, ArithmeticCorpus.SftTrain)], Valid = [Path.Combine(data, ArithmeticCorpus.SftValid)] },
+            Data = new ChatDataSettings { Train = [sftSubset], Valid = [Path.Combine(data, ArithmeticCorpus.SftValid)] },
             // Early stopping: up to 3000 steps, stop when the held-out loss has not improved for 3 evaluations.
             Train = new TrainSettings { BatchSize = 32, Steps = 3000, Lr = 1e-3f, MinLr = 1e-4f, WarmupSteps = 20, DecayFraction = 0, EvalEvery = 50, EvalBatches = 8, CheckpointEvery = 0, Patience = 3 },
         };
         var st = Stages.Sft(sft, backend, quiet, default);
         double tSft = clock.Elapsed.TotalSeconds - tPretrain;
         Console.WriteLine($"SFT stopped after {st.Steps} steps (best held-out loss {st.BestValidationLoss:F4} at step {st.BestStep}{(st.EarlyStopped ? ", early stop" : "")})");
+        await RunBoth(backend, root, data, st.FinalCheckpoint, clock, tPretrain, tSft, st.Steps);
+        return 0;
+    }
 
+    private static async Task RunBoth(IComputeBackend backend, string root, string data, string sftCheckpoint, Stopwatch clock, double tPretrain, double tSft, int sftSteps)
+    {
         var results = new List<(string Mode, RlOutcome Outcome, List<GrpoStepMetrics> Steps, double Seconds)>();
         foreach (var mode in new[] { IsCorrection.SeqMis, IsCorrection.None })
         {
             var t0 = clock.Elapsed.TotalSeconds;
-            var (outcome, steps) = await RunGrpo(backend, root, data, st.FinalCheckpoint, mode);
+            var (outcome, steps) = await RunGrpo(backend, root, data, sftCheckpoint, mode);
             results.Add((mode == IsCorrection.SeqMis ? "seq_mis" : "none", outcome, steps, clock.Elapsed.TotalSeconds - t0));
         }
 
         Console.WriteLine();
-        Console.WriteLine($"pretrain {PretrainSteps} steps: {tPretrain / 60:F1} min; SFT {st.Steps} steps: {tSft / 60:F1} min");
+        Console.WriteLine($"pretrain {PretrainSteps} steps: {tPretrain / 60:F1} min; SFT {sftSteps} steps: {tSft / 60:F1} min");
         var sftAcc = results[0].Outcome.Before["arithmetic"];
         Console.WriteLine($"held-out exact match of the SFT checkpoint: {sftAcc:P1}");
         foreach (var (mode, outcome, steps, secs) in results)
@@ -84,7 +103,6 @@ public sealed class GrpoLearningBenchmark : IBenchmark
             Console.WriteLine($"{a[i].Step,4}-{a[hi - 1].Step,-4} {a.Skip(i).Take(10).Average(m => m.RewardMean),10:F3} {a.Skip(i).Take(10).Average(m => m.IsOobFraction),14:P1} {a.Skip(i).Take(10).Average(m => m.Mismatch),16:E2} {b.Skip(i).Take(10).Average(m => m.RewardMean),13:F3}");
         }
         Console.WriteLine($"\ntotal {clock.Elapsed.TotalMinutes:F1} min; metrics in {root}/grpo-*/metrics.jsonl");
-        return 0;
     }
 
     private static async Task<(RlOutcome, List<GrpoStepMetrics>)> RunGrpo(IComputeBackend backend, string root, string data, string init, IsCorrection mode)
@@ -94,7 +112,7 @@ public sealed class GrpoLearningBenchmark : IBenchmark
         {
             var grpo = new GrpoSettings { TasksPerStep = 16, GroupSize = 8, IsCorrection = mode, IsMin = 0.5f, IsMax = 2f, MicroBatch = 64 };
             var rollout = new RolloutSettings { MaxNewTokens = 96, SamplerPrecision = SamplerPrecision.Bf16 };
-            var train = new RlTrainSettings { Steps = RlSteps, Lr = 5e-5f, MinLr = 5e-6f, WarmupSteps = 5, DecayFraction = 0.2f, EvalEvery = 40, CheckpointEvery = 0 };
+            var train = new RlTrainSettings { Steps = RlSteps, Lr = 1e-4f, MinLr = 1e-5f, WarmupSteps = 5, DecayFraction = 0.2f, EvalEvery = 40, CheckpointEvery = 0 };
             var source = new ArithmeticEpisodes(Path.Combine(data, ArithmeticCorpus.SftTrain), limit: 4000);
             var eval = ArithmeticCorpus.ReadEval(Path.Combine(data, ArithmeticCorpus.Eval));
             var steps = new List<GrpoStepMetrics>();

@@ -86,4 +86,8 @@ public interface IRlObserver
     void OnEval(int step, IReadOnlyDictionary<string, double> scores);
     /// <summary>Anything else.</summary>
     void OnMessage(string message);
+    /// <summary>Every rollout group generated in a step (kept or filtered out), before the optimizer step: for the rollout store.</summary>
+    void OnRollouts(int step, IReadOnlyList<RolloutGroup> groups) { }
+    /// <summary>A resumable checkpoint was written after <paramref name="step"/>.</summary>
+    void OnCheckpoint(int step, string directory) { }
 }

@@ -148,6 +148,7 @@ public sealed class GrpoTrainer(
             if (!grpo.DynamicFiltering) break;
         }
 
+        observer.OnRollouts(step, all);
         var clock = Stopwatch.StartNew();
         float lr = train.Schedule.At(step);
         var result = kept.Count > 0 ? Train(kept, step, lr, optimizer) : null;
@@ -313,6 +314,7 @@ public sealed class GrpoTrainer(
         foreach (var old in Directory.GetDirectories(Path.Combine(runDirectory, "checkpoints"), "step-*").OrderByDescending(d => d, StringComparer.Ordinal).Skip(2))
             Directory.Delete(old, recursive: true);
         observer.OnMessage($"checkpoint {dir}");
+        observer.OnCheckpoint(step, dir);
     }
 
     private static JsonObject State(Curriculum curriculum, int step, IReadOnlyDictionary<string, double> before) => new()

@@ -11,7 +11,8 @@ public sealed record RlTask(string Id, string Environment);
 /// <param name="Reward">The scalar reward (usually in [0, 1]).</param>
 /// <param name="Components">Named parts of the reward.</param>
 /// <param name="Reason">Why, in words (for people reading rollouts).</param>
-public sealed record RlGrade(double Reward, IReadOnlyDictionary<string, double> Components, string Reason);
+/// <param name="Evidence">What the verdict rests on (extracted answer, failed check, ...), when the environment gives it.</param>
+public sealed record RlGrade(double Reward, IReadOnlyDictionary<string, double> Components, string Reason, IReadOnlyDictionary<string, string>? Evidence = null);
 
 /// <summary>What the environment does after an assistant turn.</summary>
 /// <param name="Done">True when the episode is over (grade it); otherwise <see cref="Reply"/> continues it.</param>

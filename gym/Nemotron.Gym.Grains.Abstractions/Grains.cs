@@ -1,0 +1,55 @@
+namespace Nemotron.Gym.Grains;
+
+/// <summary>
+/// One rollout's episode: opened from a task, stepped with each assistant turn, graded once. Its lifecycle is a
+/// state machine (<see cref="EpisodeState"/>); a call that does not fit the state fails with the state named.
+/// Key: "{run}/{step}/{round}/{task}/{sample}[#attempt]".
+/// </summary>
+public interface IEpisodeGrain : IGrainWithStringKey
+{
+    /// <summary>Opens the episode (Created → Opened → AwaitingModel) and returns what the model answers first.</summary>
+    Task<EpisodeOpening> Open(EpisodeSpec spec);
+    /// <summary>Passes an assistant turn (AwaitingModel → Stepping → AwaitingModel or AwaitingGrade). <paramref name="final"/>: no reply will be used.</summary>
+    Task<EpisodeReplyMessage> Step(string assistantText, bool final);
+    /// <summary>Grades (AwaitingGrade → Grading → Done); a failing grader gives reward 0 with its reason.</summary>
+    Task<GradeMessage> Grade(bool truncated);
+    /// <summary>The current state.</summary>
+    Task<EpisodeState> GetState();
+}
+
+/// <summary>
+/// An environment as the silos host it (a stateless worker: any silo, several activations). Plugins are loaded
+/// once per silo and shared by every episode there.
+/// </summary>
+public interface IEnvironmentGrain : IGrainWithStringKey
+{
+    /// <summary>The environment's description (key: its name).</summary>
+    Task<EnvironmentInfo> Describe();
+    /// <summary>The task ids of a task set.</summary>
+    Task<IReadOnlyList<string>> ListTasks(TaskSetSpec taskSet);
+}
+
+/// <summary>
+/// A run's lifecycle (Created → Running ⇄ Paused → Completed | Failed), persisted so that a host that restarts
+/// finds where the run was. Key: the run id.
+/// </summary>
+public interface IRunGrain : IGrainWithStringKey
+{
+    /// <summary>Registers the run (idempotent for the same config); a different config for an existing run is refused.</summary>
+    Task<RunInfo> Create(string configYaml, int totalSteps);
+    /// <summary>
+    /// Created or Paused → Running from step <paramref name="fromStep"/> (the last checkpoint's; later steps are redone).
+    /// A Running run is taken over by the caller: its previous host is gone.
+    /// </summary>
+    Task<RunInfo> Start(int fromStep);
+    /// <summary>Records a finished step and, when one was written, its checkpoint.</summary>
+    Task<RunInfo> ReportStep(int step, string? checkpoint);
+    /// <summary>Running → Paused.</summary>
+    Task<RunInfo> Pause();
+    /// <summary>Running → Completed.</summary>
+    Task<RunInfo> Complete(string finalCheckpoint);
+    /// <summary>Any live state → Failed, with the error.</summary>
+    Task<RunInfo> Fail(string error);
+    /// <summary>The run as stored.</summary>
+    Task<RunInfo?> Get();
+}

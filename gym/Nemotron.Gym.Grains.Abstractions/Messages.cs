@@ -1,0 +1,89 @@
+using MessagePack;
+
+namespace Nemotron.Gym.Grains;
+
+// The messages between the trainer and the grains. They are MessagePack contracts: Orleans carries them
+// with MessagePackGrainCodec, and the rollout store keeps its blobs in the same format.
+
+/// <summary>One chat message on the wire (tool calls as the JSON the chat template renders).</summary>
+[MessagePackObject]
+public sealed record WireMessage(
+    [property: Key(0)] string Role,
+    [property: Key(1)] string Content,
+    [property: Key(2)] string? Reasoning = null,
+    [property: Key(3)] string? ToolCallsJson = null,
+    [property: Key(4)] string? ToolCallId = null,
+    [property: Key(5)] string? Name = null);
+
+/// <summary>
+/// A set of tasks of one environment: which environment, with which settings, which split, how many and from
+/// which seed. Environments are deterministic given these, so any silo can rebuild the same tasks.
+/// </summary>
+[MessagePackObject]
+public sealed record TaskSetSpec(
+    [property: Key(0)] string Environment,
+    [property: Key(1)] IReadOnlyDictionary<string, string> Settings,
+    [property: Key(2)] string Split,
+    [property: Key(3)] int Count,
+    [property: Key(4)] int Seed)
+{
+    /// <summary>A stable text key for caches.</summary>
+    [IgnoreMember]
+    public string CacheKey => $"{Environment}|{string.Join(",", Settings.OrderBy(kv => kv.Key, StringComparer.Ordinal).Select(kv => $"{kv.Key}={kv.Value}"))}|{Split}|{Count}|{Seed}";
+}
+
+/// <summary>What an episode grain is asked to run: a task of a task set, sample <see cref="SampleIndex"/> of its group.</summary>
+[MessagePackObject]
+public sealed record EpisodeSpec(
+    [property: Key(0)] TaskSetSpec TaskSet,
+    [property: Key(1)] string TaskId,
+    [property: Key(2)] int SampleIndex,
+    [property: Key(3)] int Seed);
+
+/// <summary>The conversation the model answers first.</summary>
+[MessagePackObject]
+public sealed record EpisodeOpening(
+    [property: Key(0)] IReadOnlyList<WireMessage> Messages,
+    [property: Key(1)] IReadOnlyList<string> ToolsJson);
+
+/// <summary>The environment's answer to an assistant turn: done, or messages that continue the episode.</summary>
+[MessagePackObject]
+public sealed record EpisodeReplyMessage(
+    [property: Key(0)] bool Done,
+    [property: Key(1)] IReadOnlyList<WireMessage> Reply);
+
+/// <summary>A grade: reward, named components, reason and evidence.</summary>
+[MessagePackObject]
+public sealed record GradeMessage(
+    [property: Key(0)] double Reward,
+    [property: Key(1)] IReadOnlyDictionary<string, double> Components,
+    [property: Key(2)] string Reason,
+    [property: Key(3)] IReadOnlyDictionary<string, string> Evidence,
+    [property: Key(4)] double EnvironmentSeconds);
+
+/// <summary>An environment as a silo found it.</summary>
+[MessagePackObject]
+public sealed record EnvironmentInfo(
+    [property: Key(0)] string Name,
+    [property: Key(1)] string Version,
+    [property: Key(2)] string Description,
+    [property: Key(3)] IReadOnlyList<string> Splits);
+
+/// <summary>The lifecycle of an episode grain.</summary>
+public enum EpisodeState { Created, Opened, AwaitingModel, Stepping, AwaitingGrade, Grading, Done, Failed, TimedOut }
+
+/// <summary>The lifecycle of a run.</summary>
+public enum RunStatus { Created, Running, Paused, Completed, Failed }
+
+/// <summary>A run as its grain holds it.</summary>
+[MessagePackObject]
+public sealed record RunInfo(
+    [property: Key(0)] string RunId,
+    [property: Key(1)] RunStatus Status,
+    [property: Key(2)] int Step,
+    [property: Key(3)] int TotalSteps,
+    [property: Key(4)] string? LastCheckpoint,
+    [property: Key(5)] string ConfigYaml,
+    [property: Key(6)] string? Error,
+    [property: Key(7)] DateTimeOffset Created,
+    [property: Key(8)] DateTimeOffset Updated);

@@ -1,0 +1,73 @@
+using System.Net;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+using Orleans.Configuration;
+using Orleans.Runtime.Hosting;
+using Orleans.Serialization;
+
+namespace Nemotron.Gym.Grains;
+
+/// <summary>How a gym silo joins its cluster and where it keeps run state.</summary>
+public sealed class GymSiloOptions
+{
+    /// <summary>"localhost" (a single in-process silo, the embedded default) or "postgres" (membership in PostgreSQL).</summary>
+    public string Membership { get; set; } = "localhost";
+    /// <summary>PostgreSQL connection string for membership: postgres.</summary>
+    public string Postgres { get; set; } = "";
+    /// <summary>Silo-to-silo port.</summary>
+    public int SiloPort { get; set; } = 11111;
+    /// <summary>Gateway port.</summary>
+    public int GatewayPort { get; set; } = 30000;
+    /// <summary>Cluster id.</summary>
+    public string ClusterId { get; set; } = "nemotron-gym";
+    /// <summary>Run-state storage: "sqlite:PATH" or "postgres:CONNECTION" (default with postgres membership: the same database).</summary>
+    public string StateStorage { get; set; } = "sqlite:runs/gym-state.db";
+    /// <summary>Plugin folders.</summary>
+    public List<string> PluginFolders { get; set; } = [.. Plugins.PluginLoader.DefaultSearchPaths()];
+}
+
+/// <summary>Builds gym silos: the grains, the environment pool, run-state storage and the MessagePack codec.</summary>
+public static class GymSilo
+{
+    /// <summary>Adds everything a gym silo needs to <paramref name="silo"/>.</summary>
+    public static void Configure(ISiloBuilder silo, GymSiloOptions options)
+    {
+        if (options.Membership == "localhost")
+            silo.UseLocalhostClustering(options.SiloPort, options.GatewayPort, serviceId: options.ClusterId, clusterId: options.ClusterId);
+        else if (options.Membership == "postgres")
+        {
+            silo.Configure<ClusterOptions>(o => { o.ClusterId = options.ClusterId; o.ServiceId = options.ClusterId; });
+            silo.ConfigureEndpoints(IPAddress.Loopback, options.SiloPort, options.GatewayPort, listenOnAnyHostAddress: false);
+            silo.Services.AddSingleton<IMembershipTable>(_ => new PostgresMembershipTable(options.Postgres, options.ClusterId));
+        }
+        else throw new ArgumentException($"membership: expected localhost or postgres, got '{options.Membership}'");
+        AddGrainServices(silo, options);
+    }
+
+    /// <summary>Everything but clustering: the codec, the environment pool, run-state storage (for test clusters that bring their own membership).</summary>
+    public static void AddGrainServices(ISiloBuilder silo, GymSiloOptions options)
+    {
+        AddCommon(silo.Services);
+        silo.Services.AddSingleton(new EnvironmentPoolOptions { PluginFolders = options.PluginFolders });
+        silo.Services.AddSingleton<EnvironmentPool>();
+        string storage = options.Membership == "postgres" && options.StateStorage.StartsWith("sqlite:", StringComparison.Ordinal) && options.Postgres.Length > 0
+            ? "postgres:" + options.Postgres : options.StateStorage;
+        silo.Services.AddGrainStorage(RunGrain.StorageName, (_, _) => new SqlGrainStorage(storage));
+    }
+
+    /// <summary>What clients and silos share: the MessagePack codec for our message types.</summary>
+    public static void AddCommon(IServiceCollection services) => services.AddSerializer(b => MessagePackGrainCodec.AddTo(b));
+
+    /// <summary>Starts a silo in this process; its <see cref="IGrainFactory"/> is the client.</summary>
+    public static async Task<IHost> StartAsync(GymSiloOptions options, CancellationToken cancellation = default)
+    {
+        var builder = Host.CreateApplicationBuilder();
+        builder.Logging.ClearProviders();
+        // Progress is the caller's to print; failures surface as exceptions with their cause.
+        builder.UseOrleans(silo => Configure(silo, options));
+        var host = builder.Build();
+        await host.StartAsync(cancellation);
+        return host;
+    }
+}

@@ -1,0 +1,148 @@
+using System.Text.Json;
+using Microsoft.Extensions.Logging;
+using Nemotron.Gym.Grains;
+using Nemotron.Gym.Policy.Chat;
+using Nemotron.Gym.Policy.Rl;
+
+namespace Nemotron.Gym.Runs;
+
+/// <summary>
+/// The trainer's <see cref="IEpisodeSource"/> over episode grains. Each opened episode is a fresh grain. If a
+/// call fails because its silo went away (or the grain lost its state), the episode is replayed on a new grain:
+/// opened again and stepped with the turns already taken, which gives the same state because environments are
+/// deterministic given the task and seed. An environment that keeps failing ends the episode with reward 0 and
+/// the error as its reason, so one broken task never stops a run.
+/// </summary>
+public sealed class GrainEpisodeSource : IEpisodeSource
+{
+    private readonly IGrainFactory _grains;
+    private readonly string _scope;
+    private readonly Dictionary<string, (TaskSetSpec Set, string TaskId)> _tasks = new();
+    private readonly ILogger? _log;
+    private long _opened;
+
+    /// <summary>Replays tried before an episode is given up.</summary>
+    public int MaxAttempts { get; init; } = 3;
+
+    /// <summary>Episodes replayed on a new grain after a failure (for tests and metrics).</summary>
+    public long Replays => Interlocked.Read(ref _replays);
+    private long _replays;
+
+    private GrainEpisodeSource(IGrainFactory grains, string scope, ILogger? log)
+    {
+        _grains = grains;
+        _scope = scope;
+        _log = log;
+    }
+
+    /// <summary>Lists the tasks of each task set through the environment grains.</summary>
+    public static async Task<GrainEpisodeSource> CreateAsync(IGrainFactory grains, string scope, IEnumerable<TaskSetSpec> sets, ILogger? log = null)
+    {
+        var source = new GrainEpisodeSource(grains, scope, log);
+        var all = new List<RlTask>();
+        foreach (var set in sets)
+        {
+            var ids = await grains.GetGrain<IEnvironmentGrain>(set.Environment).ListTasks(set);
+            foreach (var id in ids)
+            {
+                var task = new RlTask($"{set.Environment}/{id}", set.Environment);
+                source._tasks[task.Id] = (set, id);
+                all.Add(task);
+            }
+        }
+        source.Tasks = all;
+        return source;
+    }
+
+    /// <inheritdoc />
+    public IReadOnlyList<RlTask> Tasks { get; private set; } = [];
+
+    /// <inheritdoc />
+    public async Task<IEpisode> OpenAsync(RlTask task, int sampleIndex, int seed, CancellationToken cancellation)
+    {
+        var (set, id) = _tasks.TryGetValue(task.Id, out var t) ? t : throw new ArgumentException($"unknown task '{task.Id}'");
+        var episode = new GrainEpisode(this, new EpisodeSpec(set, id, sampleIndex, seed), $"{_scope}/{task.Id}/{sampleIndex}/{Interlocked.Increment(ref _opened)}");
+        await episode.OpenAsync(cancellation);
+        return episode;
+    }
+
+    internal static ChatMessage Unwire(WireMessage m) => new(m.Role, m.Content, m.Reasoning,
+        m.ToolCallsJson is { } json ? JsonSerializer.Deserialize<List<ToolCall>>(json) : null, m.ToolCallId, m.Name);
+
+    private sealed class GrainEpisode(GrainEpisodeSource source, EpisodeSpec spec, string key) : IEpisode
+    {
+        private readonly List<(string Text, bool Final)> _turns = new();
+        private IEpisodeGrain _grain = null!;
+        private int _attempt;
+        private string? _failure;
+
+        public Conversation Opening { get; private set; } = new([]);
+
+        public async Task OpenAsync(CancellationToken ct)
+        {
+            await WithReplay(() => Task.FromResult(0), ct, "open"); // the first attempt opens the grain
+        }
+
+        private async Task<EpisodeOpening> OpenOnNewGrain()
+        {
+            _grain = source._grains.GetGrain<IEpisodeGrain>(_attempt == 0 ? key : $"{key}#{_attempt}");
+            var o = await _grain.Open(spec);
+            Opening = new Conversation(o.Messages.Select(Unwire).ToList(), o.ToolsJson.Count > 0 ? o.ToolsJson : null);
+            // Replay the turns already taken (none on the first attempt).
+            foreach (var (text, final) in _turns) await _grain.Step(text, final);
+            return o;
+        }
+
+        // Runs the call on the current grain; after a failure, reopens on a new grain, replays, and retries.
+        private async Task<T> WithReplay<T>(Func<Task<T>> call, CancellationToken ct, string what)
+        {
+            for (; ; _attempt++)
+            {
+                ct.ThrowIfCancellationRequested();
+                try
+                {
+                    if (_grain == null || _attempt > 0 && _needsReopen) { await OpenOnNewGrain(); _needsReopen = false; }
+                    return await call();
+                }
+                catch (Exception e) when (!ct.IsCancellationRequested && _attempt + 1 < source.MaxAttempts)
+                {
+                    Interlocked.Increment(ref source._replays);
+                    source._log?.LogWarning("episode {Key}: {What} failed ({Error}); replaying on a new grain", key, what, e.Message);
+                    _needsReopen = true;
+                }
+            }
+        }
+
+        private bool _needsReopen;
+
+        public async Task<EpisodeReply> StepAsync(string assistantText, bool final, CancellationToken ct)
+        {
+            if (_failure != null) return EpisodeReply.End;
+            try
+            {
+                var r = await WithReplay(() => _grain.Step(assistantText, final), ct, "step");
+                _turns.Add((assistantText, final));
+                return r.Done ? EpisodeReply.End : new EpisodeReply(false, r.Reply.Select(Unwire).ToList());
+            }
+            catch (Exception e) when (!ct.IsCancellationRequested)
+            {
+                _failure = $"environment failed at turn {_turns.Count + 1}: {e.Message}";
+                return EpisodeReply.End;
+            }
+        }
+
+        public async Task<RlGrade> GradeAsync(bool truncated, CancellationToken ct)
+        {
+            if (_failure != null) return new RlGrade(0, new Dictionary<string, double> { ["environment_error"] = 1 }, _failure);
+            try
+            {
+                var g = await WithReplay(() => _grain.Grade(truncated), ct, "grade");
+                return new RlGrade(g.Reward, g.Components, g.Reason, g.Evidence);
+            }
+            catch (Exception e) when (!ct.IsCancellationRequested)
+            {
+                return new RlGrade(0, new Dictionary<string, double> { ["environment_error"] = 1 }, $"grading failed: {e.Message}");
+            }
+        }
+    }
+}

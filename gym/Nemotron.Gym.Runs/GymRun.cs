@@ -1,0 +1,132 @@
+using Nemotron.Gym.Grains;
+using Nemotron.Gym.Kernels;
+using Nemotron.Gym.Policy.Chat;
+using Nemotron.Gym.Policy.Checkpoints;
+using Nemotron.Gym.Policy.Config;
+using Nemotron.Gym.Policy.Model;
+using Nemotron.Gym.Policy.Rl;
+using Nemotron.Gym.Policy.Training;
+using Nemotron.Gym.Store;
+
+namespace Nemotron.Gym.Runs;
+
+/// <summary>
+/// A multi-environment RLVR run: tasks from a blend of environments (through the environment grains), episodes
+/// on episode grains, the GRPO trainer in this process, every rollout and step's metrics in the store, and the
+/// run's lifecycle in its run grain. Running it again after an interruption (Ctrl-C, a crash, a restarted host)
+/// resumes from the last checkpoint: the store drops the rollouts of steps after it, which are then redone.
+/// </summary>
+public static class GymRun
+{
+    /// <summary>The task sets of the run's training split.</summary>
+    public static IEnumerable<TaskSetSpec> TrainSets(GymRunConfig cfg) =>
+        cfg.Environments.Select(e => new TaskSetSpec(e.Name, e.Settings, "train", e.TrainTasks, cfg.Seed));
+
+    /// <summary>The held-out task sets.</summary>
+    public static IEnumerable<TaskSetSpec> EvalSets(GymRunConfig cfg) =>
+        cfg.Environments.Where(e => e.EvalTasks > 0).Select(e => new TaskSetSpec(e.Name, e.Settings, e.EvalSplit, e.EvalTasks, cfg.Seed + 1000));
+
+    /// <summary>Runs or resumes the run of <paramref name="cfg"/> on the cluster behind <paramref name="grains"/>.</summary>
+    public static async Task<RlOutcome> RunAsync(GymRunConfig cfg, IComputeBackend backend, IGrainFactory grains, IRolloutStore store, IRlObserver progress, CancellationToken cancellation)
+    {
+        string runId = cfg.RunId;
+        string yaml = YamlConfig.ToYaml(cfg);
+        var run = grains.GetGrain<IRunGrain>(runId);
+        var info = await run.Create(yaml, cfg.Train.Steps);
+        Directory.CreateDirectory(cfg.Out);
+        File.WriteAllText(Path.Combine(cfg.Out, "config.yaml"), yaml);
+        int resumeStep = ResumeStep(cfg.Out);
+        if (info.Status != RunStatus.Completed) info = await run.Start(resumeStep);
+        await store.PutRunAsync(Record(info), cancellation);
+
+        await store.DeleteRolloutsAfterAsync(runId, resumeStep, cancellation);
+        try
+        {
+            var (model, tokenizer) = Checkpoint.Load(cfg.Init, backend);
+            using (model)
+            {
+                using var reference = cfg.Grpo.KlBeta > 0 ? Checkpoint.Load(cfg.Init, backend).Model : null;
+                var source = await GrainEpisodeSource.CreateAsync(grains, $"{runId}/train", TrainSets(cfg));
+                var heldout = await GrainEpisodeSource.CreateAsync(grains, $"{runId}/eval", EvalSets(cfg));
+                progress.OnMessage($"run {runId}: {string.Join(", ", cfg.Environments.Select(e => $"{e.Name} (weight {e.Weight}, {source.Tasks.Count(t => t.Environment == e.Name)} tasks)"))}; " +
+                    $"{heldout.Tasks.Count} held-out tasks; store {Describe(cfg.StoreConnection)}" + (resumeStep > 0 ? $"; resuming after step {resumeStep}" : ""));
+                var observer = new RunObserver(progress, store, run, runId);
+                var blend = cfg.Environments.ToDictionary(e => e.Name, e => e.Weight);
+                var trainer = new GrpoTrainer(model, tokenizer, cfg.Grpo, cfg.Rollout, cfg.Train, cfg.Out, cfg.Seed, observer, reference, blend);
+                var outcome = await trainer.RunAsync(source, HeldOutReward(heldout, new ChatTemplate(tokenizer), cfg.Rollout), cancellation);
+                observer.Flush();
+                if (info.Status != RunStatus.Completed)
+                    info = outcome.Interrupted ? await run.Pause() : await run.Complete(outcome.FinalCheckpoint);
+                await store.PutRunAsync(Record(info), CancellationToken.None);
+                return outcome;
+            }
+        }
+        catch (Exception e) when (e is not OperationCanceledException)
+        {
+            info = await run.Fail(e.Message);
+            await store.PutRunAsync(Record(info), CancellationToken.None);
+            throw;
+        }
+    }
+
+    /// <summary>Mean greedy reward per environment over the held-out tasks (one episode each).</summary>
+    public static RlEvaluator HeldOutReward(GrainEpisodeSource heldout, ChatTemplate template, RolloutSettings rollout) => async (model, cancellation) =>
+    {
+        var greedy = new RolloutSettings { MaxNewTokens = rollout.MaxNewTokens, MaxTurns = rollout.MaxTurns, MaxBatch = rollout.MaxBatch, Temperature = 0 };
+        var collector = new RolloutCollector(model, template, greedy);
+        var (groups, _) = await collector.CollectAsync(heldout.Tasks, 1, heldout, seed: 1, cancellation);
+        return groups.SelectMany(g => g.Rollouts).GroupBy(r => r.Task.Environment).OrderBy(g => g.Key, StringComparer.Ordinal)
+            .ToDictionary(g => g.Key, g => g.Average(r => r.Grade.Reward));
+    };
+
+    /// <summary>The step of the latest resumable checkpoint in a run folder (0: none).</summary>
+    public static int ResumeStep(string runDirectory)
+    {
+        var latest = TrainingLoop.LatestCheckpoint(runDirectory);
+        if (latest == null) return 0;
+        return Checkpoint.ReadJson(Path.Combine(latest, Checkpoint.StateFile))["step"]?.GetValue<int>() ?? 0;
+    }
+
+    internal static RunRecord Record(RunInfo i) => new(i.RunId, i.Status.ToString().ToLowerInvariant(), i.Step, i.TotalSteps, i.ConfigYaml, i.Created, i.Updated);
+
+    private static string Describe(string connection) => connection.StartsWith("postgres:", StringComparison.Ordinal) ? "postgres" : connection;
+
+    /// <summary>Writes what the trainer reports to the store and the run grain, and passes it on.</summary>
+    private sealed class RunObserver(IRlObserver inner, IRolloutStore store, IRunGrain run, string runId) : IRlObserver
+    {
+        public void OnStep(GrpoStepMetrics m, int totalSteps)
+        {
+            store.PutStepMetricsAsync(runId, m.Step, Nemotron.Gym.Policy.JsonText.Line(m.ToJson())).GetAwaiter().GetResult();
+            run.ReportStep(m.Step, null).GetAwaiter().GetResult();
+            inner.OnStep(m, totalSteps);
+        }
+
+        public void OnEval(int step, IReadOnlyDictionary<string, double> scores) => inner.OnEval(step, scores);
+        public void OnMessage(string message) => inner.OnMessage(message);
+
+        public void OnRollouts(int step, IReadOnlyList<RolloutGroup> groups)
+        {
+            var now = DateTimeOffset.UtcNow;
+            var rows = groups.SelectMany(g => g.Rollouts).Select(r => new StoredRollout
+            {
+                RunId = runId, Step = step, TaskId = r.Task.Id, Environment = r.Task.Environment, SampleIndex = r.SampleIndex,
+                Tokens = r.Tokens, Generated = r.Generated, SamplerLogProbs = r.SamplerLogProbs,
+                Messages = r.Messages.Select(m => new StoredMessage(m.Role, m.Content, m.ReasoningContent,
+                    m.ToolCalls is { Count: > 0 } c ? System.Text.Json.JsonSerializer.Serialize(c) : null, m.ToolCallId)).ToList(),
+                Reward = r.Grade.Reward, ShapedReward = r.Reward, Components = r.Grade.Components, Reason = r.Grade.Reason,
+                Evidence = r.Grade.Evidence ?? new Dictionary<string, string>(), Truncated = r.Truncated, Turns = r.Turns,
+                GenerateSeconds = 0, EnvironmentSeconds = r.EnvironmentSeconds, CreatedAt = now,
+            }).ToList();
+            store.AddRolloutsAsync(rows).GetAwaiter().GetResult();
+            inner.OnRollouts(step, groups);
+        }
+
+        public void OnCheckpoint(int step, string directory)
+        {
+            run.ReportStep(step, directory).GetAwaiter().GetResult();
+            inner.OnCheckpoint(step, directory);
+        }
+
+        public void Flush() { }
+    }
+}
