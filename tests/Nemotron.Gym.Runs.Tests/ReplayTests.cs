@@ -1,0 +1,41 @@
+using Nemotron.Gym.Grains;
+using Nemotron.Gym.Runs;
+
+namespace Nemotron.Gym.Runs.Tests;
+
+public sealed class ReplayTests
+{
+    [Fact]
+    public async Task AnEpisodeWhoseGrainWasLostIsReplayedOnANewGrainAndFinishes()
+    {
+        var plugins = Path.Combine(new DirectoryInfo(AppContext.BaseDirectory).Parent!.Parent!.Parent!.Parent!.Parent!.FullName,
+            "gym", "Nemotron.Gym.Cli", "bin", AppContext.BaseDirectory.Contains("/Release/") ? "Release" : "Debug", "net10.0", "plugins");
+        var state = Path.Combine(Path.GetTempPath(), $"gym-replay-{Guid.NewGuid():N}.db");
+        var silo = await GymSilo.StartAsync(new GymSiloOptions { SiloPort = 21211, GatewayPort = 31100, PluginFolders = [plugins], StateStorage = "sqlite:" + state });
+        try
+        {
+            var grains = (IGrainFactory)silo.Services.GetService(typeof(IGrainFactory))!;
+            var set = new TaskSetSpec("tool_use", new Dictionary<string, string> { ["difficulty"] = "1" }, "train", 3, 1);
+            var source = await GrainEpisodeSource.CreateAsync(grains, "replay", [set]);
+            var episode = await source.OpenAsync(source.Tasks[0], 0, 7, default);
+            var reply = await episode.StepAsync("<tool_call>{\"name\": \"calculator\", \"arguments\": {\"expression\": \"6*7\"}}</tool_call><|end|>", false, default);
+            Assert.False(reply.Done);
+            Assert.Contains("42", reply.Reply[0].Content);
+
+            // Every idle activation goes, as when its silo dies: the episode's state is gone with it.
+            await grains.GetGrain<IManagementGrain>(0).ForceActivationCollection(TimeSpan.Zero);
+
+            var end = await episode.StepAsync("The answer is 42.<|end|>", true, default);
+            Assert.True(end.Done);
+            var grade = await episode.GradeAsync(false, default);
+            Assert.Equal(1, source.Replays);
+            Assert.DoesNotContain("environment_error", grade.Components.Keys);
+        }
+        finally
+        {
+            await silo.StopAsync();
+            silo.Dispose();
+            File.Delete(state);
+        }
+    }
+}

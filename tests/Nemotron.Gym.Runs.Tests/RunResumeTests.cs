@@ -1,0 +1,103 @@
+using Microsoft.Extensions.Hosting;
+using Nemotron.Gym.Grains;
+using Nemotron.Gym.Kernels.Cpu;
+using Nemotron.Gym.Policy.Checkpoints;
+using Nemotron.Gym.Policy.Model;
+using Nemotron.Gym.Policy.Rl;
+using Nemotron.Gym.Policy.Tokenization;
+using Nemotron.Gym.Runs;
+using Nemotron.Gym.Store;
+
+namespace Nemotron.Gym.Runs.Tests;
+
+public sealed class RunResumeTests : IDisposable
+{
+    private readonly string _dir = Directory.CreateTempSubdirectory("gym-run-").FullName;
+
+    public void Dispose() => Directory.Delete(_dir, true);
+
+    private static string Plugins()
+    {
+        var dir = new DirectoryInfo(AppContext.BaseDirectory);
+        while (dir != null && !File.Exists(Path.Combine(dir.FullName, "Nemotron.Gym.sln"))) dir = dir.Parent;
+        var config = AppContext.BaseDirectory.Contains($"{Path.DirectorySeparatorChar}Release{Path.DirectorySeparatorChar}") ? "Release" : "Debug";
+        return Path.Combine(dir!.FullName, "gym", "Nemotron.Gym.Cli", "bin", config, "net10.0", "plugins");
+    }
+
+    private sealed class Recorder(int cancelAfter, CancellationTokenSource cts) : IRlObserver
+    {
+        public readonly Dictionary<int, int> RolloutsPerStep = new();
+        public readonly List<string> Messages = new();
+        public void OnStep(GrpoStepMetrics m, int totalSteps) { if (m.Step == cancelAfter) cts.Cancel(); }
+        public void OnEval(int step, IReadOnlyDictionary<string, double> scores) { }
+        public void OnMessage(string message) => Messages.Add(message);
+        public void OnRollouts(int step, IReadOnlyList<RolloutGroup> groups) => RolloutsPerStep[step] = groups.Sum(g => g.Rollouts.Count);
+    }
+
+    private async Task<(RlOutcome Outcome, Recorder Seen, RunInfo Info)> RunOnce(GymRunConfig cfg, int cancelAfter)
+    {
+        // Each call is a fresh host: a silo started, the run driven, the silo stopped (a restarted host between calls).
+        var silo = await GymSilo.StartAsync(new GymSiloOptions
+        {
+            SiloPort = 21111, GatewayPort = 31000, PluginFolders = [Plugins()], StateStorage = "sqlite:" + Path.Combine(_dir, "gym-state.db"),
+        });
+        try
+        {
+            var grains = (IGrainFactory)silo.Services.GetService(typeof(IGrainFactory))!;
+            using var cts = new CancellationTokenSource();
+            var seen = new Recorder(cancelAfter, cts);
+            await using var store = await RolloutStores.OpenAsync(cfg.StoreConnection);
+            using var backend = new CpuBackend();
+            var outcome = await GymRun.RunAsync(cfg, backend, grains, store, seen, cts.Token);
+            var info = (await grains.GetGrain<IRunGrain>(cfg.RunId).Get())!;
+            return (outcome, seen, info);
+        }
+        finally
+        {
+            await silo.StopAsync();
+            silo.Dispose();
+        }
+    }
+
+    [Fact]
+    public async Task AnInterruptedRunResumesAfterARestartFromItsLastCheckpointAndStoresEveryRolloutOnce()
+    {
+        using (var backend = new CpuBackend())
+        using (var model = new GptModel(backend, new GptConfig(Layers: 1, Width: 32, Heads: 2, Context: 256)))
+        {
+            model.InitializeWeights(3);
+            Checkpoint.Save(Path.Combine(_dir, "sft"), model, new ByteTokenizer());
+        }
+        var cfg = new GymRunConfig
+        {
+            Out = Path.Combine(_dir, "runs", "resume"), Init = Path.Combine(_dir, "sft"), Device = "cpu", Seed = 5,
+            Environments =
+            [
+                new BlendEntry { Name = "math", Weight = 1, Settings = new() { ["difficulty"] = "1" }, TrainTasks = 20, EvalTasks = 2 },
+                new BlendEntry { Name = "reasoning", Weight = 1, Settings = new() { ["difficulty"] = "1" }, TrainTasks = 20, EvalTasks = 2 },
+            ],
+            Grpo = new GrpoSettings { TasksPerStep = 2, GroupSize = 2, DynamicFiltering = false },
+            Rollout = new RolloutSettings { MaxNewTokens = 8 },
+            Train = new RlTrainSettings { Steps = 3, EvalEvery = 3, CheckpointEvery = 1, WarmupSteps = 0 },
+        };
+
+        var (first, seen1, info1) = await RunOnce(cfg, cancelAfter: 2);
+        Assert.True(first.Interrupted);
+        Assert.Equal((RunStatus.Paused, 2), (info1.Status, info1.Step));
+        Assert.Equal([1, 2], seen1.RolloutsPerStep.Keys.Order());
+
+        var (second, seen2, info2) = await RunOnce(cfg, cancelAfter: -1);
+        Assert.False(second.Interrupted);
+        Assert.Contains(seen2.Messages, m => m.Contains("resumed from") && m.Contains("at step 2"));
+        Assert.Equal([3], seen2.RolloutsPerStep.Keys);
+        Assert.Equal(RunStatus.Completed, info2.Status);
+
+        await using var store = await RolloutStores.OpenAsync(cfg.StoreConnection);
+        var all = await store.ReadRolloutsAsync(new RolloutQuery("resume")).ToListAsync();
+        Assert.Equal(seen1.RolloutsPerStep.Values.Sum() + seen2.RolloutsPerStep.Values.Sum(), all.Count);
+        Assert.Equal(all.Count, all.Select(r => (r.Step, r.TaskId, r.SampleIndex)).Distinct().Count());
+        Assert.Equal([1, 2, 3], (await store.ReadStepMetricsAsync("resume").ToListAsync()).Select(m => m.Step));
+        Assert.Equal("completed", Assert.Single(await store.ListRunsAsync()).Status);
+        Assert.All(all, r => Assert.Contains(r.Environment, new[] { "math", "reasoning" }));
+    }
+}
