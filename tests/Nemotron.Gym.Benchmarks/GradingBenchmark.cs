@@ -86,10 +86,11 @@ public sealed class GradingBenchmark : IBenchmark
         return latencies;
     }
 
-    private static string PluginsFolder()
+    internal static string PluginsFolder()
     {
         var dir = new DirectoryInfo(AppContext.BaseDirectory);
         while (dir != null && !File.Exists(Path.Combine(dir.FullName, "Nemotron.Gym.sln"))) dir = dir.Parent;
+        dir ??= new DirectoryInfo(Environment.CurrentDirectory); // a build placed outside the repository: run it from the root
         var config = AppContext.BaseDirectory.Contains($"{Path.DirectorySeparatorChar}Release{Path.DirectorySeparatorChar}") ? "Release" : "Debug";
         var folder = Path.Combine(dir!.FullName, "gym", "Nemotron.Gym.Cli", "bin", config, "net10.0", "plugins");
         if (!Directory.Exists(folder)) throw new DirectoryNotFoundException($"{folder} is missing: build gym/Nemotron.Gym.Cli first");
