@@ -8,11 +8,41 @@ cd "$(dirname "$0")"
 # Each area lists what its tests need; the list is installed in one apt call when anything is missing.
 apt_packages=()
 
+# kernels: NVRTC, so the CUDA kernels are compiled (not run) on machines with no GPU. Debian ships it in
+# its non-free component, which the stock sources leave out.
+apt_packages+=(libnvrtc11.2)
+nonfree_sources=/etc/apt/sources.list.d/nemotron-gym-non-free.sources
+
+# Adds a sources entry with contrib and non-free (main is already there) for the same mirror and suite as the machine's
+# existing Debian source (deb822 or one-line format), once.
+add_debian_non_free() {
+  [ -e "$nonfree_sources" ] && return 0
+  local uri="" suite=""
+  if [ -r /etc/apt/sources.list.d/debian.sources ]; then
+    # The first stanza that is not the security archive.
+    read -r uri suite < <(awk '
+      /^URIs:/ {u=$2} /^Suites:/ {s=$2}
+      /^$/ { if (u != "" && u !~ /security/) { print u, s; found=1; exit } u=""; s="" }
+      END { if (!found && u != "" && u !~ /security/) print u, s }' /etc/apt/sources.list.d/debian.sources) || true
+  fi
+  if [ -z "$uri" ] && [ -r /etc/apt/sources.list ]; then
+    read -r uri suite < <(awk '$1 == "deb" && $2 !~ /security/ { print $2, $3; exit }' /etc/apt/sources.list) || true
+  fi
+  if [ -z "$uri" ]; then
+    uri=http://deb.debian.org/debian
+    suite=$(. /etc/os-release && echo "$VERSION_CODENAME")
+  fi
+  echo "test.sh: adding Debian non-free ($uri $suite) for libnvrtc11.2 in $nonfree_sources"
+  printf 'Types: deb\nURIs: %s\nSuites: %s\nComponents: contrib non-free\nSigned-By: /usr/share/keyrings/debian-archive-keyring.gpg\n' \
+    "$uri" "$suite" | $sudo tee "$nonfree_sources" >/dev/null
+}
+
+sudo=""; [ "$(id -u)" = 0 ] || sudo="sudo"
 if [ ${#apt_packages[@]} -gt 0 ]; then
   missing=()
   for p in "${apt_packages[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
   if [ ${#missing[@]} -gt 0 ]; then
-    sudo=""; [ "$(id -u)" = 0 ] || sudo="sudo"
+    [[ " ${missing[*]} " == *" libnvrtc11.2 "* ]] && add_debian_non_free
     $sudo apt-get update -q
     DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q --no-install-recommends "${missing[@]}"
   fi

@@ -9,13 +9,22 @@ internal static class Backends
 {
     public static IComputeBackend Create(string device, int threads)
     {
-        IComputeBackend backend = device switch
+        IComputeBackend backend;
+        string why = "";
+        switch (device)
         {
-            "cpu" or "auto" => new CpuBackend(threads),
-            "cuda" => throw new CliException("--device cuda: this build has no CUDA backend yet"),
-            _ => throw new CliException($"--device: expected cpu, cuda or auto, got '{device}'"),
-        };
-        AnsiConsole.MarkupLineInterpolated($"[grey]device:[/] {backend.Description}");
+            case "cpu": backend = new CpuBackend(threads); break;
+            case "cuda":
+                backend = Nemotron.Gym.Kernels.Cuda.CudaBackend.TryCreate(out string reason) ?? throw new CliException($"--device cuda: {reason}");
+                break;
+            case "auto":
+                // CUDA when a device and driver are found, else the CPU backend (and why).
+                backend = (IComputeBackend?)Nemotron.Gym.Kernels.Cuda.CudaBackend.TryCreate(out string r) ?? new CpuBackend(threads);
+                if (backend is CpuBackend) why = $" (no CUDA: {r})";
+                break;
+            default: throw new CliException($"--device: expected cpu, cuda or auto, got '{device}'");
+        }
+        AnsiConsole.MarkupLineInterpolated($"[grey]device:[/] {backend.Description}{why}");
         return backend;
     }
 }
