@@ -6,7 +6,7 @@ cd "$(dirname "$0")"
 
 # ---- system packages -------------------------------------------------------------------------
 # Each area lists what its tests need; the list is installed in one apt call when anything is missing.
-apt_packages=()
+apt_packages=(postgresql)
 
 # kernels: NVRTC, so the CUDA kernels are compiled (not run) on machines with no GPU. Debian ships it in
 # its non-free component, which the stock sources leave out.

@@ -1,61 +1,90 @@
 namespace Nemotron.Gym.Store;
 
-/// <summary>One chat message of a stored rollout (tool calls as JSON).</summary>
+/// <summary>
+/// One chat message of a stored rollout. <paramref name="ToolCallsJson"/> is a JSON array of calls, each
+/// <c>{"Id": ..., "Name": ..., "Arguments": {...}}</c> (what the plugin API's tool-call record serializes to); the
+/// JSONL exporter also understands lower-case names, <c>ArgumentsJson</c> strings and OpenAI's <c>function</c> shape.
+/// </summary>
 public sealed record StoredMessage(string Role, string Content, string? Reasoning = null, string? ToolCallsJson = null, string? ToolCallId = null);
 
-/// <summary>One rollout as stored: its tokens, the sampler's log-probabilities, the conversation, the grade, timings.</summary>
+/// <summary>
+/// One rollout as stored: who produced it (run, step, task, sample), the exact token ids with the sampler's
+/// log-probabilities, the conversation, the grade and timings. (RunId, Step, TaskId, SampleIndex) is its key.
+/// </summary>
 public sealed record StoredRollout
 {
+    /// <summary>The run that produced it.</summary>
     public required string RunId { get; init; }
+    /// <summary>The training step it was generated for.</summary>
     public required int Step { get; init; }
+    /// <summary>The task (one dataset line) it answers.</summary>
     public required string TaskId { get; init; }
+    /// <summary>The environment that graded it.</summary>
     public required string Environment { get; init; }
+    /// <summary>Its index within the task's group of samples.</summary>
     public required int SampleIndex { get; init; }
+    /// <summary>Every token of the episode (prompt, completions, environment turns) as the policy saw it.</summary>
     public required int[] Tokens { get; init; }
-    /// <summary>1 where the policy generated the token.</summary>
+    /// <summary>Per token of <see cref="Tokens"/>: 1 where the policy generated it, 0 where the prompt or environment did.</summary>
     public required byte[] Generated { get; init; }
+    /// <summary>Per token of <see cref="Tokens"/>: the sampler's log-probability (0 where not generated).</summary>
     public required float[] SamplerLogProbs { get; init; }
+    /// <summary>The conversation.</summary>
     public required IReadOnlyList<StoredMessage> Messages { get; init; }
     /// <summary>The environment's reward.</summary>
     public required double Reward { get; init; }
-    /// <summary>After truncation and length shaping: what the advantages used.</summary>
+    /// <summary>The reward after truncation and length shaping: what the advantages used.</summary>
     public required double ShapedReward { get; init; }
+    /// <summary>The grade's named parts.</summary>
     public required IReadOnlyDictionary<string, double> Components { get; init; }
+    /// <summary>Why the grade is what it is, for people.</summary>
     public required string Reason { get; init; }
+    /// <summary>What the grade was based on (extracted answer, test output, judge verdict, ...).</summary>
     public required IReadOnlyDictionary<string, string> Evidence { get; init; }
+    /// <summary>Whether the episode hit a length or turn limit.</summary>
     public required bool Truncated { get; init; }
+    /// <summary>Policy turns in the episode.</summary>
     public required int Turns { get; init; }
+    /// <summary>Seconds spent generating.</summary>
     public required double GenerateSeconds { get; init; }
+    /// <summary>Seconds spent in the environment (tools, sandbox, grading).</summary>
     public required double EnvironmentSeconds { get; init; }
+    /// <summary>When it was stored (kept with its offset).</summary>
     public required DateTimeOffset CreatedAt { get; init; }
 
-    /// <summary>Tokens the policy generated.</summary>
+    /// <summary>How many tokens the policy generated.</summary>
     public int GeneratedTokens => Generated.Count(g => g != 0);
 }
 
 /// <summary>A run as the store lists it.</summary>
 public sealed record RunRecord(string RunId, string Status, int Step, int TotalSteps, string ConfigYaml, DateTimeOffset Created, DateTimeOffset Updated);
 
-/// <summary>Which rollouts to read.</summary>
+/// <summary>Which rollouts of a run to read; steps are inclusive, <paramref name="Limit"/> counts rollouts.</summary>
 public sealed record RolloutQuery(string RunId, int? FromStep = null, int? ToStep = null, string? Environment = null, int? Limit = null);
 
-/// <summary>Where a run's rollouts and step metrics live.</summary>
+/// <summary>
+/// Where a run's rollouts, step metrics and run records live. Every method is safe to call from several threads,
+/// and several processes may write one store at once.
+/// </summary>
 public interface IRolloutStore : IAsyncDisposable
 {
-    /// <summary>Adds rollouts in one transaction; one whose (run, step, task, sample) is stored already is skipped. Returns how many were new.</summary>
+    /// <summary>
+    /// Adds rollouts in one transaction. Idempotent: a rollout whose (RunId, Step, TaskId, SampleIndex) is stored
+    /// already is skipped (a retried step, a second import). Returns how many were new.
+    /// </summary>
     Task<int> AddRolloutsAsync(IReadOnlyList<StoredRollout> rollouts, CancellationToken ct = default);
-    /// <summary>Stores (or replaces) a step's metrics line.</summary>
+    /// <summary>Stores (or replaces) a step's metrics, a JSON object as text.</summary>
     Task PutStepMetricsAsync(string runId, int step, string metricsJson, CancellationToken ct = default);
     /// <summary>A run's step metrics in step order.</summary>
     IAsyncEnumerable<(int Step, string MetricsJson)> ReadStepMetricsAsync(string runId, CancellationToken ct = default);
-    /// <summary>Rollouts ordered by step, task and sample.</summary>
+    /// <summary>Rollouts ordered by step, task id (ordinal) and sample index.</summary>
     IAsyncEnumerable<StoredRollout> ReadRolloutsAsync(RolloutQuery query, CancellationToken ct = default);
     /// <summary>How many rollouts a run has.</summary>
     Task<long> CountRolloutsAsync(string runId, CancellationToken ct = default);
-    /// <summary>Stores (or updates) a run.</summary>
+    /// <summary>Stores (or updates) a run; an update keeps the first <see cref="RunRecord.Created"/>.</summary>
     Task PutRunAsync(RunRecord run, CancellationToken ct = default);
-    /// <summary>Every run.</summary>
+    /// <summary>Every run, oldest first.</summary>
     Task<IReadOnlyList<RunRecord>> ListRunsAsync(CancellationToken ct = default);
-    /// <summary>Drops the rollouts and metrics of steps after <paramref name="step"/> (a resumed run redoes them).</summary>
+    /// <summary>Drops a run's rollouts and step metrics of steps after <paramref name="step"/>: a resumed run redoes those steps.</summary>
     Task DeleteRolloutsAfterAsync(string runId, int step, CancellationToken ct = default);
 }

@@ -2,32 +2,66 @@ using MessagePack;
 
 namespace Nemotron.Gym.Store;
 
-/// <summary>The bulky part of a rollout, stored as one MessagePack blob (LZ4-compressed) beside its query columns.</summary>
+/// <summary>
+/// The bulky part of a rollout, stored as one LZ4-compressed MessagePack blob beside the rollout's query columns.
+/// Keys are positions in a MessagePack array: a later version appends keys and never renumbers, so old blobs still read.
+/// </summary>
 [MessagePackObject]
 public sealed class RolloutBlob
 {
+    /// <summary>See <see cref="StoredRollout.Tokens"/>.</summary>
     [Key(0)] public int[] Tokens { get; set; } = [];
+    /// <summary>See <see cref="StoredRollout.Generated"/>.</summary>
     [Key(1)] public byte[] Generated { get; set; } = [];
+    /// <summary>See <see cref="StoredRollout.SamplerLogProbs"/>.</summary>
     [Key(2)] public float[] SamplerLogProbs { get; set; } = [];
-    [Key(3)] public List<string?[]> Messages { get; set; } = [];
+    /// <summary>See <see cref="StoredRollout.Messages"/>.</summary>
+    [Key(3)] public BlobMessage[] Messages { get; set; } = [];
+    /// <summary>See <see cref="StoredRollout.Components"/>.</summary>
     [Key(4)] public Dictionary<string, double> Components { get; set; } = [];
+    /// <summary>See <see cref="StoredRollout.Evidence"/>.</summary>
     [Key(5)] public Dictionary<string, string> Evidence { get; set; } = [];
+    /// <summary>See <see cref="StoredRollout.GenerateSeconds"/>.</summary>
     [Key(6)] public double GenerateSeconds { get; set; }
+    /// <summary>See <see cref="StoredRollout.EnvironmentSeconds"/>.</summary>
     [Key(7)] public double EnvironmentSeconds { get; set; }
 
+    // Untrusted-data security: a store file may come from elsewhere (an import, a copied run folder).
     private static readonly MessagePackSerializerOptions Options = MessagePackSerializerOptions.Standard
         .WithCompression(MessagePackCompression.Lz4BlockArray).WithSecurity(MessagePackSecurity.UntrustedData);
 
+    /// <summary>The blob of a rollout.</summary>
     public static byte[] Pack(StoredRollout r) => MessagePackSerializer.Serialize(new RolloutBlob
     {
         Tokens = r.Tokens, Generated = r.Generated, SamplerLogProbs = r.SamplerLogProbs,
-        Messages = r.Messages.Select(m => new[] { m.Role, m.Content, m.Reasoning, m.ToolCallsJson, m.ToolCallId }).ToList(),
+        Messages = [.. r.Messages.Select(m => new BlobMessage { Role = m.Role, Content = m.Content, Reasoning = m.Reasoning, ToolCallsJson = m.ToolCallsJson, ToolCallId = m.ToolCallId })],
         Components = new(r.Components), Evidence = new(r.Evidence), GenerateSeconds = r.GenerateSeconds, EnvironmentSeconds = r.EnvironmentSeconds,
     }, Options);
 
+    /// <summary>Reads a blob; <paramref name="where"/> names the rollout in the error when the bytes are not one.</summary>
     public static RolloutBlob Unpack(byte[] bytes, string where)
     {
         try { return MessagePackSerializer.Deserialize<RolloutBlob>(bytes, Options); }
         catch (MessagePackSerializationException e) { throw new InvalidDataException($"{where}: the rollout blob is unreadable ({e.Message})", e); }
     }
+
+    /// <summary>The messages as the record has them.</summary>
+    public IReadOnlyList<StoredMessage> ToMessages() =>
+        [.. Messages.Select(m => new StoredMessage(m.Role, m.Content, m.Reasoning, m.ToolCallsJson, m.ToolCallId))];
+}
+
+/// <summary>One message inside a <see cref="RolloutBlob"/>.</summary>
+[MessagePackObject]
+public sealed class BlobMessage
+{
+    /// <summary>See <see cref="StoredMessage.Role"/>.</summary>
+    [Key(0)] public string Role { get; set; } = "";
+    /// <summary>See <see cref="StoredMessage.Content"/>.</summary>
+    [Key(1)] public string Content { get; set; } = "";
+    /// <summary>See <see cref="StoredMessage.Reasoning"/>.</summary>
+    [Key(2)] public string? Reasoning { get; set; }
+    /// <summary>See <see cref="StoredMessage.ToolCallsJson"/>.</summary>
+    [Key(3)] public string? ToolCallsJson { get; set; }
+    /// <summary>See <see cref="StoredMessage.ToolCallId"/>.</summary>
+    [Key(4)] public string? ToolCallId { get; set; }
 }

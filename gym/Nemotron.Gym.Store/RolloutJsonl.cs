@@ -1,159 +1,514 @@
+using System.Buffers;
+using System.Globalization;
 using System.Runtime.CompilerServices;
+using System.Text;
+using System.Text.Encodings.Web;
 using System.Text.Json;
 using System.Text.Json.Nodes;
 
 namespace Nemotron.Gym.Store;
 
 /// <summary>
-/// Rollouts as JSONL in NeMo-Gym's rollout shape: per line `responses_create_params.input` (the prompt messages),
-/// `response.output` (the episode as Responses-API items: reasoning, assistant messages, function calls and their
-/// outputs) and `reward`. Our own fields (tokens, sampler log-probabilities, components, evidence, ...) sit under
-/// `nemotron_gym`, so an export imports back exactly while NeMo-Gym readers see the fields they know.
+/// Rollouts as JSONL in NeMo-Gym's rollout shape, one rollout per line:
+/// <c>responses_create_params.input</c> (the prompt messages), <c>response.output</c> (the episode as Responses-API
+/// items: <c>reasoning</c>, assistant <c>message</c>, <c>function_call</c>, <c>function_call_output</c>) and
+/// <c>reward</c>. Our own fields (ids, tokens, generated mask, sampler log-probabilities, components, reason,
+/// evidence, truncation, turns, timings and the exact messages) sit under <c>nemotron_gym</c>, so an export imports
+/// back exactly while a NeMo-Gym reader sees the fields it knows.
 /// </summary>
 public static class RolloutJsonl
 {
-    private static readonly JsonSerializerOptions Compact = new() { WriteIndented = false };
+    /// <summary>The field that holds our own data on each line.</summary>
+    public const string ExtrasField = "nemotron_gym";
+
+    private static readonly JsonWriterOptions WriterOptions = new() { Encoder = JavaScriptEncoder.UnsafeRelaxedJsonEscaping };
 
     /// <summary>Writes one line per rollout.</summary>
     public static async Task ExportAsync(IAsyncEnumerable<StoredRollout> rollouts, TextWriter writer, CancellationToken ct = default)
     {
+        var buffer = new ArrayBufferWriter<byte>();
         await foreach (var r in rollouts.WithCancellation(ct))
-            await writer.WriteLineAsync(ToJson(r).ToJsonString(Compact));
+        {
+            buffer.ResetWrittenCount();
+            using (var json = new Utf8JsonWriter(buffer, WriterOptions)) WriteLine(json, r);
+            await writer.WriteLineAsync(Encoding.UTF8.GetString(buffer.WrittenSpan).AsMemory(), ct);
+        }
         await writer.FlushAsync(ct);
     }
 
-    /// <summary>One rollout as a NeMo-Gym rollout line.</summary>
-    public static JsonObject ToJson(StoredRollout r)
-    {
-        // The prompt is everything before the first assistant turn; the response is the rest.
-        int firstAssistant = r.Messages.ToList().FindIndex(m => m.Role == "assistant");
-        var prompt = firstAssistant < 0 ? r.Messages : r.Messages.Take(firstAssistant).ToList();
-        var rest = firstAssistant < 0 ? [] : r.Messages.Skip(firstAssistant).ToList();
-        var output = new JsonArray();
-        foreach (var m in rest)
-        {
-            if (m.Role == "assistant")
-            {
-                if (!string.IsNullOrEmpty(m.Reasoning))
-                    output.Add(new JsonObject { ["type"] = "reasoning", ["summary"] = new JsonArray(new JsonObject { ["type"] = "summary_text", ["text"] = m.Reasoning }) });
-                if (m.Content.Length > 0 || string.IsNullOrEmpty(m.ToolCallsJson))
-                    output.Add(new JsonObject { ["type"] = "message", ["role"] = "assistant", ["content"] = new JsonArray(new JsonObject { ["type"] = "output_text", ["text"] = m.Content }) });
-                if (!string.IsNullOrEmpty(m.ToolCallsJson) && JsonNode.Parse(m.ToolCallsJson) is JsonArray calls)
-                    foreach (var c in calls.OfType<JsonObject>())
-                        output.Add(new JsonObject { ["type"] = "function_call", ["name"] = c["Name"]?.DeepClone(), ["arguments"] = c["ArgumentsJson"]?.DeepClone(), ["call_id"] = c["Id"]?.DeepClone() });
-            }
-            else if (m.Role == "tool")
-                output.Add(new JsonObject { ["type"] = "function_call_output", ["call_id"] = m.ToolCallId, ["output"] = m.Content });
-            else
-                output.Add(new JsonObject { ["type"] = "message", ["role"] = m.Role, ["content"] = new JsonArray(new JsonObject { ["type"] = "input_text", ["text"] = m.Content }) });
-        }
-        return new JsonObject
-        {
-            ["responses_create_params"] = new JsonObject { ["input"] = new JsonArray(prompt.Select(m => (JsonNode)new JsonObject { ["role"] = m.Role, ["content"] = m.Content }).ToArray()) },
-            ["response"] = new JsonObject { ["output"] = output },
-            ["reward"] = r.Reward,
-            ["nemotron_gym"] = new JsonObject
-            {
-                ["run_id"] = r.RunId, ["step"] = r.Step, ["task_id"] = r.TaskId, ["environment"] = r.Environment, ["sample_index"] = r.SampleIndex,
-                ["shaped_reward"] = r.ShapedReward, ["components"] = new JsonObject(r.Components.Select(kv => KeyValuePair.Create(kv.Key, (JsonNode?)kv.Value))),
-                ["reason"] = r.Reason, ["evidence"] = new JsonObject(r.Evidence.Select(kv => KeyValuePair.Create(kv.Key, (JsonNode?)kv.Value))),
-                ["truncated"] = r.Truncated, ["turns"] = r.Turns, ["generate_seconds"] = r.GenerateSeconds, ["environment_seconds"] = r.EnvironmentSeconds,
-                ["created_at"] = r.CreatedAt.ToString("O"),
-                ["messages"] = new JsonArray(r.Messages.Select(m => (JsonNode)new JsonObject
-                {
-                    ["role"] = m.Role, ["content"] = m.Content, ["reasoning"] = m.Reasoning, ["tool_calls"] = m.ToolCallsJson, ["tool_call_id"] = m.ToolCallId,
-                }).ToArray()),
-                ["tokens"] = new JsonArray(r.Tokens.Select(t => (JsonNode)t).ToArray()),
-                ["generated"] = new JsonArray(r.Generated.Select(g => (JsonNode)(int)g).ToArray()),
-                // System.Text.Json writes floats in their shortest round-trip form, so they import back bit for bit.
-                ["sampler_logprobs"] = new JsonArray(r.SamplerLogProbs.Select(p => (JsonNode)p).ToArray()),
-            },
-        };
-    }
-
-    /// <summary>Reads rollouts; a bad line is an error naming the file, line and field.</summary>
+    /// <summary>
+    /// Reads rollouts from NeMo-Gym rollout lines. Lines we exported come back exactly; other NeMo-Gym lines get
+    /// defaults: run id = the file's name without extension, step 0, task id from <c>_ng_task_index</c> or <c>id</c>
+    /// (else "line-N"), sample index from <c>_ng_rollout_index</c> (else the how-many-th line of that task), environment
+    /// from <c>agent_ref.name</c> (else "imported"), evidence = the line's other plain fields, truncated when
+    /// <c>response.incomplete_details</c> is set, created at <c>response.created_at</c>, no tokens.
+    /// A bad line throws <see cref="InvalidDataException"/> naming the file, line and field.
+    /// </summary>
     public static async IAsyncEnumerable<StoredRollout> ImportAsync(TextReader reader, string fileName, [EnumeratorCancellation] CancellationToken ct = default)
     {
+        var samplesPerTask = new Dictionary<string, int>(StringComparer.Ordinal);
         int lineNo = 0;
         for (string? line = await reader.ReadLineAsync(ct); line != null; line = await reader.ReadLineAsync(ct))
         {
             lineNo++;
             if (string.IsNullOrWhiteSpace(line)) continue;
-            string where = $"{fileName}:{lineNo}";
-            JsonObject o;
-            try { o = JsonNode.Parse(line) as JsonObject ?? throw new InvalidDataException($"{where}: expected a JSON object"); }
-            catch (JsonException e) { throw new InvalidDataException($"{where}: not valid JSON ({e.Message})"); }
-            yield return FromJson(o, where, lineNo);
+            var at = new Line($"{fileName}:{lineNo}");
+            JsonDocument doc;
+            try { doc = JsonDocument.Parse(line); }
+            catch (JsonException e) { throw new InvalidDataException($"{at.Where}: not valid JSON ({e.Message})", e); }
+            using (doc)
+            {
+                if (doc.RootElement.ValueKind != JsonValueKind.Object) throw new InvalidDataException($"{at.Where}: expected a JSON object");
+                yield return Read(doc.RootElement, at, lineNo, fileName, samplesPerTask);
+            }
         }
     }
 
-    private static StoredRollout FromJson(JsonObject o, string where, int lineNo)
+    // ---- export --------------------------------------------------------------------------------------------
+
+    private static void WriteLine(Utf8JsonWriter w, StoredRollout r)
     {
-        double reward = Num(o, "reward", where) ?? throw new InvalidDataException($"{where}: field 'reward' is required");
-        var g = o["nemotron_gym"] as JsonObject;
-        List<StoredMessage> messages;
-        if (g?["messages"] is JsonArray ms)
-            messages = ms.Select((m, i) => new StoredMessage(Str(m, "role", $"{where}: field 'nemotron_gym.messages[{i}]'") ?? "", Str(m, "content", where) ?? "",
-                Str(m, "reasoning", where), Str(m, "tool_calls", where), Str(m, "tool_call_id", where))).ToList();
-        else messages = FromResponses(o, where);
-        string env = Str(g, "environment", where) ?? "imported";
+        // The prompt is everything before the first assistant turn; the response is the rest.
+        int split = 0;
+        while (split < r.Messages.Count && r.Messages[split].Role != "assistant") split++;
+
+        w.WriteStartObject();
+        w.WriteStartObject("responses_create_params");
+        w.WriteStartArray("input");
+        for (int i = 0; i < split; i++) WriteItems(w, r.Messages[i]);
+        w.WriteEndArray();
+        w.WriteEndObject();
+        w.WriteStartObject("response");
+        w.WriteStartArray("output");
+        for (int i = split; i < r.Messages.Count; i++) WriteItems(w, r.Messages[i]);
+        w.WriteEndArray();
+        w.WriteEndObject();
+        w.WritePropertyName("reward");
+        WriteNumber(w, r.Reward);
+
+        w.WriteStartObject(ExtrasField);
+        w.WriteString("run_id", r.RunId);
+        w.WriteNumber("step", r.Step);
+        w.WriteString("task_id", r.TaskId);
+        w.WriteString("environment", r.Environment);
+        w.WriteNumber("sample_index", r.SampleIndex);
+        w.WritePropertyName("shaped_reward");
+        WriteNumber(w, r.ShapedReward);
+        w.WriteStartObject("components");
+        foreach (var (k, v) in r.Components) { w.WritePropertyName(k); WriteNumber(w, v); }
+        w.WriteEndObject();
+        w.WriteString("reason", r.Reason);
+        w.WriteStartObject("evidence");
+        foreach (var (k, v) in r.Evidence) w.WriteString(k, v);
+        w.WriteEndObject();
+        w.WriteBoolean("truncated", r.Truncated);
+        w.WriteNumber("turns", r.Turns);
+        w.WritePropertyName("generate_seconds");
+        WriteNumber(w, r.GenerateSeconds);
+        w.WritePropertyName("environment_seconds");
+        WriteNumber(w, r.EnvironmentSeconds);
+        w.WriteString("created_at", r.CreatedAt.ToString("O", CultureInfo.InvariantCulture));
+        // The exact messages: the items above are NeMo-Gym's view and lose details (tool-call JSON as written, empty parts).
+        w.WriteStartArray("messages");
+        foreach (var m in r.Messages)
+        {
+            w.WriteStartObject();
+            w.WriteString("role", m.Role);
+            w.WriteString("content", m.Content);
+            if (m.Reasoning != null) w.WriteString("reasoning", m.Reasoning);
+            if (m.ToolCallsJson != null) w.WriteString("tool_calls", m.ToolCallsJson);
+            if (m.ToolCallId != null) w.WriteString("tool_call_id", m.ToolCallId);
+            w.WriteEndObject();
+        }
+        w.WriteEndArray();
+        w.WriteStartArray("tokens");
+        foreach (int t in r.Tokens) w.WriteNumberValue(t);
+        w.WriteEndArray();
+        w.WriteStartArray("generated");
+        foreach (byte g in r.Generated) w.WriteNumberValue(g);
+        w.WriteEndArray();
+        // Floats are written in a form that parses back to the same bits.
+        w.WriteStartArray("sampler_logprobs");
+        foreach (float p in r.SamplerLogProbs)
+        {
+            if (float.IsFinite(p)) w.WriteNumberValue(p);
+            else w.WriteStringValue(NonFinite(p));
+        }
+        w.WriteEndArray();
+        w.WriteEndObject();
+        w.WriteEndObject();
+    }
+
+    // One message as Responses-API items: an assistant turn may be reasoning + text + calls.
+    private static void WriteItems(Utf8JsonWriter w, StoredMessage m)
+    {
+        switch (m.Role)
+        {
+            case "assistant":
+                var calls = ToolCalls(m.ToolCallsJson);
+                if (!string.IsNullOrEmpty(m.Reasoning))
+                {
+                    w.WriteStartObject();
+                    w.WriteString("type", "reasoning");
+                    w.WriteStartArray("summary");
+                    w.WriteStartObject();
+                    w.WriteString("type", "summary_text");
+                    w.WriteString("text", m.Reasoning);
+                    w.WriteEndObject();
+                    w.WriteEndArray();
+                    w.WriteEndObject();
+                }
+                if (m.Content.Length > 0 || calls.Count == 0)
+                {
+                    w.WriteStartObject();
+                    w.WriteString("type", "message");
+                    w.WriteString("role", "assistant");
+                    w.WriteStartArray("content");
+                    w.WriteStartObject();
+                    w.WriteString("type", "output_text");
+                    w.WriteString("text", m.Content);
+                    w.WriteEndObject();
+                    w.WriteEndArray();
+                    w.WriteEndObject();
+                }
+                foreach (var (id, name, arguments) in calls)
+                {
+                    w.WriteStartObject();
+                    w.WriteString("type", "function_call");
+                    w.WriteString("call_id", id);
+                    w.WriteString("name", name);
+                    w.WriteString("arguments", arguments);
+                    w.WriteEndObject();
+                }
+                break;
+            case "tool":
+                w.WriteStartObject();
+                w.WriteString("type", "function_call_output");
+                w.WriteString("call_id", m.ToolCallId ?? "");
+                w.WriteString("output", m.Content);
+                w.WriteEndObject();
+                break;
+            default:
+                w.WriteStartObject();
+                w.WriteString("type", "message");
+                w.WriteString("role", m.Role);
+                w.WriteString("content", m.Content);
+                w.WriteEndObject();
+                break;
+        }
+    }
+
+    // Tool calls as we may find them: {"Id","Name","Arguments":{}} (the plugin API), lower-case names, an
+    // ArgumentsJson string, or OpenAI's {"id","function":{"name","arguments"}}. Text that is none of these gives no
+    // items (the exact text still travels in nemotron_gym.messages).
+    private static List<(string Id, string Name, string Arguments)> ToolCalls(string? json)
+    {
+        var calls = new List<(string, string, string)>();
+        if (string.IsNullOrWhiteSpace(json)) return calls;
+        JsonNode? parsed;
+        try { parsed = JsonNode.Parse(json); }
+        catch (JsonException) { return calls; }
+        if (parsed is not JsonArray array) return calls;
+        foreach (var call in array.OfType<JsonObject>())
+        {
+            var function = Field(call, "function") as JsonObject;
+            var arguments = Field(call, "arguments") ?? Field(call, "argumentsjson") ?? (function != null ? Field(function, "arguments") : null);
+            calls.Add((TextOf(Field(call, "id") ?? Field(call, "call_id")), TextOf(Field(call, "name") ?? (function != null ? Field(function, "name") : null)),
+                arguments is JsonValue v && v.TryGetValue(out string? s) ? s : arguments?.ToJsonString() ?? "{}"));
+        }
+        return calls;
+
+        static JsonNode? Field(JsonObject o, string lowerName) =>
+            o.FirstOrDefault(kv => string.Equals(kv.Key, lowerName, StringComparison.OrdinalIgnoreCase)).Value;
+        static string TextOf(JsonNode? n) => n is JsonValue v && v.TryGetValue(out string? s) ? s : n?.ToJsonString() ?? "";
+    }
+
+    private static void WriteNumber(Utf8JsonWriter w, double value)
+    {
+        if (double.IsFinite(value)) w.WriteNumberValue(value);
+        else w.WriteStringValue(NonFinite(value));
+    }
+
+    // JSON has no NaN or infinities: they travel as these strings and are read back by Line.Number.
+    private static string NonFinite(double v) => double.IsNaN(v) ? "NaN" : v > 0 ? "Infinity" : "-Infinity";
+
+    // ---- import --------------------------------------------------------------------------------------------
+
+    private static StoredRollout Read(JsonElement o, Line at, int lineNo, string fileName, Dictionary<string, int> samplesPerTask)
+    {
+        double reward = at.Number(o, "reward", "reward") ?? throw at.Missing("reward");
+        var g = at.Object(o, ExtrasField, ExtrasField); // null on a plain NeMo-Gym line: every field below then has its default
+        static string X(string key) => $"{ExtrasField}.{key}";
+        var response = at.Object(o, "response", "response");
+
+        var messages = at.Array(g, "messages", X("messages")) is { } ms ? ReadMessages(ms, at) : ReadItems(o, response, at);
+
+        string taskId = at.String(g, "task_id", X("task_id"))
+            ?? at.Int(o, "_ng_task_index", "_ng_task_index")?.ToString(CultureInfo.InvariantCulture)
+            ?? IdText(o, at) ?? $"line-{lineNo}";
+        int sample = at.Int(g, "sample_index", X("sample_index")) ?? at.Int(o, "_ng_rollout_index", "_ng_rollout_index")
+            ?? NextSampleIndex(samplesPerTask, taskId);
+        string environment = at.String(g, "environment", X("environment"))
+            ?? at.String(at.Object(o, "agent_ref", "agent_ref"), "name", "agent_ref.name") ?? "imported";
+        DateTimeOffset createdAt;
+        if (at.String(g, "created_at", X("created_at")) is { } t)
+            createdAt = DateTimeOffset.TryParseExact(t, "O", CultureInfo.InvariantCulture, DateTimeStyles.None, out var parsed) ? parsed : throw at.Bad(X("created_at"), "an ISO 8601 time");
+        else
+            createdAt = at.Number(response, "created_at", "response.created_at") is { } unix && double.IsFinite(unix)
+                ? DateTimeOffset.FromUnixTimeMilliseconds((long)Math.Round(unix * 1000)) : DateTimeOffset.UnixEpoch;
+        bool truncated = at.Bool(g, "truncated", X("truncated"))
+            ?? (response is { } r && r.TryGetProperty("incomplete_details", out var incomplete) && incomplete.ValueKind == JsonValueKind.Object);
+
+        var components = new Dictionary<string, double>(StringComparer.Ordinal);
+        if (at.Object(g, "components", X("components")) is { } comps)
+            foreach (var p in comps.EnumerateObject()) components[p.Name] = at.Number(comps, p.Name, X($"components.{p.Name}")) ?? throw at.Bad(X($"components.{p.Name}"), "a number");
+        var evidence = new Dictionary<string, string>(StringComparer.Ordinal);
+        if (at.Object(g, "evidence", X("evidence")) is { } ev)
+            foreach (var p in ev.EnumerateObject()) evidence[p.Name] = at.String(ev, p.Name, X($"evidence.{p.Name}")) ?? throw at.Bad(X($"evidence.{p.Name}"), "a string");
+        else if (g == null)
+            // A NeMo-Gym verifier puts what it found (extracted answer, verdict, ...) beside the reward.
+            foreach (var p in o.EnumerateObject())
+                if (!KnownFields.Contains(p.Name) && !p.Name.StartsWith("_ng_", StringComparison.Ordinal) && Plain(p.Value) is { } text) evidence[p.Name] = text;
+
+        int[] tokens = at.Array(g, "tokens", X("tokens")) is { } ta
+            ? [.. ta.EnumerateArray().Select((e, i) => e.ValueKind == JsonValueKind.Number && e.TryGetInt32(out int v) ? v : throw at.Bad(X($"tokens[{i}]"), "an integer"))]
+            : [];
+        byte[] generated = at.Array(g, "generated", X("generated")) is { } ga
+            ? [.. ga.EnumerateArray().Select((e, i) => e.ValueKind == JsonValueKind.Number && e.TryGetByte(out byte v) && v <= 1 ? v : throw at.Bad(X($"generated[{i}]"), "0 or 1"))]
+            : [];
+        float[] logprobs = at.Array(g, "sampler_logprobs", X("sampler_logprobs")) is { } la
+            ? [.. la.EnumerateArray().Select((e, i) => at.Single(e, X($"sampler_logprobs[{i}]")))]
+            : [];
+        if (generated.Length != tokens.Length || logprobs.Length != tokens.Length)
+            throw new InvalidDataException($"{at.Where}: field '{X("tokens")}': {tokens.Length} tokens but {generated.Length} generated flags and {logprobs.Length} log-probabilities");
+
         return new StoredRollout
         {
-            RunId = Str(g, "run_id", where) ?? "imported", Step = (int)(Num(g, "step", where) ?? 0), TaskId = Str(g, "task_id", where) ?? $"line-{lineNo}",
-            Environment = env, SampleIndex = (int)(Num(g, "sample_index", where) ?? 0), Reward = reward, ShapedReward = Num(g, "shaped_reward", where) ?? reward,
-            Components = g?["components"] is JsonObject c ? c.ToDictionary(kv => kv.Key, kv => Num(c, kv.Key, where) ?? 0) : new Dictionary<string, double>(),
-            Reason = Str(g, "reason", where) ?? "", Evidence = g?["evidence"] is JsonObject ev ? ev.ToDictionary(kv => kv.Key, kv => Str(ev, kv.Key, where) ?? "") : new Dictionary<string, string>(),
-            Truncated = g?["truncated"] is JsonValue tv && tv.TryGetValue(out bool tb) && tb, Turns = (int)(Num(g, "turns", where) ?? messages.Count(m => m.Role == "assistant")),
-            GenerateSeconds = Num(g, "generate_seconds", where) ?? 0, EnvironmentSeconds = Num(g, "environment_seconds", where) ?? 0,
-            CreatedAt = Str(g, "created_at", where) is { } t ? DateTimeOffset.Parse(t, System.Globalization.CultureInfo.InvariantCulture) : DateTimeOffset.UnixEpoch,
-            Messages = messages,
-            Tokens = Ints(g, "tokens", where).ToArray(), Generated = Ints(g, "generated", where).Select(x => (byte)x).ToArray(),
-            SamplerLogProbs = g?["sampler_logprobs"] is JsonArray lp ? lp.Select((x, i) => Num(x, null, $"{where}: field 'nemotron_gym.sampler_logprobs[{i}]'") is { } d ? (float)d : 0f).ToArray() : [],
+            RunId = at.String(g, "run_id", X("run_id")) ?? Path.GetFileNameWithoutExtension(fileName),
+            Step = at.Int(g, "step", X("step")) ?? 0,
+            TaskId = taskId, Environment = environment, SampleIndex = sample,
+            Tokens = tokens, Generated = generated, SamplerLogProbs = logprobs, Messages = messages,
+            Reward = reward, ShapedReward = at.Number(g, "shaped_reward", X("shaped_reward")) ?? reward,
+            Components = components, Reason = at.String(g, "reason", X("reason")) ?? "", Evidence = evidence,
+            Truncated = truncated, Turns = at.Int(g, "turns", X("turns")) ?? messages.Count(m => m.Role == "assistant"),
+            GenerateSeconds = at.Number(g, "generate_seconds", X("generate_seconds")) ?? 0,
+            EnvironmentSeconds = at.Number(g, "environment_seconds", X("environment_seconds")) ?? 0,
+            CreatedAt = createdAt,
         };
     }
 
-    // A NeMo-Gym line without our extras: rebuild the conversation from the prompt and the response items.
-    private static List<StoredMessage> FromResponses(JsonObject o, string where)
+    private static readonly HashSet<string> KnownFields = ["responses_create_params", "response", "reward", "agent_ref", "id", ExtrasField];
+
+    // Without an explicit index, the n-th line of a task is its sample n (so the lines of a group stay distinct).
+    private static int NextSampleIndex(Dictionary<string, int> counts, string taskId)
+    {
+        counts.TryGetValue(taskId, out int n);
+        counts[taskId] = n + 1;
+        return n;
+    }
+
+    private static string? IdText(JsonElement o, Line at) => o.TryGetProperty("id", out var id) ? id.ValueKind switch
+    {
+        JsonValueKind.String => id.GetString(),
+        JsonValueKind.Number => id.GetRawText(),
+        JsonValueKind.Null => null,
+        _ => throw at.Bad("id", "a string or a number"),
+    } : null;
+
+    private static string? Plain(JsonElement e) => e.ValueKind switch
+    {
+        JsonValueKind.String => e.GetString(),
+        JsonValueKind.Number => e.GetRawText(),
+        JsonValueKind.True => "true",
+        JsonValueKind.False => "false",
+        _ => null,
+    };
+
+    private static List<StoredMessage> ReadMessages(JsonElement array, Line at)
     {
         var list = new List<StoredMessage>();
-        if (o["responses_create_params"]?["input"] is JsonArray input)
-            foreach (var m in input) list.Add(new StoredMessage(Str(m, "role", where) ?? "user", Text(m?["content"])));
-        else if (o["responses_create_params"] != null) throw new InvalidDataException($"{where}: field 'responses_create_params.input': expected a list of messages");
-        if (o["response"]?["output"] is JsonArray output)
-            foreach (var item in output)
-                switch (Str(item, "type", where))
-                {
-                    case "message": list.Add(new StoredMessage(Str(item, "role", where) ?? "assistant", Text(item?["content"]))); break;
-                    case "function_call":
-                        list.Add(new StoredMessage("assistant", "", null, new JsonArray(new JsonObject { ["Name"] = Str(item, "name", where), ["ArgumentsJson"] = Str(item, "arguments", where), ["Id"] = Str(item, "call_id", where) }).ToJsonString()));
-                        break;
-                    case "function_call_output": list.Add(new StoredMessage("tool", Str(item, "output", where) ?? "", null, null, Str(item, "call_id", where))); break;
-                }
+        int i = 0;
+        foreach (var m in array.EnumerateArray())
+        {
+            string p = $"{ExtrasField}.messages[{i++}]";
+            if (m.ValueKind != JsonValueKind.Object) throw at.Bad(p, "an object");
+            list.Add(new StoredMessage(at.String(m, "role", p + ".role") ?? throw at.Missing(p + ".role"), at.String(m, "content", p + ".content") ?? "",
+                at.String(m, "reasoning", p + ".reasoning"), at.String(m, "tool_calls", p + ".tool_calls"), at.String(m, "tool_call_id", p + ".tool_call_id")));
+        }
         return list;
     }
 
-    private static string Text(JsonNode? content) => content switch
+    // A NeMo-Gym line without our extras: the conversation from the prompt items and the response items.
+    private static List<StoredMessage> ReadItems(JsonElement o, JsonElement? response, Line at)
     {
-        JsonValue v when v.TryGetValue(out string? s) => s,
-        JsonArray parts => string.Concat(parts.Select(p => p?["text"]?.GetValue<string>() ?? "")),
-        _ => "",
-    };
-
-    private static string? Str(JsonNode? o, string key, string where)
-    {
-        var n = o?[key];
-        if (n == null) return null;
-        return n is JsonValue v && v.TryGetValue(out string? s) ? s : throw new InvalidDataException($"{where}: field '{key}': expected a string");
+        var messages = new List<StoredMessage>();
+        var turn = new AssistantTurn(messages);
+        if (at.Object(o, "responses_create_params", "responses_create_params") is { } rcp)
+        {
+            if (rcp.TryGetProperty("input", out var input) && input.ValueKind == JsonValueKind.String)
+                messages.Add(new StoredMessage("user", input.GetString()!));
+            else if (at.Array(rcp, "input", "responses_create_params.input") is { } items)
+                ReadItemList(items, "responses_create_params.input", turn, at);
+        }
+        if (response is { } r && at.Array(r, "output", "response.output") is { } output) ReadItemList(output, "response.output", turn, at);
+        turn.Flush();
+        return messages;
     }
 
-    private static double? Num(JsonNode? o, string? key, string where)
+    private static void ReadItemList(JsonElement items, string path, AssistantTurn turn, Line at)
     {
-        var n = key == null ? o : o?[key];
-        if (n == null) return null;
-        return n is JsonValue v && v.TryGetValue(out double d) ? d : throw new InvalidDataException($"{where}: field '{key ?? "value"}': expected a number");
+        int i = 0;
+        foreach (var item in items.EnumerateArray())
+        {
+            string p = $"{path}[{i++}]";
+            if (item.ValueKind != JsonValueKind.Object) throw at.Bad(p, "an object");
+            string type = at.String(item, "type", p + ".type") ?? "message";
+            switch (type)
+            {
+                case "message":
+                    string role = at.String(item, "role", p + ".role") ?? throw at.Missing(p + ".role");
+                    string text = Text(item, p + ".content", at);
+                    if (role == "assistant") turn.Text(text);
+                    else turn.Other(new StoredMessage(role, text));
+                    break;
+                case "reasoning":
+                    var parts = new List<string>();
+                    foreach (string key in new[] { "summary", "content" })
+                        if (at.Array(item, key, $"{p}.{key}") is { } a)
+                            foreach (var part in a.EnumerateArray())
+                                if (part.ValueKind == JsonValueKind.Object && at.String(part, "text", $"{p}.{key}[].text") is { } t) parts.Add(t);
+                    turn.Reasoning(string.Join("\n", parts));
+                    break;
+                case "function_call":
+                    string arguments = at.String(item, "arguments", p + ".arguments") ?? "{}";
+                    JsonNode? args;
+                    try { args = JsonNode.Parse(arguments) as JsonObject; }
+                    catch (JsonException) { args = null; }
+                    // The plugin API's tool-call shape; arguments that are not a JSON object stay text.
+                    turn.Call(new JsonObject
+                    {
+                        ["Id"] = at.String(item, "call_id", p + ".call_id") ?? "", ["Name"] = at.String(item, "name", p + ".name") ?? throw at.Missing(p + ".name"),
+                        ["Arguments"] = args ?? JsonValue.Create(arguments),
+                    });
+                    break;
+                case "function_call_output":
+                    string outputText = item.TryGetProperty("output", out var output) && output.ValueKind != JsonValueKind.String ? output.GetRawText()
+                        : at.String(item, "output", p + ".output") ?? "";
+                    turn.Other(new StoredMessage("tool", outputText, null, null, at.String(item, "call_id", p + ".call_id")));
+                    break;
+                // Other item kinds (web search calls, images, ...) have no message of ours.
+            }
+        }
     }
 
-    private static IEnumerable<int> Ints(JsonNode? o, string key, string where) => o?[key] is JsonArray a
-        ? a.Select((x, i) => x is JsonValue v && v.TryGetValue(out int n) ? n : throw new InvalidDataException($"{where}: field 'nemotron_gym.{key}[{i}]': expected an integer"))
-        : [];
+    // Content as a string, or as parts whose texts are joined.
+    private static string Text(JsonElement item, string path, Line at)
+    {
+        if (!item.TryGetProperty("content", out var content) || content.ValueKind == JsonValueKind.Null) return "";
+        if (content.ValueKind == JsonValueKind.String) return content.GetString()!;
+        if (content.ValueKind != JsonValueKind.Array) throw at.Bad(path, "a string or a list of parts");
+        var sb = new StringBuilder();
+        int i = 0;
+        foreach (var part in content.EnumerateArray())
+        {
+            if (part.ValueKind == JsonValueKind.Object && at.String(part, "text", $"{path}[{i}].text") is { } t) sb.Append(t);
+            i++;
+        }
+        return sb.ToString();
+    }
+
+    // Gathers the items of one assistant turn (reasoning, text, calls) into one message, as they were exported.
+    private sealed class AssistantTurn(List<StoredMessage> messages)
+    {
+        private string? _reasoning, _text;
+        private JsonArray? _calls;
+        private bool _open;
+
+        public void Reasoning(string text)
+        {
+            if (_open && (_text != null || _calls != null)) Flush();
+            _reasoning = _reasoning == null ? text : _reasoning + "\n" + text;
+            _open = true;
+        }
+
+        public void Text(string text)
+        {
+            if (_open && (_text != null || _calls != null)) Flush();
+            _text = text;
+            _open = true;
+        }
+
+        public void Call(JsonObject call)
+        {
+            (_calls ??= []).Add(call);
+            _open = true;
+        }
+
+        public void Other(StoredMessage m)
+        {
+            Flush();
+            messages.Add(m);
+        }
+
+        public void Flush()
+        {
+            if (!_open) return;
+            messages.Add(new StoredMessage("assistant", _text ?? "", string.IsNullOrEmpty(_reasoning) ? null : _reasoning, _calls?.ToJsonString()));
+            (_reasoning, _text, _calls, _open) = (null, null, null, false);
+        }
+    }
+
+    // Reads fields of one line; every error names the file, line and field.
+    private readonly record struct Line(string Where)
+    {
+        public InvalidDataException Bad(string field, string expected) => new($"{Where}: field '{field}': expected {expected}");
+        public InvalidDataException Missing(string field) => new($"{Where}: field '{field}' is required");
+
+        // A missing object (no nemotron_gym on the line), a missing field and a null field all read as absent.
+        private static bool Absent(JsonElement? o, string key, out JsonElement value)
+        {
+            value = default;
+            return o is not { } obj || !obj.TryGetProperty(key, out value) || value.ValueKind == JsonValueKind.Null;
+        }
+
+        public string? String(JsonElement? o, string key, string field) =>
+            Absent(o, key, out var v) ? null : v.ValueKind == JsonValueKind.String ? v.GetString() : throw Bad(field, "a string");
+
+        public double? Number(JsonElement? o, string key, string field)
+        {
+            if (Absent(o, key, out var v)) return null;
+            if (v.ValueKind == JsonValueKind.Number) return v.GetDouble();
+            return v.ValueKind == JsonValueKind.String && ParseNonFinite(v.GetString()) is { } d ? d : throw Bad(field, "a number");
+        }
+
+        public float Single(JsonElement v, string field)
+        {
+            if (v.ValueKind == JsonValueKind.Number && v.TryGetSingle(out float f) && float.IsFinite(f)) return f;
+            return v.ValueKind == JsonValueKind.String && ParseNonFinite(v.GetString()) is { } d ? (float)d : throw Bad(field, "a number");
+        }
+
+        public int? Int(JsonElement? o, string key, string field) =>
+            Absent(o, key, out var v) ? null : v.ValueKind == JsonValueKind.Number && v.TryGetInt32(out int n) ? n : throw Bad(field, "an integer");
+
+        public bool? Bool(JsonElement? o, string key, string field) => Absent(o, key, out var v) ? null : v.ValueKind switch
+        {
+            JsonValueKind.True => true,
+            JsonValueKind.False => false,
+            _ => throw Bad(field, "true or false"),
+        };
+
+        public JsonElement? Object(JsonElement? o, string key, string field) =>
+            Absent(o, key, out var v) ? null : v.ValueKind == JsonValueKind.Object ? v : throw Bad(field, "an object");
+
+        public JsonElement? Array(JsonElement? o, string key, string field) =>
+            Absent(o, key, out var v) ? null : v.ValueKind == JsonValueKind.Array ? v : throw Bad(field, "a list");
+
+        private static double? ParseNonFinite(string? s) => s switch
+        {
+            "NaN" => double.NaN,
+            "Infinity" => double.PositiveInfinity,
+            "-Infinity" => double.NegativeInfinity,
+            _ => null,
+        };
+    }
 }

@@ -1,106 +1,118 @@
 using System.Data.Common;
+using System.Globalization;
 using System.Runtime.CompilerServices;
-using Microsoft.Data.Sqlite;
-using Npgsql;
 
 namespace Nemotron.Gym.Store;
 
-/// <summary>Opens rollout stores by connection text.</summary>
-public static class RolloutStores
-{
-    /// <summary>"sqlite:PATH" (or a path ending in .db) for a SQLite file, "postgres:CONNECTION-STRING" for PostgreSQL.</summary>
-    public static async Task<IRolloutStore> OpenAsync(string connection, CancellationToken ct = default)
-    {
-        SqlRolloutStore store;
-        if (connection.StartsWith("postgres:", StringComparison.Ordinal)) store = new SqlRolloutStore(connection["postgres:".Length..], postgres: true, "PostgreSQL");
-        else if (connection.StartsWith("sqlite:", StringComparison.Ordinal) || connection.EndsWith(".db", StringComparison.Ordinal))
-        {
-            string path = Path.GetFullPath(connection.StartsWith("sqlite:", StringComparison.Ordinal) ? connection["sqlite:".Length..] : connection);
-            Directory.CreateDirectory(Path.GetDirectoryName(path)!);
-            store = new SqlRolloutStore(new SqliteConnectionStringBuilder { DataSource = path, DefaultTimeout = 60, Pooling = true }.ToString(), postgres: false, path);
-        }
-        else throw new ArgumentException($"rollout store '{connection}': expected sqlite:PATH, a .db file, or postgres:CONNECTION-STRING");
-        await store.InitializeAsync(ct);
-        return store;
-    }
-}
-
 /// <summary>
-/// The store over SQL: query columns per rollout plus one MessagePack blob, metrics as JSON lines, runs. SQLite runs
-/// in WAL mode with a busy timeout so several processes can write one file; both dialects use ON CONFLICT, so adding
-/// a rollout twice (a retried step, an import) never duplicates it.
+/// The store over SQL, shared by SQLite and PostgreSQL: one row per rollout with the columns queries filter on and
+/// one MessagePack blob with the rest, one row per step's metrics, one per run. Inserts use ON CONFLICT DO NOTHING,
+/// so adding a rollout twice (a retried step, an import, two writers) never duplicates it.
 /// </summary>
-internal sealed class SqlRolloutStore(string connectionString, bool postgres, string name) : IRolloutStore
+internal abstract class SqlRolloutStore(string name) : IRolloutStore
 {
-    private const int SchemaVersion = 1;
+    /// <summary>How the store is named in errors: the file, or PostgreSQL's host and database.</summary>
+    protected string Name { get; } = name;
 
-    private DbConnection NewConnection() => postgres ? new NpgsqlConnection(connectionString) : new SqliteConnection(connectionString);
+    /// <summary>A new open connection.</summary>
+    protected abstract ValueTask<DbConnection> OpenConnectionAsync(CancellationToken ct);
+    /// <summary>Column types that differ between dialects.</summary>
+    protected abstract string BlobType { get; }
+    protected abstract string RealType { get; }
+    /// <summary>Text compared in ordinal order, so both backends sort task ids alike.</summary>
+    protected abstract string KeyTextType { get; }
+    /// <summary>Serializes creation and migration among processes; called first inside the schema transaction.</summary>
+    protected abstract Task LockSchemaAsync(DbConnection c, DbTransaction tx, CancellationToken ct);
+    /// <summary>The tables that decide whether the database is ours: every table in SQLite, the gym_* ones in PostgreSQL.</summary>
+    protected abstract Task<List<string>> RelevantTablesAsync(DbConnection c, DbTransaction tx, CancellationToken ct);
+    /// <summary>Runs before the schema transaction (SQLite switches to WAL, which cannot happen inside one).</summary>
+    protected virtual Task PrepareAsync(DbConnection c, CancellationToken ct) => Task.CompletedTask;
 
-    private async Task<DbConnection> OpenAsync(CancellationToken ct)
-    {
-        var c = NewConnection();
-        await c.OpenAsync(ct);
-        return c;
-    }
+    /// <summary>The schema version this build writes.</summary>
+    public const int SchemaVersion = 2;
+
+    // The tables of schema version 2. When version 3 comes, the baseline moves on and this text stays as it is,
+    // since upgrading a version-1 store still has to make exactly these.
+    private string TablesV2 => $"""
+        CREATE TABLE gym_runs (run_id {KeyTextType} PRIMARY KEY, status TEXT NOT NULL, step INTEGER NOT NULL, total_steps INTEGER NOT NULL,
+            config_yaml TEXT NOT NULL, created TEXT NOT NULL, updated TEXT NOT NULL);
+        CREATE TABLE gym_steps (run_id {KeyTextType} NOT NULL, step INTEGER NOT NULL, metrics_json TEXT NOT NULL, PRIMARY KEY (run_id, step));
+        CREATE TABLE gym_rollouts (run_id {KeyTextType} NOT NULL, step INTEGER NOT NULL, task_id {KeyTextType} NOT NULL, sample_index INTEGER NOT NULL,
+            environment {KeyTextType} NOT NULL, reward {RealType} NOT NULL, shaped_reward {RealType} NOT NULL, truncated INTEGER NOT NULL,
+            turns INTEGER NOT NULL, generated_tokens INTEGER NOT NULL, reason TEXT NOT NULL, created_at TEXT NOT NULL, blob {BlobType} NOT NULL,
+            PRIMARY KEY (run_id, step, task_id, sample_index));
+        CREATE INDEX gym_rollouts_environment ON gym_rollouts (run_id, environment, step);
+        """;
+
+    /// <summary>A new store gets the current schema in one go.</summary>
+    private string Baseline => TablesV2 + $"\nCREATE TABLE gym_store_version (version INTEGER NOT NULL);\nINSERT INTO gym_store_version VALUES ({SchemaVersion});";
+
+    /// <summary>
+    /// Upgrades()[v - 1] moves a store from version v to v + 1. A shipped upgrade is never edited; a schema change
+    /// appends one (and moves <see cref="Baseline"/> and <see cref="SchemaVersion"/> on).
+    /// </summary>
+    private string[] Upgrades() =>
+    [
+        // 1 -> 2: the first development builds named the tables runs/steps/rollouts (too generic for a shared
+        // PostgreSQL database) and kept an unused id_order column. Blobs are unchanged.
+        TablesV2 + """
+
+        INSERT INTO gym_runs SELECT run_id, status, step, total_steps, config_yaml, created, updated FROM runs;
+        INSERT INTO gym_steps SELECT run_id, step, metrics_json FROM steps;
+        INSERT INTO gym_rollouts SELECT run_id, step, task_id, sample_index, environment, reward, shaped_reward, truncated, turns,
+            generated_tokens, reason, created_at, blob FROM rollouts;
+        DROP TABLE rollouts;
+        DROP TABLE steps;
+        DROP TABLE runs;
+        """,
+    ];
 
     public async Task InitializeAsync(CancellationToken ct)
     {
-        string blob = postgres ? "BYTEA" : "BLOB", real = postgres ? "DOUBLE PRECISION" : "REAL", big = postgres ? "BIGINT" : "INTEGER";
-        try
+        await using var c = await OpenConnectionAsync(ct);
+        await PrepareAsync(c, ct);
+        await using var tx = await c.BeginTransactionAsync(ct);
+        await LockSchemaAsync(c, tx, ct);
+        var tables = await RelevantTablesAsync(c, tx, ct);
+        if (tables.Count == 0) await Exec(c, tx, Baseline, ct);
+        else if (!tables.Contains("gym_store_version"))
+            throw new InvalidDataException($"{Name}: not a Nemotron.Gym rollout store (it has tables {string.Join(", ", tables.Take(8))} but no gym_store_version)");
+        else
         {
-            await using var c = await OpenAsync(ct);
-            if (!postgres)
-            {
-                // A file that is some other SQLite database is refused rather than written into.
-                var tables = new List<string>();
-                await using (var cmd = Cmd(c, "SELECT name FROM sqlite_master WHERE type = 'table'"))
-                await using (var r = await cmd.ExecuteReaderAsync(ct))
-                    while (await r.ReadAsync(ct)) tables.Add(r.GetString(0));
-                if (tables.Count > 0 && !tables.Contains("gym_store_version"))
-                    throw new InvalidDataException($"{name}: a SQLite database that is not a Nemotron.Gym rollout store (tables: {string.Join(", ", tables.Take(5))})");
-                await Exec(c, "PRAGMA journal_mode=WAL", ct);
-            }
-            await Exec(c, $"""
-                CREATE TABLE IF NOT EXISTS gym_store_version (version INTEGER NOT NULL);
-                CREATE TABLE IF NOT EXISTS runs (run_id TEXT PRIMARY KEY, status TEXT NOT NULL, step INTEGER NOT NULL, total_steps INTEGER NOT NULL,
-                    config_yaml TEXT NOT NULL, created TEXT NOT NULL, updated TEXT NOT NULL);
-                CREATE TABLE IF NOT EXISTS steps (run_id TEXT NOT NULL, step INTEGER NOT NULL, metrics_json TEXT NOT NULL, PRIMARY KEY (run_id, step));
-                CREATE TABLE IF NOT EXISTS rollouts (run_id TEXT NOT NULL, step INTEGER NOT NULL, task_id TEXT NOT NULL, sample_index INTEGER NOT NULL,
-                    environment TEXT NOT NULL, reward {real} NOT NULL, shaped_reward {real} NOT NULL, truncated INTEGER NOT NULL, turns INTEGER NOT NULL,
-                    generated_tokens INTEGER NOT NULL, reason TEXT NOT NULL, created_at TEXT NOT NULL, id_order {big} NOT NULL, blob {blob} NOT NULL,
-                    PRIMARY KEY (run_id, step, task_id, sample_index));
-                CREATE INDEX IF NOT EXISTS rollouts_env ON rollouts (run_id, environment, step);
-                """, ct);
-            await using (var cmd = Cmd(c, "SELECT version FROM gym_store_version"))
-            {
-                var v = await cmd.ExecuteScalarAsync(ct);
-                if (v == null || v is DBNull) await Exec(c, $"INSERT INTO gym_store_version VALUES ({SchemaVersion})", ct);
-                else if (Convert.ToInt32(v) > SchemaVersion)
-                    throw new InvalidDataException($"{name}: rollout store schema {v} is newer than this gym understands ({SchemaVersion})");
-            }
+            int version;
+            await using (var cmd = Cmd(c, tx, "SELECT MAX(version) FROM gym_store_version"))
+                version = await cmd.ExecuteScalarAsync(ct) is { } v and not DBNull ? Convert.ToInt32(v, CultureInfo.InvariantCulture) : 0;
+            if (version > SchemaVersion)
+                throw new InvalidDataException($"{Name}: rollout store schema version {version} is newer than this build understands ({SchemaVersion}); use a newer gym");
+            if (version < 1) throw new InvalidDataException($"{Name}: rollout store schema version {version} is unknown");
+            var upgrades = Upgrades();
+            for (int v = version; v < SchemaVersion; v++) await Exec(c, tx, upgrades[v - 1], ct);
+            if (version < SchemaVersion) await Exec(c, tx, $"UPDATE gym_store_version SET version = {SchemaVersion}", ct);
         }
-        catch (SqliteException e) when (e.SqliteErrorCode == 26) // SQLITE_NOTADB
-        {
-            throw new InvalidDataException($"{name}: not a SQLite database, so not a rollout store", e);
-        }
+        await tx.CommitAsync(ct);
     }
 
     public async Task<int> AddRolloutsAsync(IReadOnlyList<StoredRollout> rollouts, CancellationToken ct = default)
     {
         if (rollouts.Count == 0) return 0;
-        await using var c = await OpenAsync(ct);
+        // Key order, so two writers whose batches overlap lock rows in the same order (PostgreSQL would otherwise deadlock them).
+        var ordered = rollouts.OrderBy(r => r.RunId, StringComparer.Ordinal).ThenBy(r => r.Step)
+            .ThenBy(r => r.TaskId, StringComparer.Ordinal).ThenBy(r => r.SampleIndex).ToList();
+        await using var c = await OpenConnectionAsync(ct);
         await using var tx = await c.BeginTransactionAsync(ct);
+        await using var cmd = Cmd(c, tx, """
+            INSERT INTO gym_rollouts (run_id, step, task_id, sample_index, environment, reward, shaped_reward, truncated, turns,
+                generated_tokens, reason, created_at, blob)
+            VALUES (@run, @step, @task, @sample, @env, @reward, @shaped, @truncated, @turns, @generated, @reason, @created, @blob)
+            ON CONFLICT DO NOTHING
+            """, ("@run", ""), ("@step", 0), ("@task", ""), ("@sample", 0), ("@env", ""), ("@reward", 0.0), ("@shaped", 0.0),
+            ("@truncated", 0), ("@turns", 0), ("@generated", 0), ("@reason", ""), ("@created", ""), ("@blob", Array.Empty<byte>()));
         int added = 0;
-        long order = DateTime.UtcNow.Ticks;
-        foreach (var r in rollouts)
+        foreach (var r in ordered)
         {
-            await using var cmd = Cmd(c, """
-                INSERT INTO rollouts (run_id, step, task_id, sample_index, environment, reward, shaped_reward, truncated, turns, generated_tokens, reason, created_at, id_order, blob)
-                VALUES (@run, @step, @task, @sample, @env, @reward, @shaped, @trunc, @turns, @gen, @reason, @created, @order, @blob) ON CONFLICT DO NOTHING
-                """, ("@run", r.RunId), ("@step", r.Step), ("@task", r.TaskId), ("@sample", r.SampleIndex), ("@env", r.Environment),
-                ("@reward", r.Reward), ("@shaped", r.ShapedReward), ("@trunc", r.Truncated ? 1 : 0), ("@turns", r.Turns), ("@gen", r.GeneratedTokens),
-                ("@reason", r.Reason), ("@created", r.CreatedAt.ToString("O")), ("@order", order++), ("@blob", RolloutBlob.Pack(r)));
-            cmd.Transaction = tx;
+            object[] values = [r.RunId, r.Step, r.TaskId, r.SampleIndex, r.Environment, r.Reward, r.ShapedReward, r.Truncated ? 1 : 0, r.Turns,
+                r.GeneratedTokens, r.Reason, r.CreatedAt.ToString("O", CultureInfo.InvariantCulture), RolloutBlob.Pack(r)];
+            for (int i = 0; i < values.Length; i++) cmd.Parameters[i].Value = values[i];
             added += await cmd.ExecuteNonQueryAsync(ct);
         }
         await tx.CommitAsync(ct);
@@ -109,42 +121,48 @@ internal sealed class SqlRolloutStore(string connectionString, bool postgres, st
 
     public async Task PutStepMetricsAsync(string runId, int step, string metricsJson, CancellationToken ct = default)
     {
-        await using var c = await OpenAsync(ct);
-        await using var cmd = Cmd(c, "INSERT INTO steps VALUES (@run, @step, @json) ON CONFLICT (run_id, step) DO UPDATE SET metrics_json = excluded.metrics_json",
-            ("@run", runId), ("@step", step), ("@json", metricsJson));
+        await using var c = await OpenConnectionAsync(ct);
+        await using var cmd = Cmd(c, null, """
+            INSERT INTO gym_steps (run_id, step, metrics_json) VALUES (@run, @step, @json)
+            ON CONFLICT (run_id, step) DO UPDATE SET metrics_json = excluded.metrics_json
+            """, ("@run", runId), ("@step", step), ("@json", metricsJson));
         await cmd.ExecuteNonQueryAsync(ct);
     }
 
     public async IAsyncEnumerable<(int Step, string MetricsJson)> ReadStepMetricsAsync(string runId, [EnumeratorCancellation] CancellationToken ct = default)
     {
-        await using var c = await OpenAsync(ct);
-        await using var cmd = Cmd(c, "SELECT step, metrics_json FROM steps WHERE run_id = @run ORDER BY step", ("@run", runId));
+        await using var c = await OpenConnectionAsync(ct);
+        await using var cmd = Cmd(c, null, "SELECT step, metrics_json FROM gym_steps WHERE run_id = @run ORDER BY step", ("@run", runId));
         await using var r = await cmd.ExecuteReaderAsync(ct);
         while (await r.ReadAsync(ct)) yield return (r.GetInt32(0), r.GetString(1));
     }
 
     public async IAsyncEnumerable<StoredRollout> ReadRolloutsAsync(RolloutQuery q, [EnumeratorCancellation] CancellationToken ct = default)
     {
-        await using var c = await OpenAsync(ct);
         var args = new List<(string, object)> { ("@run", q.RunId) };
         string where = "run_id = @run";
-        if (q.FromStep is { } f) { where += " AND step >= @from"; args.Add(("@from", f)); }
-        if (q.ToStep is { } t) { where += " AND step <= @to"; args.Add(("@to", t)); }
-        if (q.Environment is { } e) { where += " AND environment = @env"; args.Add(("@env", e)); }
-        string limit = q.Limit is { } l ? $" LIMIT {Math.Max(0, l)}" : "";
-        await using var cmd = Cmd(c, $"SELECT step, task_id, sample_index, environment, reward, shaped_reward, truncated, turns, reason, created_at, blob FROM rollouts WHERE {where} ORDER BY step, task_id, sample_index{limit}", [.. args]);
+        if (q.FromStep is { } from) { where += " AND step >= @from"; args.Add(("@from", from)); }
+        if (q.ToStep is { } to) { where += " AND step <= @to"; args.Add(("@to", to)); }
+        if (q.Environment is { } env) { where += " AND environment = @env"; args.Add(("@env", env)); }
+        string limit = "";
+        if (q.Limit is { } l) { limit = " LIMIT @limit"; args.Add(("@limit", Math.Max(0, l))); }
+        await using var c = await OpenConnectionAsync(ct);
+        await using var cmd = Cmd(c, null, $"""
+            SELECT step, task_id, sample_index, environment, reward, shaped_reward, truncated, turns, reason, created_at, blob
+            FROM gym_rollouts WHERE {where} ORDER BY step, task_id, sample_index{limit}
+            """, [.. args]);
         await using var r = await cmd.ExecuteReaderAsync(ct);
         while (await r.ReadAsync(ct))
         {
-            string where1 = $"{name}: rollout {q.RunId}/{r.GetInt32(0)}/{r.GetString(1)}/{r.GetInt32(2)}";
-            var b = RolloutBlob.Unpack((byte[])r.GetValue(10), where1);
+            int step = r.GetInt32(0), sample = r.GetInt32(2);
+            string task = r.GetString(1);
+            var b = RolloutBlob.Unpack(r.GetFieldValue<byte[]>(10), $"{Name}: rollout {q.RunId}/{step}/{task}/{sample}");
             yield return new StoredRollout
             {
-                RunId = q.RunId, Step = r.GetInt32(0), TaskId = r.GetString(1), SampleIndex = r.GetInt32(2), Environment = r.GetString(3),
+                RunId = q.RunId, Step = step, TaskId = task, SampleIndex = sample, Environment = r.GetString(3),
                 Reward = r.GetDouble(4), ShapedReward = r.GetDouble(5), Truncated = r.GetInt32(6) != 0, Turns = r.GetInt32(7), Reason = r.GetString(8),
-                CreatedAt = DateTimeOffset.Parse(r.GetString(9), System.Globalization.CultureInfo.InvariantCulture),
-                Tokens = b.Tokens, Generated = b.Generated, SamplerLogProbs = b.SamplerLogProbs,
-                Messages = b.Messages.Select(m => new StoredMessage(m[0] ?? "", m[1] ?? "", m[2], m[3], m[4])).ToList(),
+                CreatedAt = ParseTime(r.GetString(9)),
+                Tokens = b.Tokens, Generated = b.Generated, SamplerLogProbs = b.SamplerLogProbs, Messages = b.ToMessages(),
                 Components = b.Components, Evidence = b.Evidence, GenerateSeconds = b.GenerateSeconds, EnvironmentSeconds = b.EnvironmentSeconds,
             };
         }
@@ -152,58 +170,63 @@ internal sealed class SqlRolloutStore(string connectionString, bool postgres, st
 
     public async Task<long> CountRolloutsAsync(string runId, CancellationToken ct = default)
     {
-        await using var c = await OpenAsync(ct);
-        await using var cmd = Cmd(c, "SELECT COUNT(*) FROM rollouts WHERE run_id = @run", ("@run", runId));
-        return Convert.ToInt64(await cmd.ExecuteScalarAsync(ct));
+        await using var c = await OpenConnectionAsync(ct);
+        await using var cmd = Cmd(c, null, "SELECT COUNT(*) FROM gym_rollouts WHERE run_id = @run", ("@run", runId));
+        return Convert.ToInt64(await cmd.ExecuteScalarAsync(ct), CultureInfo.InvariantCulture);
     }
 
     public async Task PutRunAsync(RunRecord run, CancellationToken ct = default)
     {
-        await using var c = await OpenAsync(ct);
-        await using var cmd = Cmd(c, """
-            INSERT INTO runs VALUES (@run, @status, @step, @total, @yaml, @created, @updated)
+        await using var c = await OpenConnectionAsync(ct);
+        await using var cmd = Cmd(c, null, """
+            INSERT INTO gym_runs (run_id, status, step, total_steps, config_yaml, created, updated)
+            VALUES (@run, @status, @step, @total, @yaml, @created, @updated)
             ON CONFLICT (run_id) DO UPDATE SET status = excluded.status, step = excluded.step, total_steps = excluded.total_steps,
                 config_yaml = excluded.config_yaml, updated = excluded.updated
             """, ("@run", run.RunId), ("@status", run.Status), ("@step", run.Step), ("@total", run.TotalSteps), ("@yaml", run.ConfigYaml),
-            ("@created", run.Created.ToString("O")), ("@updated", run.Updated.ToString("O")));
+            ("@created", run.Created.ToString("O", CultureInfo.InvariantCulture)), ("@updated", run.Updated.ToString("O", CultureInfo.InvariantCulture)));
         await cmd.ExecuteNonQueryAsync(ct);
     }
 
     public async Task<IReadOnlyList<RunRecord>> ListRunsAsync(CancellationToken ct = default)
     {
-        await using var c = await OpenAsync(ct);
-        await using var cmd = Cmd(c, "SELECT run_id, status, step, total_steps, config_yaml, created, updated FROM runs ORDER BY created");
+        await using var c = await OpenConnectionAsync(ct);
+        await using var cmd = Cmd(c, null, "SELECT run_id, status, step, total_steps, config_yaml, created, updated FROM gym_runs");
         await using var r = await cmd.ExecuteReaderAsync(ct);
         var all = new List<RunRecord>();
         while (await r.ReadAsync(ct))
-            all.Add(new RunRecord(r.GetString(0), r.GetString(1), r.GetInt32(2), r.GetInt32(3), r.GetString(4),
-                DateTimeOffset.Parse(r.GetString(5), System.Globalization.CultureInfo.InvariantCulture), DateTimeOffset.Parse(r.GetString(6), System.Globalization.CultureInfo.InvariantCulture)));
-        return all;
+            all.Add(new RunRecord(r.GetString(0), r.GetString(1), r.GetInt32(2), r.GetInt32(3), r.GetString(4), ParseTime(r.GetString(5)), ParseTime(r.GetString(6))));
+        // Sorted here: the text column would order mixed offsets wrongly.
+        return [.. all.OrderBy(x => x.Created).ThenBy(x => x.RunId, StringComparer.Ordinal)];
     }
 
     public async Task DeleteRolloutsAfterAsync(string runId, int step, CancellationToken ct = default)
     {
-        await using var c = await OpenAsync(ct);
-        await using var cmd = Cmd(c, "DELETE FROM rollouts WHERE run_id = @run AND step > @step; DELETE FROM steps WHERE run_id = @run AND step > @step", ("@run", runId), ("@step", step));
+        await using var c = await OpenConnectionAsync(ct);
+        await using var tx = await c.BeginTransactionAsync(ct);
+        foreach (string table in new[] { "gym_rollouts", "gym_steps" })
+        {
+            await using var cmd = Cmd(c, tx, $"DELETE FROM {table} WHERE run_id = @run AND step > @step", ("@run", runId), ("@step", step));
+            await cmd.ExecuteNonQueryAsync(ct);
+        }
+        await tx.CommitAsync(ct);
+    }
+
+    public abstract ValueTask DisposeAsync();
+
+    private static DateTimeOffset ParseTime(string text) => DateTimeOffset.ParseExact(text, "O", CultureInfo.InvariantCulture);
+
+    private static async Task Exec(DbConnection c, DbTransaction? tx, string sql, CancellationToken ct)
+    {
+        await using var cmd = Cmd(c, tx, sql);
         await cmd.ExecuteNonQueryAsync(ct);
     }
 
-    public ValueTask DisposeAsync()
-    {
-        if (!postgres) SqliteConnection.ClearAllPools(); // release the file (tests delete it; Windows would insist)
-        return ValueTask.CompletedTask;
-    }
-
-    private static async Task Exec(DbConnection c, string sql, CancellationToken ct)
-    {
-        await using var cmd = Cmd(c, sql);
-        await cmd.ExecuteNonQueryAsync(ct);
-    }
-
-    private static DbCommand Cmd(DbConnection c, string sql, params (string Name, object Value)[] args)
+    protected static DbCommand Cmd(DbConnection c, DbTransaction? tx, string sql, params (string Name, object Value)[] args)
     {
         var cmd = c.CreateCommand();
         cmd.CommandText = sql;
+        cmd.Transaction = tx;
         foreach (var (n, v) in args)
         {
             var p = cmd.CreateParameter();

@@ -1,0 +1,47 @@
+using Nemotron.Gym.TestSupport;
+using Npgsql;
+using static Nemotron.Gym.Store.Tests.TestRollouts;
+
+namespace Nemotron.Gym.Store.Tests;
+
+/// <summary>One PostgreSQL server for the class; it fails every test (not skips) when PostgreSQL is not installed.</summary>
+public sealed class PostgresFixture : IAsyncLifetime
+{
+    private PostgresServer? _server;
+
+    public PostgresServer Server => _server ?? throw new InvalidOperationException("the PostgreSQL server did not start");
+
+    public async ValueTask InitializeAsync() => _server = await PostgresServer.StartAsync();
+
+    public async ValueTask DisposeAsync()
+    {
+        if (_server != null) await _server.DisposeAsync();
+    }
+}
+
+/// <summary>The contract on a real PostgreSQL, each test in a database of its own.</summary>
+public sealed class PostgresRolloutStoreTests(PostgresFixture pg) : RolloutStoreContract, IClassFixture<PostgresFixture>
+{
+    protected override async Task<string> NewStoreAsync() => "postgres:" + await pg.Server.CreateDatabaseAsync();
+
+    [Fact]
+    public async Task TheStoreSharesADatabaseWithOtherTables()
+    {
+        string cs = await pg.Server.CreateDatabaseAsync();
+        await using (var c = new NpgsqlConnection(cs))
+        {
+            await c.OpenAsync();
+            await using var cmd = new NpgsqlCommand("CREATE TABLE orleansmembershiptable (id INTEGER); CREATE TABLE runs (id INTEGER)", c);
+            await cmd.ExecuteNonQueryAsync();
+        }
+        await using var s = await RolloutStores.OpenAsync("postgres:" + cs);
+        Assert.Equal(1, await s.AddRolloutsAsync([Make("r", 1, "math/a", 0)]));
+    }
+
+    [Fact]
+    public async Task AnUnreachableServerIsNamedInTheError()
+    {
+        var e = await Assert.ThrowsAsync<InvalidOperationException>(() => RolloutStores.OpenAsync("postgres:Host=127.0.0.1;Port=1;Database=nowhere;Timeout=2"));
+        Assert.Contains("127.0.0.1:1/nowhere", e.Message);
+    }
+}

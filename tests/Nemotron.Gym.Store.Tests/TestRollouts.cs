@@ -1,0 +1,42 @@
+namespace Nemotron.Gym.Store.Tests;
+
+/// <summary>Rollouts to store, and a field-by-field comparison (records compare arrays by reference).</summary>
+internal static class TestRollouts
+{
+    /// <summary>Tool calls in the plugin API's serialized shape, which a NeMo-Gym import rebuilds exactly.</summary>
+    public const string Calls = """[{"Id":"c1","Name":"calc","Arguments":{"x":1}}]""";
+
+    public static StoredRollout Make(string run, int step, string task, int sample, double reward = 1, string? environment = null) => new()
+    {
+        RunId = run, Step = step, TaskId = task, Environment = environment ?? task.Split('/')[0], SampleIndex = sample,
+        Tokens = [1, 2, 300, 4, 100_000], Generated = [0, 0, 1, 1, 1],
+        // Awkward floats on purpose: they must come back bit for bit.
+        SamplerLogProbs = [0, 0, -0.123456789f, -1e-7f, float.Epsilon * 3],
+        Messages =
+        [
+            new("system", "Be brief."), new("user", "What is 2+2?\nAnswer \"exactly\" — ünïcode ✓"),
+            new("assistant", "4", "2+2=4", Calls), new("tool", "4", null, null, "c1"), new("assistant", "It is 4."),
+        ],
+        Reward = reward, ShapedReward = reward - 0.1, Components = new Dictionary<string, double> { ["correct"] = reward, ["format"] = 0.5 },
+        Reason = "matched 4", Evidence = new Dictionary<string, string> { ["extracted"] = "4", ["expected"] = "4" }, Truncated = step % 2 == 0, Turns = 2,
+        GenerateSeconds = 0.5 + step, EnvironmentSeconds = 0.01, CreatedAt = new DateTimeOffset(2026, 11, 23, 1, 2, 3, 456, TimeSpan.FromHours(2)),
+    };
+
+    public static void AssertSame(StoredRollout expected, StoredRollout actual)
+    {
+        Assert.Equal((expected.RunId, expected.Step, expected.TaskId, expected.SampleIndex, expected.Environment),
+            (actual.RunId, actual.Step, actual.TaskId, actual.SampleIndex, actual.Environment));
+        Assert.Equal(expected.Tokens, actual.Tokens);
+        Assert.Equal(expected.Generated, actual.Generated);
+        Assert.Equal(expected.SamplerLogProbs.Select(BitConverter.SingleToInt32Bits), actual.SamplerLogProbs.Select(BitConverter.SingleToInt32Bits));
+        Assert.Equal(expected.Messages, actual.Messages);
+        Assert.Equal(expected.Components.OrderBy(kv => kv.Key), actual.Components.OrderBy(kv => kv.Key));
+        Assert.Equal(expected.Evidence.OrderBy(kv => kv.Key), actual.Evidence.OrderBy(kv => kv.Key));
+        Assert.Equal(BitConverter.DoubleToInt64Bits(expected.Reward), BitConverter.DoubleToInt64Bits(actual.Reward));
+        Assert.Equal(BitConverter.DoubleToInt64Bits(expected.ShapedReward), BitConverter.DoubleToInt64Bits(actual.ShapedReward));
+        Assert.Equal((expected.Reason, expected.Truncated, expected.Turns, expected.GenerateSeconds, expected.EnvironmentSeconds),
+            (actual.Reason, actual.Truncated, actual.Turns, actual.GenerateSeconds, actual.EnvironmentSeconds));
+        // Same instant and same offset.
+        Assert.Equal((expected.CreatedAt, expected.CreatedAt.Offset), (actual.CreatedAt, actual.CreatedAt.Offset));
+    }
+}
