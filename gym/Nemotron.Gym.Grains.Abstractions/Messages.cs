@@ -29,7 +29,11 @@ public sealed record TaskSetSpec(
 {
     /// <summary>A stable text key for caches.</summary>
     [IgnoreMember]
-    public string CacheKey => $"{Environment}|{string.Join(",", Settings.OrderBy(kv => kv.Key, StringComparer.Ordinal).Select(kv => $"{kv.Key}={kv.Value}"))}|{Split}|{Count}|{Seed}";
+    public string CacheKey => $"{Environment}|{SettingsKey(Settings)}|{Split}|{Count}|{Seed}";
+
+    /// <summary>Settings as stable text (sorted by key), for cache keys.</summary>
+    public static string SettingsKey(IReadOnlyDictionary<string, string> settings) =>
+        string.Join(",", settings.OrderBy(kv => kv.Key, StringComparer.Ordinal).Select(kv => $"{kv.Key}={kv.Value}"));
 }
 
 /// <summary>What an episode grain is asked to run: a task of a task set, sample <see cref="SampleIndex"/> of its group.</summary>

@@ -29,7 +29,7 @@ public sealed class EnvironmentPool(EnvironmentPoolOptions options)
     /// <summary>The initialized environment for a name and settings.</summary>
     public Task<HostedEnvironment> GetAsync(string name, IReadOnlyDictionary<string, string> settings)
     {
-        string key = name + "|" + string.Join(",", settings.OrderBy(kv => kv.Key, StringComparer.Ordinal).Select(kv => $"{kv.Key}={kv.Value}"));
+        string key = name + "|" + TaskSetSpec.SettingsKey(settings);
         var lazy = _environments.GetOrAdd(key, _ => new Lazy<Task<HostedEnvironment>>(() => StartAsync(name, settings)));
         return Retry(lazy, () => _environments.TryRemove(key, out _));
     }

@@ -70,9 +70,8 @@ public sealed class EpisodeGrain(EnvironmentPool pool, ILogger<EpisodeGrain> log
         _idle?.Dispose();
         try
         {
-            bool truncated = final && !AssistantOutput.Parse(assistantText).EndedTurn;
             var clock = Stopwatch.StartNew();
-            var result = await _episode!.StepAsync(ChatBridge.ParseAssistant(assistantText, truncated));
+            var result = await _episode!.StepAsync(ChatBridge.ParseTurn(assistantText, final));
             _environmentSeconds += clock.Elapsed.TotalSeconds;
             if (final || result.Done)
             {

@@ -15,9 +15,20 @@ namespace Nemotron.Gym.Plugins;
 public static class ChatBridge
 {
     /// <summary>An assistant turn from decoded model text; never throws (errors go to FormatErrors).</summary>
-    public static AssistantTurn ParseAssistant(string text, bool truncated = false)
+    public static AssistantTurn ParseAssistant(string text, bool truncated = false) => FromOutput(text, AssistantOutput.Parse(text), truncated);
+
+    /// <summary>
+    /// An assistant turn from decoded model text when the host knows whether it was the episode's last turn: a
+    /// <paramref name="final"/> turn that did not end with end-of-turn was cut off at the length limit.
+    /// </summary>
+    public static AssistantTurn ParseTurn(string text, bool final)
     {
         var output = AssistantOutput.Parse(text);
+        return FromOutput(text, output, final && !output.EndedTurn);
+    }
+
+    private static AssistantTurn FromOutput(string text, AssistantOutput output, bool truncated)
+    {
         var calls = new List<PluginToolCall>();
         var errors = output.Errors.ToList();
         foreach (var c in output.ToolCalls)

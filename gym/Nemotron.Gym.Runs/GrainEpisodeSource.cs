@@ -72,55 +72,51 @@ public sealed class GrainEpisodeSource : IEpisodeSource
     private sealed class GrainEpisode(GrainEpisodeSource source, EpisodeSpec spec, string key) : IEpisode
     {
         private readonly List<(string Text, bool Final)> _turns = new();
-        private IEpisodeGrain _grain = null!;
+        private IEpisodeGrain? _grain; // null: open (again) on a new grain before the next call
         private int _attempt;
         private string? _failure;
 
         public Conversation Opening { get; private set; } = new([]);
 
-        public async Task OpenAsync(CancellationToken ct)
-        {
-            await WithReplay(() => Task.FromResult(0), ct, "open"); // the first attempt opens the grain
-        }
+        public Task OpenAsync(CancellationToken ct) => WithReplay(_ => Task.FromResult(0), ct, "open");
 
-        private async Task<EpisodeOpening> OpenOnNewGrain()
+        private async Task<IEpisodeGrain> OpenOnNewGrain()
         {
-            _grain = source._grains.GetGrain<IEpisodeGrain>(_attempt == 0 ? key : $"{key}#{_attempt}");
-            var o = await _grain.Open(spec);
+            var grain = source._grains.GetGrain<IEpisodeGrain>(_attempt == 0 ? key : $"{key}#{_attempt}");
+            var o = await grain.Open(spec);
             Opening = new Conversation(o.Messages.Select(Unwire).ToList(), o.ToolsJson.Count > 0 ? o.ToolsJson : null);
             // Replay the turns already taken (none on the first attempt).
-            foreach (var (text, final) in _turns) await _grain.Step(text, final);
-            return o;
+            foreach (var (text, final) in _turns) await grain.Step(text, final);
+            return grain;
         }
 
-        // Runs the call on the current grain; after a failure, reopens on a new grain, replays, and retries.
-        private async Task<T> WithReplay<T>(Func<Task<T>> call, CancellationToken ct, string what)
+        // Runs the call on the current grain; after a failure, the next round reopens on a new grain and replays.
+        private async Task<T> WithReplay<T>(Func<IEpisodeGrain, Task<T>> call, CancellationToken ct, string what)
         {
-            for (; ; _attempt++)
+            while (true)
             {
                 ct.ThrowIfCancellationRequested();
                 try
                 {
-                    if (_grain == null || _attempt > 0 && _needsReopen) { await OpenOnNewGrain(); _needsReopen = false; }
-                    return await call();
+                    _grain ??= await OpenOnNewGrain();
+                    return await call(_grain);
                 }
                 catch (Exception e) when (!ct.IsCancellationRequested && _attempt + 1 < source.MaxAttempts)
                 {
+                    _attempt++;
+                    _grain = null;
                     Interlocked.Increment(ref source._replays);
                     source._log?.LogWarning("episode {Key}: {What} failed ({Error}); replaying on a new grain", key, what, e.Message);
-                    _needsReopen = true;
                 }
             }
         }
-
-        private bool _needsReopen;
 
         public async Task<EpisodeReply> StepAsync(string assistantText, bool final, CancellationToken ct)
         {
             if (_failure != null) return EpisodeReply.End;
             try
             {
-                var r = await WithReplay(() => _grain.Step(assistantText, final), ct, "step");
+                var r = await WithReplay(g => g.Step(assistantText, final), ct, "step");
                 _turns.Add((assistantText, final));
                 return r.Done ? EpisodeReply.End : new EpisodeReply(false, r.Reply.Select(Unwire).ToList());
             }
@@ -136,7 +132,7 @@ public sealed class GrainEpisodeSource : IEpisodeSource
             if (_failure != null) return new RlGrade(0, new Dictionary<string, double> { ["environment_error"] = 1 }, _failure);
             try
             {
-                var g = await WithReplay(() => _grain.Grade(truncated), ct, "grade");
+                var g = await WithReplay(g => g.Grade(truncated), ct, "grade");
                 return new RlGrade(g.Reward, g.Components, g.Reason, g.Evidence);
             }
             catch (Exception e) when (!ct.IsCancellationRequested)

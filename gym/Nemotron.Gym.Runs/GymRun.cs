@@ -54,7 +54,6 @@ public static class GymRun
                 var blend = cfg.Environments.ToDictionary(e => e.Name, e => e.Weight);
                 var trainer = new GrpoTrainer(model, tokenizer, cfg.Grpo, cfg.Rollout, cfg.Train, cfg.Out, cfg.Seed, observer, reference, blend);
                 var outcome = await trainer.RunAsync(source, HeldOutReward(heldout, new ChatTemplate(tokenizer), cfg.Rollout), cancellation);
-                observer.Flush();
                 if (info.Status != RunStatus.Completed)
                     info = outcome.Interrupted ? await run.Pause() : await run.Complete(outcome.FinalCheckpoint);
                 await store.PutRunAsync(Record(info), CancellationToken.None);
@@ -126,7 +125,5 @@ public static class GymRun
             run.ReportStep(step, directory).GetAwaiter().GetResult();
             inner.OnCheckpoint(step, directory);
         }
-
-        public void Flush() { }
     }
 }

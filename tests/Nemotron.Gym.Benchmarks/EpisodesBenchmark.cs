@@ -20,7 +20,7 @@ public sealed class EpisodesBenchmark : IBenchmark
         int inFlight = Arg(args, "--in-flight", 2000), seconds = Arg(args, "--seconds", 20);
         var state = Path.Combine(Path.GetTempPath(), $"gym-bench-{Environment.ProcessId}.db");
         var options = new GymSiloOptions { SiloPort = 22111, GatewayPort = 32000, StateStorage = "sqlite:" + state };
-        options.PluginFolders.Add(GradingBenchmark.PluginsFolder());
+        options.PluginFolders.Add(Nemotron.Gym.TestSupport.RepoPaths.Plugins);
         using var silo = await GymSilo.StartAsync(options);
         var grains = (IGrainFactory)silo.Services.GetService(typeof(IGrainFactory))!;
         var sets = new[]

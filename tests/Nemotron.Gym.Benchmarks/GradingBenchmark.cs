@@ -18,7 +18,7 @@ public sealed class GradingBenchmark : IBenchmark
     public async Task<int> RunAsync(string[] args)
     {
         int tasks = args.Length >= 2 && args[0] == "--tasks" ? int.Parse(args[1]) : 20000;
-        string plugins = PluginsFolder();
+        string plugins = Nemotron.Gym.TestSupport.RepoPaths.Plugins;
         var (envs, errors) = PluginLoader.LoadAll([plugins]);
         foreach (var e in errors) Console.Error.WriteLine($"{e.Source}: {e.Error}");
         Console.WriteLine($"plugins: {plugins}; {Environment.ProcessorCount} cores; {tasks} tasks per environment, half reference answers, half wrong");
@@ -84,17 +84,6 @@ public sealed class GradingBenchmark : IBenchmark
             lock (latencies) latencies.Add(ms);
         });
         return latencies;
-    }
-
-    internal static string PluginsFolder()
-    {
-        var dir = new DirectoryInfo(AppContext.BaseDirectory);
-        while (dir != null && !File.Exists(Path.Combine(dir.FullName, "Nemotron.Gym.sln"))) dir = dir.Parent;
-        dir ??= new DirectoryInfo(Environment.CurrentDirectory); // a build placed outside the repository: run it from the root
-        var config = AppContext.BaseDirectory.Contains($"{Path.DirectorySeparatorChar}Release{Path.DirectorySeparatorChar}") ? "Release" : "Debug";
-        var folder = Path.Combine(dir!.FullName, "gym", "Nemotron.Gym.Cli", "bin", config, "net10.0", "plugins");
-        if (!Directory.Exists(folder)) throw new DirectoryNotFoundException($"{folder} is missing: build gym/Nemotron.Gym.Cli first");
-        return folder;
     }
 
     private sealed class NoServices : IEnvironmentServices { public T? Get<T>() where T : class => null; }

@@ -12,10 +12,7 @@ internal static class GymProcess
 
     private static string FindGymDll()
     {
-        var dir = new DirectoryInfo(AppContext.BaseDirectory);
-        while (dir != null && !File.Exists(Path.Combine(dir.FullName, "Nemotron.Gym.sln"))) dir = dir.Parent;
-        var config = AppContext.BaseDirectory.Contains($"{Path.DirectorySeparatorChar}Release{Path.DirectorySeparatorChar}") ? "Release" : "Debug";
-        var dll = Path.Combine(dir!.FullName, "gym", "Nemotron.Gym.Cli", "bin", config, "net10.0", "gym.dll");
+        var dll = Path.Combine(Nemotron.Gym.TestSupport.RepoPaths.GymBuild, "gym.dll");
         if (!File.Exists(dll)) throw new FileNotFoundException($"{dll} is missing: build the solution first");
         return dll;
     }

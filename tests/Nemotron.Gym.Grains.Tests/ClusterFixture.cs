@@ -1,21 +1,10 @@
 using Microsoft.Extensions.DependencyInjection;
 using Nemotron.Gym.Grains;
+using Nemotron.Gym.TestSupport;
 using Orleans.Hosting;
 using Orleans.TestingHost;
 
 namespace Nemotron.Gym.Grains.Tests;
-
-/// <summary>Paths the tests share: the built-in plugins staged beside the gym tool.</summary>
-internal static class TestPaths
-{
-    public static string Plugins()
-    {
-        var dir = new DirectoryInfo(AppContext.BaseDirectory);
-        while (dir != null && !File.Exists(Path.Combine(dir.FullName, "Nemotron.Gym.sln"))) dir = dir.Parent;
-        var config = AppContext.BaseDirectory.Contains($"{Path.DirectorySeparatorChar}Release{Path.DirectorySeparatorChar}") ? "Release" : "Debug";
-        return Path.Combine(dir!.FullName, "gym", "Nemotron.Gym.Cli", "bin", config, "net10.0", "plugins");
-    }
-}
 
 /// <summary>A one-silo test cluster (Orleans' TestingHost) with the gym's grains and a run-state file of its own.</summary>
 public sealed class ClusterFixture : IAsyncLifetime
@@ -40,7 +29,7 @@ public sealed class ClusterFixture : IAsyncLifetime
 
     private sealed class SiloConfigurator : ISiloConfigurator
     {
-        public void Configure(ISiloBuilder silo) => GymSilo.AddGrainServices(silo, new GymSiloOptions { PluginFolders = [TestPaths.Plugins()], StateStorage = "sqlite:" + StateFile });
+        public void Configure(ISiloBuilder silo) => GymSilo.AddGrainServices(silo, new GymSiloOptions { PluginFolders = [RepoPaths.Plugins], StateStorage = "sqlite:" + StateFile });
     }
 
     private sealed class ClientConfigurator : IClientBuilderConfigurator

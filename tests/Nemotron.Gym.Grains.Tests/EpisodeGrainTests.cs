@@ -88,7 +88,7 @@ public sealed class EpisodeGrainTests(ClusterFixture fixture) : IClassFixture<Cl
     private static async Task<string> ReferenceText(string taskId)
     {
         // Rebuild the task locally from the same plugin to read its reference (deterministic from the seed).
-        var (envs, _) = Plugins.PluginLoader.LoadAll([TestPaths.Plugins()]);
+        var (envs, _) = Plugins.PluginLoader.LoadAll([Nemotron.Gym.TestSupport.RepoPaths.Plugins]);
         var env = await Plugins.HostedEnvironment.StartAsync(envs.Single(e => e.Descriptor.Name == "math"), Math.Settings, Plugins.HostLimits.Default);
         var task = (await env.LoadTasksAsync(new Abstractions.TaskQuery(Math.Split, Math.Count, Math.Seed))).Single(t => t.Id == taskId);
         return task.Reference[0].Content + "<|end|>";

@@ -10,13 +10,7 @@ public sealed class PluginLoaderTests : IDisposable
     public void Dispose() => Directory.Delete(_root, true);
 
     /// <summary>The Math plugin's build output, copied to a plugin folder named after its assembly.</summary>
-    internal static string MathPluginBuild()
-    {
-        var dir = new DirectoryInfo(AppContext.BaseDirectory);
-        while (dir != null && !File.Exists(Path.Combine(dir.FullName, "Nemotron.Gym.sln"))) dir = dir.Parent;
-        var config = AppContext.BaseDirectory.Contains($"{Path.DirectorySeparatorChar}Release{Path.DirectorySeparatorChar}") ? "Release" : "Debug";
-        return Path.Combine(dir!.FullName, "environments", "Math", "Nemotron.Gym.Environments.Math", "bin", config, "net10.0");
-    }
+    internal static string MathPluginBuild() => Nemotron.Gym.TestSupport.RepoPaths.BuildOf("environments", "Math", "Nemotron.Gym.Environments.Math");
 
     private string CopyMath(string name)
     {

@@ -8,8 +8,7 @@ public sealed class ReplayTests
     [Fact]
     public async Task AnEpisodeWhoseGrainWasLostIsReplayedOnANewGrainAndFinishes()
     {
-        var plugins = Path.Combine(new DirectoryInfo(AppContext.BaseDirectory).Parent!.Parent!.Parent!.Parent!.Parent!.FullName,
-            "gym", "Nemotron.Gym.Cli", "bin", AppContext.BaseDirectory.Contains("/Release/") ? "Release" : "Debug", "net10.0", "plugins");
+        var plugins = Nemotron.Gym.TestSupport.RepoPaths.Plugins;
         var state = Path.Combine(Path.GetTempPath(), $"gym-replay-{Guid.NewGuid():N}.db");
         var silo = await GymSilo.StartAsync(new GymSiloOptions { SiloPort = 21211, GatewayPort = 31100, PluginFolders = [plugins], StateStorage = "sqlite:" + state });
         try

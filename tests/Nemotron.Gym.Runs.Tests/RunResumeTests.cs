@@ -16,14 +16,6 @@ public sealed class RunResumeTests : IDisposable
 
     public void Dispose() => Directory.Delete(_dir, true);
 
-    private static string Plugins()
-    {
-        var dir = new DirectoryInfo(AppContext.BaseDirectory);
-        while (dir != null && !File.Exists(Path.Combine(dir.FullName, "Nemotron.Gym.sln"))) dir = dir.Parent;
-        var config = AppContext.BaseDirectory.Contains($"{Path.DirectorySeparatorChar}Release{Path.DirectorySeparatorChar}") ? "Release" : "Debug";
-        return Path.Combine(dir!.FullName, "gym", "Nemotron.Gym.Cli", "bin", config, "net10.0", "plugins");
-    }
-
     private sealed class Recorder(int cancelAfter, CancellationTokenSource cts) : IRlObserver
     {
         public readonly Dictionary<int, int> RolloutsPerStep = new();
@@ -39,7 +31,7 @@ public sealed class RunResumeTests : IDisposable
         // Each call is a fresh host: a silo started, the run driven, the silo stopped (a restarted host between calls).
         var silo = await GymSilo.StartAsync(new GymSiloOptions
         {
-            SiloPort = 21111, GatewayPort = 31000, PluginFolders = [Plugins()], StateStorage = "sqlite:" + Path.Combine(_dir, "gym-state.db"),
+            SiloPort = 21111, GatewayPort = 31000, PluginFolders = [Nemotron.Gym.TestSupport.RepoPaths.Plugins], StateStorage = "sqlite:" + Path.Combine(_dir, "gym-state.db"),
         });
         try
         {
