@@ -44,7 +44,7 @@ public sealed partial class CudaBackend
         int shared = FlashForwardSharedBytes(hs);
         if (UseFlash(hs, shared, x, o))
             Launch("attention", $"attention_forward_hs{hs}", new Dim3((uint)Ceil(seqLen, AttentionTile), (uint)(batch * heads)), 128, shared,
-                new KernelArgs().Ptr(o).Ptr(lse).Ptr(x).I32(seqLen).I32(channels).I32(heads).F32(scale).Ptr(0));
+                new KernelArgs().Ptr(o).Ptr(lse).Ptr(x).I32(seqLen).I32(channels).I32(heads).F32(scale).Ptr(Bf16Alongside(output, n * channels)));
         else
         {
             CheckSimtHeadSize(hs, "attention");

@@ -376,7 +376,7 @@ public sealed unsafe partial class CudaBackend : IComputeBackend
         ulong x = Read(input, n, "gelu input");
         ulong y = Write(output, DType.F32, n, "gelu output");
         if (n == 0) return;
-        Launch("elementwise", "gelu_forward", GridFor(n, 4), Threads, 0, new KernelArgs().Ptr(y).Ptr(x).I64(n).Ptr(0));
+        Launch("elementwise", "gelu_forward", GridFor(n, 4), Threads, 0, new KernelArgs().Ptr(y).Ptr(x).I64(n).Ptr(Bf16Alongside(output, n)));
     }
 
     /// <inheritdoc />
@@ -387,7 +387,7 @@ public sealed unsafe partial class CudaBackend : IComputeBackend
         ulong dy = Read(doutput, n, "gelu doutput");
         ulong dx = Write(dinput, DType.F32, n, "gelu dinput");
         if (n == 0) return;
-        Launch("elementwise", "gelu_backward", GridFor(n, 4), Threads, 0, new KernelArgs().Ptr(dx).Ptr(dy).Ptr(x).I64(n).Ptr(0));
+        Launch("elementwise", "gelu_backward", GridFor(n, 4), Threads, 0, new KernelArgs().Ptr(dx).Ptr(dy).Ptr(x).I64(n).Ptr(Bf16Alongside(dinput, n)));
     }
 
     // ---- matrix products -----------------------------------------------------------------------
@@ -409,6 +409,23 @@ public sealed unsafe partial class CudaBackend : IComputeBackend
             Launch("convert", "f32_to_bf16_kernel", GridFor(count, 4), Threads, 0, new KernelArgs().Ptr(mirror.Buffer.Pointer).Ptr(t.Pointer).I64(count));
             mirror.Version = version;
         }
+        return mirror.Buffer.Pointer;
+    }
+
+    /// <summary>
+    /// The bf16 copy of the first <paramref name="count"/> elements of <paramref name="t"/>, for the kernel that writes
+    /// t to fill in the same pass, stamped current. Call it after t is marked written. The outputs that feed matrix
+    /// products (norms, GELU, attention, their gradients) thus skip a separate conversion that would read them again.
+    /// </summary>
+    private ulong Bf16Alongside(Tensor t, long count)
+    {
+        var c = (CudaTensor)t;
+        var storage = c.Storage;
+        storage.Mirrors ??= [];
+        var key = (c.Offset, count);
+        if (!storage.Mirrors.TryGetValue(key, out var mirror))
+            storage.Mirrors[key] = mirror = new Bf16Mirror(new CudaDeviceBuffer(count * 2));
+        mirror.Version = c.Version;
         return mirror.Buffer.Pointer;
     }
 
@@ -485,7 +502,7 @@ public sealed unsafe partial class CudaBackend : IComputeBackend
         ulong y = Write(output, DType.F32, (long)n * channels, "rmsnorm output"), r = Write(rstd, DType.F32, n, "rmsnorm rstd");
         if (n == 0) return;
         Launch("norm", "rmsnorm_forward", Ceil(n, Threads / 32), Threads, 0,
-            new KernelArgs().Ptr(y).Ptr(r).Ptr(x).Ptr(w).I32(n).I32(channels).F32(eps).Ptr(0));
+            new KernelArgs().Ptr(y).Ptr(r).Ptr(x).Ptr(w).I32(n).I32(channels).F32(eps).Ptr(Bf16Alongside(output, (long)n * channels)));
     }
 
     /// <inheritdoc />
@@ -497,7 +514,7 @@ public sealed unsafe partial class CudaBackend : IComputeBackend
         ulong dx = Write(dinput, DType.F32, (long)n * channels, "rmsnorm dinput"), dw = Write(dweight, DType.F32, channels, "rmsnorm dweight");
         if (n == 0 || channels == 0) return;
         Launch("norm", "rmsnorm_backward_input", Ceil(n, Threads / 32), Threads, 0,
-            new KernelArgs().Ptr(dx).Ptr(dy).Ptr(x).Ptr(w).Ptr(r).I32(n).I32(channels).Ptr(0));
+            new KernelArgs().Ptr(dx).Ptr(dy).Ptr(x).Ptr(w).Ptr(r).I32(n).I32(channels).Ptr(Bf16Alongside(dinput, (long)n * channels)));
         // The weight gradient: per-chunk column sums, then one ordered sum of the chunks (deterministic).
         int rowsPerChunk = Math.Max(64, Ceil(n, 65535));
         int chunks = Ceil(n, rowsPerChunk);

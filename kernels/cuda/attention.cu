@@ -30,32 +30,64 @@
 
 // ---- staging fp32 rows into bf16 tiles ------------------------------------------------------------
 
+// The tensor-core kernels run 128 threads a block. Staging loads a batch of a thread's float4s into registers
+// before it converts and stores any of them: with load-convert-store per item, each store (to memory the compiler
+// cannot prove apart from the source) waited for its load, so a tile took one global-memory latency per item.
+#define ATT_THREADS 128
+
 // s[r][c] = bf16(g[r·gstride + c]) for r < 64, c < HS, rows r >= valid zero; s has row stride HS + 8.
 template <int HS>
 __device__ __forceinline__ void stage_rows(u16* s, const float* g, i64 gstride, int valid)
 {
-    constexpr int V4 = HS / 4, SS = HS + 8;
-    for (int idx = threadIdx.x; idx < ATT_TILE * V4; idx += blockDim.x)
+    constexpr int V4 = HS / 4, SS = HS + 8, ITEMS = ATT_TILE * V4 / ATT_THREADS, BATCH = ITEMS < 8 ? ITEMS : 8;
+#pragma unroll
+    for (int i0 = 0; i0 < ITEMS; i0 += BATCH)
     {
-        int r = idx / V4, c = (idx - r * V4) * 4;
-        float4 v = r < valid ? *(const float4*)(g + r * gstride + c) : make_float4(0.0f, 0.0f, 0.0f, 0.0f);
-        *(uint2*)(s + r * SS + c) = make_uint2(pack_bf16x2(v.x, v.y), pack_bf16x2(v.z, v.w));
+        float4 v[BATCH];
+#pragma unroll
+        for (int j = 0; j < BATCH; j++)
+        {
+            int idx = threadIdx.x + (i0 + j) * ATT_THREADS, r = idx / V4, c = (idx - r * V4) * 4;
+            v[j] = r < valid ? *(const float4*)(g + r * gstride + c) : make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+        }
+#pragma unroll
+        for (int j = 0; j < BATCH; j++)
+        {
+            int idx = threadIdx.x + (i0 + j) * ATT_THREADS, r = idx / V4, c = (idx - r * V4) * 4;
+            *(uint2*)(s + r * SS + c) = make_uint2(pack_bf16x2(v[j].x, v[j].y), pack_bf16x2(v[j].z, v[j].w));
+        }
     }
 }
 
-// sT[c][r] = bf16(g[r·gstride + c]): the transposed tile, row stride ATT_TSTRIDE.
+// sT[c][r] = bf16(g[r·gstride + c]): the transposed tile, row stride ATT_TSTRIDE. A thread takes two neighbouring
+// rows and four columns and packs each column's pair of values into one 32-bit store; the 32 lanes of a warp take
+// 32 row pairs of the same columns, so every store instruction writes 32 consecutive words, free of bank
+// conflicts (lanes along the columns, with one 16-bit store per value, made 8-way conflicts).
 template <int HS>
 __device__ __forceinline__ void stage_rows_transposed(u16* sT, const float* g, i64 gstride, int valid)
 {
-    constexpr int V4 = HS / 4;
-    for (int idx = threadIdx.x; idx < ATT_TILE * V4; idx += blockDim.x)
+    constexpr int V4 = HS / 4, ITEMS = (ATT_TILE / 2) * V4 / ATT_THREADS, BATCH = ITEMS < 4 ? ITEMS : 4;
+    const float4 zero = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+#pragma unroll
+    for (int i0 = 0; i0 < ITEMS; i0 += BATCH)
     {
-        int r = idx / V4, c = (idx - r * V4) * 4;
-        float4 v = r < valid ? *(const float4*)(g + r * gstride + c) : make_float4(0.0f, 0.0f, 0.0f, 0.0f);
-        sT[(c + 0) * ATT_TSTRIDE + r] = f32_to_bf16(v.x);
-        sT[(c + 1) * ATT_TSTRIDE + r] = f32_to_bf16(v.y);
-        sT[(c + 2) * ATT_TSTRIDE + r] = f32_to_bf16(v.z);
-        sT[(c + 3) * ATT_TSTRIDE + r] = f32_to_bf16(v.w);
+        float4 v0[BATCH], v1[BATCH];
+#pragma unroll
+        for (int j = 0; j < BATCH; j++)
+        {
+            int idx = threadIdx.x + (i0 + j) * ATT_THREADS, r = 2 * (idx & 31), c = (idx >> 5) * 4;
+            v0[j] = r < valid ? *(const float4*)(g + r * gstride + c) : zero;
+            v1[j] = r + 1 < valid ? *(const float4*)(g + (r + 1) * gstride + c) : zero;
+        }
+#pragma unroll
+        for (int j = 0; j < BATCH; j++)
+        {
+            int idx = threadIdx.x + (i0 + j) * ATT_THREADS, r = 2 * (idx & 31), c = (idx >> 5) * 4;
+            *(u32*)(sT + (c + 0) * ATT_TSTRIDE + r) = pack_bf16x2(v0[j].x, v1[j].x);
+            *(u32*)(sT + (c + 1) * ATT_TSTRIDE + r) = pack_bf16x2(v0[j].y, v1[j].y);
+            *(u32*)(sT + (c + 2) * ATT_TSTRIDE + r) = pack_bf16x2(v0[j].z, v1[j].z);
+            *(u32*)(sT + (c + 3) * ATT_TSTRIDE + r) = pack_bf16x2(v0[j].w, v1[j].w);
+        }
     }
 }
 

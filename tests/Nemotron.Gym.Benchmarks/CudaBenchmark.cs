@@ -9,7 +9,8 @@ namespace Nemotron.Gym.Benchmarks;
 /// <summary>
 /// CUDA backend throughput at GPT-2 shapes: training tokens/s and MFU, generation tokens/s at batch 1, 64 and 256,
 /// and at batch 1 the share of the memory-bandwidth bound. peer/torch_peer.py prints the same table for PyTorch.
-/// Args: [seconds per training measurement (default 20)] [--peak-tflops X].
+/// Args: [seconds per training measurement (default 20)] [--peak-tflops X] [--breakdown]: with --breakdown, the
+/// time of each operation (and of each matrix-product shape) in a GPT-2 small training step, synchronizing after each.
 /// </summary>
 public sealed class CudaBenchmark : IBenchmark
 {
@@ -41,6 +42,16 @@ public sealed class CudaBenchmark : IBenchmark
         Console.WriteLine(cuda.Description);
         Console.WriteLine($"bf16 peak {(peak > 0 ? $"{peak / 1e12:F0} TFLOP/s" : "unknown (--peak-tflops X)")}, memory bandwidth {ctx.PeakMemoryBandwidth / 1e9:F0} GB/s");
         Console.WriteLine();
+        if (args.Contains("--breakdown"))
+        {
+            var (name, cfg, batch) = Models[0];
+            var timing = new TimingBackend(cuda, matMulShapes: true);
+            var (tps, _) = TrainBenchmark.MeasureTraining(timing, cfg, batch, Math.Min(seconds, 5));
+            double stepSeconds = batch * cfg.Context / tps;
+            Console.WriteLine($"{name} training step, {batch}x{cfg.Context}, synchronizing after every operation: {stepSeconds * 1000:F1} ms");
+            TrainBenchmark.PrintBreakdown(timing, stepSeconds * timing.Steps, lines: 30);
+            Console.WriteLine();
+        }
         PrintHeader();
 
         foreach (var (name, cfg, batch) in Models)

@@ -3,13 +3,16 @@ using Nemotron.Gym.Kernels;
 
 namespace Nemotron.Gym.Benchmarks;
 
-/// <summary>Wraps a backend and adds up the wall time of each operation (synchronizing after each one).</summary>
-public sealed class TimingBackend(IComputeBackend inner) : IComputeBackend
+/// <summary>
+/// Wraps a backend and adds up the wall time of each operation (synchronizing after each one). With
+/// <paramref name="matMulShapes"/> each matrix-product shape is its own line ("matmul 8192×2304×768 NT").
+/// </summary>
+public sealed class TimingBackend(IComputeBackend inner, bool matMulShapes = false) : IComputeBackend
 {
     private readonly Dictionary<string, (double Seconds, long Calls)> _times = new();
 
     public IReadOnlyDictionary<string, (double Seconds, long Calls)> Times => _times;
-    public void Reset() => _times.Clear();
+    public void Reset() { _times.Clear(); Steps = 0; }
     /// <summary>Steps measured, set by the caller.</summary>
     public int Steps { get; set; }
 
@@ -42,7 +45,8 @@ public sealed class TimingBackend(IComputeBackend inner) : IComputeBackend
     public void GeluForward(Tensor o, Tensor i, long n) => Time("gelu", () => inner.GeluForward(o, i, n));
     public void GeluBackward(Tensor di, Tensor dO, Tensor i, long n) => Time("gelu_backward", () => inner.GeluBackward(di, dO, i, n));
     public void MatMul(Tensor c, Tensor a, Tensor b, int m, int n, int k, bool ta, bool tb, float alpha = 1, float beta = 0, int batch = 1, long sa = 0, long sb = 0, long sc = 0) =>
-        Time("matmul", () => inner.MatMul(c, a, b, m, n, k, ta, tb, alpha, beta, batch, sa, sb, sc));
+        Time(matMulShapes ? $"matmul {(batch > 1 ? $"{batch}×" : "")}{m}×{n}×{k} {(ta ? 'T' : 'N')}{(tb ? 'T' : 'N')}" : "matmul",
+            () => inner.MatMul(c, a, b, m, n, k, ta, tb, alpha, beta, batch, sa, sb, sc));
     public void EmbeddingForward(Tensor o, Tensor t, Tensor p, Tensor wte, Tensor wpe, int n, int c) => Time("embedding", () => inner.EmbeddingForward(o, t, p, wte, wpe, n, c));
     public void EmbeddingBackward(Tensor dwte, Tensor dwpe, Tensor dO, Tensor t, Tensor p, int n, int c) => Time("embedding_backward", () => inner.EmbeddingBackward(dwte, dwpe, dO, t, p, n, c));
     public void RmsNormForward(Tensor o, Tensor r, Tensor i, Tensor w, int n, int c, float eps) => Time("rmsnorm", () => inner.RmsNormForward(o, r, i, w, n, c, eps));

@@ -72,9 +72,9 @@ public sealed class TrainBenchmark : IBenchmark
         return (tps, cfg.TrainingFlopsPerToken(t) * tps / 1e9);
     }
 
-    private static void PrintBreakdown(TimingBackend timing, double total)
+    internal static void PrintBreakdown(TimingBackend timing, double total, int lines = 12)
     {
-        foreach (var (op, (s, calls)) in timing.Times.OrderByDescending(kv => kv.Value.Seconds).Take(12))
-            Console.WriteLine($"  {op,-24} {100 * s / total,5:F1}%  ({calls} calls)");
+        foreach (var (op, (s, calls)) in timing.Times.OrderByDescending(kv => kv.Value.Seconds).Take(lines))
+            Console.WriteLine($"  {op,-36} {100 * s / total,5:F1}%  {1000 * s / Math.Max(1, timing.Steps),8:F2} ms/step  ({calls} calls)");
     }
 }

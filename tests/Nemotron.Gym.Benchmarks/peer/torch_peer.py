@@ -10,6 +10,8 @@ in bf16 weights; at batch 1 the share of the memory-bandwidth bound (bf16 weight
 Each runs eager and under torch.compile.
 
 Usage: python3 torch_peer.py [--seconds 20] [--peak-tflops 989] [--bandwidth-gbs 3350] [--no-compile]
+                             [--compare cuda-bench.log]
+--compare reads the table `benchmarks cuda` printed and adds a table of ratios: ours over eager and over compile.
 """
 import argparse
 import math
@@ -83,6 +85,7 @@ def flops_per_token(cfg, t):
 
 
 def measure_training(cfg, batch, seconds, compiled):
+    torch._dynamo.reset()  # each shape compiles afresh, not against the recompile limit of the earlier ones
     torch.manual_seed(1)
     model = Gpt(**cfg).cuda()
     opt = torch.optim.AdamW(model.parameters(), lr=1e-3, betas=(0.9, 0.95), weight_decay=0.1, fused=True)
@@ -115,6 +118,7 @@ def measure_training(cfg, batch, seconds, compiled):
 
 @torch.no_grad()
 def measure_generation(cfg, batch, compiled, prompt_len=16, new_tokens=128):
+    torch._dynamo.reset()
     torch.manual_seed(1)
     model = Gpt(**cfg).cuda().to(torch.bfloat16).eval()
     step_fn = torch.compile(model, dynamic=True) if compiled else model
@@ -135,13 +139,37 @@ def measure_generation(cfg, batch, compiled, prompt_len=16, new_tokens=128):
                 logits = step_fn(tok, caches, prompt_len + i)[:, -1]
         return torch.cat(out, dim=1)
 
-    run(8)  # warm-up
+    # Warm-up over every position the timed run visits: SDPA picks (and for cuDNN, builds) a kernel plan per key
+    # length, and building those inside the timed loop made the loop look ~50x slower than it is.
+    run(new_tokens)
     torch.cuda.synchronize()
     start = time.perf_counter()
     tokens = run(new_tokens)
     torch.cuda.synchronize()
     tps = tokens.numel() / (time.perf_counter() - start)
     return tps, prompt_len + new_tokens / 2.0
+
+
+def read_ours(path):
+    """Rows of the table `benchmarks cuda` printed: (workload, model, batch) -> tokens/s."""
+    ours = {}
+    with open(path) as f:
+        for line in f:
+            cells = [c.strip() for c in line.strip().strip("|").split("|")]
+            if len(cells) == 5 and cells[0] in ("train", "generate"):
+                ours[(cells[0], cells[1], cells[2])] = float(cells[3].replace(",", ""))
+    return ours
+
+
+def print_ratios(ours, peer):
+    print()
+    print(f"| {'workload':<8} | {'model':<20} | {'batch':<9} | {'ours':>10} | {'eager':>10} | {'compile':>10} | {'ours/eager':>10} | {'ours/compile':>12} |")
+    print(f"|{'-' * 10}|{'-' * 22}|{'-' * 11}|{'-' * 12}|{'-' * 12}|{'-' * 12}|{'-' * 12}|{'-' * 14}|")
+    for key, tps in ours.items():
+        eager, comp = peer.get(key + ("eager",)), peer.get(key + ("compile",))
+        cell = lambda v: f"{v:>10,.0f}" if v else f"{'-':>10}"
+        ratio = lambda v: f"{tps / v:.2f}x" if v else "-"
+        print(f"| {key[0]:<8} | {key[1]:<20} | {key[2]:<9} | {tps:>10,.0f} | {cell(eager)} | {cell(comp)} | {ratio(eager):>10} | {ratio(comp):>12} |")
 
 
 def header():
@@ -159,6 +187,7 @@ def main():
     ap.add_argument("--peak-tflops", type=float, default=0)
     ap.add_argument("--bandwidth-gbs", type=float, default=0, help="DRAM bandwidth; default from the device's properties")
     ap.add_argument("--no-compile", action="store_true")
+    ap.add_argument("--compare", help="a log of `benchmarks cuda`: print our tokens/s over PyTorch's")
     a = ap.parse_args()
     torch.backends.cuda.matmul.allow_tf32 = True
     prop = torch.cuda.get_device_properties(0)
@@ -170,22 +199,28 @@ def main():
     print(f"bf16 peak {peak / 1e12:.0f} TFLOP/s" if peak else "bf16 peak unknown (--peak-tflops X)",
           f", memory bandwidth {bandwidth / 1e9:.0f} GB/s" if bandwidth else ", bandwidth unknown (--bandwidth-gbs X)", sep="")
     print()
+    ours = read_ours(a.compare) if a.compare else {}
+    results = {}
     header()
     for compiled in ([False] if a.no_compile else [False, True]):
         mode = "compile" if compiled else "eager"
         for name, cfg, batch in MODELS:
             tps, flops = measure_training(cfg, batch, a.seconds, compiled)
+            results[("train", name, f"{batch}x{cfg['context']}", mode)] = tps
             row("train", name, f"{batch}x{cfg['context']}", tps,
                 f"{mode}, MFU {100 * flops / peak:.1f}%" if peak else f"{mode}, {flops / 1e12:.1f} TFLOP/s")
         for name, cfg, _ in MODELS:
             for batch in (1, 64, 256):
                 tps, mean_pos = measure_generation(cfg, batch, compiled)
+                results[("generate", name, str(batch), mode)] = tps
                 note = mode
                 if batch == 1 and bandwidth:
                     params = cfg["vocab"] * cfg["width"] + cfg["layers"] * (12 * cfg["width"] ** 2 + 2 * cfg["width"]) + cfg["width"]
                     bytes_per_token = 2.0 * params + 2.0 * cfg["layers"] * cfg["width"] * 2 * mean_pos  # bf16 weights + bf16 KV
                     note += f", {100 * bytes_per_token * tps / bandwidth:.1f}% of bandwidth bound"
                 row("generate", name, str(batch), tps, note)
+        if ours:
+            print_ratios(ours, results)
 
 
 if __name__ == "__main__":
