@@ -8,8 +8,9 @@ namespace Nemotron.Gym.Grains;
 /// Cluster membership in PostgreSQL (over Npgsql), so silos on several machines form one cluster.
 /// Orleans' own ADO.NET clustering needs Microsoft's SQL scripts, which its package does not ship; this table is ours.
 /// <para>
-/// Two tables: one version row per cluster (the table version and its etag) and one row per silo (the entry as JSON,
-/// a row etag, and the columns queries need). Inserts and updates lock the version row, compare its etag with the
+/// Two tables: silo_membership_version, one row per cluster (the table version and its etag), and silo_membership,
+/// one row per silo (the entry as JSON, a row etag, and the columns queries need). Not gym_*: the rollout store, which
+/// may share the database, treats every gym_* table as its own. Inserts and updates lock the version row, compare its etag with the
 /// caller's, write the silo row and the new version, all in one transaction, so two silos that read the same version
 /// cannot both write. Heartbeats touch only the I-am-alive column and change neither etag: a silo's heartbeat must
 /// not make another silo's pending membership change fail.
@@ -23,12 +24,12 @@ public sealed class PostgresMembershipTable(string connectionString, string clus
         int UpdateZone, int FaultZone, DateTime StartTime, List<Suspect>? Suspects);
 
     // Any fixed key: it serializes schema creation across silos starting at the same moment.
-    private const long SchemaLock = 0x67796d5f6d656d; // "gym_mem"
+    private const long SchemaLock = 0x73696c6f5f6d656d; // "silo_mem"
 
-    private async Task<NpgsqlConnection> Open()
+    private async Task<NpgsqlConnection> Open(CancellationToken ct)
     {
         var c = new NpgsqlConnection(connectionString);
-        await c.OpenAsync();
+        await c.OpenAsync(ct);
         return c;
     }
 
@@ -39,76 +40,96 @@ public sealed class PostgresMembershipTable(string connectionString, string clus
         return cmd;
     }
 
+    // Orleans calls the cancellation-aware members; the plain ones (obsolete in Orleans) forward to them.
+
     /// <inheritdoc />
-    public async Task InitializeMembershipTable(bool tryInitTableVersion)
+    public Task InitializeMembershipTable(bool tryInitTableVersion) => InitializeMembershipTableAsync(tryInitTableVersion, default);
+    /// <inheritdoc />
+    public Task DeleteMembershipTableEntries(string clusterId) => DeleteMembershipTableEntriesAsync(clusterId, default);
+    /// <inheritdoc />
+    public Task CleanupDefunctSiloEntries(DateTimeOffset beforeDate) => CleanupDefunctSiloEntriesAsync(beforeDate, default);
+    /// <inheritdoc />
+    public Task<MembershipTableData> ReadRow(SiloAddress key) => ReadRowAsync(key, default);
+    /// <inheritdoc />
+    public Task<MembershipTableData> ReadAll() => ReadAllAsync(default);
+    /// <inheritdoc />
+    public Task<bool> InsertRow(MembershipEntry entry, TableVersion tableVersion) => InsertRowAsync(entry, tableVersion, default);
+    /// <inheritdoc />
+    public Task<bool> UpdateRow(MembershipEntry entry, string etag, TableVersion tableVersion) => UpdateRowAsync(entry, etag, tableVersion, default);
+    /// <inheritdoc />
+    public Task UpdateIAmAlive(MembershipEntry entry) => UpdateIAmAliveAsync(entry, default);
+
+    /// <inheritdoc />
+    public async Task InitializeMembershipTableAsync(bool tryInitTableVersion, CancellationToken cancellationToken)
     {
-        await using var c = await Open();
-        await using var tx = await c.BeginTransactionAsync();
+        var ct = cancellationToken;
+        await using var c = await Open(ct);
+        await using var tx = await c.BeginTransactionAsync(ct);
         // CREATE TABLE IF NOT EXISTS is not safe against a concurrent CREATE of the same table (a unique violation
         // in the catalog): the advisory lock makes the second silo wait, then find the tables there.
         await using (var cmd = new NpgsqlCommand($"""
             SELECT pg_advisory_xact_lock({SchemaLock});
-            CREATE TABLE IF NOT EXISTS gym_membership_version (
+            CREATE TABLE IF NOT EXISTS silo_membership_version (
                 cluster_id TEXT PRIMARY KEY, version INT NOT NULL, etag TEXT NOT NULL);
-            CREATE TABLE IF NOT EXISTS gym_membership (
+            CREATE TABLE IF NOT EXISTS silo_membership (
                 cluster_id TEXT NOT NULL, address TEXT NOT NULL, etag BIGINT NOT NULL, status INT NOT NULL,
                 entry_json TEXT NOT NULL, start_time TIMESTAMPTZ NOT NULL, i_am_alive TIMESTAMPTZ NOT NULL, last_vote TIMESTAMPTZ,
                 PRIMARY KEY (cluster_id, address));
             """, c, tx))
-            await cmd.ExecuteNonQueryAsync();
+            await cmd.ExecuteNonQueryAsync(ct);
         if (tryInitTableVersion)
         {
-            await using var init = Command(c, "INSERT INTO gym_membership_version VALUES (@c, 0, @e) ON CONFLICT DO NOTHING", tx);
+            await using var init = Command(c, "INSERT INTO silo_membership_version VALUES (@c, 0, @e) ON CONFLICT DO NOTHING", tx);
             init.Parameters.AddWithValue("e", NewEtag());
-            await init.ExecuteNonQueryAsync();
+            await init.ExecuteNonQueryAsync(ct);
         }
-        await tx.CommitAsync();
+        await tx.CommitAsync(ct);
     }
 
     /// <inheritdoc />
-    public async Task DeleteMembershipTableEntries(string clusterId)
+    public async Task DeleteMembershipTableEntriesAsync(string clusterId, CancellationToken cancellationToken)
     {
-        await using var c = await Open();
-        await using var cmd = new NpgsqlCommand("DELETE FROM gym_membership WHERE cluster_id = @c; DELETE FROM gym_membership_version WHERE cluster_id = @c", c);
+        await using var c = await Open(cancellationToken);
+        await using var cmd = new NpgsqlCommand("DELETE FROM silo_membership WHERE cluster_id = @c; DELETE FROM silo_membership_version WHERE cluster_id = @c", c);
         cmd.Parameters.AddWithValue("c", clusterId);
-        await cmd.ExecuteNonQueryAsync();
+        await cmd.ExecuteNonQueryAsync(cancellationToken);
     }
 
     /// <inheritdoc />
-    public async Task CleanupDefunctSiloEntries(DateTimeOffset beforeDate)
+    public async Task CleanupDefunctSiloEntriesAsync(DateTimeOffset beforeDate, CancellationToken cancellationToken)
     {
         // Every entry that is not Active and has shown no sign of life (start, heartbeat, or a vote against it) since
         // beforeDate: a recent death vote keeps a dead entry, so silos still see that it died.
-        await using var c = await Open();
+        await using var c = await Open(cancellationToken);
         await using var cmd = Command(c, """
-            DELETE FROM gym_membership WHERE cluster_id = @c AND status <> @active
+            DELETE FROM silo_membership WHERE cluster_id = @c AND status <> @active
               AND GREATEST(start_time, i_am_alive, last_vote) < @before
             """);
         cmd.Parameters.AddWithValue("active", (int)SiloStatus.Active);
         cmd.Parameters.AddWithValue("before", beforeDate.UtcDateTime);
-        await cmd.ExecuteNonQueryAsync();
+        await cmd.ExecuteNonQueryAsync(cancellationToken);
     }
 
     /// <inheritdoc />
-    public Task<MembershipTableData> ReadRow(SiloAddress key) => Read(key);
+    public Task<MembershipTableData> ReadRowAsync(SiloAddress key, CancellationToken cancellationToken) => Read(key, cancellationToken);
 
     /// <inheritdoc />
-    public Task<MembershipTableData> ReadAll() => Read(null);
+    public Task<MembershipTableData> ReadAllAsync(CancellationToken cancellationToken) => Read(null, cancellationToken);
 
-    private async Task<MembershipTableData> Read(SiloAddress? key)
+    private async Task<MembershipTableData> Read(SiloAddress? key, CancellationToken ct)
     {
         // One statement, one snapshot: the version and the rows are read together.
-        await using var c = await Open();
+        await using var c = await Open(ct);
         await using var cmd = Command(c, """
             SELECT v.version, v.etag, m.entry_json, m.etag, m.i_am_alive
-            FROM gym_membership_version v LEFT JOIN gym_membership m ON m.cluster_id = v.cluster_id
+            FROM silo_membership_version v LEFT JOIN silo_membership m ON m.cluster_id = v.cluster_id
             """ + (key != null ? " AND m.address = @a" : "") + " WHERE v.cluster_id = @c");
         if (key != null) cmd.Parameters.AddWithValue("a", key.ToParsableString());
         var rows = new List<Tuple<MembershipEntry, string>>();
         TableVersion? version = null;
-        await using (var r = await cmd.ExecuteReaderAsync())
+        await using (var r = await cmd.ExecuteReaderAsync(ct))
         {
-            while (await r.ReadAsync())
+            while (await r.ReadAsync(ct))
             {
                 version ??= new TableVersion(r.GetInt32(0), r.GetString(1));
                 if (!r.IsDBNull(2))
@@ -120,36 +141,38 @@ public sealed class PostgresMembershipTable(string connectionString, string clus
     }
 
     /// <inheritdoc />
-    public async Task<bool> InsertRow(MembershipEntry entry, TableVersion tableVersion)
+    public async Task<bool> InsertRowAsync(MembershipEntry entry, TableVersion tableVersion, CancellationToken cancellationToken)
     {
-        await using var c = await Open();
-        await using var tx = await c.BeginTransactionAsync();
-        if (!await LockVersion(c, tx, tableVersion)) return false;
+        var ct = cancellationToken;
+        await using var c = await Open(ct);
+        await using var tx = await c.BeginTransactionAsync(ct);
+        if (!await LockVersion(c, tx, tableVersion, ct)) return false;
         await using (var cmd = Command(c, """
-            INSERT INTO gym_membership (cluster_id, address, etag, status, entry_json, start_time, i_am_alive, last_vote)
+            INSERT INTO silo_membership (cluster_id, address, etag, status, entry_json, start_time, i_am_alive, last_vote)
             VALUES (@c, @a, 0, @s, @j, @start, @alive, @vote) ON CONFLICT DO NOTHING
             """, tx))
         {
             AddEntry(cmd, entry);
             cmd.Parameters.AddWithValue("alive", Utc(entry.IAmAliveTime));
-            if (await cmd.ExecuteNonQueryAsync() != 1) return false; // the silo is already there
+            if (await cmd.ExecuteNonQueryAsync(ct) != 1) return false; // the silo is already there
         }
-        await SetVersion(c, tx, tableVersion.Version);
-        await tx.CommitAsync();
+        await SetVersion(c, tx, tableVersion.Version, ct);
+        await tx.CommitAsync(ct);
         return true;
     }
 
     /// <inheritdoc />
-    public async Task<bool> UpdateRow(MembershipEntry entry, string etag, TableVersion tableVersion)
+    public async Task<bool> UpdateRowAsync(MembershipEntry entry, string etag, TableVersion tableVersion, CancellationToken cancellationToken)
     {
+        var ct = cancellationToken;
         if (!long.TryParse(etag, out long rowEtag)) return false;
-        await using var c = await Open();
-        await using var tx = await c.BeginTransactionAsync();
-        if (!await LockVersion(c, tx, tableVersion)) return false;
+        await using var c = await Open(ct);
+        await using var tx = await c.BeginTransactionAsync(ct);
+        if (!await LockVersion(c, tx, tableVersion, ct)) return false;
         // The I-am-alive column is the heartbeat's: a membership change carries whatever time its caller last read,
         // which may be older than the latest heartbeat.
         await using (var cmd = Command(c, """
-            UPDATE gym_membership SET etag = etag + 1, status = @s, entry_json = @j, start_time = @start, last_vote = @vote,
+            UPDATE silo_membership SET etag = etag + 1, status = @s, entry_json = @j, start_time = @start, last_vote = @vote,
                 i_am_alive = GREATEST(i_am_alive, @alive)
             WHERE cluster_id = @c AND address = @a AND etag = @e
             """, tx))
@@ -157,39 +180,39 @@ public sealed class PostgresMembershipTable(string connectionString, string clus
             AddEntry(cmd, entry);
             cmd.Parameters.AddWithValue("alive", Utc(entry.IAmAliveTime));
             cmd.Parameters.AddWithValue("e", rowEtag);
-            if (await cmd.ExecuteNonQueryAsync() != 1) return false; // no such silo, or its row changed since it was read
+            if (await cmd.ExecuteNonQueryAsync(ct) != 1) return false; // no such silo, or its row changed since it was read
         }
-        await SetVersion(c, tx, tableVersion.Version);
-        await tx.CommitAsync();
+        await SetVersion(c, tx, tableVersion.Version, ct);
+        await tx.CommitAsync(ct);
         return true;
     }
 
     /// <inheritdoc />
-    public async Task UpdateIAmAlive(MembershipEntry entry)
+    public async Task UpdateIAmAliveAsync(MembershipEntry entry, CancellationToken cancellationToken)
     {
-        await using var c = await Open();
-        await using var cmd = Command(c, "UPDATE gym_membership SET i_am_alive = @alive WHERE cluster_id = @c AND address = @a");
+        await using var c = await Open(cancellationToken);
+        await using var cmd = Command(c, "UPDATE silo_membership SET i_am_alive = @alive WHERE cluster_id = @c AND address = @a");
         cmd.Parameters.AddWithValue("a", entry.SiloAddress.ToParsableString());
         cmd.Parameters.AddWithValue("alive", Utc(entry.IAmAliveTime));
-        await cmd.ExecuteNonQueryAsync();
+        await cmd.ExecuteNonQueryAsync(cancellationToken);
     }
 
     // Locks the cluster's version row for this transaction; false when its etag is not the one the caller read.
-    private async Task<bool> LockVersion(NpgsqlConnection c, NpgsqlTransaction tx, TableVersion expected)
+    private async Task<bool> LockVersion(NpgsqlConnection c, NpgsqlTransaction tx, TableVersion expected, CancellationToken ct)
     {
-        await using var cmd = Command(c, "SELECT etag FROM gym_membership_version WHERE cluster_id = @c FOR UPDATE", tx);
-        object? current = await cmd.ExecuteScalarAsync();
+        await using var cmd = Command(c, "SELECT etag FROM silo_membership_version WHERE cluster_id = @c FOR UPDATE", tx);
+        object? current = await cmd.ExecuteScalarAsync(ct);
         if (current is not string etag)
             throw new InvalidOperationException($"membership table for cluster '{clusterId}' is not initialized (no version row)");
         return etag == expected.VersionEtag;
     }
 
-    private async Task SetVersion(NpgsqlConnection c, NpgsqlTransaction tx, int version)
+    private async Task SetVersion(NpgsqlConnection c, NpgsqlTransaction tx, int version, CancellationToken ct)
     {
-        await using var cmd = Command(c, "UPDATE gym_membership_version SET version = @v, etag = @e WHERE cluster_id = @c", tx);
+        await using var cmd = Command(c, "UPDATE silo_membership_version SET version = @v, etag = @e WHERE cluster_id = @c", tx);
         cmd.Parameters.AddWithValue("v", version);
         cmd.Parameters.AddWithValue("e", NewEtag());
-        await cmd.ExecuteNonQueryAsync();
+        await cmd.ExecuteNonQueryAsync(ct);
     }
 
     // Unique, not a counter: after DeleteMembershipTableEntries a fresh version row must not reuse an old etag.

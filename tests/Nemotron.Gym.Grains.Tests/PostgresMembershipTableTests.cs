@@ -49,6 +49,15 @@ public sealed class PostgresMembershipTableTests(PostgresFixture pg) : IClassFix
     }
 
     [Fact]
+    public void EveryMemberOfTheInterfaceIsOursIncludingTheCancellableOnes()
+    {
+        // A member left to the interface's default would wait on the plain one and never cancel the database call.
+        var map = typeof(PostgresMembershipTable).GetInterfaceMap(typeof(IMembershipTable));
+        Assert.All(map.TargetMethods, m => Assert.Equal(typeof(PostgresMembershipTable), m.DeclaringType));
+        Assert.Contains(map.InterfaceMethods, m => m.Name == "ReadAllAsync");
+    }
+
+    [Fact]
     public async Task AFreshTableIsEmptyAtVersionZeroAndAClientCanReadItBeforeAnySilo()
     {
         var (table, cs) = await NewTable(init: true);
