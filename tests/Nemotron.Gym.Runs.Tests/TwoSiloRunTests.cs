@@ -194,12 +194,13 @@ public sealed class TwoSiloRunTests(ITestOutputHelper output) : IDisposable
         return await GymSilo.StartAsync(options, configure: silo =>
         {
             silo.Configure<SiloOptions>(o => o.SiloName = probe.Name);
-            // Seconds, not Orleans' production minutes: probe often, one missed-probe pair suspects, one vote
-            // declares (the only other silo), and everyone reads the table often.
+            // Seconds, not Orleans' production minutes: probe often, three missed probes suspect, one vote declares
+            // (the only other silo), and everyone reads the table often. A dead silo's probes fail at once (connection
+            // refused), so it is declared in about a second; a live one would have to stall for seconds to be.
             silo.Configure<ClusterMembershipOptions>(o =>
             {
-                o.ProbeTimeout = TimeSpan.FromSeconds(1);
-                o.NumMissedProbesLimit = 2;
+                o.ProbeTimeout = TimeSpan.FromSeconds(2);
+                o.NumMissedProbesLimit = 3;
                 o.NumVotesForDeathDeclaration = 1;
                 o.TableRefreshTimeout = TimeSpan.FromSeconds(1);
                 o.IAmAliveTablePublishTimeout = TimeSpan.FromSeconds(2);
