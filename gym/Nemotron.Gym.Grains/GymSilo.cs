@@ -60,12 +60,19 @@ public static class GymSilo
     public static void AddCommon(IServiceCollection services) => services.AddSerializer(b => MessagePackGrainCodec.AddTo(b));
 
     /// <summary>Starts a silo in this process; its <see cref="IGrainFactory"/> is the client.</summary>
-    public static async Task<IHost> StartAsync(GymSiloOptions options, CancellationToken cancellation = default)
+    /// <param name="options">How the silo joins its cluster.</param>
+    /// <param name="cancellation">Cancels the start.</param>
+    /// <param name="configure">More silo configuration, applied last (tests: membership timings, call filters, placement).</param>
+    public static async Task<IHost> StartAsync(GymSiloOptions options, CancellationToken cancellation = default, Action<ISiloBuilder>? configure = null)
     {
         var builder = Host.CreateApplicationBuilder();
         builder.Logging.ClearProviders();
         // Progress is the caller's to print; failures surface as exceptions with their cause.
-        builder.UseOrleans(silo => Configure(silo, options));
+        builder.UseOrleans(silo =>
+        {
+            Configure(silo, options);
+            configure?.Invoke(silo);
+        });
         var host = builder.Build();
         await host.StartAsync(cancellation);
         return host;
