@@ -1,6 +1,9 @@
 using System.CommandLine;
 using System.Diagnostics;
+using Nemotron.Gym.Abstractions;
+using Nemotron.Gym.Plugins;
 using Nemotron.Gym.Policy.Chat;
+using Nemotron.Gym.Runs;
 using Nemotron.Gym.Policy.Checkpoints;
 using Nemotron.Gym.Policy.Config;
 using Nemotron.Gym.Policy.Data;
@@ -11,9 +14,12 @@ using Spectre.Console;
 namespace Nemotron.Gym.Cli;
 
 /// <summary>
-/// gym demo: the main job on a fresh machine. Writes the procedural data, pretrains, fine-tunes, and
-/// reports held-out exact-match accuracy with sample generations, using the configs embedded in this
-/// tool (gym demo --print-configs shows them). Every stage resumes if interrupted.
+/// gym demo: the main job on a fresh machine. Writes the procedural data (an arithmetic corpus, and chat data
+/// from the reference answers of the RL stage's environments), pretrains, fine-tunes, reports held-out
+/// arithmetic exact match with sample generations, then runs multi-environment GRPO over math, reasoning and
+/// instruction following on an in-process Orleans silo and prints each environment's held-out reward before and
+/// after. It uses the configs embedded in this tool (gym demo --print-configs shows them); every stage resumes if
+/// interrupted.
 /// </summary>
 internal static class DemoCommand
 {
@@ -21,14 +27,14 @@ internal static class DemoCommand
     {
         var run = new Option<string>("--out") { Description = "Run folder", DefaultValueFactory = _ => "runs/demo" };
         var print = new Option<bool>("--print-configs") { Description = "Print the embedded stage configs and exit" };
-        var cmd = new Command("demo", "The main job: procedural data → pretrain → SFT → held-out accuracy, on CPU with the embedded configs.")
+        var cmd = new Command("demo", "The main job: procedural data → pretrain → SFT → multi-environment RL, held-out results of each, on CPU with the embedded configs.")
             { run, StageCommands.Set, StageCommands.Device, print };
-        cmd.SetAction((parse, ct) => Cli.Run(() =>
+        cmd.SetAction((parse, ct) => Cli.Run(async () =>
         {
             string runDir = parse.GetValue(run)!;
             if (parse.GetValue(print))
             {
-                foreach (var name in new[] { "demo-pretrain", "demo-sft" })
+                foreach (var name in new[] { "demo-pretrain", "demo-sft", "demo-rl" })
                     Console.WriteLine($"# ---- {name}.yaml\n{EmbeddedConfig(name, runDir)}");
                 return 0;
             }
@@ -42,6 +48,9 @@ internal static class DemoCommand
                 ArithmeticCorpus.Write(dataDir, new ArithmeticCorpusSpec(), seed: 1);
                 AnsiConsole.MarkupLineInterpolated($"[blue]data[/] wrote the arithmetic corpus to {dataDir}");
             }
+            var rl = Load<GymRunConfig>("demo-rl", runDir, overrides, "rl.", device);
+            if (!File.Exists(Path.Combine(dataDir, EnvSftValid)))
+                await WriteEnvironmentSftData(rl, dataDir, ct);
 
             var pretrain = Load<PretrainConfig>("demo-pretrain", runDir, overrides, "pretrain.", device);
             using var backend = Backends.Create(pretrain.Device, pretrain.Threads);
@@ -62,11 +71,45 @@ internal static class DemoCommand
                 StageCommands.Print(result.Items.Take(6));
                 AnsiConsole.WriteLine();
                 AnsiConsole.MarkupLineInterpolated($"[bold green]held-out exact-match accuracy of the SFT model: {result.Accuracy:P1}[/] ({result.Correct}/{result.Total} problems never seen in training)");
-                AnsiConsole.MarkupLineInterpolated($"total time {ConsoleObserver.Format(clock.Elapsed)}; checkpoints under {runDir}");
             }
+            AnsiConsole.WriteLine();
+            backend.Dispose();  // the RL stage opens its own backend
+            int rc = await GymRunCommands.RunAsync(rl, ct);
+            if (rc != 0) return rc;
+            AnsiConsole.MarkupLineInterpolated($"total time {ConsoleObserver.Format(clock.Elapsed)}; checkpoints under {runDir}");
             return 0;
         }));
         root.Subcommands.Add(cmd);
+    }
+
+    private const string EnvSftTrain = "env.sft.train.jsonl", EnvSftValid = "env.sft.valid.jsonl";
+    private const int EnvSftTasks = 3000, EnvSftValidTasks = 100;
+
+    /// <summary>
+    /// Chat data from the reference answers of the RL stage's environments (the same settings), so that SFT teaches
+    /// their formats: training tasks from a seed of their own, validation tasks from another.
+    /// </summary>
+    private static async Task WriteEnvironmentSftData(GymRunConfig rl, string dataDir, CancellationToken ct)
+    {
+        var (plugins, errors) = PluginLoader.LoadAll(PluginLoader.DefaultSearchPaths().Concat(rl.Plugins));
+        var train = new List<string>();
+        var valid = new List<string>();
+        foreach (var entry in rl.Environments)
+        {
+            var plugin = plugins.FirstOrDefault(p => p.Descriptor.Name == entry.Name)
+                ?? throw new CliException($"demo: no environment named '{entry.Name}' (found: {string.Join(", ", plugins.Select(p => p.Descriptor.Name))})" +
+                                          (errors.Count > 0 ? $"; plugins that failed to load: {string.Join("; ", errors.Select(e => $"{e.Source}: {e.Error}"))}" : ""));
+            var env = await HostedEnvironment.StartAsync(plugin, entry.Settings, HostLimits.Default, cancellation: ct);
+            var t = await ReferenceConversations.BuildAsync(env, new TaskQuery("train", EnvSftTasks, rl.Seed + 100), ct);
+            var v = await ReferenceConversations.BuildAsync(env, new TaskQuery("train", EnvSftValidTasks, rl.Seed + 200), ct);
+            train.AddRange(t.Conversations.Select(ChatJsonl.ToLine));
+            valid.AddRange(v.Conversations.Select(ChatJsonl.ToLine));
+            AnsiConsole.MarkupLineInterpolated($"[blue]data[/] {entry.Name}: {t.Conversations.Count} training and {v.Conversations.Count} validation conversations from its reference answers");
+        }
+        // Shuffled together with a fixed seed, so no environment sits in one block of the file.
+        var rng = new Random(rl.Seed);
+        await File.WriteAllLinesAsync(Path.Combine(dataDir, EnvSftTrain), train.OrderBy(_ => rng.Next()), ct);
+        await File.WriteAllLinesAsync(Path.Combine(dataDir, EnvSftValid), valid, ct);
     }
 
     /// <summary>An embedded stage config with {run} filled in, plus the overrides addressed to it ("pretrain.train.lr=...").</summary>

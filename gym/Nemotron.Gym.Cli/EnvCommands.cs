@@ -2,6 +2,7 @@ using System.CommandLine;
 using System.Diagnostics;
 using Nemotron.Gym.Abstractions;
 using Nemotron.Gym.Plugins;
+using Nemotron.Gym.Policy.Chat;
 using Spectre.Console;
 
 namespace Nemotron.Gym.Cli;
@@ -19,6 +20,7 @@ internal static class EnvCommands
         env.Subcommands.Add(Check());
         env.Subcommands.Add(Grade());
         env.Subcommands.Add(Play());
+        env.Subcommands.Add(SftData());
         env.Subcommands.Add(Scaffold.Command());
         root.Subcommands.Add(env);
     }
@@ -187,6 +189,29 @@ internal static class EnvCommands
                 foreach (var m in step.Reply) AnsiConsole.MarkupLineInterpolated($"[bold]{m.Role.ToString().ToLowerInvariant()}{(m.Name != null ? $" ({m.Name})" : "")}:[/] {m.Content}");
             }
             PrintGrade(await episode.GradeAsync(ct));
+            return 0;
+        }));
+        return cmd;
+    }
+
+    private static Command SftData()
+    {
+        var name = new Argument<string>("environment") { Description = "Environment name, plugin folder or project folder" };
+        var split = new Option<string>("--split") { Description = "The split whose tasks to use", DefaultValueFactory = _ => "train" };
+        var count = new Option<int>("--count") { Description = "How many tasks", DefaultValueFactory = _ => 1000 };
+        var seed = new Option<int>("--seed") { DefaultValueFactory = _ => 1 };
+        var outFile = new Option<string>("--out") { Description = "The chat JSONL file to write (one conversation per line)", Required = true };
+        var cmd = new Command("sft-data", "Write supervised chat conversations from the environment's reference answers (only those it grades at full reward).")
+            { name, split, count, seed, outFile, Plugins, Settings };
+        cmd.SetAction((parse, ct) => Cli.Run(async () =>
+        {
+            var plugin = Resolve(parse.GetValue(name)!, SearchPaths(parse));
+            var env = await HostedEnvironment.StartAsync(plugin, ParseSettings(parse), HostLimits.Default, cancellation: ct);
+            var result = await ReferenceConversations.BuildAsync(env, new TaskQuery(parse.GetValue(split)!, parse.GetValue(count), parse.GetValue(seed)), ct);
+            string path = parse.GetValue(outFile)!;
+            Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(path))!);
+            await File.WriteAllLinesAsync(path, result.Conversations.Select(ChatJsonl.ToLine), ct);
+            AnsiConsole.MarkupLineInterpolated($"wrote {result.Conversations.Count} conversations to {path} ({result.WithoutReference} tasks without a reference, {result.NotFullReward} references below full reward, {result.Failed} failed)");
             return 0;
         }));
         return cmd;

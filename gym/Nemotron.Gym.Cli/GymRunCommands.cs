@@ -106,14 +106,22 @@ internal static partial class GymRunCommands
             string path = parse.GetValue(input)!;
             using var reader = new StreamReader(path);
             var batch = new List<StoredRollout>();
+            var lastStep = new Dictionary<string, int>();
             int added = 0, read = 0;
             await foreach (var r in RolloutJsonl.ImportAsync(reader, path, ct))
             {
                 batch.Add(r);
                 read++;
+                lastStep[r.RunId] = Math.Max(lastStep.GetValueOrDefault(r.RunId), r.Step);
                 if (batch.Count == 500) { added += await s.AddRolloutsAsync(batch, ct); batch.Clear(); }
             }
             if (batch.Count > 0) added += await s.AddRolloutsAsync(batch, ct);
+            // Runs that arrive only as rollouts (from another store, or from NeMo-Gym) get a record, so that
+            // `gym runs list` shows them and `gym rollouts export` finds them; a run already recorded is left as it is.
+            var known = (await s.ListRunsAsync(ct)).Select(r => r.RunId).ToHashSet();
+            var now = DateTimeOffset.UtcNow;
+            foreach (var (runId, step) in lastStep.Where(kv => !known.Contains(kv.Key)))
+                await s.PutRunAsync(new RunRecord(runId, "imported", step, step, "", now, now), ct);
             AnsiConsole.MarkupLineInterpolated($"read {read} rollouts from {path}; {added} new, {read - added} already stored");
             return 0;
         }));

@@ -41,12 +41,19 @@ public sealed class ReasoningEnvironment : EnvironmentBase
         var rng = new Random(query.Seed);
         var tasks = new List<TaskRecord>();
         var seen = new HashSet<string>();
-        int attempts = 0, index = 0;
+        int attempts = 0, index = 0, misses = 0;
         while (tasks.Count < target && attempts++ < target * 200)
         {
             var family = _families[index % _families.Count];
             var p = family.Generate(rng, difficulty);
-            if (IsHeldOut(p.Question) != heldOut || !seen.Add(p.Question)) continue;
+            if (IsHeldOut(p.Question) != heldOut || !seen.Add(p.Question))
+            {
+                // A family that has run out of new questions at this difficulty gives way to the next one;
+                // otherwise it would hold every other family back and the set would stop short.
+                if (++misses == MissesBeforeSkipping) { index++; misses = 0; }
+                continue;
+            }
+            misses = 0;
             index++;
             var meta = (JsonObject)p.Metadata.DeepClone();
             meta["family"] = family.Name;
@@ -61,6 +68,8 @@ public sealed class ReasoningEnvironment : EnvironmentBase
         }
         return ValueTask.FromResult<IReadOnlyList<TaskRecord>>(tasks);
     }
+
+    private const int MissesBeforeSkipping = 200;
 
     private static bool IsHeldOut(string text)
     {

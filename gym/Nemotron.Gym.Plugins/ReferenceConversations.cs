@@ -1,0 +1,53 @@
+using Nemotron.Gym.Abstractions;
+using Nemotron.Gym.Policy.Chat;
+
+namespace Nemotron.Gym.Plugins;
+
+/// <summary>
+/// Supervised chat conversations made from an environment's tasks: the opening, then each reference assistant turn
+/// with the environment's real replies between them (the episode is stepped, so tool results are what the
+/// environment returns). A policy fine-tuned on them learns the environment's formats before RL starts; only
+/// references the environment grades at full reward are kept, so a broken reference never becomes training data.
+/// </summary>
+public static class ReferenceConversations
+{
+    /// <summary>What was made: the conversations, and how many tasks were left out and why.</summary>
+    public sealed record Result(List<Conversation> Conversations, int WithoutReference, int NotFullReward, int Failed);
+
+    /// <summary>Builds one conversation per task of <paramref name="query"/> that has a fully rewarded reference.</summary>
+    public static async Task<Result> BuildAsync(HostedEnvironment env, TaskQuery query, CancellationToken cancellation = default) =>
+        await BuildAsync(env, await env.LoadTasksAsync(query, cancellation), query.Seed, cancellation);
+
+    /// <summary>Builds one conversation per task of <paramref name="tasks"/> that has a fully rewarded reference.</summary>
+    public static async Task<Result> BuildAsync(HostedEnvironment env, IReadOnlyList<TaskRecord> tasks, int seed, CancellationToken cancellation = default)
+    {
+        var conversations = new List<Conversation>();
+        int withoutReference = 0, notFull = 0, failed = 0;
+        for (int i = 0; i < tasks.Count; i++)
+        {
+            var task = tasks[i];
+            if (task.Reference.Count == 0) { withoutReference++; continue; }
+            try
+            {
+                await using var episode = await env.OpenAsync(task, new EpisodeContext(seed, i), cancellation);
+                var opening = ChatBridge.Opening(episode.Opening, episode.Tools);
+                var messages = opening.Messages.ToList();
+                bool endedEarly = false;
+                for (int t = 0; t < task.Reference.Count && !endedEarly; t++)
+                {
+                    messages.Add(ChatBridge.ToChat(task.Reference[t].ToMessage()));
+                    var step = await episode.StepAsync(task.Reference[t], cancellation);
+                    bool last = t == task.Reference.Count - 1;
+                    if (step.Done) endedEarly = !last;  // the episode ended before its reference did
+                    else if (!last) messages.AddRange(step.Reply.Select(ChatBridge.ToChat));
+                }
+                if (endedEarly) { failed++; continue; }
+                var grade = await episode.GradeAsync(cancellation);
+                if (grade.Reward < 1) { notFull++; continue; }
+                conversations.Add(new Conversation(messages, opening.ToolsJson));
+            }
+            catch (EnvironmentCallException) { failed++; }
+        }
+        return new Result(conversations, withoutReference, notFull, failed);
+    }
+}

@@ -1,0 +1,45 @@
+using System.Net;
+using System.Net.Sockets;
+
+namespace Nemotron.Gym.Cli.Tests;
+
+/// <summary>The README's main job, wired end to end: every stage runs, with a few steps each.</summary>
+public sealed class DemoCommandTests : IDisposable
+{
+    private readonly string _dir = Directory.CreateTempSubdirectory("gym-demo-").FullName;
+
+    public void Dispose() => Directory.Delete(_dir, true);
+
+    private static int FreePort()
+    {
+        using var l = new TcpListener(IPAddress.Loopback, 0);
+        l.Start();
+        return ((IPEndPoint)l.LocalEndpoint).Port;
+    }
+
+    [Fact]
+    public void EveryStageRunsAndTheRlStagePrintsHeldOutRewardPerEnvironment()
+    {
+        string run = Path.Combine(_dir, "demo");
+        var (code, output) = GymProcess.Run(_dir, "demo", "--out", run, "--device", "cpu",
+            "--set", "pretrain.train.steps=3", "--set", "sft.train.steps=3",
+            "--set", "rl.train.steps=1", "--set", "rl.grpo.tasks_per_step=3", "--set", "rl.grpo.group_size=2",
+            "--set", "rl.rollout.max_new_tokens=16",
+            "--set", $"rl.cluster.silo_port={FreePort()}", "--set", $"rl.cluster.gateway_port={FreePort()}");
+        Assert.True(code == 0, output);
+        // SFT data from the environments' references, beside the arithmetic chat data.
+        Assert.Matches(@"math: \d+ training and \d+ validation conversations", output);
+        Assert.True(File.ReadLines(Path.Combine(run, "data", "env.sft.train.jsonl")).Count() > 1000);
+        Assert.Contains("held-out exact-match accuracy of the SFT model", output);
+        // The RL stage: its table names the three environments; every rollout of its one step is stored.
+        Assert.Contains("held-out reward per environment", output);
+        foreach (var env in new[] { "math", "reasoning", "instruction_following" }) Assert.Contains(env, output);
+        Assert.True(File.Exists(Path.Combine(run, "rl", "rollouts.db")));
+        Assert.True(Directory.Exists(Path.Combine(run, "rl", "final")));
+
+        (code, output) = GymProcess.Run(_dir, "runs", "list", "--store", Path.Combine(run, "rl"));
+        Assert.True(code == 0, output);
+        Assert.Contains("completed", output);
+        Assert.Contains("1/1", output);
+    }
+}
