@@ -24,6 +24,10 @@ public sealed class GrainEpisodeSource : IEpisodeSource
     /// <summary>Replays tried before an episode is given up.</summary>
     public int MaxAttempts { get; init; } = 3;
 
+    /// <summary>Wait before the first replay; doubled for each further one. A silo that just died may still be
+    /// in the membership for a moment, and an immediate retry can be routed to it again.</summary>
+    public TimeSpan ReplayBackoff { get; init; } = TimeSpan.FromMilliseconds(200);
+
     /// <summary>Episodes replayed on a new grain after a failure (for tests and metrics).</summary>
     public long Replays => Interlocked.Read(ref _replays);
     private long _replays;
@@ -107,6 +111,7 @@ public sealed class GrainEpisodeSource : IEpisodeSource
                     _grain = null;
                     Interlocked.Increment(ref source._replays);
                     source._log?.LogWarning("episode {Key}: {What} failed ({Error}); replaying on a new grain", key, what, e.Message);
+                    await Task.Delay(source.ReplayBackoff * (1 << (_attempt - 1)), ct);
                 }
             }
         }

@@ -114,7 +114,7 @@ public static class GymRun
                     m.ToolCalls is { Count: > 0 } c ? System.Text.Json.JsonSerializer.Serialize(c) : null, m.ToolCallId)).ToList(),
                 Reward = r.Grade.Reward, ShapedReward = r.Reward, Components = r.Grade.Components, Reason = r.Grade.Reason,
                 Evidence = r.Grade.Evidence ?? new Dictionary<string, string>(), Truncated = r.Truncated, Turns = r.Turns,
-                GenerateSeconds = 0, EnvironmentSeconds = r.EnvironmentSeconds, CreatedAt = now,
+                GenerateSeconds = r.GenerateSeconds, EnvironmentSeconds = r.EnvironmentSeconds, CreatedAt = now,
             }).ToList();
             store.AddRolloutsAsync(rows).GetAwaiter().GetResult();
             inner.OnRollouts(step, groups);

@@ -91,5 +91,6 @@ public sealed class RunResumeTests : IDisposable
         Assert.Equal([1, 2, 3], (await store.ReadStepMetricsAsync("resume").ToListAsync()).Select(m => m.Step));
         Assert.Equal("completed", Assert.Single(await store.ListRunsAsync()).Status);
         Assert.All(all, r => Assert.Contains(r.Environment, new[] { "math", "reasoning" }));
+        Assert.All(all, r => Assert.True(r.GenerateSeconds > 0, $"{r.TaskId}/{r.SampleIndex}: generation time not stored"));
     }
 }

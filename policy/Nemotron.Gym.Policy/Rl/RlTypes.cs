@@ -81,6 +81,9 @@ public sealed class Rollout
     public required RlGrade Grade { get; init; }
     /// <summary>Reward after shaping (truncation, length control): what advantages use.</summary>
     public double Reward { get; set; }
+    /// <summary>Wall-clock seconds of the batched generation rounds this rollout took part in (generation is
+    /// batched across episodes, so rollouts of one round share that round's time).</summary>
+    public double GenerateSeconds { get; init; }
     /// <summary>Seconds spent grading (and stepping the environment).</summary>
     public double EnvironmentSeconds { get; init; }
 

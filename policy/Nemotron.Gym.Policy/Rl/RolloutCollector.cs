@@ -75,6 +75,7 @@ public sealed class RolloutCollector(GptModel model, ChatTemplate template, Roll
         public int Turns;
         public bool Truncated;
         public double EnvSeconds;
+        public double GenSeconds; // wall time of the batched generation rounds this episode took part in
         public Task<RlGrade>? Grading;
     }
 
@@ -118,7 +119,9 @@ public sealed class RolloutCollector(GptModel model, ChatTemplate template, Roll
             clock.Restart();
             var options = new GenerationOptions(settings.MaxNewTokens, settings.Sampling, Sampler.StreamSeed(seed, 1000 + round), [s.EndOfTurn, s.EndOfText], settings.MaxBatch);
             var generations = sampler.Generate(live.Select(e => e.Tokens.ToArray()).ToList(), options, cancellation);
-            generateSeconds += clock.Elapsed.TotalSeconds;
+            double roundSeconds = clock.Elapsed.TotalSeconds;
+            generateSeconds += roundSeconds;
+            foreach (var e in live) e.GenSeconds += roundSeconds;
             round++;
 
             var stepping = new List<(Live Episode, Task<EpisodeReply> Reply, long Started)>();
@@ -191,7 +194,7 @@ public sealed class RolloutCollector(GptModel model, ChatTemplate template, Roll
                 {
                     Task = task, SampleIndex = e.SampleIndex, Tokens = e.Tokens.ToArray(), Generated = e.Generated.ToArray(),
                     SamplerLogProbs = e.LogProbs.ToArray(), Messages = e.Messages, Truncated = e.Truncated, Turns = e.Turns,
-                    Grade = grades[index], EnvironmentSeconds = e.EnvSeconds,
+                    Grade = grades[index], GenerateSeconds = e.GenSeconds, EnvironmentSeconds = e.EnvSeconds,
                 });
             }
             groups.Add(new RolloutGroup(task, rollouts));
