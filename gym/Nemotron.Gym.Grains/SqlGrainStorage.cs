@@ -16,6 +16,7 @@ public sealed class SqlGrainStorage : IGrainStorage
     private readonly string _connection;
     private readonly bool _postgres;
     private readonly SemaphoreSlim _schema = new(1, 1);
+    private const long SchemaLock = 0x677261696e5f7374; // "grain_st"
     private bool _ready;
 
     public SqlGrainStorage(string connection)
@@ -45,8 +46,10 @@ public sealed class SqlGrainStorage : IGrainStorage
             {
                 if (!_ready)
                 {
-                    await Exec(c, _postgres ? "" : "PRAGMA journal_mode=WAL;");
-                    await Exec(c, "CREATE TABLE IF NOT EXISTS grain_state (grain_id TEXT NOT NULL, state_name TEXT NOT NULL, etag INTEGER NOT NULL, state_json TEXT NOT NULL, updated TEXT NOT NULL, PRIMARY KEY (grain_id, state_name))");
+                    const string create = "CREATE TABLE IF NOT EXISTS grain_state (grain_id TEXT NOT NULL, state_name TEXT NOT NULL, etag INTEGER NOT NULL, state_json TEXT NOT NULL, updated TEXT NOT NULL, PRIMARY KEY (grain_id, state_name))";
+                    // On PostgreSQL, two silos starting together can both pass IF NOT EXISTS and collide in the catalog;
+                    // the advisory lock (held to the end of this one-batch transaction) makes the second wait instead.
+                    await Exec(c, _postgres ? $"SELECT pg_advisory_xact_lock({SchemaLock}); {create};" : $"PRAGMA journal_mode=WAL; {create};");
                     _ready = true;
                 }
             }
