@@ -32,11 +32,11 @@ public static class GymRun
         string runId = cfg.RunId;
         string yaml = YamlConfig.ToYaml(cfg);
         var run = grains.GetGrain<IRunGrain>(runId);
-        var info = await run.Create(yaml, cfg.Train.Steps);
+        var info = await CallRunGrain(run, g => g.Create(yaml, cfg.Train.Steps));
         Directory.CreateDirectory(cfg.Out);
         File.WriteAllText(Path.Combine(cfg.Out, "config.yaml"), yaml);
         int resumeStep = ResumeStep(cfg.Out);
-        if (info.Status != RunStatus.Completed) info = await run.Start(resumeStep);
+        if (info.Status != RunStatus.Completed) info = await CallRunGrain(run, g => g.Start(resumeStep));
         await store.PutRunAsync(Record(info), cancellation);
 
         await store.DeleteRolloutsAfterAsync(runId, resumeStep, cancellation);
@@ -55,16 +55,42 @@ public static class GymRun
                 var trainer = new GrpoTrainer(model, tokenizer, cfg.Grpo, cfg.Rollout, cfg.Train, cfg.Out, cfg.Seed, observer, reference, blend);
                 var outcome = await trainer.RunAsync(source, HeldOutReward(heldout, new ChatTemplate(tokenizer), cfg.Rollout), cancellation);
                 if (info.Status != RunStatus.Completed)
-                    info = outcome.Interrupted ? await run.Pause() : await run.Complete(outcome.FinalCheckpoint);
+                    info = outcome.Interrupted
+                        ? await CallRunGrain(run, g => g.Pause(), i => i.Status == RunStatus.Paused)
+                        : await CallRunGrain(run, g => g.Complete(outcome.FinalCheckpoint), i => i.Status == RunStatus.Completed);
                 await store.PutRunAsync(Record(info), CancellationToken.None);
                 return outcome;
             }
         }
         catch (Exception e) when (e is not OperationCanceledException)
         {
-            info = await run.Fail(e.Message);
+            info = await CallRunGrain(run, g => g.Fail(e.Message), i => i.Status == RunStatus.Failed);
             await store.PutRunAsync(Record(info), CancellationToken.None);
             throw;
+        }
+    }
+
+    /// <summary>
+    /// Calls the run grain, riding out the loss of the silo it lives on: the next call activates it again on a
+    /// live silo from its stored state. Only failures of delivery are retried, after a doubling wait (a dead silo
+    /// can stay in the membership for a few seconds). A transition retried after its reply was lost may already
+    /// have been made; <paramref name="landed"/> recognises that in the stored state instead of making it twice.
+    /// </summary>
+    internal static async Task<RunInfo> CallRunGrain(IRunGrain run, Func<IRunGrain, Task<RunInfo>> call, Func<RunInfo, bool>? landed = null,
+        int attempts = 6, TimeSpan? firstWait = null)
+    {
+        var wait = firstWait ?? TimeSpan.FromMilliseconds(250);
+        for (int attempt = 1; ; attempt++)
+        {
+            try
+            {
+                if (attempt > 1 && landed != null && await run.Get() is { } now && landed(now)) return now;
+                return await call(run);
+            }
+            catch (Exception e) when (attempt < attempts && e is OrleansMessageRejectionException or TimeoutException)
+            {
+                await Task.Delay(wait * (1 << (attempt - 1)));
+            }
         }
     }
 
@@ -96,7 +122,7 @@ public static class GymRun
         public void OnStep(GrpoStepMetrics m, int totalSteps)
         {
             store.PutStepMetricsAsync(runId, m.Step, Nemotron.Gym.Policy.JsonText.Line(m.ToJson())).GetAwaiter().GetResult();
-            run.ReportStep(m.Step, null).GetAwaiter().GetResult();
+            CallRunGrain(run, g => g.ReportStep(m.Step, null)).GetAwaiter().GetResult();
             inner.OnStep(m, totalSteps);
         }
 
@@ -122,7 +148,7 @@ public static class GymRun
 
         public void OnCheckpoint(int step, string directory)
         {
-            run.ReportStep(step, directory).GetAwaiter().GetResult();
+            CallRunGrain(run, g => g.ReportStep(step, directory)).GetAwaiter().GetResult();
             inner.OnCheckpoint(step, directory);
         }
     }
