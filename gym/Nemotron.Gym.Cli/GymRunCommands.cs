@@ -22,7 +22,7 @@ internal static partial class GymRunCommands
         var o = new GymSiloOptions
         {
             Membership = cfg.Cluster.Membership, Postgres = cfg.Cluster.Postgres, SiloPort = cfg.Cluster.SiloPort,
-            GatewayPort = cfg.Cluster.GatewayPort, ClusterId = cfg.Cluster.ClusterId,
+            GatewayPort = cfg.Cluster.GatewayPort, ClusterId = cfg.Cluster.ClusterId, Address = cfg.Cluster.Address,
             StateStorage = "sqlite:" + Path.Combine(Path.GetDirectoryName(Path.GetFullPath(cfg.Out))!, "gym-state.db"),
         };
         o.PluginFolders.AddRange(cfg.Plugins);
@@ -32,7 +32,9 @@ internal static partial class GymRunCommands
     public static async Task<int> RunAsync(GymRunConfig cfg, CancellationToken ct)
     {
         var observer = new RlConsoleObserver();
-        observer.OnMessage($"starting a silo ({cfg.Cluster.Membership} membership, silo port {cfg.Cluster.SiloPort})");
+        observer.OnMessage(cfg.Cluster.Membership == "postgres"
+            ? $"starting a silo at {GymSilo.AdvertisedAddress(cfg.Cluster.Address)}:{cfg.Cluster.SiloPort} in cluster '{cfg.Cluster.ClusterId}' (membership in PostgreSQL; `gym silo` adds workers)"
+            : $"starting a silo (localhost membership, silo port {cfg.Cluster.SiloPort})");
         using var silo = await GymSilo.StartAsync(SiloOptions(cfg), ct);
         try
         {

@@ -11,4 +11,5 @@ DemoCommand.AddTo(root);
 RlCommands.AddTo(root);
 EnvCommands.AddTo(root);
 GymRunCommands.AddTo(root);
+SiloCommand.AddTo(root);
 return await root.Parse(args).InvokeAsync();

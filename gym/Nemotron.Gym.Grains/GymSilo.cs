@@ -21,6 +21,12 @@ public sealed class GymSiloOptions
     public int GatewayPort { get; set; } = 30000;
     /// <summary>Cluster id.</summary>
     public string ClusterId { get; set; } = "nemotron-gym";
+    /// <summary>
+    /// The address other silos reach this one at (membership: postgres): an IP address, a host name, or "auto" (this
+    /// machine's first non-loopback IPv4 address of a running interface; loopback when it has none). A loopback
+    /// address keeps the silo to this machine; any other one listens on every interface.
+    /// </summary>
+    public string Address { get; set; } = "auto";
     /// <summary>Run-state storage: "sqlite:PATH" or "postgres:CONNECTION" (default with postgres membership: the same database).</summary>
     public string StateStorage { get; set; } = "sqlite:runs/gym-state.db";
     /// <summary>Plugin folders.</summary>
@@ -38,7 +44,8 @@ public static class GymSilo
         else if (options.Membership == "postgres")
         {
             silo.Configure<ClusterOptions>(o => { o.ClusterId = options.ClusterId; o.ServiceId = options.ClusterId; });
-            silo.ConfigureEndpoints(IPAddress.Loopback, options.SiloPort, options.GatewayPort, listenOnAnyHostAddress: false);
+            var address = AdvertisedAddress(options.Address);
+            silo.ConfigureEndpoints(address, options.SiloPort, options.GatewayPort, listenOnAnyHostAddress: !IPAddress.IsLoopback(address));
             silo.Services.AddSingleton<IMembershipTable>(_ => new PostgresMembershipTable(options.Postgres, options.ClusterId));
         }
         else throw new ArgumentException($"membership: expected localhost or postgres, got '{options.Membership}'");
@@ -54,6 +61,31 @@ public static class GymSilo
         string storage = options.Membership == "postgres" && options.StateStorage.StartsWith("sqlite:", StringComparison.Ordinal) && options.Postgres.Length > 0
             ? "postgres:" + options.Postgres : options.StateStorage;
         silo.Services.AddGrainStorage(RunGrain.StorageName, (_, _) => new SqlGrainStorage(storage));
+    }
+
+    /// <summary>Resolves <see cref="GymSiloOptions.Address"/>; a name that resolves to nothing is an error naming it.</summary>
+    public static IPAddress AdvertisedAddress(string address)
+    {
+        if (string.IsNullOrWhiteSpace(address) || address == "auto")
+        {
+            var found = System.Net.NetworkInformation.NetworkInterface.GetAllNetworkInterfaces()
+                .Where(n => n.OperationalStatus == System.Net.NetworkInformation.OperationalStatus.Up
+                    && n.NetworkInterfaceType != System.Net.NetworkInformation.NetworkInterfaceType.Loopback)
+                .SelectMany(n => n.GetIPProperties().UnicastAddresses.Select(u => u.Address))
+                .FirstOrDefault(a => a.AddressFamily == System.Net.Sockets.AddressFamily.InterNetwork && !IPAddress.IsLoopback(a));
+            return found ?? IPAddress.Loopback;
+        }
+        if (IPAddress.TryParse(address, out var ip)) return ip;
+        try
+        {
+            var resolved = Dns.GetHostAddresses(address);
+            return resolved.FirstOrDefault(a => a.AddressFamily == System.Net.Sockets.AddressFamily.InterNetwork) ?? resolved.FirstOrDefault()
+                ?? throw new ArgumentException($"cluster address '{address}': the name resolves to no address");
+        }
+        catch (System.Net.Sockets.SocketException e)
+        {
+            throw new ArgumentException($"cluster address '{address}': not an IP address, and the name does not resolve ({e.Message})", e);
+        }
     }
 
     /// <summary>What clients and silos share: the MessagePack codec for our message types.</summary>

@@ -42,6 +42,8 @@ public sealed class ClusterSettings : IValidatedConfig
     public int GatewayPort { get; set; } = 30000;
     /// <summary>The cluster's id (silos with the same id and membership form one cluster).</summary>
     public string ClusterId { get; set; } = "nemotron-gym";
+    /// <summary>The address other silos reach this one at (membership: postgres): an IP, a host name, or auto.</summary>
+    public string Address { get; set; } = "auto";
 
     /// <inheritdoc />
     public void Validate(string path)

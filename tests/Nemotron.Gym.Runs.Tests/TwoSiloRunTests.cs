@@ -188,7 +188,7 @@ public sealed class TwoSiloRunTests(ITestOutputHelper output) : IDisposable
     {
         var options = new GymSiloOptions
         {
-            Membership = "postgres", Postgres = db, ClusterId = "two-silo", SiloPort = FreePort(), GatewayPort = FreePort(),
+            Membership = "postgres", Postgres = db, ClusterId = "two-silo", Address = "127.0.0.1", SiloPort = FreePort(), GatewayPort = FreePort(),
             PluginFolders = [RepoPaths.Plugins],
         };
         return await GymSilo.StartAsync(options, configure: silo =>

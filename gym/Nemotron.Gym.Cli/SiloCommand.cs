@@ -1,0 +1,68 @@
+using System.CommandLine;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
+using Nemotron.Gym.Grains;
+using Spectre.Console;
+
+namespace Nemotron.Gym.Cli;
+
+/// <summary>
+/// gym silo: a worker silo that joins a cluster whose membership is in PostgreSQL and serves episodes and
+/// environments for the runs of that cluster (`gym rl` with `cluster: {membership: postgres}` is the trainer's
+/// silo). It loads its own plugins, so every worker needs the environments the runs use. Ctrl-C leaves the
+/// cluster gracefully: its episodes are replayed on the other silos.
+/// </summary>
+internal static class SiloCommand
+{
+    public static void AddTo(RootCommand root)
+    {
+        var postgres = new Option<string>("--postgres") { Description = "PostgreSQL connection string of the cluster's membership (the same as the run's cluster.postgres)", Required = true };
+        var clusterId = new Option<string>("--cluster-id") { Description = "The cluster's id (the run's cluster.cluster_id)", DefaultValueFactory = _ => "nemotron-gym" };
+        var siloPort = new Option<int>("--silo-port") { Description = "Silo-to-silo port", DefaultValueFactory = _ => 11111 };
+        var gatewayPort = new Option<int>("--gateway-port") { Description = "Client gateway port", DefaultValueFactory = _ => 30000 };
+        var address = new Option<string>("--address") { Description = "Address the other silos reach this one at: IP, host name or auto", DefaultValueFactory = _ => "auto" };
+        var plugins = new Option<string[]>("--plugins") { Description = "Extra plugin folders (repeatable), beside the built-in environments" };
+        var cmd = new Command("silo", "Join a PostgreSQL-membership cluster as a worker silo that serves episodes and environments; Ctrl-C leaves.")
+            { postgres, clusterId, siloPort, gatewayPort, address, plugins };
+        cmd.SetAction((parse, ct) => Cli.Run(async () =>
+        {
+            var options = new GymSiloOptions
+            {
+                Membership = "postgres", Postgres = parse.GetValue(postgres)!, ClusterId = parse.GetValue(clusterId)!,
+                SiloPort = parse.GetValue(siloPort), GatewayPort = parse.GetValue(gatewayPort), Address = parse.GetValue(address)!,
+            };
+            if (options.SiloPort is < 1 or > 65535) throw new CliException($"--silo-port: expected 1-65535, got {options.SiloPort}");
+            if (options.GatewayPort is < 1 or > 65535) throw new CliException($"--gateway-port: expected 1-65535, got {options.GatewayPort}");
+            options.PluginFolders.AddRange(parse.GetValue(plugins) ?? []);
+            var at = GymSilo.AdvertisedAddress(options.Address);
+
+            IHost silo;
+            try { silo = await GymSilo.StartAsync(options, ct); }
+            catch (Exception e) when (e is not OperationCanceledException)
+            {
+                throw new CliException($"the silo at {at}:{options.SiloPort} could not join cluster '{options.ClusterId}': {e.GetBaseException().Message}");
+            }
+            try
+            {
+                var pool = silo.Services.GetRequiredService<EnvironmentPool>();
+                var (envs, errors) = pool.Plugins;
+                foreach (var err in errors) AnsiConsole.MarkupLineInterpolated($"[yellow]plugin not loaded[/]: {err.Source}: {err.Error}");
+                var grains = silo.Services.GetRequiredService<IGrainFactory>();
+                var hosts = await grains.GetGrain<IManagementGrain>(0).GetHosts(onlyActive: true);
+                AnsiConsole.MarkupLineInterpolated(
+                    $"[green]joined[/] cluster '{options.ClusterId}' at {at}:{options.SiloPort} ({hosts.Count} active silos); environments: {string.Join(", ", envs.Select(e => e.Descriptor.Name).Order(StringComparer.Ordinal))}; Ctrl-C leaves");
+                try { await Task.Delay(Timeout.Infinite, ct); }
+                catch (OperationCanceledException) { }
+                AnsiConsole.MarkupLine("leaving the cluster ...");
+            }
+            finally
+            {
+                await silo.StopAsync(CancellationToken.None);
+                silo.Dispose();
+            }
+            AnsiConsole.MarkupLine("[green]left[/] the cluster");
+            return 0;
+        }));
+        root.Subcommands.Add(cmd);
+    }
+}
