@@ -81,7 +81,13 @@ public sealed class SiloCommandTests : IAsyncLifetime
             }
         }
         public bool WaitForExit(TimeSpan timeout) => _p.WaitForExit(timeout);
-        public void Interrupt() => Process.Start("kill", ["-INT", _p.Id.ToString()])!.WaitForExit();
+        /// <summary>Ctrl-C: SIGINT through libc (no dependence on a kill binary being installed).</summary>
+        public void Interrupt()
+        {
+            if (SendSignal(_p.Id, 2) != 0) throw new InvalidOperationException($"kill({_p.Id}, SIGINT) failed: errno {System.Runtime.InteropServices.Marshal.GetLastPInvokeError()}");
+        }
+        [System.Runtime.InteropServices.DllImport("libc", EntryPoint = "kill", SetLastError = true)]
+        private static extern int SendSignal(int pid, int signal);
         public void Dispose()
         {
             if (!_p.HasExited) _p.Kill(true);
