@@ -91,15 +91,12 @@ internal static class DemoCommand
     /// </summary>
     private static async Task WriteEnvironmentSftData(GymRunConfig rl, string dataDir, CancellationToken ct)
     {
-        var (plugins, errors) = PluginLoader.LoadAll(PluginLoader.DefaultSearchPaths().Concat(rl.Plugins));
+        var loaded = PluginLoader.LoadAll(PluginLoader.DefaultSearchPaths().Concat(rl.Plugins));
         var train = new List<string>();
         var valid = new List<string>();
         foreach (var entry in rl.Environments)
         {
-            var plugin = plugins.FirstOrDefault(p => p.Descriptor.Name == entry.Name)
-                ?? throw new CliException($"demo: no environment named '{entry.Name}' (found: {string.Join(", ", plugins.Select(p => p.Descriptor.Name))})" +
-                                          (errors.Count > 0 ? $"; plugins that failed to load: {string.Join("; ", errors.Select(e => $"{e.Source}: {e.Error}"))}" : ""));
-            var env = await HostedEnvironment.StartAsync(plugin, entry.Settings, HostLimits.Default, cancellation: ct);
+            var env = await HostedEnvironment.StartAsync(EnvCommands.ByName(entry.Name, loaded), entry.Settings, HostLimits.Default, cancellation: ct);
             var t = await ReferenceConversations.BuildAsync(env, new TaskQuery("train", EnvSftTasks, rl.Seed + 100), ct);
             var v = await ReferenceConversations.BuildAsync(env, new TaskQuery("train", EnvSftValidTasks, rl.Seed + 200), ct);
             train.AddRange(t.Conversations.Select(ChatJsonl.ToLine));

@@ -67,11 +67,17 @@ internal static class EnvCommands
             if (projects.Length == 1) return Single(PluginLoader.LoadAssembly(Build(projects[0])), target);
             return Single(PluginLoader.LoadFolder(target), target);
         }
-        var (envs, errors) = PluginLoader.LoadAll(searchPaths);
-        var found = envs.FirstOrDefault(e => e.Descriptor.Name == target);
+        return ByName(target, PluginLoader.LoadAll(searchPaths));
+    }
+
+    /// <summary>The environment called <paramref name="name"/> among those loaded; if none, an error naming the known ones and the plugins that failed.</summary>
+    public static PluginEnvironment ByName(string name, (List<PluginEnvironment> Environments, List<PluginError> Errors) loaded)
+    {
+        var (envs, errors) = loaded;
+        var found = envs.FirstOrDefault(e => e.Descriptor.Name == name);
         if (found != null) return found;
         var hint = errors.Count > 0 ? $"; plugin errors: {string.Join("; ", errors.Select(e => $"{e.Source}: {e.Error}"))}" : "";
-        throw new CliException($"no environment named '{target}' (known: {string.Join(", ", envs.Select(e => e.Descriptor.Name))}){hint}");
+        throw new CliException($"no environment named '{name}' (known: {string.Join(", ", envs.Select(e => e.Descriptor.Name))}){hint}");
     }
 
     private static PluginEnvironment Single((List<PluginEnvironment> Environments, PluginError? Error) r, string target)
@@ -148,7 +154,7 @@ internal static class EnvCommands
             if (File.Exists(text)) text = await File.ReadAllTextAsync(text, ct);
             var turns = text.Split("<|end|>").Select(t => t.Trim()).Where(t => t.Length > 0).Select(t => ChatBridge.ParseAssistant(t + "<|end|>")).ToList();
             if (turns.Count == 0) turns.Add(ChatBridge.ParseAssistant(""));
-            var (grade, problem) = await EnvironmentChecker.ReplayAsync(env, record, turns, 1, ct);
+            var (grade, problem, _) = await EnvironmentChecker.ReplayAsync(env, record, turns, 1, ct);
             if (problem != null) throw new CliException(problem);
             PrintGrade(grade!);
             return 0;

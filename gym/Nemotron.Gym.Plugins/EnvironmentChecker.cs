@@ -1,4 +1,5 @@
 using Nemotron.Gym.Abstractions;
+using Nemotron.Gym.Policy.Chat;
 
 namespace Nemotron.Gym.Plugins;
 
@@ -51,7 +52,7 @@ public static class EnvironmentChecker
                     problems.Add(new CheckProblem(task.Id, "no reference answer"));
                     continue;
                 }
-                var (refGrade, refProblem) = await ReplayAsync(env, task, task.Reference, seed, cancellation);
+                var (refGrade, refProblem, _) = await ReplayAsync(env, task, task.Reference, seed, cancellation);
                 if (refProblem != null) { problems.Add(new CheckProblem(task.Id, $"reference: {refProblem}")); continue; }
                 if (refGrade!.Reward < 1 - 1e-9)
                 {
@@ -61,7 +62,7 @@ public static class EnvironmentChecker
                 foreach (var wrong in WrongAnswers(task, tasks, i))
                 {
                     wrongTried++;
-                    var (g, p) = await ReplayAsync(env, task, wrong.Turns, seed, cancellation);
+                    var (g, p, _) = await ReplayAsync(env, task, wrong.Turns, seed, cancellation);
                     if (p != null) problems.Add(new CheckProblem(task.Id, $"wrong answer ({wrong.Label}): {p}"));
                     else if (g!.Reward >= refGrade.Reward)
                         problems.Add(new CheckProblem(task.Id, $"a wrong answer ({wrong.Label}) grades {g.Reward:0.###}, as high as the reference: {g.Reason}"));
@@ -87,19 +88,34 @@ public static class EnvironmentChecker
         }
     }
 
+    /// <summary>A replay's outcome: the grade, or why there is none, and the conversation as played.</summary>
+    /// <param name="Grade">The grade (null when <paramref name="Problem"/> says why there is none).</param>
+    /// <param name="Problem">The episode failed or ended before the last turn.</param>
+    /// <param name="Played">The opening, each turn, and the environment's replies between turns (none after the last).</param>
+    public sealed record Replay(Grade? Grade, string? Problem, Conversation Played);
+
     /// <summary>Plays the given assistant turns through a fresh episode and grades it.</summary>
-    public static async Task<(Grade? Grade, string? Problem)> ReplayAsync(HostedEnvironment env, TaskRecord task, IReadOnlyList<AssistantTurn> turns, int seed, CancellationToken cancellation)
+    public static async Task<Replay> ReplayAsync(HostedEnvironment env, TaskRecord task, IReadOnlyList<AssistantTurn> turns, int seed, CancellationToken cancellation,
+        int sampleIndex = 0)
     {
+        var messages = new List<ChatMessage>();
+        IReadOnlyList<string>? tools = null;
         try
         {
-            await using var episode = await env.OpenAsync(task, new EpisodeContext(seed, 0), cancellation);
+            await using var episode = await env.OpenAsync(task, new EpisodeContext(seed, sampleIndex), cancellation);
+            var opening = ChatBridge.Opening(episode.Opening, episode.Tools);
+            messages.AddRange(opening.Messages);
+            tools = opening.ToolsJson;
             for (int t = 0; t < turns.Count; t++)
             {
+                messages.Add(ChatBridge.ToChat(turns[t].ToMessage()));
                 var step = await episode.StepAsync(turns[t], cancellation);
-                if (step.Done && t < turns.Count - 1) return (null, $"the episode ended after turn {t + 1} of {turns.Count}");
+                bool last = t == turns.Count - 1;
+                if (step.Done && !last) return new(null, $"the episode ended after turn {t + 1} of {turns.Count}", new Conversation(messages, tools));
+                if (!last) messages.AddRange(step.Reply.Select(ChatBridge.ToChat));
             }
-            return (await episode.GradeAsync(cancellation), null);
+            return new(await episode.GradeAsync(cancellation), null, new Conversation(messages, tools));
         }
-        catch (EnvironmentCallException e) { return (null, e.Message); }
+        catch (EnvironmentCallException e) { return new(null, e.Message, new Conversation(messages, tools)); }
     }
 }

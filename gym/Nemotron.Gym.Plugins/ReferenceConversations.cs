@@ -27,26 +27,10 @@ public static class ReferenceConversations
         {
             var task = tasks[i];
             if (task.Reference.Count == 0) { withoutReference++; continue; }
-            try
-            {
-                await using var episode = await env.OpenAsync(task, new EpisodeContext(seed, i), cancellation);
-                var opening = ChatBridge.Opening(episode.Opening, episode.Tools);
-                var messages = opening.Messages.ToList();
-                bool endedEarly = false;
-                for (int t = 0; t < task.Reference.Count && !endedEarly; t++)
-                {
-                    messages.Add(ChatBridge.ToChat(task.Reference[t].ToMessage()));
-                    var step = await episode.StepAsync(task.Reference[t], cancellation);
-                    bool last = t == task.Reference.Count - 1;
-                    if (step.Done) endedEarly = !last;  // the episode ended before its reference did
-                    else if (!last) messages.AddRange(step.Reply.Select(ChatBridge.ToChat));
-                }
-                if (endedEarly) { failed++; continue; }
-                var grade = await episode.GradeAsync(cancellation);
-                if (grade.Reward < 1) { notFull++; continue; }
-                conversations.Add(new Conversation(messages, opening.ToolsJson));
-            }
-            catch (EnvironmentCallException) { failed++; }
+            var replay = await EnvironmentChecker.ReplayAsync(env, task, task.Reference, seed, cancellation, sampleIndex: i);
+            if (replay.Problem != null) failed++;
+            else if (replay.Grade!.Reward < 1) notFull++;
+            else conversations.Add(replay.Played);
         }
         return new Result(conversations, withoutReference, notFull, failed);
     }
