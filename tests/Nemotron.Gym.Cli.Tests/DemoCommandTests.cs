@@ -1,5 +1,4 @@
-using System.Net;
-using System.Net.Sockets;
+using Nemotron.Gym.TestSupport;
 
 namespace Nemotron.Gym.Cli.Tests;
 
@@ -10,13 +9,6 @@ public sealed class DemoCommandTests : IDisposable
 
     public void Dispose() => Directory.Delete(_dir, true);
 
-    private static int FreePort()
-    {
-        using var l = new TcpListener(IPAddress.Loopback, 0);
-        l.Start();
-        return ((IPEndPoint)l.LocalEndpoint).Port;
-    }
-
     [Fact]
     public void EveryStageRunsAndTheRlStagePrintsHeldOutRewardPerEnvironment()
     {
@@ -25,7 +17,7 @@ public sealed class DemoCommandTests : IDisposable
             "--set", "pretrain.train.steps=3", "--set", "sft.train.steps=3",
             "--set", "rl.train.steps=1", "--set", "rl.grpo.tasks_per_step=3", "--set", "rl.grpo.group_size=2",
             "--set", "rl.rollout.max_new_tokens=16",
-            "--set", $"rl.cluster.silo_port={FreePort()}", "--set", $"rl.cluster.gateway_port={FreePort()}");
+            "--set", $"rl.cluster.silo_port={Ports.Free()}", "--set", $"rl.cluster.gateway_port={Ports.Free()}");
         Assert.True(code == 0, output);
         // SFT data from the environments' references, beside the arithmetic chat data.
         Assert.Matches(@"math: \d+ training and \d+ validation conversations", output);

@@ -1,12 +1,8 @@
-using System.Diagnostics;
-using System.Net;
-using System.Net.Sockets;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 using Nemotron.Gym.Grains;
 using Nemotron.Gym.Runs;
 using Nemotron.Gym.TestSupport;
-using Orleans.Runtime.Placement;
 
 namespace Nemotron.Gym.Cli.Tests;
 
@@ -14,106 +10,27 @@ namespace Nemotron.Gym.Cli.Tests;
 /// `gym silo` as a worker: a real gym process joins the PostgreSQL-membership cluster of an in-process silo (the
 /// trainer's side), serves episodes with its own plugins, and leaves cleanly on Ctrl-C (SIGINT).
 /// </summary>
-public sealed class SiloCommandTests : IAsyncLifetime
+public sealed class SiloCommandTests(PostgresFixture pg) : IClassFixture<PostgresFixture>, IDisposable
 {
     private readonly string _dir = Directory.CreateTempSubdirectory("gym-silo-").FullName;
-    private PostgresServer? _pg;
 
-    public async ValueTask InitializeAsync() => _pg = await PostgresServer.StartAsync();
-
-    public async ValueTask DisposeAsync()
-    {
-        if (_pg != null) await _pg.DisposeAsync();
-        Directory.Delete(_dir, true);
-    }
-
-    private static int FreePort()
-    {
-        using var l = new TcpListener(IPAddress.Loopback, 0);
-        l.Start();
-        return ((IPEndPoint)l.LocalEndpoint).Port;
-    }
-
-    /// <summary>Episodes alternate over the silos (Orleans' default placement keeps them local while both are idle);
-    /// everything else stays on the calling silo.</summary>
-    private sealed class Alternate : PlacementStrategy;
-
-    private sealed class AlternateDirector : IPlacementDirector
-    {
-        private int _next;
-        public Task<SiloAddress> OnAddActivation(PlacementStrategy strategy, PlacementTarget target, IPlacementContext context)
-        {
-            var silos = context.GetCompatibleSilos(target).OrderBy(s => s.ToString(), StringComparer.Ordinal).ToArray();
-            if (target.GrainIdentity.Type.ToString() == "episode")
-                return Task.FromResult(silos[(int)((uint)Interlocked.Increment(ref _next) % silos.Length)]);
-            return Task.FromResult(silos.Contains(context.LocalSilo) ? context.LocalSilo : silos[0]);
-        }
-    }
-
-    /// <summary>The gym tool as a long-running child process whose output is collected line by line.</summary>
-    private sealed class GymChild : IDisposable
-    {
-        private readonly Process _p;
-        private readonly List<string> _lines = [];
-        public GymChild(string dir, params string[] args)
-        {
-            var psi = new ProcessStartInfo("dotnet") { WorkingDirectory = dir, RedirectStandardOutput = true, RedirectStandardError = true };
-            psi.ArgumentList.Add(Path.Combine(RepoPaths.GymBuild, "gym.dll"));
-            foreach (var a in args) psi.ArgumentList.Add(a);
-            _p = Process.Start(psi)!;
-            _p.OutputDataReceived += (_, e) => { if (e.Data != null) lock (_lines) _lines.Add(e.Data); };
-            _p.ErrorDataReceived += (_, e) => { if (e.Data != null) lock (_lines) _lines.Add(e.Data); };
-            _p.BeginOutputReadLine();
-            _p.BeginErrorReadLine();
-        }
-        public string Output { get { lock (_lines) return string.Join("\n", _lines); } }
-        public int Pid => _p.Id;
-        public bool HasExited => _p.HasExited;
-        public int ExitCode => _p.ExitCode;
-        public async Task WaitForAsync(string text, TimeSpan timeout)
-        {
-            var until = DateTime.UtcNow + timeout;
-            while (!Output.Contains(text, StringComparison.Ordinal))
-            {
-                if (_p.HasExited) throw new Xunit.Sdk.XunitException($"gym exited ({_p.ExitCode}) before printing '{text}':\n{Output}");
-                if (DateTime.UtcNow > until) throw new TimeoutException($"no '{text}' after {timeout}:\n{Output}");
-                await Task.Delay(100);
-            }
-        }
-        public bool WaitForExit(TimeSpan timeout) => _p.WaitForExit(timeout);
-        /// <summary>Ctrl-C: SIGINT through libc (no dependence on a kill binary being installed).</summary>
-        public void Interrupt()
-        {
-            if (SendSignal(_p.Id, 2) != 0) throw new InvalidOperationException($"kill({_p.Id}, SIGINT) failed: errno {System.Runtime.InteropServices.Marshal.GetLastPInvokeError()}");
-        }
-        [System.Runtime.InteropServices.DllImport("libc", EntryPoint = "kill", SetLastError = true)]
-        private static extern int SendSignal(int pid, int signal);
-        public void Dispose()
-        {
-            if (!_p.HasExited) _p.Kill(true);
-            _p.Dispose();
-        }
-    }
+    public void Dispose() => Directory.Delete(_dir, true);
 
     [Fact]
     public async Task AWorkerJoinsServesEpisodesWithItsOwnPluginsAndLeavesOnCtrlC()
     {
         var ct = TestContext.Current.CancellationToken;
-        string db = await _pg!.CreateDatabaseAsync(ct: ct);
+        string db = await pg.Server.CreateDatabaseAsync(ct: ct);
         var trainerSide = await GymSilo.StartAsync(new GymSiloOptions
         {
-            Membership = "postgres", Postgres = db, ClusterId = "workers", Address = "127.0.0.1", SiloPort = FreePort(), GatewayPort = FreePort(),
+            Membership = "postgres", Postgres = db, ClusterId = "workers", Address = "127.0.0.1", SiloPort = Ports.Free(), GatewayPort = Ports.Free(),
             PluginFolders = [RepoPaths.Plugins],
-        }, ct, silo =>
-        {
-            silo.Services.AddSingleton<PlacementStrategy, Alternate>();
-            silo.Services.AddPlacementDirector<Alternate>(_ => new AlternateDirector());
-        });
+        }, ct, new AlternatingEpisodePlacement().UseOn);
         try
         {
-            int port = FreePort();
-            using var worker = new GymChild(_dir, "silo", "--postgres", db, "--cluster-id", "workers", "--silo-port", port.ToString(),
-                "--gateway-port", FreePort().ToString(), "--address", "127.0.0.1");
+            int port = Ports.Free();
+            using var worker = GymProcess.Start(_dir, "silo", "--postgres", db, "--cluster-id", "workers", "--silo-port", port.ToString(),
+                "--gateway-port", Ports.Free().ToString(), "--address", "127.0.0.1");
             await worker.WaitForAsync("joined", TimeSpan.FromSeconds(90));
             Assert.Contains($"cluster 'workers' at 127.0.0.1:{port}", worker.Output);
             Assert.Contains("math", worker.Output);
@@ -169,9 +86,9 @@ public sealed class SiloCommandTests : IAsyncLifetime
     [Fact]
     public void AnUnreachableMembershipDatabaseIsAClearError()
     {
-        int closed = FreePort(); // nothing listens there
+        int closed = Ports.Free(); // nothing listens there
         var (code, output) = GymProcess.Run(_dir, "silo", "--postgres", $"Host=127.0.0.1;Port={closed};Username=x;Password=y;Database=z;Timeout=3",
-            "--silo-port", FreePort().ToString(), "--gateway-port", FreePort().ToString(), "--address", "127.0.0.1");
+            "--silo-port", Ports.Free().ToString(), "--gateway-port", Ports.Free().ToString(), "--address", "127.0.0.1");
         Assert.Equal(2, code);
         Assert.Contains("could not join cluster 'nemotron-gym'", output);
     }

@@ -4,21 +4,6 @@ using Nemotron.Gym.TestSupport;
 
 namespace Nemotron.Gym.Grains.Tests;
 
-/// <summary>One PostgreSQL server for the class; every test fails (not skips) when PostgreSQL is not installed.</summary>
-public sealed class PostgresFixture : IAsyncLifetime
-{
-    private PostgresServer? _server;
-
-    public PostgresServer Server => _server ?? throw new InvalidOperationException("the PostgreSQL server did not start");
-
-    public async ValueTask InitializeAsync() => _server = await PostgresServer.StartAsync();
-
-    public async ValueTask DisposeAsync()
-    {
-        if (_server != null) await _server.DisposeAsync();
-    }
-}
-
 /// <summary>The membership table against a live PostgreSQL: Orleans' optimistic protocol on table version and row etags.</summary>
 public sealed class PostgresMembershipTableTests(PostgresFixture pg) : IClassFixture<PostgresFixture>
 {

@@ -1,4 +1,5 @@
 using Nemotron.Gym.Grains;
+using Nemotron.Gym.TestSupport;
 using Orleans.Storage;
 
 namespace Nemotron.Gym.Grains.Tests;

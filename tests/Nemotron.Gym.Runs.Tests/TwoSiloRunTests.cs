@@ -1,7 +1,5 @@
 using System.Collections.Concurrent;
 using System.Diagnostics;
-using System.Net;
-using System.Net.Sockets;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
@@ -14,7 +12,6 @@ using Nemotron.Gym.Policy.Tokenization;
 using Nemotron.Gym.Store;
 using Nemotron.Gym.TestSupport;
 using Orleans.Configuration;
-using Orleans.Runtime.Placement;
 
 namespace Nemotron.Gym.Runs.Tests;
 
@@ -56,7 +53,7 @@ public sealed class TwoSiloRunTests(ITestOutputHelper output) : IDisposable
         var b = new SiloProbe("B") { FreezeOnHold = crash };
         // Shutdown: the trainer's next Step to one of B's episodes waits in silo A until B has left.
         var trainerSide = new HeldOnTheWay(b);
-        var placement = new TestPlacementDirector();
+        var placement = new AlternatingEpisodePlacement();
         var crashable = new CrashableMembership(new PostgresMembershipTable(db, "two-silo"));
         using var hostA = await StartSilo(a, db, placement, table: null, crash ? null : trainerSide);
         Note("silo A up");
@@ -184,11 +181,11 @@ public sealed class TwoSiloRunTests(ITestOutputHelper output) : IDisposable
         };
     }
 
-    private async Task<IHost> StartSilo(SiloProbe probe, string db, TestPlacementDirector placement, CrashableMembership? table, HeldOnTheWay? outgoing)
+    private async Task<IHost> StartSilo(SiloProbe probe, string db, AlternatingEpisodePlacement placement, CrashableMembership? table, HeldOnTheWay? outgoing)
     {
         var options = new GymSiloOptions
         {
-            Membership = "postgres", Postgres = db, ClusterId = "two-silo", Address = "127.0.0.1", SiloPort = FreePort(), GatewayPort = FreePort(),
+            Membership = "postgres", Postgres = db, ClusterId = "two-silo", Address = "127.0.0.1", SiloPort = Ports.Free(), GatewayPort = Ports.Free(),
             PluginFolders = [RepoPaths.Plugins],
         };
         return await GymSilo.StartAsync(options, configure: silo =>
@@ -210,17 +207,9 @@ public sealed class TwoSiloRunTests(ITestOutputHelper output) : IDisposable
             if (table != null) silo.Services.AddSingleton<IMembershipTable>(table);
             silo.AddIncomingGrainCallFilter(probe);
             if (outgoing != null) silo.AddOutgoingGrainCallFilter(outgoing);
-            silo.Services.AddSingleton<PlacementStrategy, TestPlacement>();
-            silo.Services.AddPlacementDirector<TestPlacement>(_ => placement);
+            placement.UseOn(silo);
             silo.Services.AddSingleton<ILoggerProvider>(new NoteLogger(probe.Name, Note));
         });
-    }
-
-    private static int FreePort()
-    {
-        using var l = new TcpListener(IPAddress.Loopback, 0);
-        l.Start();
-        return ((IPEndPoint)l.LocalEndpoint).Port;
     }
 
     private sealed class StepObserver(Action<int> stepDone) : IRlObserver
@@ -315,30 +304,6 @@ public sealed class TwoSiloRunTests(ITestOutputHelper output) : IDisposable
         public Task<bool> InsertRowAsync(MembershipEntry entry, TableVersion tableVersion, CancellationToken ct) => Alive.InsertRowAsync(entry, tableVersion, ct);
         public Task<bool> UpdateRowAsync(MembershipEntry entry, string etag, TableVersion tableVersion, CancellationToken ct) => Alive.UpdateRowAsync(entry, etag, tableVersion, ct);
         public Task UpdateIAmAliveAsync(MembershipEntry entry, CancellationToken ct) => Alive.UpdateIAmAliveAsync(entry, ct);
-    }
-
-    /// <summary>The default placement of this test's silos (see <see cref="TestPlacementDirector"/>).</summary>
-    private sealed class TestPlacement : PlacementStrategy;
-
-    /// <summary>
-    /// Episodes alternate over the compatible silos, so both serve every step (Orleans' default placement may keep
-    /// them local when both silos share one process and its load); the run grain goes to its chosen home (silo B),
-    /// so losing B loses it too; anything else stays on the calling silo.
-    /// </summary>
-    private sealed class TestPlacementDirector : IPlacementDirector
-    {
-        private int _next;
-        public SiloAddress? RunGrainHome { get; set; }
-
-        public Task<SiloAddress> OnAddActivation(PlacementStrategy strategy, PlacementTarget target, IPlacementContext context)
-        {
-            var silos = context.GetCompatibleSilos(target).OrderBy(s => s.ToString(), StringComparer.Ordinal).ToArray();
-            string type = target.GrainIdentity.Type.ToString()!;
-            if (type == "episode")
-                return Task.FromResult(silos[(int)((uint)Interlocked.Increment(ref _next) % silos.Length)]);
-            if (type == "run" && RunGrainHome != null && silos.Contains(RunGrainHome)) return Task.FromResult(RunGrainHome);
-            return Task.FromResult(silos.Contains(context.LocalSilo) ? context.LocalSilo : silos[0]);
-        }
     }
 
     /// <summary>Orleans' warnings and errors into the test's notes, for a failure's story.</summary>

@@ -4,21 +4,6 @@ using static Nemotron.Gym.Store.Tests.TestRollouts;
 
 namespace Nemotron.Gym.Store.Tests;
 
-/// <summary>One PostgreSQL server for the class; it fails every test (not skips) when PostgreSQL is not installed.</summary>
-public sealed class PostgresFixture : IAsyncLifetime
-{
-    private PostgresServer? _server;
-
-    public PostgresServer Server => _server ?? throw new InvalidOperationException("the PostgreSQL server did not start");
-
-    public async ValueTask InitializeAsync() => _server = await PostgresServer.StartAsync();
-
-    public async ValueTask DisposeAsync()
-    {
-        if (_server != null) await _server.DisposeAsync();
-    }
-}
-
 /// <summary>The contract on a real PostgreSQL, each test in a database of its own.</summary>
 public sealed class PostgresRolloutStoreTests(PostgresFixture pg) : RolloutStoreContract, IClassFixture<PostgresFixture>
 {

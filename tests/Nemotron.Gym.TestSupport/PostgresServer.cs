@@ -71,7 +71,7 @@ public sealed class PostgresServer : IAsyncDisposable
             // A free port can be taken between our probe and the server's bind: try a few.
             for (int attempt = 1; ; attempt++)
             {
-                int port = FreePort();
+                int port = Ports.Free();
                 var log = new ConcurrentQueue<string>();
                 var process = StartLogged(runAs.Command(Path.Combine(bin, "postgres"),
                 [
@@ -206,13 +206,6 @@ public sealed class PostgresServer : IAsyncDisposable
         using var p = StartLogged(psi, log);
         await p.WaitForExitAsync(ct);
         return (p.ExitCode, string.Join("\n", log));
-    }
-
-    private static int FreePort()
-    {
-        using var l = new TcpListener(IPAddress.Loopback, 0);
-        l.Start();
-        return ((IPEndPoint)l.LocalEndpoint).Port;
     }
 
     private static void TryDelete(string folder)
