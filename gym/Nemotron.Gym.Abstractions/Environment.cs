@@ -1,3 +1,5 @@
+using Nemotron.Gym.Conversation;
+
 namespace Nemotron.Gym.Abstractions;
 
 /// <summary>The type of a configuration option.</summary>

@@ -1,3 +1,5 @@
+using Nemotron.Gym.Conversation;
+
 namespace Nemotron.Gym.Abstractions;
 
 /// <summary>
@@ -81,7 +83,7 @@ public abstract class SingleTurnEpisode(TaskRecord task) : IEpisode
     /// <inheritdoc />
     public ValueTask<Grade> GradeAsync(CancellationToken cancellation)
     {
-        if (Answer == null) return ValueTask.FromResult(Abstractions.Grade.Of(0, "no answer was given"));
+        if (Answer == null) return ValueTask.FromResult(Conversation.Grade.Of(0, "no answer was given"));
         if (Answer.Truncated)
             return ValueTask.FromResult(new Grade(0, new Dictionary<string, double> { ["truncated"] = 1 }, "the answer was cut off at the length limit", new Dictionary<string, string> { ["answer_tail"] = Tail(Answer.Text) }));
         return ValueTask.FromResult(Grade(Answer));

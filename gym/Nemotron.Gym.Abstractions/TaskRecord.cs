@@ -2,6 +2,8 @@ using System.Text.Encodings.Web;
 using System.Text.Json;
 using System.Text.Json.Nodes;
 
+using Nemotron.Gym.Conversation;
+
 namespace Nemotron.Gym.Abstractions;
 
 /// <summary>
@@ -96,12 +98,8 @@ public sealed class TaskRecord
     private static ToolDefinition ParseTool(JsonNode? node, string where)
     {
         if (node is not JsonObject t) throw new TaskFormatException($"{where}: expected an object");
-        // Accept both the Responses shape and the Chat Completions shape {"type": "function", "function": {...}}.
-        var fn = t["function"] as JsonObject ?? t;
-        string name = fn["name"] is JsonValue nv && nv.TryGetValue(out string? n) && n.Length > 0 ? n : throw new TaskFormatException($"{where}.name: missing");
-        string description = fn["description"]?.GetValue<string>() ?? "";
-        var parameters = fn["parameters"] as JsonObject ?? new JsonObject { ["type"] = "object", ["properties"] = new JsonObject() };
-        return new ToolDefinition(name, description, (JsonObject)parameters.DeepClone());
+        try { return ToolDefinition.FromJson(t); }
+        catch (FormatException e) { throw new TaskFormatException($"{where}.{e.Message}"); }
     }
 
     private static AssistantTurn ParseTurn(JsonNode? node, string where)

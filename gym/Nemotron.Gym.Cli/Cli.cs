@@ -1,4 +1,4 @@
-using Nemotron.Gym.Policy.Config;
+using Nemotron.Gym.Training.Config;
 using Spectre.Console;
 
 namespace Nemotron.Gym.Cli;

@@ -1,5 +1,5 @@
 using System.Diagnostics;
-using Nemotron.Gym.Policy.Training;
+using Nemotron.Gym.Training;
 using Spectre.Console;
 
 namespace Nemotron.Gym.Cli;

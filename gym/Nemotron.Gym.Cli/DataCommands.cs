@@ -1,5 +1,5 @@
 using System.CommandLine;
-using Nemotron.Gym.Policy.Data;
+using Nemotron.Gym.Cli.Arithmetic;
 using Spectre.Console;
 
 namespace Nemotron.Gym.Cli;

@@ -1,14 +1,15 @@
 using System.CommandLine;
 using System.Diagnostics;
 using Nemotron.Gym.Abstractions;
+using Nemotron.Gym.Conversation;
 using Nemotron.Gym.Plugins;
-using Nemotron.Gym.Policy.Chat;
+using Nemotron.Gym.Model.Chat;
 using Nemotron.Gym.Runs;
-using Nemotron.Gym.Policy.Checkpoints;
-using Nemotron.Gym.Policy.Config;
-using Nemotron.Gym.Policy.Data;
+using Nemotron.Gym.Model.Checkpoints;
+using Nemotron.Gym.Training.Config;
+using Nemotron.Gym.Cli.Arithmetic;
 using Nemotron.Gym.Kernels;
-using Nemotron.Gym.Policy.Training;
+using Nemotron.Gym.Training;
 using Spectre.Console;
 
 namespace Nemotron.Gym.Cli;

@@ -1,8 +1,9 @@
 using System.CommandLine;
 using System.Diagnostics;
 using Nemotron.Gym.Abstractions;
+using Nemotron.Gym.Conversation;
 using Nemotron.Gym.Plugins;
-using Nemotron.Gym.Policy.Chat;
+using Nemotron.Gym.Model.Chat;
 using Spectre.Console;
 
 namespace Nemotron.Gym.Cli;
@@ -152,8 +153,8 @@ internal static class EnvCommands
             var record = await FindTask(env, parse.GetValue(task)!, parse.GetValue(split), ct);
             string text = parse.GetValue(response)!;
             if (File.Exists(text)) text = await File.ReadAllTextAsync(text, ct);
-            var turns = text.Split("<|end|>").Select(t => t.Trim()).Where(t => t.Length > 0).Select(t => ChatBridge.ParseAssistant(t + "<|end|>")).ToList();
-            if (turns.Count == 0) turns.Add(ChatBridge.ParseAssistant(""));
+            var turns = text.Split("<|end|>").Select(t => t.Trim()).Where(t => t.Length > 0).Select(t => AssistantTurn.Parse(t + "<|end|>")).ToList();
+            if (turns.Count == 0) turns.Add(AssistantTurn.Parse(""));
             var (grade, problem, _) = await EnvironmentChecker.ReplayAsync(env, record, turns, 1, ct);
             if (problem != null) throw new CliException(problem);
             PrintGrade(grade!);
@@ -162,7 +163,7 @@ internal static class EnvCommands
         return cmd;
     }
 
-    public static void PrintGrade(Nemotron.Gym.Abstractions.Grade grade)
+    public static void PrintGrade(Grade grade)
     {
         AnsiConsole.MarkupLineInterpolated($"reward: [bold]{grade.Reward:0.####}[/]");
         AnsiConsole.MarkupLineInterpolated($"reason: {grade.Reason}");
@@ -190,7 +191,7 @@ internal static class EnvCommands
                 AnsiConsole.Markup("[bold]assistant>[/] ");
                 var line = Console.ReadLine();
                 if (line == null) break;
-                var step = await episode.StepAsync(ChatBridge.ParseAssistant(line + "<|end|>"), ct);
+                var step = await episode.StepAsync(AssistantTurn.Parse(line + "<|end|>"), ct);
                 if (step.Done) break;
                 foreach (var m in step.Reply) AnsiConsole.MarkupLineInterpolated($"[bold]{m.Role.ToString().ToLowerInvariant()}{(m.Name != null ? $" ({m.Name})" : "")}:[/] {m.Content}");
             }

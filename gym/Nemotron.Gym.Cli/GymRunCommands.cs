@@ -1,7 +1,6 @@
 using System.CommandLine;
-using System.Text.RegularExpressions;
 using Nemotron.Gym.Grains;
-using Nemotron.Gym.Policy.Rl;
+using Nemotron.Gym.Training.Grpo;
 using Nemotron.Gym.Runs;
 using Nemotron.Gym.Store;
 using Spectre.Console;
@@ -9,22 +8,13 @@ using Spectre.Console;
 namespace Nemotron.Gym.Cli;
 
 /// <summary>gym rl over environments (Orleans), gym runs list, gym rollouts export|import.</summary>
-internal static partial class GymRunCommands
+internal static class GymRunCommands
 {
-    [GeneratedRegex(@"^environments\s*:", RegexOptions.Multiline)]
-    private static partial Regex EnvironmentsKey();
-
-    public static bool IsEnvironmentRun(string configPath) => File.Exists(configPath) && EnvironmentsKey().IsMatch(File.ReadAllText(configPath));
-
     /// <summary>Silo options for a run config.</summary>
     public static GymSiloOptions SiloOptions(GymRunConfig cfg)
     {
-        var o = new GymSiloOptions
-        {
-            Membership = cfg.Cluster.Membership, Postgres = cfg.Cluster.Postgres, SiloPort = cfg.Cluster.SiloPort,
-            GatewayPort = cfg.Cluster.GatewayPort, ClusterId = cfg.Cluster.ClusterId, Address = cfg.Cluster.Address,
-            StateStorage = "sqlite:" + Path.Combine(Path.GetDirectoryName(Path.GetFullPath(cfg.Out))!, "gym-state.db"),
-        };
+        var o = GymSiloOptions.For(cfg.Cluster);
+        o.StateStorage = "sqlite:" + Path.Combine(Path.GetDirectoryName(Path.GetFullPath(cfg.Out))!, "gym-state.db");
         o.PluginFolders.AddRange(cfg.Plugins);
         return o;
     }

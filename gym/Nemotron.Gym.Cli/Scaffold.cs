@@ -35,8 +35,11 @@ internal static partial class Scaffold
         var folder = Path.GetFullPath(Path.Combine(parent, name));
         if (Directory.Exists(folder) && Directory.EnumerateFileSystemEntries(folder).Any())
             throw new CliException($"{folder} already exists and is not empty");
+        // The plugin contract and the conversation contract it builds on: both come from the host at run time.
         var contract = Path.Combine(AppContext.BaseDirectory, "Nemotron.Gym.Abstractions.dll");
-        if (!File.Exists(contract)) throw new CliException($"{contract} is missing from this installation");
+        var conversation = Path.Combine(AppContext.BaseDirectory, "Nemotron.Gym.Conversation.dll");
+        foreach (var c in new[] { contract, conversation })
+            if (!File.Exists(c)) throw new CliException($"{c} is missing from this installation");
         string env = name.ToLowerInvariant();
         Directory.CreateDirectory(Path.Combine(folder, "data"));
         Directory.CreateDirectory(Path.Combine(folder, "tests"));
@@ -50,14 +53,20 @@ internal static partial class Scaffold
                 <EnableDynamicLoading>true</EnableDynamicLoading>
               </PropertyGroup>
               <ItemGroup>
-                <!-- The contract comes from the host at run time: do not copy it (Private=false). -->
+                <!-- The contracts come from the host at run time: do not copy them (Private=false). -->
                 <Reference Include="Nemotron.Gym.Abstractions">
                   <HintPath>{{contract}}</HintPath>
+                  <Private>false</Private>
+                </Reference>
+                <Reference Include="Nemotron.Gym.Conversation">
+                  <HintPath>{{conversation}}</HintPath>
                   <Private>false</Private>
                 </Reference>
               </ItemGroup>
               <ItemGroup>
                 <Content Include="data/**/*" CopyToOutputDirectory="PreserveNewest" />
+                <!-- Names the plugin's assembly, so the built folder (whatever its name) is a plugin folder. -->
+                <Content Include="plugin.json" CopyToOutputDirectory="PreserveNewest" />
                 <Compile Remove="tests/**" />
                 <None Remove="tests/**" />
               </ItemGroup>
@@ -66,6 +75,7 @@ internal static partial class Scaffold
         File.WriteAllText(Path.Combine(folder, $"{name}Environment.cs"), $$"""
             using System.Text.Json.Nodes;
             using Nemotron.Gym.Abstractions;
+            using Nemotron.Gym.Conversation;
 
             namespace {{name}};
 
@@ -103,6 +113,7 @@ internal static partial class Scaffold
                 }
             }
             """);
+        File.WriteAllText(Path.Combine(folder, "plugin.json"), $$"""{ "assembly": "{{name}}.dll" }""" + "\n");
         var words = new[] { "apple", "river", "cloud" };
         File.WriteAllLines(Path.Combine(folder, "data", "train.jsonl"), words.Select((w, i) =>
             $$"""{"id": "{{env}}-{{i + 1}}", "responses_create_params": {"input": [{"role": "user", "content": "Answer with the single word: {{w}}"}]}, "verifier_metadata": {"word": "{{w}}"}, "reference": [{"content": "{{w}}"}]}"""));
@@ -141,12 +152,14 @@ internal static partial class Scaffold
                 <Using Include="Xunit" />
                 <ProjectReference Include="../{{name}}.csproj" />
                 <Reference Include="Nemotron.Gym.Abstractions"><HintPath>{{contract}}</HintPath></Reference>
+                <Reference Include="Nemotron.Gym.Conversation"><HintPath>{{conversation}}</HintPath></Reference>
                 <Content Include="../data/**/*" LinkBase="data" CopyToOutputDirectory="PreserveNewest" />
               </ItemGroup>
             </Project>
             """);
         File.WriteAllText(Path.Combine(folder, "tests", $"{name}Tests.cs"), $$"""
             using Nemotron.Gym.Abstractions;
+            using Nemotron.Gym.Conversation;
 
             namespace {{name}}.Tests;
 

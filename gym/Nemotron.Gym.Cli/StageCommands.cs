@@ -1,11 +1,12 @@
 using System.CommandLine;
+using Nemotron.Gym.Conversation;
 using Nemotron.Gym.Kernels;
-using Nemotron.Gym.Policy.Chat;
-using Nemotron.Gym.Policy.Checkpoints;
-using Nemotron.Gym.Policy.Config;
-using Nemotron.Gym.Policy.Data;
-using Nemotron.Gym.Policy.Sampling;
-using Nemotron.Gym.Policy.Training;
+using Nemotron.Gym.Model.Chat;
+using Nemotron.Gym.Model.Checkpoints;
+using Nemotron.Gym.Training.Config;
+using Nemotron.Gym.Cli.Arithmetic;
+using Nemotron.Gym.Model.Sampling;
+using Nemotron.Gym.Training;
 using Spectre.Console;
 
 namespace Nemotron.Gym.Cli;
@@ -78,11 +79,11 @@ internal static class StageCommands
                 if (prompts.Length == 0) throw new CliException("give --prompt TEXT (repeatable) or --eval FILE");
                 var s = tokenizer.Specials;
                 using var sampler = new Sampler(model);
-                var encoded = prompts.Select(p => template.RenderGenerationPrompt(new Conversation([ChatMessage.User(p)]))).ToList();
+                var encoded = prompts.Select(p => template.RenderGenerationPrompt(new ChatTranscript([Message.User(p)]))).ToList();
                 var gens = sampler.Generate(encoded, new GenerationOptions(parse.GetValue(maxTokens), sampling, parse.GetValue(seed), [s.EndOfTurn, s.EndOfText]), ct);
                 for (int i = 0; i < prompts.Length; i++)
                 {
-                    var output = AssistantOutput.Parse(tokenizer.Decode(gens[i].Tokens));
+                    var output = AssistantTurn.Parse(tokenizer.Decode(gens[i].Tokens));
                     AnsiConsole.MarkupLineInterpolated($"[bold]user:[/] {prompts[i]}");
                     if (output.Reasoning != null) AnsiConsole.MarkupLineInterpolated($"[grey]think: {output.Reasoning}[/]");
                     AnsiConsole.MarkupLineInterpolated($"[bold]assistant:[/] {output.Content}  [grey]({gens[i].Tokens.Length} tokens, {gens[i].Finish.ToString().ToLowerInvariant()}, mean logprob {gens[i].LogProbs.Average():F3})[/]");

@@ -1,3 +1,5 @@
+using Nemotron.Gym.Conversation;
+
 namespace Nemotron.Gym.Grains;
 
 /// <summary>
@@ -9,10 +11,10 @@ public interface IEpisodeGrain : IGrainWithStringKey
 {
     /// <summary>Opens the episode (Created → Opened → AwaitingModel) and returns what the model answers first.</summary>
     Task<EpisodeOpening> Open(EpisodeSpec spec);
-    /// <summary>Passes an assistant turn (AwaitingModel → Stepping → AwaitingModel or AwaitingGrade). <paramref name="final"/>: no reply will be used.</summary>
-    Task<EpisodeReplyMessage> Step(string assistantText, bool final);
+    /// <summary>Passes an assistant turn, parsed by the trainer (AwaitingModel → Stepping → AwaitingModel or AwaitingGrade). <paramref name="final"/>: no reply will be used.</summary>
+    Task<EpisodeReplyMessage> Step(AssistantTurn turn, bool final);
     /// <summary>Grades (AwaitingGrade → Grading → Done); a failing grader gives reward 0 with its reason.</summary>
-    Task<GradeMessage> Grade(bool truncated);
+    Task<EpisodeGrade> Grade(bool truncated);
     /// <summary>The current state.</summary>
     Task<EpisodeState> GetState();
 }

@@ -13,18 +13,20 @@ using Orleans.Serialization.WireProtocol;
 namespace Nemotron.Gym.Grains;
 
 /// <summary>
-/// Carries [MessagePackObject] types through Orleans as MessagePack bytes, so grain messages and stored blobs
-/// share one format. A field holds two sub-fields: the runtime type (Orleans' type codec) and the MessagePack
+/// Carries [MessagePackObject] types and the conversation contract (<see cref="ConversationFormatters"/>) through
+/// Orleans as MessagePack bytes. A field holds two sub-fields: the runtime type (Orleans' type codec) and the MessagePack
 /// payload (length-prefixed). Orleans' own MessagePack package is not on our registry, hence this one.
 /// </summary>
 [Alias("nemotron-msgpack")]
 public sealed class MessagePackGrainCodec : IGeneralizedCodec, IGeneralizedCopier, ITypeFilter
 {
     private static readonly ConcurrentDictionary<Type, bool> Contracts = new();
-    private static readonly MessagePackSerializerOptions Options = MessagePackSerializerOptions.Standard.WithSecurity(MessagePackSecurity.UntrustedData);
+    private static readonly MessagePackSerializerOptions Options = MessagePackSerializerOptions.Standard
+        .WithResolver(ConversationFormatters.Resolver).WithSecurity(MessagePackSecurity.UntrustedData);
 
-    /// <summary>True for types marked [MessagePackObject].</summary>
-    public static bool IsContract(Type type) => Contracts.GetOrAdd(type, t => t.GetCustomAttribute<MessagePackObjectAttribute>() != null);
+    /// <summary>True for types marked [MessagePackObject] and the conversation contract's types.</summary>
+    public static bool IsContract(Type type) => Contracts.GetOrAdd(type, t =>
+        t.GetCustomAttribute<MessagePackObjectAttribute>() != null || ConversationFormatters.Types.Contains(t));
 
     bool IGeneralizedCodec.IsSupportedType(Type type) => type == typeof(MessagePackGrainCodec) || IsContract(type);
     bool IGeneralizedCopier.IsSupportedType(Type type) => IsContract(type);

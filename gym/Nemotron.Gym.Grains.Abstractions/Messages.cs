@@ -1,19 +1,11 @@
 using MessagePack;
+using Nemotron.Gym.Conversation;
 
 namespace Nemotron.Gym.Grains;
 
-// The messages between the trainer and the grains. They are MessagePack contracts: Orleans carries them
-// with MessagePackGrainCodec, and the rollout store keeps its blobs in the same format.
-
-/// <summary>One chat message on the wire (tool calls as the JSON the chat template renders).</summary>
-[MessagePackObject]
-public sealed record WireMessage(
-    [property: Key(0)] string Role,
-    [property: Key(1)] string Content,
-    [property: Key(2)] string? Reasoning = null,
-    [property: Key(3)] string? ToolCallsJson = null,
-    [property: Key(4)] string? ToolCallId = null,
-    [property: Key(5)] string? Name = null);
+// The messages between the trainer and the grains. They are MessagePack contracts that Orleans carries with
+// MessagePackGrainCodec; the conversation types inside them (Message, ToolDefinition, AssistantTurn, Grade) are the
+// contract's own, carried by ConversationFormatters.
 
 /// <summary>
 /// A set of tasks of one environment: which environment, with which settings, which split, how many and from
@@ -47,23 +39,20 @@ public sealed record EpisodeSpec(
 /// <summary>The conversation the model answers first.</summary>
 [MessagePackObject]
 public sealed record EpisodeOpening(
-    [property: Key(0)] IReadOnlyList<WireMessage> Messages,
-    [property: Key(1)] IReadOnlyList<string> ToolsJson);
+    [property: Key(0)] IReadOnlyList<Message> Messages,
+    [property: Key(1)] IReadOnlyList<ToolDefinition> Tools);
 
 /// <summary>The environment's answer to an assistant turn: done, or messages that continue the episode.</summary>
 [MessagePackObject]
 public sealed record EpisodeReplyMessage(
     [property: Key(0)] bool Done,
-    [property: Key(1)] IReadOnlyList<WireMessage> Reply);
+    [property: Key(1)] IReadOnlyList<Message> Reply);
 
-/// <summary>A grade: reward, named components, reason and evidence.</summary>
+/// <summary>An episode's grade and the seconds its environment spent (opening, steps, grading).</summary>
 [MessagePackObject]
-public sealed record GradeMessage(
-    [property: Key(0)] double Reward,
-    [property: Key(1)] IReadOnlyDictionary<string, double> Components,
-    [property: Key(2)] string Reason,
-    [property: Key(3)] IReadOnlyDictionary<string, string> Evidence,
-    [property: Key(4)] double EnvironmentSeconds);
+public sealed record EpisodeGrade(
+    [property: Key(0)] Grade Grade,
+    [property: Key(1)] double EnvironmentSeconds);
 
 /// <summary>An environment as a silo found it.</summary>
 [MessagePackObject]

@@ -1,5 +1,6 @@
 using System.Collections.Concurrent;
 using Nemotron.Gym.Abstractions;
+using Nemotron.Gym.Conversation;
 using Nemotron.Gym.Plugins;
 
 namespace Nemotron.Gym.Grains;

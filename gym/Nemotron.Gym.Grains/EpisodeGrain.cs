@@ -1,8 +1,8 @@
 using System.Diagnostics;
 using Microsoft.Extensions.Logging;
 using Nemotron.Gym.Abstractions;
+using Nemotron.Gym.Conversation;
 using Nemotron.Gym.Plugins;
-using Nemotron.Gym.Policy.Chat;
 using Stateless;
 
 namespace Nemotron.Gym.Grains;
@@ -57,21 +57,20 @@ public sealed class EpisodeGrain(EnvironmentPool pool, ILogger<EpisodeGrain> log
             _environmentSeconds += clock.Elapsed.TotalSeconds;
             Fsm.Fire(Trigger.Opened);
             ArmIdleTimer();
-            var tools = _episode.Tools.Select(t => t.ToJson().ToJsonString(Nemotron.Gym.Policy.JsonText.Compact)).ToList();
-            return new EpisodeOpening(_episode.Opening.Select(m => Wire(ChatBridge.ToChat(m))).ToList(), tools);
+            return new EpisodeOpening(_episode.Opening, _episode.Tools);
         }
         catch (Exception e) { throw Failed(e); }
     }
 
     /// <inheritdoc />
-    public async Task<EpisodeReplyMessage> Step(string assistantText, bool final)
+    public async Task<EpisodeReplyMessage> Step(AssistantTurn turn, bool final)
     {
         Fsm.Fire(Trigger.Step);
         _idle?.Dispose();
         try
         {
             var clock = Stopwatch.StartNew();
-            var result = await _episode!.StepAsync(ChatBridge.ParseTurn(assistantText, final));
+            var result = await _episode!.StepAsync(turn);
             _environmentSeconds += clock.Elapsed.TotalSeconds;
             if (final || result.Done)
             {
@@ -80,13 +79,13 @@ public sealed class EpisodeGrain(EnvironmentPool pool, ILogger<EpisodeGrain> log
             }
             Fsm.Fire(Trigger.Continue);
             ArmIdleTimer();
-            return new EpisodeReplyMessage(false, result.Reply.Select(m => Wire(ChatBridge.ToChat(m))).ToList());
+            return new EpisodeReplyMessage(false, result.Reply);
         }
         catch (Exception e) { throw Failed(e); }
     }
 
     /// <inheritdoc />
-    public async Task<GradeMessage> Grade(bool truncated)
+    public async Task<EpisodeGrade> Grade(bool truncated)
     {
         Fsm.Fire(Trigger.Grade);
         var clock = Stopwatch.StartNew();
@@ -95,7 +94,7 @@ public sealed class EpisodeGrain(EnvironmentPool pool, ILogger<EpisodeGrain> log
         Fsm.Fire(Trigger.Graded);
         await CloseEpisode();
         DeactivateOnIdle();
-        return new GradeMessage(g.Reward, g.Components, g.Reason, g.Evidence, _environmentSeconds);
+        return new EpisodeGrade(g, _environmentSeconds);
     }
 
     /// <inheritdoc />
@@ -117,7 +116,7 @@ public sealed class EpisodeGrain(EnvironmentPool pool, ILogger<EpisodeGrain> log
     private Exception Failed(Exception e)
     {
         if (Fsm.CanFire(Trigger.Fail) || Fsm.CanFire(Trigger.TimeOut))
-            Fsm.Fire(e is EnvironmentCallException && e.Message.Contains("did not finish within") && Fsm.CanFire(Trigger.TimeOut) ? Trigger.TimeOut : Trigger.Fail);
+            Fsm.Fire(e is EnvironmentTimeoutException && Fsm.CanFire(Trigger.TimeOut) ? Trigger.TimeOut : Trigger.Fail);
         _ = CloseEpisode();
         if (e is InvalidOperationException) return e;
         // Only plain exception types cross the wire; the message carries the environment, call and task.
@@ -136,10 +135,6 @@ public sealed class EpisodeGrain(EnvironmentPool pool, ILogger<EpisodeGrain> log
             catch (Exception e) { log.LogWarning(e, "episode {Key}: dispose failed", this.GetPrimaryKeyString()); }
         }
     }
-
-    internal static WireMessage Wire(ChatMessage m) => new(m.Role, m.Content, m.ReasoningContent,
-        m.ToolCalls is { Count: > 0 } calls ? System.Text.Json.JsonSerializer.Serialize(calls) : null,
-        m.ToolCallId, m.Name);
 
     /// <inheritdoc />
     public override async Task OnDeactivateAsync(DeactivationReason reason, CancellationToken cancellationToken)

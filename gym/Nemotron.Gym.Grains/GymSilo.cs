@@ -8,8 +8,11 @@ using Orleans.Serialization;
 
 namespace Nemotron.Gym.Grains;
 
-/// <summary>How a gym silo joins its cluster and where it keeps run state.</summary>
-public sealed class GymSiloOptions
+/// <summary>
+/// How a silo joins its cluster: membership, ports, cluster id and the address it advertises. The run config's
+/// `cluster:` section binds to this class and `gym silo` fills it from its options, so the keys exist once.
+/// </summary>
+public class ClusterSettings
 {
     /// <summary>"localhost" (a single in-process silo, the embedded default) or "postgres" (membership in PostgreSQL).</summary>
     public string Membership { get; set; } = "localhost";
@@ -19,7 +22,7 @@ public sealed class GymSiloOptions
     public int SiloPort { get; set; } = 11111;
     /// <summary>Gateway port.</summary>
     public int GatewayPort { get; set; } = 30000;
-    /// <summary>Cluster id.</summary>
+    /// <summary>Cluster id (silos with the same id and membership form one cluster).</summary>
     public string ClusterId { get; set; } = "nemotron-gym";
     /// <summary>
     /// The address other silos reach this one at (membership: postgres): an IP address, a host name, or "auto" (this
@@ -27,10 +30,32 @@ public sealed class GymSiloOptions
     /// address keeps the silo to this machine; any other one listens on every interface.
     /// </summary>
     public string Address { get; set; } = "auto";
+
+    /// <summary>The first bad value as (key, problem), or null when the settings are usable.</summary>
+    public (string Key, string Problem)? Check()
+    {
+        if (Membership is not ("localhost" or "postgres")) return ("membership", $"expected localhost or postgres, got '{Membership}'");
+        if (Membership == "postgres" && string.IsNullOrWhiteSpace(Postgres)) return ("postgres", "a connection string is required with membership: postgres");
+        if (SiloPort is < 1 or > 65535) return ("silo_port", $"expected 1-65535, got {SiloPort}");
+        if (GatewayPort is < 1 or > 65535) return ("gateway_port", $"expected 1-65535, got {GatewayPort}");
+        return null;
+    }
+}
+
+/// <summary>A silo's cluster settings plus what it keeps locally: run state and plugin folders.</summary>
+public sealed class GymSiloOptions : ClusterSettings
+{
     /// <summary>Run-state storage: "sqlite:PATH" or "postgres:CONNECTION" (default with postgres membership: the same database).</summary>
     public string StateStorage { get; set; } = "sqlite:runs/gym-state.db";
     /// <summary>Plugin folders.</summary>
     public List<string> PluginFolders { get; set; } = [.. Plugins.PluginLoader.DefaultSearchPaths()];
+
+    /// <summary>Options that join the cluster <paramref name="cluster"/> describes.</summary>
+    public static GymSiloOptions For(ClusterSettings cluster) => new()
+    {
+        Membership = cluster.Membership, Postgres = cluster.Postgres, SiloPort = cluster.SiloPort, GatewayPort = cluster.GatewayPort,
+        ClusterId = cluster.ClusterId, Address = cluster.Address,
+    };
 }
 
 /// <summary>Builds gym silos: the grains, the environment pool, run-state storage and the MessagePack codec.</summary>
@@ -63,7 +88,7 @@ public static class GymSilo
         silo.Services.AddGrainStorage(RunGrain.StorageName, (_, _) => new SqlGrainStorage(storage));
     }
 
-    /// <summary>Resolves <see cref="GymSiloOptions.Address"/>; a name that resolves to nothing is an error naming it.</summary>
+    /// <summary>Resolves <see cref="ClusterSettings.Address"/>; a name that resolves to nothing is an error naming it.</summary>
     public static IPAddress AdvertisedAddress(string address)
     {
         if (string.IsNullOrWhiteSpace(address) || address == "auto")

@@ -1,5 +1,5 @@
 using Nemotron.Gym.Abstractions;
-using Nemotron.Gym.Policy.Chat;
+using Nemotron.Gym.Conversation;
 
 namespace Nemotron.Gym.Plugins;
 
@@ -92,30 +92,29 @@ public static class EnvironmentChecker
     /// <param name="Grade">The grade (null when <paramref name="Problem"/> says why there is none).</param>
     /// <param name="Problem">The episode failed or ended before the last turn.</param>
     /// <param name="Played">The opening, each turn, and the environment's replies between turns (none after the last).</param>
-    public sealed record Replay(Grade? Grade, string? Problem, Conversation Played);
+    public sealed record Replay(Grade? Grade, string? Problem, ChatTranscript Played);
 
     /// <summary>Plays the given assistant turns through a fresh episode and grades it.</summary>
     public static async Task<Replay> ReplayAsync(HostedEnvironment env, TaskRecord task, IReadOnlyList<AssistantTurn> turns, int seed, CancellationToken cancellation,
         int sampleIndex = 0)
     {
-        var messages = new List<ChatMessage>();
-        IReadOnlyList<string>? tools = null;
+        var messages = new List<Message>();
+        IReadOnlyList<ToolDefinition>? tools = null;
         try
         {
             await using var episode = await env.OpenAsync(task, new EpisodeContext(seed, sampleIndex), cancellation);
-            var opening = ChatBridge.Opening(episode.Opening, episode.Tools);
-            messages.AddRange(opening.Messages);
-            tools = opening.ToolsJson;
+            messages.AddRange(episode.Opening);
+            tools = episode.Tools.Count > 0 ? episode.Tools : null;
             for (int t = 0; t < turns.Count; t++)
             {
-                messages.Add(ChatBridge.ToChat(turns[t].ToMessage()));
+                messages.Add(turns[t].ToMessage());
                 var step = await episode.StepAsync(turns[t], cancellation);
                 bool last = t == turns.Count - 1;
-                if (step.Done && !last) return new(null, $"the episode ended after turn {t + 1} of {turns.Count}", new Conversation(messages, tools));
-                if (!last) messages.AddRange(step.Reply.Select(ChatBridge.ToChat));
+                if (step.Done && !last) return new(null, $"the episode ended after turn {t + 1} of {turns.Count}", new ChatTranscript(messages, tools));
+                if (!last) messages.AddRange(step.Reply);
             }
-            return new(await episode.GradeAsync(cancellation), null, new Conversation(messages, tools));
+            return new(await episode.GradeAsync(cancellation), null, new ChatTranscript(messages, tools));
         }
-        catch (EnvironmentCallException e) { return new(null, e.Message, new Conversation(messages, tools)); }
+        catch (EnvironmentCallException e) { return new(null, e.Message, new ChatTranscript(messages, tools)); }
     }
 }

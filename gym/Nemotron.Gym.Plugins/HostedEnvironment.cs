@@ -1,4 +1,5 @@
 using Nemotron.Gym.Abstractions;
+using Nemotron.Gym.Conversation;
 
 namespace Nemotron.Gym.Plugins;
 
@@ -25,7 +26,10 @@ public sealed class PrefixLog(string name, Action<string> sink) : IEnvironmentLo
 }
 
 /// <summary>A call into an environment failed; the message names the environment, the call and the task.</summary>
-public sealed class EnvironmentCallException(string message, Exception? inner = null) : Exception(message, inner);
+public class EnvironmentCallException(string message, Exception? inner = null) : Exception(message, inner);
+
+/// <summary>A call into an environment did not finish within the host's limit (<see cref="HostLimits.CallTimeout"/>).</summary>
+public sealed class EnvironmentTimeoutException(string message) : EnvironmentCallException(message);
 
 /// <summary>
 /// An initialized environment as the host runs it: every call has a timeout, and exceptions from the
@@ -96,7 +100,7 @@ public sealed class HostedEnvironment
         catch (OperationCanceledException) when (cancellation.IsCancellationRequested) { throw; }
         catch (Exception e) when (e is TimeoutException or OperationCanceledException)
         {
-            throw new EnvironmentCallException($"{where} did not finish within {_limits.CallTimeout.TotalSeconds:0.#}s");
+            throw new EnvironmentTimeoutException($"{where} did not finish within {_limits.CallTimeout.TotalSeconds:0.#}s");
         }
         catch (Exception e) when (e is not EnvironmentCallException)
         {

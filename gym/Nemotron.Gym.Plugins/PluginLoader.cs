@@ -1,22 +1,24 @@
 using System.Reflection;
 using System.Runtime.Loader;
 using Nemotron.Gym.Abstractions;
+using Nemotron.Gym.Conversation;
 
 namespace Nemotron.Gym.Plugins;
 
 /// <summary>
 /// Loads one plugin's assemblies in isolation: its dependencies come from its own folder, so plugins
-/// can use different versions of a library than we or other plugins do. Only the contract assembly is
+/// can use different versions of a library than we or other plugins do. Only the contract assemblies are
 /// shared (from the host), so the plugin's <see cref="IEnvironment"/> is the host's type.
 /// </summary>
 internal sealed class PluginLoadContext(string entryAssemblyPath) : AssemblyLoadContext(name: Path.GetFileNameWithoutExtension(entryAssemblyPath), isCollectible: false)
 {
     private readonly AssemblyDependencyResolver _resolver = new(entryAssemblyPath);
-    private static readonly string ContractName = typeof(IEnvironment).Assembly.GetName().Name!;
+    // The plugin contract and the conversation contract it brings with it.
+    private static readonly string[] ContractNames = [typeof(IEnvironment).Assembly.GetName().Name!, typeof(Message).Assembly.GetName().Name!];
 
     protected override Assembly? Load(AssemblyName name)
     {
-        if (name.Name == ContractName) return null; // the host's copy: one IEnvironment type for everyone
+        if (ContractNames.Contains(name.Name)) return null; // the host's copy: one IEnvironment and one Message type for everyone
         var path = _resolver.ResolveAssemblyToPath(name);
         return path != null ? LoadFromAssemblyPath(path) : null;
     }

@@ -1,5 +1,5 @@
 using Nemotron.Gym.Abstractions;
-using Nemotron.Gym.Policy.Chat;
+using Nemotron.Gym.Conversation;
 
 namespace Nemotron.Gym.Plugins;
 
@@ -12,7 +12,7 @@ namespace Nemotron.Gym.Plugins;
 public static class ReferenceConversations
 {
     /// <summary>What was made: the conversations, and how many tasks were left out and why.</summary>
-    public sealed record Result(List<Conversation> Conversations, int WithoutReference, int NotFullReward, int Failed);
+    public sealed record Result(List<ChatTranscript> Conversations, int WithoutReference, int NotFullReward, int Failed);
 
     /// <summary>Builds one conversation per task of <paramref name="query"/> that has a fully rewarded reference.</summary>
     public static async Task<Result> BuildAsync(HostedEnvironment env, TaskQuery query, CancellationToken cancellation = default) =>
@@ -21,7 +21,7 @@ public static class ReferenceConversations
     /// <summary>Builds one conversation per task of <paramref name="tasks"/> that has a fully rewarded reference.</summary>
     public static async Task<Result> BuildAsync(HostedEnvironment env, IReadOnlyList<TaskRecord> tasks, int seed, CancellationToken cancellation = default)
     {
-        var conversations = new List<Conversation>();
+        var conversations = new List<ChatTranscript>();
         int withoutReference = 0, notFull = 0, failed = 0;
         for (int i = 0; i < tasks.Count; i++)
         {

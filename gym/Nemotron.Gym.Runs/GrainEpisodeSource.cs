@@ -1,8 +1,7 @@
-using System.Text.Json;
 using Microsoft.Extensions.Logging;
 using Nemotron.Gym.Grains;
-using Nemotron.Gym.Policy.Chat;
-using Nemotron.Gym.Policy.Rl;
+using Nemotron.Gym.Conversation;
+using Nemotron.Gym.Training.Grpo;
 
 namespace Nemotron.Gym.Runs;
 
@@ -70,17 +69,14 @@ public sealed class GrainEpisodeSource : IEpisodeSource
         return episode;
     }
 
-    internal static ChatMessage Unwire(WireMessage m) => new(m.Role, m.Content, m.Reasoning,
-        m.ToolCallsJson is { } json ? JsonSerializer.Deserialize<List<ToolCall>>(json) : null, m.ToolCallId, m.Name);
-
     private sealed class GrainEpisode(GrainEpisodeSource source, EpisodeSpec spec, string key) : IEpisode
     {
-        private readonly List<(string Text, bool Final)> _turns = new();
+        private readonly List<(AssistantTurn Turn, bool Final)> _turns = new();
         private IEpisodeGrain? _grain; // null: open (again) on a new grain before the next call
         private int _attempt;
         private string? _failure;
 
-        public Conversation Opening { get; private set; } = new([]);
+        public ChatTranscript Opening { get; private set; } = new([]);
 
         public Task OpenAsync(CancellationToken ct) => WithReplay(_ => Task.FromResult(0), ct, "open");
 
@@ -88,9 +84,9 @@ public sealed class GrainEpisodeSource : IEpisodeSource
         {
             var grain = source._grains.GetGrain<IEpisodeGrain>(_attempt == 0 ? key : $"{key}#{_attempt}");
             var o = await grain.Open(spec);
-            Opening = new Conversation(o.Messages.Select(Unwire).ToList(), o.ToolsJson.Count > 0 ? o.ToolsJson : null);
+            Opening = new ChatTranscript(o.Messages, o.Tools.Count > 0 ? o.Tools : null);
             // Replay the turns already taken (none on the first attempt).
-            foreach (var (text, final) in _turns) await grain.Step(text, final);
+            foreach (var (turn, final) in _turns) await grain.Step(turn, final);
             return grain;
         }
 
@@ -116,14 +112,14 @@ public sealed class GrainEpisodeSource : IEpisodeSource
             }
         }
 
-        public async Task<EpisodeReply> StepAsync(string assistantText, bool final, CancellationToken ct)
+        public async Task<EpisodeReply> StepAsync(AssistantTurn turn, bool final, CancellationToken ct)
         {
             if (_failure != null) return EpisodeReply.End;
             try
             {
-                var r = await WithReplay(g => g.Step(assistantText, final), ct, "step");
-                _turns.Add((assistantText, final));
-                return r.Done ? EpisodeReply.End : new EpisodeReply(false, r.Reply.Select(Unwire).ToList());
+                var r = await WithReplay(g => g.Step(turn, final), ct, "step");
+                _turns.Add((turn, final));
+                return r.Done ? EpisodeReply.End : new EpisodeReply(false, r.Reply);
             }
             catch (Exception e) when (!ct.IsCancellationRequested)
             {
@@ -132,18 +128,14 @@ public sealed class GrainEpisodeSource : IEpisodeSource
             }
         }
 
-        public async Task<RlGrade> GradeAsync(bool truncated, CancellationToken ct)
+        public async Task<Grade> GradeAsync(bool truncated, CancellationToken ct)
         {
-            if (_failure != null) return new RlGrade(0, new Dictionary<string, double> { ["environment_error"] = 1 }, _failure);
-            try
-            {
-                var g = await WithReplay(g => g.Grade(truncated), ct, "grade");
-                return new RlGrade(g.Reward, g.Components, g.Reason, g.Evidence);
-            }
-            catch (Exception e) when (!ct.IsCancellationRequested)
-            {
-                return new RlGrade(0, new Dictionary<string, double> { ["environment_error"] = 1 }, $"grading failed: {e.Message}");
-            }
+            if (_failure != null) return EnvironmentError(_failure);
+            try { return (await WithReplay(g => g.Grade(truncated), ct, "grade")).Grade; }
+            catch (Exception e) when (!ct.IsCancellationRequested) { return EnvironmentError($"grading failed: {e.Message}"); }
         }
+
+        private static Grade EnvironmentError(string reason) =>
+            new(0, new Dictionary<string, double> { ["environment_error"] = 1 }, reason, new Dictionary<string, string>());
     }
 }

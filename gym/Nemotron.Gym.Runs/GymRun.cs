@@ -1,12 +1,12 @@
 using Nemotron.Gym.Grains;
 using Nemotron.Gym.Kernels;
-using Nemotron.Gym.Policy.Chat;
-using Nemotron.Gym.Policy.Checkpoints;
-using Nemotron.Gym.Policy.Config;
-using Nemotron.Gym.Policy.Model;
-using Nemotron.Gym.Policy.Rl;
-using Nemotron.Gym.Policy.Training;
+using Nemotron.Gym.Conversation;
+using Nemotron.Gym.Model.Chat;
+using Nemotron.Gym.Model.Checkpoints;
 using Nemotron.Gym.Store;
+using Nemotron.Gym.Training;
+using Nemotron.Gym.Training.Config;
+using Nemotron.Gym.Training.Grpo;
 
 namespace Nemotron.Gym.Runs;
 
@@ -35,7 +35,7 @@ public static class GymRun
         var info = await CallRunGrain(run, g => g.Create(yaml, cfg.Train.Steps));
         Directory.CreateDirectory(cfg.Out);
         File.WriteAllText(Path.Combine(cfg.Out, "config.yaml"), yaml);
-        int resumeStep = ResumeStep(cfg.Out);
+        int resumeStep = new RunFolder(cfg.Out).ResumeStep();
         if (info.Status != RunStatus.Completed) info = await CallRunGrain(run, g => g.Start(resumeStep));
         await store.PutRunAsync(Record(info), cancellation);
 
@@ -50,9 +50,9 @@ public static class GymRun
                 var heldout = await GrainEpisodeSource.CreateAsync(grains, $"{runId}/eval", EvalSets(cfg));
                 progress.OnMessage($"run {runId}: {string.Join(", ", cfg.Environments.Select(e => $"{e.Name} (weight {e.Weight}, {source.Tasks.Count(t => t.Environment == e.Name)} tasks)"))}; " +
                     $"{heldout.Tasks.Count} held-out tasks; store {Describe(cfg.StoreConnection)}" + (resumeStep > 0 ? $"; resuming after step {resumeStep}" : ""));
-                var observer = new RunObserver(progress, store, run, runId);
                 var blend = cfg.Environments.ToDictionary(e => e.Name, e => e.Weight);
-                var trainer = new GrpoTrainer(model, tokenizer, cfg.Grpo, cfg.Rollout, cfg.Train, cfg.Out, cfg.Seed, observer, reference, blend);
+                var trainer = new GrpoTrainer(model, tokenizer, cfg.Grpo, cfg.Rollout, cfg.Train, cfg.Out, cfg.Seed, progress, reference, blend,
+                    new StoreSink(store, run, runId));
                 var outcome = await trainer.RunAsync(source, HeldOutReward(heldout, new ChatTemplate(tokenizer), cfg.Rollout), cancellation);
                 if (info.Status != RunStatus.Completed)
                     info = outcome.Interrupted
@@ -104,52 +104,35 @@ public static class GymRun
             .ToDictionary(g => g.Key, g => g.Average(r => r.Grade.Reward));
     };
 
-    /// <summary>The step of the latest resumable checkpoint in a run folder (0: none).</summary>
-    public static int ResumeStep(string runDirectory)
-    {
-        var latest = TrainingLoop.LatestCheckpoint(runDirectory);
-        if (latest == null) return 0;
-        return Checkpoint.ReadJson(Path.Combine(latest, Checkpoint.StateFile))["step"]?.GetValue<int>() ?? 0;
-    }
-
     internal static RunRecord Record(RunInfo i) => new(i.RunId, i.Status.ToString().ToLowerInvariant(), i.Step, i.TotalSteps, i.ConfigYaml, i.Created, i.Updated);
 
     private static string Describe(string connection) => connection.StartsWith("postgres:", StringComparison.Ordinal) ? "postgres" : connection;
 
-    /// <summary>Writes what the trainer reports to the store and the run grain, and passes it on.</summary>
-    private sealed class RunObserver(IRlObserver inner, IRolloutStore store, IRunGrain run, string runId) : IRlObserver
+    /// <summary>
+    /// The run's sink: every step's rollouts and metrics into the rollout store, steps and checkpoints into the run
+    /// grain. Awaited by the trainer, so a failing store fails the run with its error.
+    /// </summary>
+    private sealed class StoreSink(IRolloutStore store, IRunGrain run, string runId) : IRolloutSink
     {
-        public void OnStep(GrpoStepMetrics m, int totalSteps)
-        {
-            store.PutStepMetricsAsync(runId, m.Step, Nemotron.Gym.Policy.JsonText.Line(m.ToJson())).GetAwaiter().GetResult();
-            CallRunGrain(run, g => g.ReportStep(m.Step, null)).GetAwaiter().GetResult();
-            inner.OnStep(m, totalSteps);
-        }
+        public Task AddStepAsync(GrpoStepMetrics m, CancellationToken cancellation) => Task.WhenAll(
+            store.PutStepMetricsAsync(runId, m.Step, JsonText.Line(m.ToJson()), cancellation),
+            CallRunGrain(run, g => g.ReportStep(m.Step, null)));
 
-        public void OnEval(int step, IReadOnlyDictionary<string, double> scores) => inner.OnEval(step, scores);
-        public void OnMessage(string message) => inner.OnMessage(message);
+        public Task CheckpointWrittenAsync(int step, string directory, CancellationToken cancellation) =>
+            CallRunGrain(run, g => g.ReportStep(step, directory));
 
-        public void OnRollouts(int step, IReadOnlyList<RolloutGroup> groups)
+        public Task AddRolloutsAsync(int step, IReadOnlyList<RolloutGroup> groups, CancellationToken cancellation)
         {
             var now = DateTimeOffset.UtcNow;
             var rows = groups.SelectMany(g => g.Rollouts).Select(r => new StoredRollout
             {
                 RunId = runId, Step = step, TaskId = r.Task.Id, Environment = r.Task.Environment, SampleIndex = r.SampleIndex,
-                Tokens = r.Tokens, Generated = r.Generated, SamplerLogProbs = r.SamplerLogProbs,
-                Messages = r.Messages.Select(m => new StoredMessage(m.Role, m.Content, m.ReasoningContent,
-                    m.ToolCalls is { Count: > 0 } c ? System.Text.Json.JsonSerializer.Serialize(c) : null, m.ToolCallId)).ToList(),
+                Tokens = r.Tokens, Generated = r.Generated, SamplerLogProbs = r.SamplerLogProbs, Messages = r.Messages,
                 Reward = r.Grade.Reward, ShapedReward = r.Reward, Components = r.Grade.Components, Reason = r.Grade.Reason,
-                Evidence = r.Grade.Evidence ?? new Dictionary<string, string>(), Truncated = r.Truncated, Turns = r.Turns,
+                Evidence = r.Grade.Evidence, Truncated = r.Truncated, Turns = r.Turns,
                 GenerateSeconds = r.GenerateSeconds, EnvironmentSeconds = r.EnvironmentSeconds, CreatedAt = now,
             }).ToList();
-            store.AddRolloutsAsync(rows).GetAwaiter().GetResult();
-            inner.OnRollouts(step, groups);
-        }
-
-        public void OnCheckpoint(int step, string directory)
-        {
-            CallRunGrain(run, g => g.ReportStep(step, directory)).GetAwaiter().GetResult();
-            inner.OnCheckpoint(step, directory);
+            return store.AddRolloutsAsync(rows, cancellation);
         }
     }
 }

@@ -1,5 +1,7 @@
-using Nemotron.Gym.Policy.Config;
-using Nemotron.Gym.Policy.Rl;
+using Nemotron.Gym.Grains;
+using Nemotron.Gym.Training;
+using Nemotron.Gym.Training.Config;
+using Nemotron.Gym.Training.Grpo;
 
 namespace Nemotron.Gym.Runs;
 
@@ -26,30 +28,6 @@ public sealed class BlendEntry : IValidatedConfig
         if (!(Weight > 0)) throw new ConfigException($"{path}.weight: must be > 0, got {Weight}");
         if (TrainTasks < 1) throw new ConfigException($"{path}.train_tasks: must be >= 1");
         if (EvalTasks < 0) throw new ConfigException($"{path}.eval_tasks: must be >= 0");
-    }
-}
-
-/// <summary>Where the silo's cluster membership lives and how it listens.</summary>
-public sealed class ClusterSettings : IValidatedConfig
-{
-    /// <summary>localhost (an in-process silo, the default) or postgres (join the cluster whose membership is in PostgreSQL).</summary>
-    public string Membership { get; set; } = "localhost";
-    /// <summary>PostgreSQL connection string (membership: postgres).</summary>
-    public string Postgres { get; set; } = "";
-    /// <summary>Silo-to-silo port.</summary>
-    public int SiloPort { get; set; } = 11111;
-    /// <summary>Client gateway port.</summary>
-    public int GatewayPort { get; set; } = 30000;
-    /// <summary>The cluster's id (silos with the same id and membership form one cluster).</summary>
-    public string ClusterId { get; set; } = "nemotron-gym";
-    /// <summary>The address other silos reach this one at (membership: postgres): an IP, a host name, or auto.</summary>
-    public string Address { get; set; } = "auto";
-
-    /// <inheritdoc />
-    public void Validate(string path)
-    {
-        if (Membership is not ("localhost" or "postgres")) throw new ConfigException($"{path}.membership: expected localhost or postgres, got '{Membership}'");
-        if (Membership == "postgres" && string.IsNullOrWhiteSpace(Postgres)) throw new ConfigException($"{path}.postgres: a connection string is required with membership: postgres");
     }
 }
 
@@ -93,6 +71,7 @@ public sealed class GymRunConfig : IValidatedConfig
         if (Environments.Count == 0) throw new ConfigException("environments: list at least one environment (name, weight, settings)");
         var dup = Environments.GroupBy(e => e.Name).FirstOrDefault(g => g.Count() > 1);
         if (dup != null) throw new ConfigException($"environments: '{dup.Key}' is listed twice");
+        if (Cluster.Check() is { } bad) throw new ConfigException($"cluster.{bad.Key}: {bad.Problem}");
     }
 
     /// <summary>The store connection for this run.</summary>

@@ -1,11 +1,6 @@
-namespace Nemotron.Gym.Store;
+using Nemotron.Gym.Conversation;
 
-/// <summary>
-/// One chat message of a stored rollout. <paramref name="ToolCallsJson"/> is a JSON array of calls, each
-/// <c>{"Id": ..., "Name": ..., "Arguments": {...}}</c> (what the plugin API's tool-call record serializes to); the
-/// JSONL exporter also understands lower-case names, <c>ArgumentsJson</c> strings and OpenAI's <c>function</c> shape.
-/// </summary>
-public sealed record StoredMessage(string Role, string Content, string? Reasoning = null, string? ToolCallsJson = null, string? ToolCallId = null);
+namespace Nemotron.Gym.Store;
 
 /// <summary>
 /// One rollout as stored: who produced it (run, step, task, sample), the exact token ids with the sampler's
@@ -30,7 +25,7 @@ public sealed record StoredRollout
     /// <summary>Per token of <see cref="Tokens"/>: the sampler's log-probability (0 where not generated).</summary>
     public required float[] SamplerLogProbs { get; init; }
     /// <summary>The conversation.</summary>
-    public required IReadOnlyList<StoredMessage> Messages { get; init; }
+    public required IReadOnlyList<Message> Messages { get; init; }
     /// <summary>The environment's reward.</summary>
     public required double Reward { get; init; }
     /// <summary>The reward after truncation and length shaping: what the advantages used.</summary>

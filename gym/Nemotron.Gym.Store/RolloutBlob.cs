@@ -1,4 +1,5 @@
 using MessagePack;
+using Nemotron.Gym.Conversation;
 
 namespace Nemotron.Gym.Store;
 
@@ -34,7 +35,7 @@ public sealed class RolloutBlob
     public static byte[] Pack(StoredRollout r) => MessagePackSerializer.Serialize(new RolloutBlob
     {
         Tokens = r.Tokens, Generated = r.Generated, SamplerLogProbs = r.SamplerLogProbs,
-        Messages = [.. r.Messages.Select(m => new BlobMessage { Role = m.Role, Content = m.Content, Reasoning = m.Reasoning, ToolCallsJson = m.ToolCallsJson, ToolCallId = m.ToolCallId })],
+        Messages = [.. r.Messages.Select(BlobMessage.From)],
         Components = new(r.Components), Evidence = new(r.Evidence), GenerateSeconds = r.GenerateSeconds, EnvironmentSeconds = r.EnvironmentSeconds,
     }, Options);
 
@@ -45,23 +46,41 @@ public sealed class RolloutBlob
         catch (MessagePackSerializationException e) { throw new InvalidDataException($"{where}: the rollout blob is unreadable ({e.Message})", e); }
     }
 
-    /// <summary>The messages as the record has them.</summary>
-    public IReadOnlyList<StoredMessage> ToMessages() =>
-        [.. Messages.Select(m => new StoredMessage(m.Role, m.Content, m.Reasoning, m.ToolCallsJson, m.ToolCallId))];
+    /// <summary>The messages as the record has them; <paramref name="where"/> names the rollout in errors.</summary>
+    public IReadOnlyList<Message> ToMessages(string where) => [.. Messages.Select((m, i) => m.ToMessage($"{where}: message {i}"))];
 }
 
-/// <summary>One message inside a <see cref="RolloutBlob"/>.</summary>
+/// <summary>
+/// One message inside a <see cref="RolloutBlob"/>: the storage form of <see cref="Message"/> (the role as its name,
+/// tool calls as a JSON array of {"Id", "Name", "Arguments"}), kept as the first stores wrote it so that they still read.
+/// </summary>
 [MessagePackObject]
 public sealed class BlobMessage
 {
-    /// <summary>See <see cref="StoredMessage.Role"/>.</summary>
+    /// <summary>The storage form of a message.</summary>
+    public static BlobMessage From(Message m) => new()
+    {
+        Role = Message.RoleName(m.Role), Content = m.Content, Reasoning = m.Reasoning,
+        ToolCallsJson = m.ToolCalls is { Count: > 0 } calls ? StoredToolCalls.ToJson(calls) : null, ToolCallId = m.ToolCallId,
+        Name = m.Name,
+    };
+
+    /// <summary>The message; an unknown role is an error naming <paramref name="where"/>.</summary>
+    public Message ToMessage(string where) =>
+        Message.TryParseRole(Role, out var role)
+            ? new Message(role, Content, Reasoning, StoredToolCalls.Parse(ToolCallsJson) is { Count: > 0 } calls ? calls : null, ToolCallId, Name)
+            : throw new InvalidDataException($"{where}: unknown role '{Role}'");
+
+    /// <summary>system, user, assistant or tool.</summary>
     [Key(0)] public string Role { get; set; } = "";
-    /// <summary>See <see cref="StoredMessage.Content"/>.</summary>
+    /// <summary>See <see cref="Message.Content"/>.</summary>
     [Key(1)] public string Content { get; set; } = "";
-    /// <summary>See <see cref="StoredMessage.Reasoning"/>.</summary>
+    /// <summary>See <see cref="Message.Reasoning"/>.</summary>
     [Key(2)] public string? Reasoning { get; set; }
-    /// <summary>See <see cref="StoredMessage.ToolCallsJson"/>.</summary>
+    /// <summary>The tool calls as a JSON array (see <see cref="StoredToolCalls"/>).</summary>
     [Key(3)] public string? ToolCallsJson { get; set; }
-    /// <summary>See <see cref="StoredMessage.ToolCallId"/>.</summary>
+    /// <summary>See <see cref="Message.ToolCallId"/>.</summary>
     [Key(4)] public string? ToolCallId { get; set; }
+    /// <summary>See <see cref="Message.Name"/> (added after the first stores; absent in their blobs).</summary>
+    [Key(5)] public string? Name { get; set; }
 }

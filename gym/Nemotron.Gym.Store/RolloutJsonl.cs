@@ -6,6 +6,8 @@ using System.Text.Encodings.Web;
 using System.Text.Json;
 using System.Text.Json.Nodes;
 
+using Nemotron.Gym.Conversation;
+
 namespace Nemotron.Gym.Store;
 
 /// <summary>
@@ -70,7 +72,7 @@ public static class RolloutJsonl
     {
         // The prompt is everything before the first assistant turn; the response is the rest.
         int split = 0;
-        while (split < r.Messages.Count && r.Messages[split].Role != "assistant") split++;
+        while (split < r.Messages.Count && r.Messages[split].Role != Role.Assistant) split++;
 
         w.WriteStartObject();
         w.WriteStartObject("responses_create_params");
@@ -113,11 +115,12 @@ public static class RolloutJsonl
         foreach (var m in r.Messages)
         {
             w.WriteStartObject();
-            w.WriteString("role", m.Role);
+            w.WriteString("role", Message.RoleName(m.Role));
             w.WriteString("content", m.Content);
             if (m.Reasoning != null) w.WriteString("reasoning", m.Reasoning);
-            if (m.ToolCallsJson != null) w.WriteString("tool_calls", m.ToolCallsJson);
+            if (m.ToolCalls is { Count: > 0 } calls) w.WriteString("tool_calls", StoredToolCalls.ToJson(calls));
             if (m.ToolCallId != null) w.WriteString("tool_call_id", m.ToolCallId);
+            if (m.Name != null) w.WriteString("name", m.Name);
             w.WriteEndObject();
         }
         w.WriteEndArray();
@@ -140,12 +143,12 @@ public static class RolloutJsonl
     }
 
     // One message as Responses-API items: an assistant turn may be reasoning + text + calls.
-    private static void WriteItems(Utf8JsonWriter w, StoredMessage m)
+    private static void WriteItems(Utf8JsonWriter w, Message m)
     {
         switch (m.Role)
         {
-            case "assistant":
-                var calls = ToolCalls(m.ToolCallsJson);
+            case Role.Assistant:
+                var calls = m.ToolCalls ?? [];
                 if (!string.IsNullOrEmpty(m.Reasoning))
                 {
                     w.WriteStartObject();
@@ -171,17 +174,17 @@ public static class RolloutJsonl
                     w.WriteEndArray();
                     w.WriteEndObject();
                 }
-                foreach (var (id, name, arguments) in calls)
+                foreach (var call in calls)
                 {
                     w.WriteStartObject();
                     w.WriteString("type", "function_call");
-                    w.WriteString("call_id", id);
-                    w.WriteString("name", name);
-                    w.WriteString("arguments", arguments);
+                    w.WriteString("call_id", call.Id);
+                    w.WriteString("name", call.Name);
+                    w.WriteString("arguments", call.ArgumentsJson);
                     w.WriteEndObject();
                 }
                 break;
-            case "tool":
+            case Role.Tool:
                 w.WriteStartObject();
                 w.WriteString("type", "function_call_output");
                 w.WriteString("call_id", m.ToolCallId ?? "");
@@ -191,36 +194,11 @@ public static class RolloutJsonl
             default:
                 w.WriteStartObject();
                 w.WriteString("type", "message");
-                w.WriteString("role", m.Role);
+                w.WriteString("role", Message.RoleName(m.Role));
                 w.WriteString("content", m.Content);
                 w.WriteEndObject();
                 break;
         }
-    }
-
-    // Tool calls as we may find them: {"Id","Name","Arguments":{}} (the plugin API), lower-case names, an
-    // ArgumentsJson string, or OpenAI's {"id","function":{"name","arguments"}}. Text that is none of these gives no
-    // items (the exact text still travels in nemotron_gym.messages).
-    private static List<(string Id, string Name, string Arguments)> ToolCalls(string? json)
-    {
-        var calls = new List<(string, string, string)>();
-        if (string.IsNullOrWhiteSpace(json)) return calls;
-        JsonNode? parsed;
-        try { parsed = JsonNode.Parse(json); }
-        catch (JsonException) { return calls; }
-        if (parsed is not JsonArray array) return calls;
-        foreach (var call in array.OfType<JsonObject>())
-        {
-            var function = Field(call, "function") as JsonObject;
-            var arguments = Field(call, "arguments") ?? Field(call, "argumentsjson") ?? (function != null ? Field(function, "arguments") : null);
-            calls.Add((TextOf(Field(call, "id") ?? Field(call, "call_id")), TextOf(Field(call, "name") ?? (function != null ? Field(function, "name") : null)),
-                arguments is JsonValue v && v.TryGetValue(out string? s) ? s : arguments?.ToJsonString() ?? "{}"));
-        }
-        return calls;
-
-        static JsonNode? Field(JsonObject o, string lowerName) =>
-            o.FirstOrDefault(kv => string.Equals(kv.Key, lowerName, StringComparison.OrdinalIgnoreCase)).Value;
-        static string TextOf(JsonNode? n) => n is JsonValue v && v.TryGetValue(out string? s) ? s : n?.ToJsonString() ?? "";
     }
 
     private static void WriteNumber(Utf8JsonWriter w, double value)
@@ -290,7 +268,7 @@ public static class RolloutJsonl
             Tokens = tokens, Generated = generated, SamplerLogProbs = logprobs, Messages = messages,
             Reward = reward, ShapedReward = at.Number(g, "shaped_reward", X("shaped_reward")) ?? reward,
             Components = components, Reason = at.String(g, "reason", X("reason")) ?? "", Evidence = evidence,
-            Truncated = truncated, Turns = at.Int(g, "turns", X("turns")) ?? messages.Count(m => m.Role == "assistant"),
+            Truncated = truncated, Turns = at.Int(g, "turns", X("turns")) ?? messages.Count(m => m.Role == Role.Assistant),
             GenerateSeconds = at.Number(g, "generate_seconds", X("generate_seconds")) ?? 0,
             EnvironmentSeconds = at.Number(g, "environment_seconds", X("environment_seconds")) ?? 0,
             CreatedAt = createdAt,
@@ -324,29 +302,31 @@ public static class RolloutJsonl
         _ => null,
     };
 
-    private static List<StoredMessage> ReadMessages(JsonElement array, Line at)
+    private static List<Message> ReadMessages(JsonElement array, Line at)
     {
-        var list = new List<StoredMessage>();
+        var list = new List<Message>();
         int i = 0;
         foreach (var m in array.EnumerateArray())
         {
             string p = $"{ExtrasField}.messages[{i++}]";
             if (m.ValueKind != JsonValueKind.Object) throw at.Bad(p, "an object");
-            list.Add(new StoredMessage(at.String(m, "role", p + ".role") ?? throw at.Missing(p + ".role"), at.String(m, "content", p + ".content") ?? "",
-                at.String(m, "reasoning", p + ".reasoning"), at.String(m, "tool_calls", p + ".tool_calls"), at.String(m, "tool_call_id", p + ".tool_call_id")));
+            var role = at.Role(at.String(m, "role", p + ".role") ?? throw at.Missing(p + ".role"), p + ".role");
+            var calls = StoredToolCalls.Parse(at.String(m, "tool_calls", p + ".tool_calls"));
+            list.Add(new Message(role, at.String(m, "content", p + ".content") ?? "", at.String(m, "reasoning", p + ".reasoning"),
+                calls.Count > 0 ? calls : null, at.String(m, "tool_call_id", p + ".tool_call_id"), at.String(m, "name", p + ".name")));
         }
         return list;
     }
 
     // A NeMo-Gym line without our extras: the conversation from the prompt items and the response items.
-    private static List<StoredMessage> ReadItems(JsonElement o, JsonElement? response, Line at)
+    private static List<Message> ReadItems(JsonElement o, JsonElement? response, Line at)
     {
-        var messages = new List<StoredMessage>();
-        var turn = new AssistantTurn(messages);
+        var messages = new List<Message>();
+        var turn = new AssistantItems(messages);
         if (at.Object(o, "responses_create_params", "responses_create_params") is { } rcp)
         {
             if (rcp.TryGetProperty("input", out var input) && input.ValueKind == JsonValueKind.String)
-                messages.Add(new StoredMessage("user", input.GetString()!));
+                messages.Add(Message.User(input.GetString()!));
             else if (at.Array(rcp, "input", "responses_create_params.input") is { } items)
                 ReadItemList(items, "responses_create_params.input", turn, at);
         }
@@ -355,7 +335,7 @@ public static class RolloutJsonl
         return messages;
     }
 
-    private static void ReadItemList(JsonElement items, string path, AssistantTurn turn, Line at)
+    private static void ReadItemList(JsonElement items, string path, AssistantItems turn, Line at)
     {
         int i = 0;
         foreach (var item in items.EnumerateArray())
@@ -369,7 +349,7 @@ public static class RolloutJsonl
                     string role = at.String(item, "role", p + ".role") ?? throw at.Missing(p + ".role");
                     string text = Text(item, p + ".content", at);
                     if (role == "assistant") turn.Text(text);
-                    else turn.Other(new StoredMessage(role, text));
+                    else turn.Other(new Message(role == "developer" ? Role.System : at.Role(role, p + ".role"), text));
                     break;
                 case "reasoning":
                     var parts = new List<string>();
@@ -381,20 +361,13 @@ public static class RolloutJsonl
                     break;
                 case "function_call":
                     string arguments = at.String(item, "arguments", p + ".arguments") ?? "{}";
-                    JsonNode? args;
-                    try { args = JsonNode.Parse(arguments) as JsonObject; }
-                    catch (JsonException) { args = null; }
-                    // The plugin API's tool-call shape; arguments that are not a JSON object stay text.
-                    turn.Call(new JsonObject
-                    {
-                        ["Id"] = at.String(item, "call_id", p + ".call_id") ?? "", ["Name"] = at.String(item, "name", p + ".name") ?? throw at.Missing(p + ".name"),
-                        ["Arguments"] = args ?? JsonValue.Create(arguments),
-                    });
+                    turn.Call(new ToolCall(at.String(item, "call_id", p + ".call_id") ?? "", at.String(item, "name", p + ".name") ?? throw at.Missing(p + ".name"),
+                        StoredToolCalls.Arguments(JsonValue.Create(arguments))));
                     break;
                 case "function_call_output":
                     string outputText = item.TryGetProperty("output", out var output) && output.ValueKind != JsonValueKind.String ? output.GetRawText()
                         : at.String(item, "output", p + ".output") ?? "";
-                    turn.Other(new StoredMessage("tool", outputText, null, null, at.String(item, "call_id", p + ".call_id")));
+                    turn.Other(new Message(Role.Tool, outputText, ToolCallId: at.String(item, "call_id", p + ".call_id")));
                     break;
                 // Other item kinds (web search calls, images, ...) have no message of ours.
             }
@@ -418,10 +391,10 @@ public static class RolloutJsonl
     }
 
     // Gathers the items of one assistant turn (reasoning, text, calls) into one message, as they were exported.
-    private sealed class AssistantTurn(List<StoredMessage> messages)
+    private sealed class AssistantItems(List<Message> messages)
     {
         private string? _reasoning, _text;
-        private JsonArray? _calls;
+        private List<ToolCall>? _calls;
         private bool _open;
 
         public void Reasoning(string text)
@@ -438,13 +411,13 @@ public static class RolloutJsonl
             _open = true;
         }
 
-        public void Call(JsonObject call)
+        public void Call(ToolCall call)
         {
             (_calls ??= []).Add(call);
             _open = true;
         }
 
-        public void Other(StoredMessage m)
+        public void Other(Message m)
         {
             Flush();
             messages.Add(m);
@@ -453,7 +426,7 @@ public static class RolloutJsonl
         public void Flush()
         {
             if (!_open) return;
-            messages.Add(new StoredMessage("assistant", _text ?? "", string.IsNullOrEmpty(_reasoning) ? null : _reasoning, _calls?.ToJsonString()));
+            messages.Add(Message.Assistant(_text ?? "", string.IsNullOrEmpty(_reasoning) ? null : _reasoning, _calls));
             (_reasoning, _text, _calls, _open) = (null, null, null, false);
         }
     }
@@ -463,6 +436,8 @@ public static class RolloutJsonl
     {
         public InvalidDataException Bad(string field, string expected) => new($"{Where}: field '{field}': expected {expected}");
         public InvalidDataException Missing(string field) => new($"{Where}: field '{field}' is required");
+
+        public Role Role(string name, string field) => Message.TryParseRole(name, out var role) ? role : throw Bad(field, "system, user, assistant or tool");
 
         // A missing object (no nemotron_gym on the line), a missing field and a null field all read as absent.
         private static bool Absent(JsonElement? o, string key, out JsonElement value)

@@ -162,7 +162,7 @@ internal abstract class SqlRolloutStore(string name) : IRolloutStore
                 RunId = q.RunId, Step = step, TaskId = task, SampleIndex = sample, Environment = r.GetString(3),
                 Reward = r.GetDouble(4), ShapedReward = r.GetDouble(5), Truncated = r.GetInt32(6) != 0, Turns = r.GetInt32(7), Reason = r.GetString(8),
                 CreatedAt = ParseTime(r.GetString(9)),
-                Tokens = b.Tokens, Generated = b.Generated, SamplerLogProbs = b.SamplerLogProbs, Messages = b.ToMessages(),
+                Tokens = b.Tokens, Generated = b.Generated, SamplerLogProbs = b.SamplerLogProbs, Messages = b.ToMessages($"{Name}: rollout {q.RunId}/{step}/{task}/{sample}"),
                 Components = b.Components, Evidence = b.Evidence, GenerateSeconds = b.GenerateSeconds, EnvironmentSeconds = b.EnvironmentSeconds,
             };
         }

@@ -1,8 +1,8 @@
 using System.Diagnostics;
 using Nemotron.Gym.Kernels;
 using Nemotron.Gym.Kernels.Cuda;
-using Nemotron.Gym.Policy.Model;
-using Nemotron.Gym.Policy.Sampling;
+using Nemotron.Gym.Model;
+using Nemotron.Gym.Model.Sampling;
 
 namespace Nemotron.Gym.Benchmarks;
 

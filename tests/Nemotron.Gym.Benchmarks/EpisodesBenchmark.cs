@@ -1,3 +1,4 @@
+using Nemotron.Gym.Conversation;
 using System.Diagnostics;
 using Nemotron.Gym.Grains;
 using Nemotron.Gym.Runs;
@@ -49,7 +50,7 @@ public sealed class EpisodesBenchmark : IBenchmark
                     long now = Interlocked.Increment(ref live);
                     InterlockedMax(ref peak, now);
                     string answer = task.Environment == "math" ? $"Let me see. \\boxed{{{rng.Next(100)}}}<|end|>" : "Here is my answer, in a few words.<|end|>";
-                    await ep.StepAsync(answer, true, stop.Token);
+                    await ep.StepAsync(AssistantTurn.Parse(answer, true), true, stop.Token);
                     long t0 = Stopwatch.GetTimestamp();
                     await ep.GradeAsync(false, stop.Token);
                     double ms = Stopwatch.GetElapsedTime(t0).TotalMilliseconds;

@@ -2,18 +2,21 @@ using System.Diagnostics;
 using System.Text.Json.Nodes;
 using Nemotron.Gym.Kernels;
 using Nemotron.Gym.Kernels.Cpu;
-using Nemotron.Gym.Policy.Chat;
-using Nemotron.Gym.Policy.Checkpoints;
-using Nemotron.Gym.Policy.Data;
-using Nemotron.Gym.Policy.Rl;
-using Nemotron.Gym.Policy.Training;
+using Nemotron.Gym.Cli.Arithmetic;
+using Nemotron.Gym.Grains;
+using Nemotron.Gym.Model.Checkpoints;
+using Nemotron.Gym.Runs;
+using Nemotron.Gym.Store;
+using Nemotron.Gym.Training;
+using Nemotron.Gym.Training.Grpo;
 
 namespace Nemotron.Gym.Benchmarks;
 
 /// <summary>
 /// Proof that GRPO learns: on the foundation's arithmetic task, pretrain, fine-tune with early stopping
-/// on the held-out loss, then run GRPO with an exact-match reward on the training prompts, and compare
-/// held-out exact-match accuracy (greedy, 500 problems never trained on) before and after. Runs GRPO
+/// on the held-out loss, then run GRPO over the arithmetic environment (exact-match reward) on an in-process
+/// silo, as `gym rl` does, and compare held-out exact-match reward (greedy, 500 problems never trained on) before
+/// and after. Runs GRPO
 /// twice from the same SFT checkpoint: with sequence-level masked importance sampling and with none;
 /// the sampler holds a bf16 copy of the weights, so the two really differ. Fixed seeds throughout.
 /// Args: [out-folder] [--reuse-sft] (--reuse-sft: keep the pretrain and SFT checkpoints of an earlier run in the same folder, to compare GRPO settings).
@@ -51,7 +54,7 @@ public sealed class GrpoLearningBenchmark : IBenchmark
         {
             Console.WriteLine($"reusing {sftFinal}");
             foreach (var d in Directory.GetDirectories(root, "grpo-*")) Directory.Delete(d, true);
-            await RunBoth(backend, root, data, sftFinal, clock, 0, 0, 0);
+            await RunBoth(backend, root, sftFinal, clock, 0, 0, 0);
             return 0;
         }
         var pt = Stages.Pretrain(pretrain, backend, quiet, default);
@@ -69,17 +72,17 @@ public sealed class GrpoLearningBenchmark : IBenchmark
         var st = Stages.Sft(sft, backend, quiet, default);
         double tSft = clock.Elapsed.TotalSeconds - tPretrain;
         Console.WriteLine($"SFT stopped after {st.Steps} steps (best held-out loss {st.BestValidationLoss:F4} at step {st.BestStep}{(st.EarlyStopped ? ", early stop" : "")})");
-        await RunBoth(backend, root, data, st.FinalCheckpoint, clock, tPretrain, tSft, st.Steps);
+        await RunBoth(backend, root, st.FinalCheckpoint, clock, tPretrain, tSft, st.Steps);
         return 0;
     }
 
-    private static async Task RunBoth(IComputeBackend backend, string root, string data, string sftCheckpoint, Stopwatch clock, double tPretrain, double tSft, int sftSteps)
+    private static async Task RunBoth(IComputeBackend backend, string root, string sftCheckpoint, Stopwatch clock, double tPretrain, double tSft, int sftSteps)
     {
         var results = new List<(string Mode, RlOutcome Outcome, List<GrpoStepMetrics> Steps, double Seconds)>();
         foreach (var mode in new[] { IsCorrection.SeqMis, IsCorrection.None })
         {
             var t0 = clock.Elapsed.TotalSeconds;
-            var (outcome, steps) = await RunGrpo(backend, root, data, sftCheckpoint, mode);
+            var (outcome, steps) = await RunGrpo(backend, root, sftCheckpoint, mode);
             results.Add((mode == IsCorrection.SeqMis ? "seq_mis" : "none", outcome, steps, clock.Elapsed.TotalSeconds - t0));
         }
 
@@ -105,22 +108,30 @@ public sealed class GrpoLearningBenchmark : IBenchmark
         Console.WriteLine($"\ntotal {clock.Elapsed.TotalMinutes:F1} min; metrics in {root}/grpo-*/metrics.jsonl");
     }
 
-    private static async Task<(RlOutcome, List<GrpoStepMetrics>)> RunGrpo(IComputeBackend backend, string root, string data, string init, IsCorrection mode)
+    private static async Task<(RlOutcome, List<GrpoStepMetrics>)> RunGrpo(IComputeBackend backend, string root, string init, IsCorrection mode)
     {
-        var (model, tokenizer) = Checkpoint.Load(init, backend);
-        using (model)
+        var name = mode == IsCorrection.SeqMis ? "grpo-seq_mis" : "grpo-none";
+        var cfg = new GymRunConfig
         {
-            var grpo = new GrpoSettings { TasksPerStep = 16, GroupSize = 8, IsCorrection = mode, IsMin = 0.5f, IsMax = 2f, MicroBatch = 64 };
-            var rollout = new RolloutSettings { MaxNewTokens = 96, SamplerPrecision = SamplerPrecision.Bf16 };
-            var train = new RlTrainSettings { Steps = RlSteps, Lr = 1e-4f, MinLr = 1e-5f, WarmupSteps = 5, DecayFraction = 0.2f, EvalEvery = 40, CheckpointEvery = 0 };
-            var source = new ArithmeticEpisodes(Path.Combine(data, ArithmeticCorpus.SftTrain), limit: 4000);
-            var eval = ArithmeticCorpus.ReadEval(Path.Combine(data, ArithmeticCorpus.Eval));
+            Out = Path.Combine(root, name), Init = init, Seed = 1, Device = "cpu",
+            Environments = [new BlendEntry { Name = "arithmetic", TrainTasks = 4000, EvalTasks = 500 }],
+            Grpo = new GrpoSettings { TasksPerStep = 16, GroupSize = 8, IsCorrection = mode, IsMin = 0.5f, IsMax = 2f, MicroBatch = 64 },
+            Rollout = new RolloutSettings { MaxNewTokens = 96, SamplerPrecision = SamplerPrecision.Bf16 },
+            Train = new RlTrainSettings { Steps = RlSteps, Lr = 1e-4f, MinLr = 1e-5f, WarmupSteps = 5, DecayFraction = 0.2f, EvalEvery = 40, CheckpointEvery = 0 },
+        };
+        var options = GymSiloOptions.For(cfg.Cluster);
+        options.StateStorage = "sqlite:" + Path.Combine(root, "gym-state.db");
+        options.PluginFolders.Add(Nemotron.Gym.TestSupport.RepoPaths.Plugins);
+        using var silo = await GymSilo.StartAsync(options);
+        try
+        {
+            var grains = (IGrainFactory)silo.Services.GetService(typeof(IGrainFactory))!;
+            await using var store = await RolloutStores.OpenAsync(cfg.StoreConnection);
             var steps = new List<GrpoStepMetrics>();
-            var name = mode == IsCorrection.SeqMis ? "grpo-seq_mis" : "grpo-none";
-            var trainer = new GrpoTrainer(model, tokenizer, grpo, rollout, train, Path.Combine(root, name), seed: 1, new RlLineObserver(name, steps));
-            var outcome = await trainer.RunAsync(source, ArithmeticEpisodes.HeldOutAccuracy(new ChatTemplate(tokenizer), eval, rollout.MaxNewTokens), default);
+            var outcome = await GymRun.RunAsync(cfg, backend, grains, store, new RlLineObserver(name, steps), default);
             return (outcome, steps);
         }
+        finally { await silo.StopAsync(CancellationToken.None); }
     }
 
     private sealed class LineObserver : ITrainingObserver

@@ -36,7 +36,7 @@ public sealed class KernelsBenchmark : IBenchmark
             Console.WriteLine($"{s.What,-26} {s.M,6} {s.N,6} {s.K,6} {g1,10:F1} {g2,10:F1}   ({100 * g1 / peak1:F0}% / {100 * g2 / peak2:F0}%)");
         }
         Console.WriteLine();
-        var demo = new Nemotron.Gym.Policy.Model.GptConfig(4, width, 6, 192, 267);
+        var demo = new Nemotron.Gym.Model.GptConfig(4, width, 6, 192, 267);
         var (tps, gflops) = TrainBenchmark.MeasureTraining(new CpuBackend(), demo, batch: tokens / 192, seconds: 10);
         Console.WriteLine($"demo model training ({demo.ParameterCount / 1e6:F2}M parameters, batch {tokens / 192}×192): {tps:N0} tokens/s, {gflops:F1} GFLOP/s of model math ({100 * gflops / peak2:F0}% of the 2-thread FMA peak)");
         return Task.FromResult(0);

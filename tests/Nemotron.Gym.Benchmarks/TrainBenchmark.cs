@@ -1,9 +1,9 @@
 using System.Diagnostics;
 using Nemotron.Gym.Kernels;
 using Nemotron.Gym.Kernels.Cpu;
-using Nemotron.Gym.Policy.Model;
-using Nemotron.Gym.Policy.Sampling;
-using Nemotron.Gym.Policy.Training;
+using Nemotron.Gym.Model;
+using Nemotron.Gym.Model.Sampling;
+using Nemotron.Gym.Training;
 
 namespace Nemotron.Gym.Benchmarks;
 

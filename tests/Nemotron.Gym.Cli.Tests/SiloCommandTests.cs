@@ -1,3 +1,4 @@
+using Nemotron.Gym.Conversation;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 using Nemotron.Gym.Grains;
@@ -52,12 +53,12 @@ public sealed class SiloCommandTests(PostgresFixture pg) : IClassFixture<Postgre
             // Twenty math episodes, half of them on the worker: opened and answered there with its plugins, counted
             // while they are live (a graded episode deactivates), then graded.
             var source = await GrainEpisodeSource.CreateAsync(grains, "silo-test", [new TaskSetSpec("math", new Dictionary<string, string>(), "train", 10, 1)]);
-            var live = new List<Nemotron.Gym.Policy.Rl.IEpisode>();
+            var live = new List<Nemotron.Gym.Training.Grpo.IEpisode>();
             foreach (var task in source.Tasks)
                 for (int g = 0; g < 2; g++)
                 {
                     var ep = await source.OpenAsync(task, g, seed: g, ct);
-                    await ep.StepAsync("The answer is \\boxed{7}.<|end|>", final: true, ct);
+                    await ep.StepAsync(AssistantTurn.Parse("The answer is \\boxed{7}.<|end|>", true), final: true, ct);
                     live.Add(ep);
                 }
             var onWorker = (await management.GetDetailedGrainStatistics(hostsIds: [workerSilo]))

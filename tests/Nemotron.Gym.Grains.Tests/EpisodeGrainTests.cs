@@ -1,3 +1,4 @@
+using Nemotron.Gym.Conversation;
 using Nemotron.Gym.Grains;
 
 namespace Nemotron.Gym.Grains.Tests;
@@ -16,16 +17,16 @@ public sealed class EpisodeGrainTests(ClusterFixture fixture) : IClassFixture<Cl
         var g = Grains.GetGrain<IEpisodeGrain>($"t1/{Guid.NewGuid()}");
         Assert.Equal(EpisodeState.Created, await g.GetState());
         var opening = await g.Open(new EpisodeSpec(Math, id, 0, 1));
-        Assert.Contains(opening.Messages, m => m.Role == "user" && m.Content.Length > 0);
+        Assert.Contains(opening.Messages, m => m.Role == Role.User && m.Content.Length > 0);
         Assert.Equal(EpisodeState.AwaitingModel, await g.GetState());
 
         // The task's reference answer, written as the model would: content then end of turn.
-        var reply = await g.Step(await ReferenceText(id), final: false);
+        var reply = await g.Step(AssistantTurn.Parse(await ReferenceText(id), false), final: false);
         Assert.True(reply.Done);
         Assert.Equal(EpisodeState.AwaitingGrade, await g.GetState());
         var grade = await g.Grade(truncated: false);
-        Assert.Equal(1.0, grade.Reward);
-        Assert.NotEmpty(grade.Reason);
+        Assert.Equal(1.0, grade.Grade.Reward);
+        Assert.NotEmpty(grade.Grade.Reason);
         // A graded episode deactivates (its memory goes); the key is never used again, and a late call finds a
         // fresh grain that refuses it, which is how the trainer notices a lost episode.
         var e = await Assert.ThrowsAnyAsync<Exception>(() => g.Grade(false));
@@ -36,7 +37,7 @@ public sealed class EpisodeGrainTests(ClusterFixture fixture) : IClassFixture<Cl
     public async Task InvalidTransitionsAreErrorsNamingTheState()
     {
         var fresh = Grains.GetGrain<IEpisodeGrain>($"t2/{Guid.NewGuid()}");
-        var e = await Assert.ThrowsAnyAsync<Exception>(() => fresh.Step("hello<|end|>", false));
+        var e = await Assert.ThrowsAnyAsync<Exception>(() => fresh.Step(AssistantTurn.Parse("hello<|end|>", false), false));
         Assert.Contains("cannot Step while Created", e.Message);
         e = await Assert.ThrowsAnyAsync<Exception>(() => fresh.Grade(false));
         Assert.Contains("cannot Grade while Created", e.Message);
@@ -48,11 +49,11 @@ public sealed class EpisodeGrainTests(ClusterFixture fixture) : IClassFixture<Cl
         Assert.Contains("cannot Open while AwaitingModel", e.Message);
         e = await Assert.ThrowsAnyAsync<Exception>(() => g.Grade(false));
         Assert.Contains("cannot Grade while AwaitingModel", e.Message);
-        await g.Step("7<|end|>", final: true);
-        e = await Assert.ThrowsAnyAsync<Exception>(() => g.Step("8<|end|>", false));
+        await g.Step(AssistantTurn.Parse("7<|end|>", true), final: true);
+        e = await Assert.ThrowsAnyAsync<Exception>(() => g.Step(AssistantTurn.Parse("8<|end|>", false), false));
         Assert.Contains("cannot Step while AwaitingGrade", e.Message);
         var grade = await g.Grade(false);
-        Assert.True(grade.Reward < 1);
+        Assert.True(grade.Grade.Reward < 1);
     }
 
     [Fact]
@@ -75,12 +76,12 @@ public sealed class EpisodeGrainTests(ClusterFixture fixture) : IClassFixture<Cl
         string id = await FirstTask(set);
         var g = Grains.GetGrain<IEpisodeGrain>($"t4/{Guid.NewGuid()}");
         var opening = await g.Open(new EpisodeSpec(set, id, 0, 1));
-        Assert.NotEmpty(opening.ToolsJson);
-        var reply = await g.Step("<tool_call>{\"name\": \"calculator\", \"arguments\": {\"expression\": \"2+3\"}}</tool_call><|end|>", false);
+        Assert.NotEmpty(opening.Tools);
+        var reply = await g.Step(AssistantTurn.Parse("<tool_call>{\"name\": \"calculator\", \"arguments\": {\"expression\": \"2+3\"}}</tool_call><|end|>", false), false);
         Assert.False(reply.Done);
-        Assert.Contains(reply.Reply, m => m.Role == "tool");
+        Assert.Contains(reply.Reply, m => m.Role == Role.Tool);
         // A malformed call gets an error message back, not a failed episode.
-        reply = await g.Step("<tool_call>{not json</tool_call><|end|>", false);
+        reply = await g.Step(AssistantTurn.Parse("<tool_call>{not json</tool_call><|end|>", false), false);
         Assert.False(reply.Done);
         Assert.Equal(EpisodeState.AwaitingModel, await g.GetState());
     }

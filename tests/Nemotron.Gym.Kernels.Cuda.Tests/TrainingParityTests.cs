@@ -1,6 +1,5 @@
-using Nemotron.Gym.Policy.Model;
-using Nemotron.Gym.Policy.Sampling;
-using Nemotron.Gym.Policy.Training;
+using Nemotron.Gym.Model;
+using Nemotron.Gym.Model.Sampling;
 
 namespace Nemotron.Gym.Kernels.Cuda.Tests;
 

@@ -1,4 +1,5 @@
 using Nemotron.Gym.Abstractions;
+using Nemotron.Gym.Conversation;
 using Nemotron.Gym.Plugins;
 
 namespace Nemotron.Gym.Plugins.Tests;
@@ -72,7 +73,7 @@ public class HostedEnvironmentTests
     [Fact]
     public void ModelTextIsParsedIntoTurnsWithoutThrowing()
     {
-        var t = ChatBridge.ParseAssistant("<think>hmm</think>ok<tool_call>{\"name\": \"calculator\", \"arguments\": {\"expression\": \"2+2\"}}</tool_call><tool_call>{nope}</tool_call><|end|>");
+        var t = AssistantTurn.Parse("<think>hmm</think>ok<tool_call>{\"name\": \"calculator\", \"arguments\": {\"expression\": \"2+2\"}}</tool_call><tool_call>{nope}</tool_call><|end|>");
         Assert.Equal("ok", t.Content);
         Assert.Equal("hmm", t.Reasoning);
         var call = Assert.Single(t.ToolCalls);

@@ -1,4 +1,5 @@
 using Nemotron.Gym.Abstractions;
+using Nemotron.Gym.Conversation;
 using Nemotron.Gym.Plugins;
 
 namespace Nemotron.Gym.Plugins.Tests;
@@ -19,17 +20,17 @@ public sealed class ReferenceConversationsTests
         var result = await ReferenceConversations.BuildAsync(env, new TaskQuery("train", 20, 1));
         Assert.Equal((0, 0, 0), (result.WithoutReference, result.NotFullReward, result.Failed));
         Assert.Equal(20, result.Conversations.Count);
-        var withTools = result.Conversations.Where(c => c.Messages.Any(m => m.Role == "tool")).ToList();
+        var withTools = result.Conversations.Where(c => c.Messages.Any(m => m.Role == Role.Tool)).ToList();
         Assert.NotEmpty(withTools);
         foreach (var c in withTools)
         {
-            Assert.NotNull(c.ToolsJson);
-            Assert.Contains(c.Messages.TakeWhile(m => m.Role != "assistant"), m => m.Role == "user");  // the opening
-            Assert.Equal("assistant", c.Messages[^1].Role);  // nothing after the final answer
+            Assert.NotNull(c.Tools);
+            Assert.Contains(c.Messages.TakeWhile(m => m.Role != Role.Assistant), m => m.Role == Role.User);  // the opening
+            Assert.Equal(Role.Assistant, c.Messages[^1].Role);  // nothing after the final answer
             // Every tool result follows an assistant turn that called a tool.
             for (int i = 1; i < c.Messages.Count; i++)
-                if (c.Messages[i].Role == "tool")
-                    Assert.Contains(c.Messages[i - 1].Role, new[] { "assistant", "tool" });
+                if (c.Messages[i].Role == Role.Tool)
+                    Assert.Contains(c.Messages[i - 1].Role, new[] { Role.Assistant, Role.Tool });
         }
     }
 

@@ -1,3 +1,4 @@
+using Nemotron.Gym.Conversation;
 using Nemotron.Gym.Grains;
 using Nemotron.Gym.Runs;
 
@@ -17,14 +18,14 @@ public sealed class ReplayTests
             var set = new TaskSetSpec("tool_use", new Dictionary<string, string> { ["difficulty"] = "1" }, "train", 3, 1);
             var source = await GrainEpisodeSource.CreateAsync(grains, "replay", [set]);
             var episode = await source.OpenAsync(source.Tasks[0], 0, 7, default);
-            var reply = await episode.StepAsync("<tool_call>{\"name\": \"calculator\", \"arguments\": {\"expression\": \"6*7\"}}</tool_call><|end|>", false, default);
+            var reply = await episode.StepAsync(AssistantTurn.Parse("<tool_call>{\"name\": \"calculator\", \"arguments\": {\"expression\": \"6*7\"}}</tool_call><|end|>", false), false, default);
             Assert.False(reply.Done);
             Assert.Contains("42", reply.Reply[0].Content);
 
             // Every idle activation goes, as when its silo dies: the episode's state is gone with it.
             await grains.GetGrain<IManagementGrain>(0).ForceActivationCollection(TimeSpan.Zero);
 
-            var end = await episode.StepAsync("The answer is 42.<|end|>", true, default);
+            var end = await episode.StepAsync(AssistantTurn.Parse("The answer is 42.<|end|>", true), true, default);
             Assert.True(end.Done);
             var grade = await episode.GradeAsync(false, default);
             Assert.Equal(1, source.Replays);

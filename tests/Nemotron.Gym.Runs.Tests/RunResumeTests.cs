@@ -1,10 +1,11 @@
 using Microsoft.Extensions.Hosting;
 using Nemotron.Gym.Grains;
 using Nemotron.Gym.Kernels.Cpu;
-using Nemotron.Gym.Policy.Checkpoints;
-using Nemotron.Gym.Policy.Model;
-using Nemotron.Gym.Policy.Rl;
-using Nemotron.Gym.Policy.Tokenization;
+using Nemotron.Gym.Model.Checkpoints;
+using Nemotron.Gym.Model;
+using Nemotron.Gym.Training;
+using Nemotron.Gym.Training.Grpo;
+using Nemotron.Gym.Model.Tokenization;
 using Nemotron.Gym.Runs;
 using Nemotron.Gym.Store;
 
@@ -18,12 +19,11 @@ public sealed class RunResumeTests : IDisposable
 
     private sealed class Recorder(int cancelAfter, CancellationTokenSource cts) : IRlObserver
     {
-        public readonly Dictionary<int, int> RolloutsPerStep = new();
+        public Dictionary<int, int> RolloutsPerStep = new();
         public readonly List<string> Messages = new();
         public void OnStep(GrpoStepMetrics m, int totalSteps) { if (m.Step == cancelAfter) cts.Cancel(); }
         public void OnEval(int step, IReadOnlyDictionary<string, double> scores) { }
         public void OnMessage(string message) => Messages.Add(message);
-        public void OnRollouts(int step, IReadOnlyList<RolloutGroup> groups) => RolloutsPerStep[step] = groups.Sum(g => g.Rollouts.Count);
     }
 
     private async Task<(RlOutcome Outcome, Recorder Seen, RunInfo Info)> RunOnce(GymRunConfig cfg, int cancelAfter)
@@ -39,8 +39,12 @@ public sealed class RunResumeTests : IDisposable
             using var cts = new CancellationTokenSource();
             var seen = new Recorder(cancelAfter, cts);
             await using var store = await RolloutStores.OpenAsync(cfg.StoreConnection);
+            var before = await store.ReadRolloutsAsync(new RolloutQuery(cfg.RunId)).Select(r => r.Step).ToHashSetAsync();
             using var backend = new CpuBackend();
             var outcome = await GymRun.RunAsync(cfg, backend, grains, store, seen, cts.Token);
+            // The steps this run stored (the trainer's sink awaited each before going on).
+            seen.RolloutsPerStep = (await store.ReadRolloutsAsync(new RolloutQuery(cfg.RunId)).ToListAsync())
+                .Where(r => !before.Contains(r.Step)).GroupBy(r => r.Step).ToDictionary(g => g.Key, g => g.Count());
             var info = (await grains.GetGrain<IRunGrain>(cfg.RunId).Get())!;
             return (outcome, seen, info);
         }

@@ -1,3 +1,4 @@
+using Nemotron.Gym.Conversation;
 using System.Text.Json.Nodes;
 using static Nemotron.Gym.Store.Tests.TestRollouts;
 
@@ -73,7 +74,7 @@ public sealed class JsonlTests
     {
         var r = Make("r", 1, "t", 0) with
         {
-            Messages = [new("user", "go"), new("assistant", "", null, """[{"id":"k9","type":"function","function":{"name":"ls","arguments":"{\"dir\":\"/\"}"}}]"""), new("tool", "a b", null, null, "k9")],
+            Messages = [Message.User("go"), Message.Assistant("", null, [new ToolCall("k9", "ls", new JsonObject { ["dir"] = "/" })]), new(Role.Tool, "a b", ToolCallId: "k9")],
         };
         var output = JsonNode.Parse((await ExportAsync(r)).TrimEnd())!["response"]!["output"]!.AsArray();
         Assert.Equal(["function_call", "function_call_output"], output.Select(o => o!["type"]!.GetValue<string>()));
@@ -116,7 +117,7 @@ public sealed class JsonlTests
         Assert.Equal(4, all.Count);
 
         var r = all[0];
-        Assert.Equal([new StoredMessage("system", "Answer in \\boxed{}."), new StoredMessage("user", "2+2?"), new StoredMessage("assistant", "\\boxed{4}", "easy")], r.Messages);
+        Assert.Equal([Message.System("Answer in \\boxed{}."), Message.User("2+2?"), Message.Assistant("\\boxed{4}", "easy")], r.Messages);
         Assert.Equal(("nemo_rollouts", 0, "7", 2, "math_simple_agent"), (r.RunId, r.Step, r.TaskId, r.SampleIndex, r.Environment));
         Assert.Equal((1.0, 1.0, 1, false, ""), (r.Reward, r.ShapedReward, r.Turns, r.Truncated, r.Reason));
         Assert.Equal(new Dictionary<string, string> { ["extracted_answer"] = "4", ["is_correct"] = "1.0" }, r.Evidence);
@@ -125,7 +126,7 @@ public sealed class JsonlTests
         Assert.Empty(r.Components);
 
         Assert.Equal(("line-2", 0, "imported", true), (all[1].TaskId, all[1].SampleIndex, all[1].Environment, all[1].Truncated));
-        Assert.Equal([new StoredMessage("user", "Say hi"), new StoredMessage("assistant", "hi")], all[1].Messages);
+        Assert.Equal([Message.User("Say hi"), Message.Assistant("hi")], all[1].Messages);
         // Lines of one task without rollout indexes become its samples 0, 1, ... so none is dropped as a duplicate.
         Assert.Equal([("hi-task", 0), ("hi-task", 1)], all.Skip(2).Select(x => (x.TaskId, x.SampleIndex)));
     }

@@ -1,3 +1,4 @@
+using Nemotron.Gym.Conversation;
 using static Nemotron.Gym.Store.Tests.TestRollouts;
 
 namespace Nemotron.Gym.Store.Tests;
@@ -22,7 +23,7 @@ public abstract class RolloutStoreContract
         var r = Make("run1", 1, "math/t1", 0) with
         {
             SamplerLogProbs = [float.NegativeInfinity, -0f, -0.123456789f, float.MaxValue, float.Epsilon],
-            Reward = 1.0 / 3, ShapedReward = double.NegativeInfinity, Messages = [new("user", ""), new("assistant", "", null, null, null)],
+            Reward = 1.0 / 3, ShapedReward = double.NegativeInfinity, Messages = [Message.User(""), Message.Assistant("")],
             Components = new Dictionary<string, double>(), Evidence = new Dictionary<string, string>(), Reason = "",
         };
         Assert.Equal(1, await s.AddRolloutsAsync([r]));

@@ -76,7 +76,7 @@ public sealed class SqliteRolloutStoreTests : RolloutStoreContract, IDisposable
         var blob = MessagePackSerializer.Serialize(new Version1Blob
         {
             Tokens = r.Tokens, Generated = r.Generated, SamplerLogProbs = r.SamplerLogProbs,
-            Messages = [.. r.Messages.Select(m => new[] { m.Role, m.Content, m.Reasoning, m.ToolCallsJson, m.ToolCallId })],
+            Messages = [.. r.Messages.Select(BlobMessage.From).Select(m => new[] { m.Role, m.Content, m.Reasoning, m.ToolCallsJson, m.ToolCallId })],
             Components = new(r.Components), Evidence = new(r.Evidence), GenerateSeconds = r.GenerateSeconds, EnvironmentSeconds = r.EnvironmentSeconds,
         }, MessagePackSerializerOptions.Standard.WithCompression(MessagePackCompression.Lz4BlockArray));
         await using (var c = new SqliteConnection($"Data Source={path};Pooling=false"))

@@ -1,10 +1,13 @@
+using System.Text.Json.Nodes;
+using Nemotron.Gym.Conversation;
+
 namespace Nemotron.Gym.Store.Tests;
 
 /// <summary>Rollouts to store, and a field-by-field comparison (records compare arrays by reference).</summary>
 internal static class TestRollouts
 {
-    /// <summary>Tool calls in the plugin API's serialized shape, which a NeMo-Gym import rebuilds exactly.</summary>
-    public const string Calls = """[{"Id":"c1","Name":"calc","Arguments":{"x":1}}]""";
+    /// <summary>A tool call, which a NeMo-Gym export and import rebuild exactly.</summary>
+    public static ToolCall Call => new("c1", "calc", new JsonObject { ["x"] = 1 });
 
     public static StoredRollout Make(string run, int step, string task, int sample, double reward = 1, string? environment = null) => new()
     {
@@ -14,8 +17,8 @@ internal static class TestRollouts
         SamplerLogProbs = [0, 0, -0.123456789f, -1e-7f, float.Epsilon * 3],
         Messages =
         [
-            new("system", "Be brief."), new("user", "What is 2+2?\nAnswer \"exactly\" — ünïcode ✓"),
-            new("assistant", "4", "2+2=4", Calls), new("tool", "4", null, null, "c1"), new("assistant", "It is 4."),
+            Message.System("Be brief."), Message.User("What is 2+2?\nAnswer \"exactly\" — ünïcode ✓"),
+            Message.Assistant("4", "2+2=4", [Call]), new(Role.Tool, "4", ToolCallId: "c1"), Message.Assistant("It is 4."),
         ],
         Reward = reward, ShapedReward = reward - 0.1, Components = new Dictionary<string, double> { ["correct"] = reward, ["format"] = 0.5 },
         Reason = "matched 4", Evidence = new Dictionary<string, string> { ["extracted"] = "4", ["expected"] = "4" }, Truncated = step % 2 == 0, Turns = 2,

@@ -1,4 +1,5 @@
 using Nemotron.Gym.Abstractions;
+using Nemotron.Gym.Conversation;
 using Nemotron.Gym.Environments.InstructionFollowing;
 
 namespace Nemotron.Gym.Environments.Tests;

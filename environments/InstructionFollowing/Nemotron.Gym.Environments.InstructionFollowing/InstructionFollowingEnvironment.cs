@@ -1,5 +1,6 @@
 using System.Text.Json.Nodes;
 using Nemotron.Gym.Abstractions;
+using Nemotron.Gym.Conversation;
 
 namespace Nemotron.Gym.Environments.InstructionFollowing;
 

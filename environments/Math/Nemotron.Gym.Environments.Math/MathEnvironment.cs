@@ -1,4 +1,5 @@
 using Nemotron.Gym.Abstractions;
+using Nemotron.Gym.Conversation;
 using Nemotron.Gym.Rewards;
 
 namespace Nemotron.Gym.Environments.Math;

@@ -1,6 +1,7 @@
 using System.Text;
 using System.Text.Json.Nodes;
 using Nemotron.Gym.Abstractions;
+using Nemotron.Gym.Conversation;
 using Nemotron.Gym.Rewards;
 
 namespace Nemotron.Gym.Environments.Reasoning;

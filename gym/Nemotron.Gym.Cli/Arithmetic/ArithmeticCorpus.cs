@@ -1,0 +1,77 @@
+using System.Text.Json.Nodes;
+using Nemotron.Gym.Conversation;
+using Nemotron.Gym.Environments.Arithmetic;
+using Nemotron.Gym.Model.Chat;
+using Nemotron.Gym.Model.Sampling;
+
+namespace Nemotron.Gym.Cli.Arithmetic;
+
+/// <summary>Sizes of the demo corpus.</summary>
+public sealed record ArithmeticCorpusSpec(int PretrainDocuments = 60_000, int PretrainValidDocuments = 2_000, int SftTrain = 20_000, int SftValid = 500, int EvalProblems = 500, int MaxDigits = 3);
+
+/// <summary>
+/// Writes the demo task's data: pretraining text (train/valid), chat JSONL for fine-tuning (train/valid)
+/// and held-out evaluation problems. Training files only ever contain training-split problems; the
+/// held-out files only held-out ones.
+/// </summary>
+public static class ArithmeticCorpus
+{
+    /// <summary>File names inside the data folder.</summary>
+    public const string PretrainTrain = "pretrain.train.txt", PretrainValid = "pretrain.valid.txt",
+        SftTrain = "sft.train.jsonl", SftValid = "sft.valid.jsonl", Eval = "eval.heldout.jsonl";
+
+    /// <summary>Writes every file into <paramref name="directory"/>.</summary>
+    public static void Write(string directory, ArithmeticCorpusSpec spec, int seed)
+    {
+        Directory.CreateDirectory(directory);
+        WriteText(Path.Combine(directory, PretrainTrain), spec.PretrainDocuments, seed * 7 + 1, heldOut: false, spec.MaxDigits);
+        WriteText(Path.Combine(directory, PretrainValid), spec.PretrainValidDocuments, seed * 7 + 2, heldOut: true, spec.MaxDigits);
+        WriteChat(Path.Combine(directory, SftTrain), spec.SftTrain, seed * 7 + 3, heldOut: false, spec.MaxDigits);
+        WriteChat(Path.Combine(directory, SftValid), spec.SftValid, seed * 7 + 4, heldOut: true, spec.MaxDigits);
+        var rng = new Random(Sampler.StreamSeed(seed * 7 + 5, 0));
+        using var eval = new StreamWriter(Path.Combine(directory, Eval));
+        var seen = new HashSet<string>();
+        while (seen.Count < spec.EvalProblems)
+        {
+            var p = ArithmeticProblem.SampleFromSplit(rng, heldOut: true, spec.MaxDigits);
+            if (!seen.Add(p.Key)) continue;
+            eval.WriteLine(new JsonObject { ["question"] = p.Question(rng), ["a"] = p.A, ["op"] = p.Op.ToString(), ["b"] = p.B, ["answer"] = p.Answer.ToString() }.ToJsonString(JsonText.Compact));
+        }
+    }
+
+    private static void WriteText(string path, int documents, int seed, bool heldOut, int maxDigits)
+    {
+        var rng = new Random(Sampler.StreamSeed(seed, 0));
+        using var w = new StreamWriter(path);
+        for (int i = 0; i < documents; i++)
+        {
+            w.WriteLine(ArithmeticProblem.SampleFromSplit(rng, heldOut, maxDigits).ToDocument(rng));
+            w.WriteLine();
+        }
+    }
+
+    private static void WriteChat(string path, int count, int seed, bool heldOut, int maxDigits)
+    {
+        var rng = new Random(Sampler.StreamSeed(seed, 0));
+        using var w = new StreamWriter(path);
+        for (int i = 0; i < count; i++)
+            w.WriteLine(ChatJsonl.ToLine(ArithmeticProblem.SampleFromSplit(rng, heldOut, maxDigits).ToConversation(rng)));
+    }
+
+    /// <summary>Reads the evaluation problems (question text and expected answer).</summary>
+    public static List<(string Question, string Answer)> ReadEval(string path)
+    {
+        var list = new List<(string, string)>();
+        int lineNo = 0;
+        foreach (var line in File.ReadLines(path))
+        {
+            lineNo++;
+            if (string.IsNullOrWhiteSpace(line)) continue;
+            var o = JsonNode.Parse(line) as JsonObject ?? throw new InvalidDataException($"{path}:{lineNo}: expected an object");
+            string q = o["question"]?.GetValue<string>() ?? throw new InvalidDataException($"{path}:{lineNo}: 'question' missing");
+            string a = o["answer"]?.GetValue<string>() ?? throw new InvalidDataException($"{path}:{lineNo}: 'answer' missing");
+            list.Add((q, a));
+        }
+        return list;
+    }
+}

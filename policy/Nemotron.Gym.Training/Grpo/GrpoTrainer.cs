@@ -1,0 +1,339 @@
+using Nemotron.Gym.Conversation;
+using System.Diagnostics;
+using System.Text.Json.Nodes;
+using Nemotron.Gym.Model.Chat;
+using Nemotron.Gym.Model.Checkpoints;
+using Nemotron.Gym.Model;
+using Nemotron.Gym.Model.Sampling;
+using Nemotron.Gym.Model.Tokenization;
+using Nemotron.Gym.Training;
+
+namespace Nemotron.Gym.Training.Grpo;
+
+/// <summary>Scores a model on held-out data (name → score, e.g. "arithmetic" → accuracy).</summary>
+public delegate Task<IReadOnlyDictionary<string, double>> RlEvaluator(GptModel model, CancellationToken cancellation);
+
+/// <summary>The outcome of an RL run.</summary>
+public sealed record RlOutcome(int Steps, IReadOnlyDictionary<string, double> Before, IReadOnlyDictionary<string, double> After, string FinalCheckpoint, bool Interrupted);
+
+/// <summary>
+/// Synchronous GRPO with masked importance sampling (docs/grpo.md): each step samples tasks (blend ×
+/// curriculum), generates G rollouts per task, has them graded through the caller's
+/// <see cref="IEpisodeSource"/>, shapes rewards, computes advantages and drops zero-variance groups
+/// (refilling up to max_gen_batches rounds), recomputes lp_old, builds the masks, and takes one optimizer
+/// step per minibatch. The sampler uses the model's weights directly, so new weights reach it at once.
+/// The trainer knows nothing of Orleans or of environments beyond the episode interface.
+/// </summary>
+public sealed class GrpoTrainer(
+    GptModel model, ITokenizer tokenizer, GrpoSettings grpo, RolloutSettings rollout, RlTrainSettings train,
+    string runDirectory, int seed, IRlObserver observer, GptModel? reference = null, IReadOnlyDictionary<string, double>? blend = null,
+    IRolloutSink? sink = null)
+{
+    private readonly RunFolder _folder = new(runDirectory);
+    private readonly ChatTemplate _template = new(tokenizer);
+    private GptModel? _samplerCopy;
+
+    /// <summary>The model the sampler generates with: the trainer's, or its bf16 copy.</summary>
+    private GptModel SamplerModel()
+    {
+        if (rollout.SamplerPrecision == SamplerPrecision.Fp32) return model;
+        _samplerCopy ??= new GptModel(model.Backend, model.Config);
+        return _samplerCopy;
+    }
+
+    /// <summary>Step 9 of the spec: hand the new weights to the sampler.</summary>
+    private void SyncSampler()
+    {
+        if (rollout.SamplerPrecision == SamplerPrecision.Fp32) return;
+        var weights = model.DownloadParameters();
+        Bf16.Round(weights);
+        SamplerModel().UploadParameters(weights);
+    }
+
+    /// <summary>Runs (or resumes) the RL stage.</summary>
+    public async Task<RlOutcome> RunAsync(IEpisodeSource source, RlEvaluator? evaluate, CancellationToken cancellation)
+    {
+        if (grpo.KlBeta > 0 && reference == null) throw new ArgumentException("kl_beta > 0 needs a reference model");
+        Directory.CreateDirectory(runDirectory);
+        var final = _folder.Final;
+        if (_folder.IsFinished)
+        {
+            var done = Checkpoint.ReadJson(Path.Combine(final, Checkpoint.StateFile));
+            observer.OnMessage($"{final} already exists; delete the run folder to train again");
+            return new RlOutcome(done["step"]!.GetValue<int>(), Scores(done["eval_before"]), Scores(done["eval_after"]), final, false);
+        }
+
+        using var optimizer = new AdamWOptimizer(model, train.Optimizer);
+        var curriculum = new Curriculum(source.Tasks, grpo, blend);
+        int step = 0;
+        IReadOnlyDictionary<string, double> before = new Dictionary<string, double>();
+        var resumeFrom = _folder.LatestCheckpoint();
+        if (resumeFrom != null)
+        {
+            Checkpoint.LoadWeights(resumeFrom, model);
+            var state = Checkpoint.LoadTrainingState(resumeFrom, optimizer) ?? throw new InvalidDataException($"{resumeFrom}: no trainer state");
+            if (state["stage"]?.GetValue<string>() != "grpo") throw new InvalidDataException($"{resumeFrom}: not a GRPO checkpoint");
+            step = state["step"]!.GetValue<int>();
+            curriculum.Load(state["curriculum"] as JsonObject ?? new JsonObject());
+            before = Scores(state["eval_before"]);
+            observer.OnMessage($"resumed from {resumeFrom} at step {step}");
+        }
+        else if (evaluate != null)
+        {
+            before = await evaluate(model, cancellation);
+            observer.OnEval(0, before);
+        }
+
+        SyncSampler();
+        using var metrics = new StreamWriter(_folder.Metrics, append: true);
+        if (resumeFrom == null && before.Count > 0) metrics.WriteLine(EvalLine(0, before));
+        IReadOnlyDictionary<string, double> after = before;
+        bool interrupted = false;
+        while (step < train.Steps)
+        {
+            if (cancellation.IsCancellationRequested) { interrupted = true; break; }
+            GrpoStepMetrics m;
+            try { m = await StepAsync(step + 1, source, curriculum, optimizer, cancellation); }
+            catch (OperationCanceledException) when (cancellation.IsCancellationRequested) { interrupted = true; break; }
+            step++;
+            if (sink != null) await sink.AddStepAsync(m, CancellationToken.None);
+            observer.OnStep(m, train.Steps);
+            metrics.WriteLine(JsonText.Line(m.ToJson()));
+            if (evaluate != null && (step % train.EvalEvery == 0 || step == train.Steps))
+            {
+                after = await evaluate(model, cancellation);
+                observer.OnEval(step, after);
+                metrics.WriteLine(EvalLine(step, after));
+            }
+            metrics.Flush();
+            if (train.CheckpointEvery > 0 && step % train.CheckpointEvery == 0 && step < train.Steps)
+                await SaveResumable(optimizer, curriculum, step, before);
+        }
+        _samplerCopy?.Dispose();
+        _samplerCopy = null;
+        if (interrupted)
+        {
+            await SaveResumable(optimizer, curriculum, step, before);
+            observer.OnMessage($"interrupted at step {step}; run the same command to resume");
+            return new RlOutcome(step, before, after, "", true);
+        }
+        var finalState = State(curriculum, step, before);
+        finalState["eval_after"] = ScoresJson(after);
+        Checkpoint.Save(final, model, tokenizer, null, finalState);
+        observer.OnMessage($"saved {final}");
+        return new RlOutcome(step, before, after, final, false);
+    }
+
+    /// <summary>One synchronous GRPO step.</summary>
+    public async Task<GrpoStepMetrics> StepAsync(int step, IEpisodeSource source, Curriculum curriculum, AdamWOptimizer optimizer, CancellationToken cancellation)
+    {
+        var collector = new RolloutCollector(SamplerModel(), _template, rollout);
+        var kept = new List<RolloutGroup>();
+        var all = new List<RolloutGroup>();
+        var used = new HashSet<string>();
+        double genSeconds = 0, envSeconds = 0;
+        int rounds = 0;
+        while (kept.Count < grpo.TasksPerStep && rounds < grpo.MaxGenBatches)
+        {
+            var tasks = curriculum.Sample(grpo.TasksPerStep - kept.Count, seed, step, rounds, used);
+            if (tasks.Count == 0) break;
+            foreach (var t in tasks) used.Add(t.Id);
+            var (groups, times) = await collector.CollectAsync(tasks, grpo.GroupSize, source, Sampler.StreamSeed(seed, step * 64 + rounds), cancellation);
+            genSeconds += times.GenerateSeconds;
+            envSeconds += times.EnvironmentSeconds;
+            rounds++;
+            foreach (var g in groups)
+            {
+                Advantages.Prepare(g, grpo);
+                curriculum.Record(g.Task.Id, g.Rollouts.Count(r => r.Reward >= grpo.PassThreshold), g.Rollouts.Count);
+                all.Add(g);
+                if (!(grpo.DynamicFiltering && g.ZeroVariance)) kept.Add(g);
+            }
+            if (!grpo.DynamicFiltering) break;
+        }
+
+        var clock = Stopwatch.StartNew();
+        float lr = train.Schedule.At(step);
+        var result = kept.Count > 0 ? Train(kept, step, lr, optimizer) : null;
+        SyncSampler();
+        double trainSeconds = clock.Elapsed.TotalSeconds;
+        // Persisted once the step is done (a finished step is kept even when Ctrl-C comes during the write).
+        if (sink != null) await sink.AddRolloutsAsync(step, all, CancellationToken.None);
+
+        var rollouts = all.SelectMany(g => g.Rollouts).ToList();
+        var keptAdv = kept.SelectMany(g => g.Advantages).ToList();
+        double advMean = keptAdv.Count > 0 ? keptAdv.Average() : 0;
+        long generated = rollouts.Sum(r => (long)r.GeneratedCount);
+        var stats = result?.Stats ?? new ObjectiveStats();
+        return new GrpoStepMetrics
+        {
+            Step = step,
+            RewardMean = rollouts.Average(r => r.Reward),
+            RewardByEnvironment = rollouts.GroupBy(r => r.Task.Environment).ToDictionary(g => g.Key, g => g.Average(r => r.Reward)),
+            PassRate = rollouts.Count(r => r.Reward >= grpo.PassThreshold) / (double)rollouts.Count,
+            AdvantageMean = advMean,
+            AdvantageStd = keptAdv.Count > 1 ? Math.Sqrt(keptAdv.Sum(a => (a - advMean) * (a - advMean)) / keptAdv.Count) : 0,
+            RatioMean = stats.Tokens > 0 ? stats.RatioSum / stats.Tokens : 1,
+            RatioMax = stats.Tokens > 0 ? stats.RatioMax : 1,
+            ClipFraction = stats.Tokens > 0 ? stats.Clipped / stats.Tokens : 0,
+            IsOobFraction = stats.IsCandidates > 0 ? stats.IsOutOfBounds / stats.IsCandidates : 0,
+            Mismatch = stats.AllTokens > 0 ? stats.MismatchSum / stats.AllTokens : 0,
+            Kl = stats.Tokens > 0 ? stats.KlSum / stats.Tokens : 0,
+            Entropy = result?.Entropy ?? 0,
+            ResponseLengthMean = rollouts.Average(r => r.GeneratedCount),
+            ResponseLengthMax = rollouts.Max(r => r.GeneratedCount),
+            DroppedGroupFraction = all.Count > 0 ? 1.0 - (double)kept.Count / all.Count : 0,
+            GenerationRounds = rounds,
+            Loss = result?.Loss ?? 0,
+            GradNorm = result?.GradNorm ?? 0,
+            LearningRate = lr,
+            GenerateSeconds = genSeconds,
+            GradeSeconds = envSeconds,
+            TrainSeconds = trainSeconds,
+            GenerateTokensPerSecond = genSeconds > 0 ? generated / genSeconds : 0,
+            TrainTokensPerSecond = trainSeconds > 0 && result != null ? result.TrainedTokens / trainSeconds : 0,
+            TasksRetired = source.Tasks.Count - curriculum.ActiveCount,
+        };
+    }
+
+    internal sealed record TrainResult(double Loss, double GradNorm, double Entropy, ObjectiveStats Stats, long TrainedTokens);
+
+    /// <summary>One micro-batch: rows, the generated-token mask per position, lp_gen per position, the samples' spans.</summary>
+    private sealed class Micro
+    {
+        public required TokenBatch Batch;
+        public required byte[] Mask;
+        public required float[] LpGen;
+        public required List<SampleSpan> Spans;
+        public float[]? LpOld;
+    }
+
+    /// <summary>Tests: compute lp_old in its own forward pass even with one minibatch (the single-pass path must match it).</summary>
+    internal bool ForceSeparateOldPass { get; init; }
+
+    internal TrainResult Train(List<RolloutGroup> groups, int step, float lr, AdamWOptimizer optimizer)
+    {
+        var samples = groups.SelectMany(g => g.Rollouts.Select((r, i) => (Rollout: r, Advantage: g.Advantages[i]))).ToList();
+        new Random(Sampler.StreamSeed(seed, 500_000 + step)).Shuffle(System.Runtime.InteropServices.CollectionsMarshal.AsSpan(samples));
+        int parts = Math.Min(grpo.Minibatches, samples.Count);
+        var minibatches = Enumerable.Range(0, parts).Select(p => samples.Skip(samples.Count * p / parts).Take(samples.Count * (p + 1) / parts - samples.Count * p / parts).ToList()).ToList();
+        var micros = minibatches.Select(mb => BuildMicros(mb)).ToList();
+
+        var stats = new ObjectiveStats();
+        double loss = 0, gradNorm = 0, entropySum = 0, entropyCount = 0;
+        long trained = 0;
+        // With several minibatches, lp_old must come from the weights before the first update.
+        bool twoPass = parts > 1 || ForceSeparateOldPass;
+        if (twoPass)
+            foreach (var micro in micros.SelectMany(m => m))
+                micro.LpOld = model.Forward(micro.Batch).LogProbs;
+
+        foreach (var mbMicros in micros)
+        {
+            model.ZeroGradients();
+            // The normalizer: exact when lp_old is known; provisional (no IS masks yet) in the single pass,
+            // where the gradient is rescaled once the masks are known (it is linear in 1/Z).
+            double z0 = 0;
+            var weightsPerMicro = new List<(float[] W, bool[] Kept)>();
+            if (twoPass)
+            {
+                foreach (var micro in mbMicros)
+                {
+                    var wk = GrpoObjective.ImportanceWeights(micro.LpOld, micro.LpGen, micro.Mask, micro.Spans, grpo, stats);
+                    weightsPerMicro.Add(wk);
+                    z0 += GrpoObjective.Normalizer(micro.Mask, micro.Spans, wk.Kept, grpo.LossLevel);
+                }
+            }
+            else
+                foreach (var micro in mbMicros)
+                    z0 += GrpoObjective.Normalizer(micro.Mask, micro.Spans, micro.Spans.Select(s => s.Kept).ToArray(), grpo.LossLevel);
+            if (z0 == 0) continue;
+
+            double z = 0, mbLoss = 0;
+            for (int i = 0; i < mbMicros.Count; i++)
+            {
+                var micro = mbMicros[i];
+                var fwd = model.Forward(micro.Batch, withEntropy: true);
+                var lpOld = micro.LpOld ?? fwd.LogProbs;
+                var (w, kept) = twoPass ? weightsPerMicro[i] : GrpoObjective.ImportanceWeights(lpOld, micro.LpGen, micro.Mask, micro.Spans, grpo, stats);
+                if (!twoPass) z += GrpoObjective.Normalizer(micro.Mask, micro.Spans, kept, grpo.LossLevel);
+                var lpRef = grpo.KlBeta > 0 ? reference!.Forward(micro.Batch).LogProbs : [];
+                var grad = new float[fwd.LogProbs.Length];
+                mbLoss += GrpoObjective.Evaluate(fwd.LogProbs, lpOld, lpRef, w, micro.Mask, micro.Spans, kept, grpo, z0, grad, stats);
+                for (int p = 0; p < grad.Length; p++)
+                {
+                    if (micro.Mask[p] != 0) { entropySum += fwd.Entropy![p]; entropyCount++; }
+                    grad[p] = -grad[p]; // the model's backward takes the weight of −lp
+                }
+                model.Backward(grad);
+                trained += micro.Batch.Count;
+            }
+            if (!twoPass)
+            {
+                if (z == 0) continue; // every sample masked: nothing to learn from this minibatch
+                if (z != z0)
+                {
+                    model.Backend.Scale(model.Gradients, (float)(z0 / z), model.Layout.Total);
+                    mbLoss *= z0 / z;
+                }
+            }
+            gradNorm = model.ClipGradients(train.GradClip);
+            optimizer.Update(lr);
+            loss += mbLoss;
+        }
+        return new TrainResult(loss / parts, gradNorm, entropyCount > 0 ? entropySum / entropyCount : 0, stats, trained);
+    }
+
+    private List<Micro> BuildMicros(List<(Rollout Rollout, double Advantage)> samples)
+    {
+        int size = grpo.MicroBatch > 0 ? grpo.MicroBatch : samples.Count;
+        var list = new List<Micro>();
+        for (int start = 0; start < samples.Count; start += size)
+        {
+            var part = samples.Skip(start).Take(size).ToList();
+            var batch = TokenBatch.FromSequences(part.Select(s => s.Rollout.Tokens).ToList(), tokenizer.Specials.Pad, 0, part.Select(s => s.Rollout.Generated).ToList());
+            int t = batch.SeqLen;
+            var mask = new byte[batch.Count];
+            var lpGen = new float[batch.Count];
+            var spans = new List<SampleSpan>();
+            for (int b = 0; b < part.Count; b++)
+            {
+                var r = part[b].Rollout;
+                for (int p = 0; p + 1 < r.Tokens.Length; p++)
+                {
+                    mask[b * t + p] = r.Generated[p + 1];
+                    lpGen[b * t + p] = r.SamplerLogProbs[p + 1];
+                }
+                bool keep = !(r.Truncated && grpo.Truncation == TruncationPolicy.Mask);
+                spans.Add(new SampleSpan(b * t, t, part[b].Advantage, keep));
+            }
+            list.Add(new Micro { Batch = batch, Mask = mask, LpGen = lpGen, Spans = spans });
+        }
+        return list;
+    }
+
+    private async Task SaveResumable(AdamWOptimizer optimizer, Curriculum curriculum, int step, IReadOnlyDictionary<string, double> before)
+    {
+        var dir = _folder.SaveResumable(step, model, tokenizer, optimizer, State(curriculum, step, before));
+        observer.OnMessage($"checkpoint {dir}");
+        if (sink != null) await sink.CheckpointWrittenAsync(step, dir, CancellationToken.None);
+    }
+
+    private static JsonObject State(Curriculum curriculum, int step, IReadOnlyDictionary<string, double> before) => new()
+    {
+        ["stage"] = "grpo", ["step"] = step, ["curriculum"] = curriculum.ToJson(), ["eval_before"] = ScoresJson(before),
+    };
+
+    private static JsonObject ScoresJson(IReadOnlyDictionary<string, double> scores)
+    {
+        var o = new JsonObject();
+        foreach (var (k, v) in scores) o[k] = v;
+        return o;
+    }
+
+    private static IReadOnlyDictionary<string, double> Scores(JsonNode? node) =>
+        node is JsonObject o ? o.ToDictionary(kv => kv.Key, kv => kv.Value!.GetValue<double>()) : new Dictionary<string, double>();
+
+    private static string EvalLine(int step, IReadOnlyDictionary<string, double> scores) =>
+        JsonText.Line(new JsonObject { ["stage"] = "grpo_eval", ["step"] = step, ["scores"] = ScoresJson(scores) });
+}
