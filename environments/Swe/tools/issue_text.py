@@ -45,6 +45,10 @@ EXPECTED_ERROR = (
     "I expected it to raise `{expected_exception}`, as the working version does:",
     "Expected: the call is rejected with",
 )
+EXPECTED_NO_ERROR = (
+    "I expected no error there, and then:",
+    "This should work and then give:",
+)
 SECOND_EXAMPLE = (
     "Another case that looks related:",
     "The same happens here:",
@@ -87,6 +91,14 @@ def example_text(example, rng, package, first):
         parts.append(rng.choice(SECOND_EXAMPLE))
     parts.append(fence(session(example["statements"], example["actual"])))
     expected = example["expected"]
+    stopped = example["actual"]["stopped_at"]
+    if stopped is not None and stopped < len(example["statements"]) - 1:
+        # The buggy code failed on a setup line; show what the finished example gives on working code.
+        parts.append(rng.choice(EXPECTED_NO_ERROR))
+        final = "\n".join((">>> " if k == 0 else "... ") + line
+                           for k, line in enumerate(example["statements"][-1].splitlines()))
+        parts.append(fence(final + "\n" + expected["output"]))
+        return "\n\n".join(parts)
     if example["expects_exception"]:
         parts.append(rng.choice(EXPECTED_ERROR).format(expected_exception=example["expects_exception"]))
     else:

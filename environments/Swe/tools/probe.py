@@ -63,8 +63,6 @@ def used_names(sources):
         for node in ast.walk(ast.parse(text)):
             if isinstance(node, ast.Name):
                 names.add(node.id)
-            elif isinstance(node, ast.Attribute):
-                pass
     return names
 
 
@@ -98,14 +96,18 @@ def build_repro(test_file, class_name, method_name, failing_line):
         return None, "test method not found in %s" % test_file
     setup = []
     target = None
+    reached = False
     for stmt in method.body:
         if stmt.lineno <= failing_line <= stmt.end_lineno:
+            reached = True
+        if reached and mentions_self(stmt):
             target = stmt
             break
         if not mentions_self(stmt):
+            # Includes a setup line that itself fails: the repro then stops there, as the test did.
             setup.append(ast.get_source_segment(text, stmt))
     if target is None:
-        return None, "failing line %d is not in the test body" % failing_line
+        return None, "no assertion at or after line %d of the test body" % failing_line
     expected_exception = None
     call = assertion_call(target)
     if call is not None:
@@ -124,7 +126,13 @@ def build_repro(test_file, class_name, method_name, failing_line):
     if "\n" in final:
         final = ast.unparse(expression)
     needed = used_names(setup + [final] + ([expected_exception] if expected_exception else []))
-    statements = preamble(tree, text, needed) + setup + [final]
+    while True:  # module-level helpers may use further module-level names
+        lines = preamble(tree, text, needed)
+        grown = needed | used_names(lines)
+        if grown == needed:
+            break
+        needed = grown
+    statements = lines + setup + [final]
     return {"statements": statements, "expects_exception": expected_exception}, None
 
 
@@ -133,9 +141,9 @@ def package_names(folder):
                   if d != "tests" and os.path.isfile(os.path.join(folder, d, "__init__.py")))
 
 
-def describe_function(expression_text, namespace, packages):
-    """Name of the first function or class of the repository the last line calls, e.g. 'Table.render'."""
-    for node in ast.walk(ast.parse(expression_text, mode="eval")):
+def describe_function(statement, namespace, packages):
+    """Name of the first function or class of the repository a statement calls, e.g. 'Table.render'."""
+    for node in ast.walk(ast.parse(statement)):
         if not isinstance(node, ast.Call):
             continue
         try:
@@ -167,7 +175,7 @@ def run_repro(statements, packages):
                 message = str(error).splitlines()[0] if str(error) else ""
                 return {"stopped_at": index, "exception": type(error).__name__,
                         "output": "%s: %s" % (type(error).__name__, message) if message else type(error).__name__,
-                        "function": describe_function(statements[-1], namespace, packages)}
+                        "function": describe_function(statement, namespace, packages)}
         return {"stopped_at": None, "exception": None, "output": repr(value),
                 "function": describe_function(statements[-1], namespace, packages)}
     finally:
