@@ -17,6 +17,7 @@ import ast
 import io
 import json
 import os
+import re
 import sys
 import unittest
 
@@ -168,7 +169,8 @@ def run_repro(statements, packages):
             last = index == len(statements) - 1
             try:
                 if last:
-                    value = eval(compile(statement, "<repro>", "eval"), namespace)
+                    # repr() runs the library's code too, so a broken __repr__ is part of the behaviour.
+                    output = repr(eval(compile(statement, "<repro>", "eval"), namespace))
                 else:
                     exec(compile(statement, "<repro>", "exec"), namespace)
             except Exception as error:  # the behaviour being reported, whatever it is
@@ -176,7 +178,9 @@ def run_repro(statements, packages):
                 return {"stopped_at": index, "exception": type(error).__name__,
                         "output": "%s: %s" % (type(error).__name__, message) if message else type(error).__name__,
                         "function": describe_function(statement, namespace, packages)}
-        return {"stopped_at": None, "exception": None, "output": repr(value),
+        # Default reprs carry a memory address that changes run to run; the type is what matters.
+        output = re.sub(r" at 0x[0-9a-fA-F]+>", ">", output)
+        return {"stopped_at": None, "exception": None, "output": output,
                 "function": describe_function(statements[-1], namespace, packages)}
     finally:
         sys.stdout = real_stdout
@@ -231,7 +235,11 @@ def build(folder, test_ids):
             repros.append({"test": test_id, "error": reason})
             continue
         repro["test"] = test_id
-        repro["result"] = run_repro(repro["statements"], packages)
+        try:
+            repro["result"] = run_repro(repro["statements"], packages)
+        except Exception as error:  # e.g. describing the function failed on broken code: skip this test only
+            repros.append({"test": test_id, "error": "repro failed outside the example: %s" % type(error).__name__})
+            continue
         repros.append(repro)
     return repros
 
@@ -246,7 +254,8 @@ def main(argv):
         raise SystemExit("usage: probe.py build REPO_FOLDER TEST_ID ... | probe.py replay REPO_FOLDER < repros.json")
     folder = os.path.abspath(argv[2])
     os.chdir(folder)
-    sys.path.insert(0, folder)
+    # The repository, not this script's folder, is what the tests import from.
+    sys.path[:] = [folder] + [p for p in sys.path if os.path.abspath(p or ".") != os.path.dirname(os.path.abspath(__file__))]
     if argv[1] == "build":
         output = build(folder, argv[3:])
     else:

@@ -82,7 +82,8 @@ def run(folder, test_ids=()):
     if not os.path.isdir(os.path.join(folder, "tests")):
         raise SystemExit("run_tests: %s has no tests folder" % folder)
     os.chdir(folder)
-    sys.path.insert(0, folder)
+    # The repository, not this script's folder, is what the tests import from.
+    sys.path[:] = [folder] + [p for p in sys.path if os.path.abspath(p or ".") != os.path.dirname(os.path.abspath(__file__))]
     real_stdout, real_stderr = sys.stdout, sys.stderr
     sys.stdout = sys.stderr = io.StringIO()
     try:

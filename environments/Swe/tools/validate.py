@@ -43,10 +43,12 @@ def limit_memory():
 
 def run_script(args, timeout, stdin_text=None):
     """Run one of our stdlib scripts under the current interpreter; returns its parsed JSON output."""
+    # A minimal environment (no PYTHONPATH, no user site) with a fixed hash seed, so set and dict
+    # orders in the outputs, and with them the task texts, are the same on every run.
     env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "PYTHONHASHSEED": "0", "PYTHONDONTWRITEBYTECODE": "1",
-           "LC_ALL": "C.UTF-8"}
+           "PYTHONNOUSERSITE": "1", "LC_ALL": "C.UTF-8"}
     try:
-        done = subprocess.run([sys.executable, "-B", "-I"] + args, input=stdin_text, capture_output=True, text=True,
+        done = subprocess.run([sys.executable, "-B", "-s"] + args, input=stdin_text, capture_output=True, text=True,
                               timeout=timeout, env=env, preexec_fn=limit_memory)
     except subprocess.TimeoutExpired:
         raise SuiteError("timeout", "%s did not finish in %ss" % (os.path.basename(args[0]), timeout)) from None
