@@ -31,13 +31,11 @@ def file_diff(path, old_text, new_text):
     new_lines = new_text.splitlines(True)
     from_name = "/dev/null" if old_text is None else "a/" + path
     body = list(difflib.unified_diff(old_lines, new_lines, from_name, "b/" + path, n=3))
-    if not body:
-        return ""
     head = ["diff --git a/%s b/%s\n" % (path, path)]
     if old_text is None:
-        head.append("new file mode 100644\n")
-    # difflib writes "--- name\n" headers with a trailing tab-free line already.
-    return "".join(head + body)
+        # An empty new file has no hunk: git writes the header lines alone, and so do we.
+        return "".join(head + ["new file mode 100644\n"] + body)
+    return "".join(head + body) if body else ""
 
 
 def changed_line_count(patch):
@@ -61,6 +59,15 @@ def parse_patch(patch):
         line = lines[i]
         if line.startswith("diff --git "):
             current = None
+            # "diff --git a/P b/P" then "new file mode" with no ---/+++ is an empty new file.
+            names = line[len("diff --git "):].strip().split(" ")
+            following = lines[i + 1] if i + 1 < len(lines) else ""
+            after = lines[i + 2] if i + 2 < len(lines) else ""
+            if (following.startswith("new file mode") and not after.startswith("--- ") and len(names) == 2
+                    and names[1].startswith("b/")):
+                files.append((names[1][2:], True, []))
+                i += 2
+                continue
             i += 1
             continue
         if line.startswith("--- "):

@@ -218,6 +218,24 @@ class DiffTests(unittest.TestCase):
         with open(os.path.join(self.work, "tests", "test_new.py")) as f:
             self.assertEqual(f.read(), "import unittest\n")
 
+    def test_empty_new_file_patch(self):
+        patch = patches.file_diff("tests/__init__.py", None, "") + patches.file_diff("tests/test_a.py", None, "x = 1\n")
+        self.assertTrue(patch.startswith("diff --git a/tests/__init__.py b/tests/__init__.py\nnew file mode 100644\ndiff --git"))
+        for applier in ("ours", "git"):
+            with self.subTest(applier=applier):
+                target = os.path.join(self.work, applier)
+                os.makedirs(target)
+                if applier == "ours":
+                    patches.apply_patch(target, patch)
+                else:
+                    with open(os.path.join(self.work, applier + ".diff"), "w") as f:
+                        f.write(patch)
+                    done = subprocess.run(["git", "apply", os.path.join(self.work, applier + ".diff")], cwd=target,
+                                          capture_output=True, text=True)
+                    self.assertEqual(done.returncode, 0, done.stderr)
+                self.assertEqual(patches.list_files(target), ["tests/__init__.py", "tests/test_a.py"])
+                self.assertEqual(os.path.getsize(os.path.join(target, "tests", "__init__.py")), 0)
+
     def test_changed_line_count(self):
         self.assertEqual(patches.changed_line_count(patches.file_diff("a.py", "x = 1\ny = 2\n", "x = 1\ny = 3\n")), 2)
 
