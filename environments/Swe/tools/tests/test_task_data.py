@@ -23,8 +23,7 @@ def load_tasks():
 
 def repo_files(name):
     folder = os.path.join(build_tasks.REPOS_DIR, name)
-    return {rel: open(os.path.join(folder, *rel.split("/")), "rb").read().decode("utf-8")
-            for rel in patches.list_files(folder)}
+    return {rel: validate.read_text(folder, rel) for rel in patches.list_files(folder)}
 
 
 def apply_in_memory(files, patch):
