@@ -47,7 +47,7 @@ ARITH_SWAPS = {
     ast.Mod: ("//",), ast.Pow: ("*",),
 }
 # Calls whose arguments commute: swapping them cannot change behaviour.
-COMMUTATIVE_CALLS = ("max", "min", "print", "set", "frozenset")
+COMMUTATIVE_CALLS = ("max", "min")
 SIMPLE_STATEMENTS = (ast.Assign, ast.AugAssign, ast.AnnAssign, ast.Expr)
 
 
