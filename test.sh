@@ -37,6 +37,10 @@ add_debian_non_free() {
     "$uri" "$suite" | $sudo tee "$nonfree_sources" >/dev/null
 }
 
+# environments/Swe: the bug generator and its tests run on the system Python 3 (standard library only); git
+# cross-checks the patches it writes.
+apt_packages+=(python3 git)
+
 sudo=""; [ "$(id -u)" = 0 ] || sudo="sudo"
 if [ ${#apt_packages[@]} -gt 0 ]; then
   missing=()
@@ -49,6 +53,8 @@ if [ ${#apt_packages[@]} -gt 0 ]; then
 fi
 
 # ---- the suite -------------------------------------------------------------------------------
+echo "test.sh: SWE environment, Python side (bug generator, validator, task data)"
+python3 -B -m unittest discover -s environments/Swe/tools/tests -t environments/Swe/tools
 export DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1
 dotnet build Nemotron.Gym.sln -c Release --nologo -v q
 dotnet test --solution Nemotron.Gym.sln -c Release --no-build "$@"
