@@ -62,6 +62,9 @@ internal sealed class ChoiceOutput(int index, ITokenizer tokenizer, IReadOnlyLis
         if (StopText != null && text.IndexOf(StopText, StringComparison.Ordinal) is int at and >= 0) return text[..at];
         if (final) return text;
         int keep = text.Length;
+        // The token that completes a stop string can arrive a moment before the finish that names it.
+        foreach (var stop in stopStrings)
+            if (text.IndexOf(stop, StringComparison.Ordinal) is int found and >= 0) keep = Math.Min(keep, found);
         while (keep > 0 && text[keep - 1] == '\uFFFD') keep--;
         foreach (var stop in stopStrings)
             for (int len = Math.Min(stop.Length - 1, keep); len > 0; len--)

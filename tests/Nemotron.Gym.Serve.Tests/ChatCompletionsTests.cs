@@ -174,7 +174,7 @@ public class ChatCompletionsTests
         // The tool as the chat template shows it: the Responses API shape the environments train with.
         var toolJson = """{"type":"function","name":"add","description":"Adds two integers","parameters":{"type":"object","properties":{"a":{"type":"integer"},"b":{"type":"integer"}},"required":["a","b"]}}""";
         var checkpoint = TestCheckpoints.Scripted(new Conversation(asked, [toolJson]),
-            """<think>Use the tool.</think><tool_call>{"name": "add", "arguments": {"a": 2, "b": 3}}</tool_call><|end|>""");
+            """<think>Use the tool.</think><tool_call>{"name": "add", "arguments": {"a": 2, "b": 3}}</tool_call><|end|>""", context: 512);
         await using var server = await TestServer.StartAsync(checkpoint);
         var client = Client(server);
         var options = new ChatCompletionOptions { Tools = { tool }, Temperature = 0f };
