@@ -12,7 +12,7 @@ namespace Nemotron.Gym.Serve;
 /// inside &lt;think&gt; becomes reasoning_content, &lt;tool_call&gt; JSON becomes OpenAI tool calls, the rest
 /// is content. Streaming sends what the parse of the text so far adds to what was already sent.
 /// </summary>
-internal sealed class ChoiceOutput(int index, ITokenizer tokenizer, IReadOnlyList<string> stopStrings, string callIdPrefix)
+internal sealed class ChoiceOutput(int index, ITokenizer tokenizer, IReadOnlySet<int> stopTokens, IReadOnlyList<string> stopStrings, string callIdPrefix)
 {
     private readonly List<int> _tokens = new();
     private readonly JsonArray _logprobs = new();
@@ -58,7 +58,10 @@ internal sealed class ChoiceOutput(int index, ITokenizer tokenizer, IReadOnlyLis
     /// </summary>
     private string VisibleText(bool final)
     {
-        string text = tokenizer.Decode(System.Runtime.InteropServices.CollectionsMarshal.AsSpan(_tokens));
+        // A stop token is always the last one and no part of the message (<|endoftext|> would show as text).
+        var tokens = System.Runtime.InteropServices.CollectionsMarshal.AsSpan(_tokens);
+        if (tokens.Length > 0 && stopTokens.Contains(tokens[^1])) tokens = tokens[..^1];
+        string text = tokenizer.Decode(tokens);
         if (StopText != null && text.IndexOf(StopText, StringComparison.Ordinal) is int at and >= 0) return text[..at];
         if (final) return text;
         int keep = text.Length;

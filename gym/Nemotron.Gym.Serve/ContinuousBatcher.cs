@@ -127,6 +127,8 @@ public sealed class ContinuousBatcher : IDisposable
         _thread.Start();
     }
 
+    /// <summary>Token ids that end a choice.</summary>
+    public IReadOnlySet<int> StopTokens => _stopTokens;
     /// <summary>Rows decoded together at most.</summary>
     public int MaxBatch => _maxBatch;
     /// <summary>Requests running or waiting now.</summary>

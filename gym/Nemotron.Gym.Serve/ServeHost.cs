@@ -64,8 +64,7 @@ public sealed class ServeHost : IAsyncDisposable
             else throw new ArgumentException($"--host: '{options.Host}' is not an IP address (or localhost)");
         });
         var app = builder.Build();
-        var s = tokenizer.Specials;
-        var batcher = new ContinuousBatcher(model, tokenizer, [s.EndOfTurn, s.EndOfText], options.MaxBatch, options.MaxPendingRequests);
+        var batcher = new ContinuousBatcher(model, tokenizer, [tokenizer.Specials.EndOfTurn, tokenizer.Specials.EndOfText], options.MaxBatch, options.MaxPendingRequests);
         var host = new ServeHost(app, options, model, tokenizer, batcher);
         host.Map();
         try { await app.StartAsync(cancellation); }
@@ -177,7 +176,7 @@ public sealed class ServeHost : IAsyncDisposable
 
         string id = "chatcmpl-" + Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(12));
         long created = DateTimeOffset.UtcNow.ToUnixTimeSeconds();
-        var choices = Enumerable.Range(0, request.Choices).Select(i => new ChoiceOutput(i, _tokenizer, request.Stop, "call_" + id[9..])).ToArray();
+        var choices = Enumerable.Range(0, request.Choices).Select(i => new ChoiceOutput(i, _tokenizer, Batcher.StopTokens, request.Stop, "call_" + id[9..])).ToArray();
         if (request.Stream) await Stream(ctx, request, generation, choices, id, created, prompt.Length);
         else await Whole(ctx, request, generation, choices, id, created, prompt.Length);
     }

@@ -239,6 +239,22 @@ public class ChatCompletionsTests
     }
 
     [Fact]
+    public async Task AnEndOfTextTokenEndsTheChoiceWithoutShowingInIt()
+    {
+        var conversation = new Conversation([GymChat.ChatMessage.User("Greet")]);
+        await using var server = await TestServer.StartAsync(TestCheckpoints.Scripted(conversation, "Hi there<|endoftext|>"));
+        var client = Client(server);
+        ChatCompletion whole = await client.CompleteChatAsync([new UserChatMessage("Greet")], new ChatCompletionOptions { Temperature = 0f }, Ct);
+        Assert.Equal("Hi there", whole.Content[0].Text);
+        Assert.Equal(ChatFinishReason.Stop, whole.FinishReason);
+        Assert.Equal(9, whole.Usage.OutputTokenCount); // the stop token is generated, and counted
+        var streamed = new System.Text.StringBuilder();
+        await foreach (var update in client.CompleteChatStreamingAsync([new UserChatMessage("Greet")], new ChatCompletionOptions { Temperature = 0f }, Ct))
+            foreach (var part in update.ContentUpdate) streamed.Append(part.Text);
+        Assert.Equal("Hi there", streamed.ToString());
+    }
+
+    [Fact]
     public async Task ModelsAndHealthAreListed()
     {
         await using var server = await TestServer.StartAsync(TestCheckpoints.Random(seed: 2));
