@@ -211,7 +211,14 @@ public sealed class ContinuousBatcher : IDisposable
                 if (_maxBatch - _live < r.Choices) return;
                 _waiting.Dequeue();
             }
-            var logits = _model.Prefill([r.Prompt], _prefillCache);
+            Tensor logits;
+            try { logits = _model.Prefill([r.Prompt], _prefillCache); }
+            catch (ArgumentException e)
+            {
+                // This prompt cannot run (a token id outside the model's vocabulary, say); the batch can.
+                Fail(r, $"messages: {e.Message}");
+                continue;
+            }
             for (int c = 0; c < r.Choices; c++)
             {
                 int s = _live++;

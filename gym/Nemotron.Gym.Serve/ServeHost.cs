@@ -156,6 +156,8 @@ public sealed class ServeHost : IAsyncDisposable
         int context = _model.Config.Context;
         if (prompt.Length >= context)
             throw new ServeRequestException(400, $"messages: the prompt is {prompt.Length} tokens long; the model's context holds {context} (prompt plus output)", "messages");
+        if (prompt.FirstOrDefault(t => t >= _model.Config.Vocab, -1) is int outside and >= 0)
+            throw new ServeRequestException(400, $"messages: the tokenizer produced id {outside}, outside the model's vocabulary of {_model.Config.Vocab} (tokenizer and checkpoint disagree)", "messages");
         // Unset, a choice runs to the end of the context (or the server's cap).
         int maxTokens = request.MaxTokens ?? (_options.MaxTokensLimit > 0 ? _options.MaxTokensLimit : context);
         int seed = request.Seed ?? RandomNumberGenerator.GetInt32(int.MaxValue);
@@ -167,7 +169,10 @@ public sealed class ServeHost : IAsyncDisposable
             ctx.Response.Headers.RetryAfter = "5";
             throw new ServeRequestException(503, Batcher.Fault ?? "the server is shutting down", type: "server_error");
         }
-        if (!Batcher.TryEnqueue(generation))
+        bool queued;
+        try { queued = Batcher.TryEnqueue(generation); }
+        catch (ArgumentException e) { throw new ServeRequestException(400, e.Message, e.Message.Split(':')[0]); }
+        if (!queued)
         {
             ctx.Response.Headers.RetryAfter = "1";
             throw new ServeRequestException(429, $"the server is busy: {_options.MaxPendingRequests} requests are running or waiting; retry shortly",
@@ -220,10 +225,12 @@ public sealed class ServeHost : IAsyncDisposable
             await output.WriteAsync(Encoding.UTF8.GetBytes("data: " + node.ToJsonString(JsonText.Compact) + "\n\n"), ctx.RequestAborted);
         }
 
-        await Send(Chunk(new JsonArray(choices.Select(c => (JsonNode)new JsonObject
-        {
-            ["index"] = c.Index, ["delta"] = new JsonObject { ["role"] = "assistant", ["content"] = "" }, ["logprobs"] = null, ["finish_reason"] = null,
-        }).ToArray())));
+        // One choice per chunk, as OpenAI sends them (clients read choices[0] of each chunk).
+        foreach (var c in choices)
+            await Send(Chunk(new JsonArray(new JsonObject
+            {
+                ["index"] = c.Index, ["delta"] = new JsonObject { ["role"] = "assistant", ["content"] = "" }, ["logprobs"] = null, ["finish_reason"] = null,
+            })));
         await output.FlushAsync(ctx.RequestAborted);
 
         var reader = generation.Events;
@@ -243,15 +250,13 @@ public sealed class ServeHost : IAsyncDisposable
                         return;
                 }
             }
-            var deltas = new JsonArray();
             foreach (int c in touched)
-                if (choices[c].NextDelta(final: choices[c].Finish != null, request.Logprobs) is { } d) deltas.Add(d);
-            if (deltas.Count > 0) await Send(Chunk(deltas));
-            if (finished.Count > 0)
-                await Send(Chunk(new JsonArray(finished.Select(c => (JsonNode)new JsonObject
+                if (choices[c].NextDelta(final: choices[c].Finish != null, request.Logprobs) is { } d) await Send(Chunk(new JsonArray(d)));
+            foreach (var c in finished)
+                await Send(Chunk(new JsonArray(new JsonObject
                 {
                     ["index"] = c.Index, ["delta"] = new JsonObject(), ["logprobs"] = null, ["finish_reason"] = c.FinishReasonText(),
-                }).ToArray())));
+                })));
             await output.FlushAsync(ctx.RequestAborted);
         }
         if (request.IncludeUsage)

@@ -137,6 +137,42 @@ public class ChatCompletionsTests
     }
 
     [Fact]
+    public async Task SeveralStreamedChoicesArriveOnePerChunkAndAddUpToTheWholeOnes()
+    {
+        await using var server = await TestServer.StartAsync(TestCheckpoints.Random(seed: 8));
+        using var http = new HttpClient { BaseAddress = server.Host.BaseAddress };
+        JsonObject Body(bool stream) => new()
+        {
+            ["model"] = "tiny", ["n"] = 2, ["seed"] = 21, ["max_tokens"] = 30, ["stream"] = stream,
+            ["messages"] = new JsonArray(new JsonObject { ["role"] = "user", ["content"] = "Go" }),
+        };
+        var whole = JsonNode.Parse(await (await http.PostAsync("v1/chat/completions", new StringContent(Body(false).ToJsonString()), Ct)).Content.ReadAsStringAsync(Ct))!;
+
+        var response = await http.PostAsync("v1/chat/completions", new StringContent(Body(true).ToJsonString()), Ct);
+        Assert.Equal("text/event-stream", response.Content.Headers.ContentType?.MediaType);
+        var lines = (await response.Content.ReadAsStringAsync(Ct)).Split('\n', StringSplitOptions.RemoveEmptyEntries);
+        Assert.Equal("data: [DONE]", lines[^1]);
+        var texts = new[] { new System.Text.StringBuilder(), new System.Text.StringBuilder() };
+        var finishes = new string?[2];
+        foreach (var line in lines[..^1])
+        {
+            Assert.StartsWith("data: ", line);
+            var chunk = JsonNode.Parse(line["data: ".Length..])!;
+            Assert.Equal("chat.completion.chunk", (string)chunk["object"]!);
+            var choice = Assert.Single(chunk["choices"]!.AsArray())!;
+            int index = (int)choice["index"]!;
+            texts[index].Append((string?)choice["delta"]!["content"] ?? "");
+            finishes[index] ??= (string?)choice["finish_reason"];
+        }
+        for (int i = 0; i < 2; i++)
+        {
+            Assert.Equal((string)whole["choices"]![i]!["message"]!["content"]!, texts[i].ToString());
+            Assert.Equal((string)whole["choices"]![i]!["finish_reason"]!, finishes[i]);
+        }
+        Assert.NotEqual(texts[0].ToString(), texts[1].ToString());
+    }
+
+    [Fact]
     public async Task StreamedCompletionCarriesTheSameTextAsTheWholeOne()
     {
         await using var server = await TestServer.StartAsync(TestCheckpoints.Random(seed: 6));
