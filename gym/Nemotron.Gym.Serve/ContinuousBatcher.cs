@@ -80,7 +80,7 @@ public sealed class ContinuousBatcher : IDisposable
     private readonly ITokenizer _tokenizer;
     private readonly HashSet<int> _stopTokens;
     private readonly int _maxBatch, _maxPending;
-    private readonly Queue<GenerationRequest> _waiting = new();
+    private readonly Queue<GenerationRequest> _waiting = new(), _retry = new();
     private readonly object _gate = new();
     private readonly SemaphoreSlim _wake = new(0);
     private readonly CancellationTokenSource _stop = new();
@@ -117,7 +117,7 @@ public sealed class ContinuousBatcher : IDisposable
         var cfg = model.Config;
         var be = model.Backend;
         _decodeCache = new KvCache(model, maxBatch, cfg.Context);
-        _prefillCache = new KvCache(model, 1, cfg.Context);
+        _prefillCache = new KvCache(model, PrefillRows, cfg.Context);
         _rowLogits = be.Allocate(DType.F32, (long)maxBatch * cfg.PaddedVocab, "serve.row_logits");
         _scratchLogits = be.Allocate(DType.F32, (long)maxBatch * cfg.PaddedVocab, "serve.group_logits");
         _tokens = be.Allocate(DType.I32, maxBatch, "serve.tokens");
@@ -197,34 +197,62 @@ public sealed class ContinuousBatcher : IDisposable
         if (Interlocked.Exchange(ref r.Unfinished, 0) > 0) lock (_gate) _pending--;
     }
 
-    /// <summary>Moves waiting requests into free rows, first come first served: prefill once, copy per choice.</summary>
+    /// <summary>Prompts prefilled together at most (the prefill cache's rows).</summary>
+    private const int PrefillRows = 8;
+
+    /// <summary>
+    /// Moves waiting requests into free rows, first come first served: the prompts of up to
+    /// <see cref="PrefillRows"/> requests are prefilled in one pass, then each prompt's KV row and
+    /// next-token logits are copied once per choice.
+    /// </summary>
     private void Admit()
     {
         int vp = _model.Config.PaddedVocab;
         while (true)
         {
-            GenerationRequest? r;
+            var admitted = new List<GenerationRequest>();
+            int rows = _live;
             lock (_gate)
             {
-                if (!_waiting.TryPeek(out r)) return;
-                if (r.Cancellation.IsCancellationRequested) { _waiting.Dequeue(); Drop(r); continue; }
-                if (_maxBatch - _live < r.Choices) return;
-                _waiting.Dequeue();
+                while (admitted.Count < PrefillRows && _waiting.TryPeek(out var r))
+                {
+                    if (r.Cancellation.IsCancellationRequested) { _waiting.Dequeue(); Drop(r); continue; }
+                    if (_maxBatch - rows < r.Choices) break;
+                    _waiting.Dequeue();
+                    admitted.Add(r);
+                    rows += r.Choices;
+                }
             }
+            if (admitted.Count == 0) return;
             Tensor logits;
-            try { logits = _model.Prefill([r.Prompt], _prefillCache); }
+            try { logits = _model.Prefill(admitted.Select(r => r.Prompt).ToList(), _prefillCache); }
             catch (ArgumentException e)
             {
-                // This prompt cannot run (a token id outside the model's vocabulary, say); the batch can.
-                Fail(r, $"messages: {e.Message}");
+                // A prompt that cannot run (a token id outside the model's vocabulary, say) fails its request alone.
+                foreach (var r in admitted)
+                {
+                    try { _model.Prefill([r.Prompt], _prefillCache); }
+                    catch (ArgumentException) { Fail(r, $"messages: {e.Message}"); continue; }
+                    lock (_gate) _retry.Enqueue(r);
+                }
+                lock (_gate)
+                {
+                    foreach (var r in _waiting) _retry.Enqueue(r);
+                    _waiting.Clear();
+                    while (_retry.TryDequeue(out var r)) _waiting.Enqueue(r);
+                }
                 continue;
             }
-            for (int c = 0; c < r.Choices; c++)
+            for (int k = 0; k < admitted.Count; k++)
             {
-                int s = _live++;
-                _decodeCache.CopyRow(s, _prefillCache, 0, r.Prompt.Length);
-                _model.Backend.Copy(_rowLogits, (long)s * vp, logits, 0, vp);
-                _rows[s] = new Row(r, c, r.Prompt.Length);
+                var r = admitted[k];
+                for (int c = 0; c < r.Choices; c++)
+                {
+                    int s = _live++;
+                    _decodeCache.CopyRow(s, _prefillCache, k, r.Prompt.Length);
+                    _model.Backend.Copy(_rowLogits, (long)s * vp, logits, (long)k * vp, vp);
+                    _rows[s] = new Row(r, c, r.Prompt.Length);
+                }
             }
         }
     }
