@@ -45,7 +45,7 @@ internal static class ServeCommand
                 await using (server)
                 {
                     AnsiConsole.MarkupLineInterpolated(
-                        $"[green]serving[/] '{options.ModelName}' ({model.Config.ParameterCount:N0} parameters, context {model.Config.Context}) at {server.BaseAddress}v1 (max batch {options.MaxBatch}{(options.ApiKey != null ? ", API key required" : "")}); Ctrl-C stops");
+                        $"[green]serving[/] '{options.ModelName}' ({model.Config.ParameterCount:N0} parameters, context {model.Config.Context}) at {server.BaseAddress}v1 (max batch {options.MaxBatch}, KV cache {server.Batcher.KvCacheBytes / (1 << 20)} MiB{(options.ApiKey != null ? ", API key required" : "")}); Ctrl-C stops");
                     try { await Task.Delay(Timeout.Infinite, ct); }
                     catch (OperationCanceledException) { }
                     AnsiConsole.MarkupLine("stopping ...");

@@ -70,7 +70,7 @@ public sealed class GenerationRequest
 
 /// <summary>
 /// Continuous batching over one model: a request joins the running batch at the next decoding step (its
-/// prompt is prefilled alone and its KV rows copied in, one per choice) and each choice leaves as soon as
+/// prompt is prefilled, together with others that arrived meanwhile, and its KV row copied in once per choice) and each choice leaves as soon as
 /// it finishes, so rows of different requests, lengths and sampling settings decode together. One thread
 /// owns the model; requests wait in a bounded queue and <see cref="TryEnqueue"/> refuses when it is full.
 /// </summary>
@@ -127,6 +127,8 @@ public sealed class ContinuousBatcher : IDisposable
         _thread.Start();
     }
 
+    /// <summary>Bytes of the key/value caches (decode rows plus prefill rows), all allocated up front.</summary>
+    public long KvCacheBytes => 2L * _model.Config.Layers * (_maxBatch + PrefillRows) * _model.Config.Context * _model.Config.Width * sizeof(float);
     /// <summary>Token ids that end a choice.</summary>
     public IReadOnlySet<int> StopTokens => _stopTokens;
     /// <summary>Rows decoded together at most.</summary>

@@ -92,6 +92,11 @@ public sealed class ServeHost : IAsyncDisposable
             {
                 await WriteError(ctx, e);
             }
+            catch (Exception e) when (e is not OperationCanceledException && !ctx.Response.HasStarted)
+            {
+                // Logging is off (the CLI prints its own lines), so the client gets the reason.
+                await WriteError(ctx, new ServeRequestException(500, $"{e.GetType().Name}: {e.Message}", type: "server_error"));
+            }
         });
         _app.MapGet("/health", (HttpContext ctx) => Health(ctx));
         _app.MapGet("/v1/models", (HttpContext ctx) => WriteJson(ctx, 200, new JsonObject
