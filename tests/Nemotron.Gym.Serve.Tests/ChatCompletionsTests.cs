@@ -34,6 +34,7 @@ public class ChatCompletionsTests
         details.Select(d => Bytes(d) is [var b] ? b : -1).ToArray();
 
     private static byte[] Bytes(ChatTokenLogProbabilityDetails d) => d.Utf8Bytes is { } m ? m.ToArray() : [];
+    private static byte[] Bytes(ChatTokenTopLogProbabilityDetails d) => d.Utf8Bytes is { } m ? m.ToArray() : [];
 
     [Fact]
     public async Task CompletionReproducesTheSamplerTokensAndLogprobsForItsSeed()
@@ -52,10 +53,24 @@ public class ChatCompletionsTests
             if (token < 256) Assert.Equal([(byte)token], Bytes(details[k]));
             else Assert.Equal(server.Tokenizer.Decode([token]), details[k].Token);
             Assert.Equal(want.LogProbs[k], details[k].LogProbability);
-            // The alternatives come from the same distribution, most likely first.
-            Assert.Equal(3, details[k].TopLogProbabilities.Count);
-            Assert.True(details[k].TopLogProbabilities[0].LogProbability >= details[k].LogProbability - 1e-4f);
-            Assert.True(details[k].TopLogProbabilities[0].LogProbability >= details[k].TopLogProbabilities[2].LogProbability);
+        }
+        // The alternatives are the three most likely tokens of the model's own (teacher-forced) distribution.
+        var prompt0 = new ChatTemplate(server.Tokenizer).RenderGenerationPrompt(new Conversation([GymChat.ChatMessage.User("What is 2+3?")]));
+        var sequence = prompt0.Concat(want.Tokens).ToArray();
+        var logits = server.Model.FullLogits(Nemotron.Gym.Policy.Model.TokenBatch.FromSequences([sequence], padToken: 0));
+        int vocab = server.Model.Config.Vocab, vp = server.Model.Config.PaddedVocab;
+        for (int k = 0; k < want.Tokens.Length; k++)
+        {
+            var row = logits.AsSpan((prompt0.Length - 1 + k) * vp, vocab).ToArray();
+            double max = row.Max(), logZ = max + Math.Log(row.Sum(z => Math.Exp(z - max)));
+            var best = Enumerable.Range(0, vocab).OrderByDescending(j => row[j]).Take(3).ToArray();
+            var top = details[k].TopLogProbabilities;
+            Assert.Equal(3, top.Count);
+            for (int a = 0; a < 3; a++)
+            {
+                Assert.Equal(best[a] < 256 ? [(byte)best[a]] : System.Text.Encoding.UTF8.GetBytes(server.Tokenizer.Decode([best[a]])), Bytes(top[a]));
+                Assert.Equal(row[best[a]] - logZ, top[a].LogProbability, 1e-4);
+            }
         }
         Assert.Equal(want.Finish == FinishReason.Stop ? ChatFinishReason.Stop : ChatFinishReason.Length, completion.FinishReason);
         Assert.Equal(want.Tokens.Length, completion.Usage.OutputTokenCount);
