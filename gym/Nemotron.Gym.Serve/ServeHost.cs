@@ -169,7 +169,7 @@ public sealed class ServeHost : IAsyncDisposable
 
         var generation = new GenerationRequest(prompt, request.Choices, request.Sampling, seed, maxTokens,
             request.Logprobs ? request.TopLogprobs : 0, request.Stop, ctx.RequestAborted);
-        if (Batcher.Fault is { } fault || Batcher.Stopped)
+        if (Batcher.Fault != null || Batcher.Stopped)
         {
             ctx.Response.Headers.RetryAfter = "5";
             throw new ServeRequestException(503, Batcher.Fault ?? "the server is shutting down", type: "server_error");
@@ -249,12 +249,13 @@ public sealed class ServeHost : IAsyncDisposable
                 switch (e)
                 {
                     case ChoiceToken t: choices[t.Choice].Add(t, request.Logprobs); touched.Add(t.Choice); break;
-                    case ChoiceFinished f: choices[f.Choice].Finished(f); finished.Add(choices[f.Choice]); break;
+                    case ChoiceFinished f: choices[f.Choice].Finished(f); finished.Add(choices[f.Choice]); touched.Add(f.Choice); break;
                     case RequestFailed failed:
                         await Send(new JsonObject { ["error"] = ErrorJson(failed.Message, null, "server_error") });
                         return;
                 }
             }
+            // A finished choice sends what was held back (a partial character, the start of a stop string) now.
             foreach (int c in touched)
                 if (choices[c].NextDelta(final: choices[c].Finish != null, request.Logprobs) is { } d) await Send(Chunk(new JsonArray(d)));
             foreach (var c in finished)
