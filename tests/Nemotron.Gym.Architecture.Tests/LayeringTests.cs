@@ -26,7 +26,7 @@ public class LayeringTests
         ["Nemotron.Gym.Grains"] = ["Nemotron.Gym.Grains.Abstractions", "Nemotron.Gym.Plugins", "Nemotron.Gym.Sandbox"],
         ["Nemotron.Gym.Store"] = ["Nemotron.Gym.Conversation"],
         ["Nemotron.Gym.Runs"] = ["Nemotron.Gym.Grains", "Nemotron.Gym.Store", "Nemotron.Gym.Training"],
-        ["Nemotron.Gym.Serve"] = ["Nemotron.Gym.Model", "Nemotron.Gym.Kernels.Cuda"],
+        ["Nemotron.Gym.Serve"] = ["Nemotron.Gym.Model"],
         ["Nemotron.Gym.Ui"] = ["Nemotron.Gym.Store"],
     };
 
