@@ -1,5 +1,5 @@
 using System.CommandLine;
-using Nemotron.Gym.Policy.Checkpoints;
+using Nemotron.Gym.Model.Checkpoints;
 using Nemotron.Gym.Serve;
 using Spectre.Console;
 

@@ -1,13 +1,13 @@
 using System.ClientModel;
 using System.ClientModel.Primitives;
 using System.Text.Json.Nodes;
+using Nemotron.Gym.Conversation;
 using Nemotron.Gym.Kernels;
 using Nemotron.Gym.Model.Chat;
 using Nemotron.Gym.Model.Sampling;
 using OpenAI;
 using OpenAI.Chat;
 using OpenAI.Models;
-using GymChat = Nemotron.Gym.Model.Chat;
 
 namespace Nemotron.Gym.Serve.Tests;
 
@@ -23,7 +23,7 @@ public class ChatCompletionsTests
     private static IReadOnlyList<Generation> SamplerReference(TestServer server, string user, int choices, SamplingParams sampling, int seed, int maxTokens)
     {
         var template = new ChatTemplate(server.Tokenizer);
-        var prompt = template.RenderGenerationPrompt(new Conversation([GymChat.ChatMessage.User(user)]));
+        var prompt = template.RenderGenerationPrompt(new ChatTranscript([Message.User(user)]));
         using var sampler = new Sampler(server.Model);
         var s = server.Tokenizer.Specials;
         return sampler.Generate(Enumerable.Repeat(prompt, choices).ToList(),
@@ -55,7 +55,7 @@ public class ChatCompletionsTests
             Assert.Equal(want.LogProbs[k], details[k].LogProbability);
         }
         // The alternatives are the three most likely tokens of the model's own (teacher-forced) distribution.
-        var prompt0 = new ChatTemplate(server.Tokenizer).RenderGenerationPrompt(new Conversation([GymChat.ChatMessage.User("What is 2+3?")]));
+        var prompt0 = new ChatTemplate(server.Tokenizer).RenderGenerationPrompt(new ChatTranscript([Message.User("What is 2+3?")]));
         var sequence = prompt0.Concat(want.Tokens).ToArray();
         var logits = server.Model.FullLogits(Nemotron.Gym.Model.TokenBatch.FromSequences([sequence], padToken: 0));
         int vocab = server.Model.Config.Vocab, vp = server.Model.Config.PaddedVocab;
@@ -74,7 +74,7 @@ public class ChatCompletionsTests
         }
         Assert.Equal(want.Finish == FinishReason.Stop ? ChatFinishReason.Stop : ChatFinishReason.Length, completion.FinishReason);
         Assert.Equal(want.Tokens.Length, completion.Usage.OutputTokenCount);
-        var prompt = new ChatTemplate(server.Tokenizer).RenderGenerationPrompt(new Conversation([GymChat.ChatMessage.User("What is 2+3?")]));
+        var prompt = new ChatTemplate(server.Tokenizer).RenderGenerationPrompt(new ChatTranscript([Message.User("What is 2+3?")]));
         Assert.Equal(prompt.Length, completion.Usage.InputTokenCount);
         Assert.Equal("tiny", completion.Model);
 
@@ -221,10 +221,11 @@ public class ChatCompletionsTests
     {
         var tool = ChatTool.CreateFunctionTool("add", "Adds two integers",
             BinaryData.FromString("""{"type":"object","properties":{"a":{"type":"integer"},"b":{"type":"integer"}},"required":["a","b"]}"""));
-        var asked = new GymChat.ChatMessage[] { GymChat.ChatMessage.System("You are a calculator."), GymChat.ChatMessage.User("What is 2+3?") };
+        var asked = new[] { Message.System("You are a calculator."), Message.User("What is 2+3?") };
         // The tool as the chat template shows it: the Responses API shape the environments train with.
-        var toolJson = """{"type":"function","name":"add","description":"Adds two integers","parameters":{"type":"object","properties":{"a":{"type":"integer"},"b":{"type":"integer"}},"required":["a","b"]}}""";
-        var checkpoint = TestCheckpoints.Scripted(new Conversation(asked, [toolJson]),
+        var toolDef = new ToolDefinition("add", "Adds two integers",
+            JsonNode.Parse("""{"type":"object","properties":{"a":{"type":"integer"},"b":{"type":"integer"}},"required":["a","b"]}""")!.AsObject());
+        var checkpoint = TestCheckpoints.Scripted(new ChatTranscript(asked, [toolDef]),
             """<think>Use the tool.</think><tool_call>{"name": "add", "arguments": {"a": 2, "b": 3}}</tool_call><|end|>""", context: 512);
         await using var server = await TestServer.StartAsync(checkpoint);
         var client = Client(server);
@@ -268,7 +269,7 @@ public class ChatCompletionsTests
     [Fact]
     public async Task StopStringsEndTheChoiceAndAreLeftOut()
     {
-        var conversation = new Conversation([GymChat.ChatMessage.User("Greet")]);
+        var conversation = new ChatTranscript([Message.User("Greet")]);
         await using var server = await TestServer.StartAsync(TestCheckpoints.Scripted(conversation, "Hello world, and more.<|end|>"));
         var client = Client(server);
         ChatCompletion plain = await client.CompleteChatAsync([new UserChatMessage("Greet")], new ChatCompletionOptions { Temperature = 0f }, Ct);
@@ -292,7 +293,7 @@ public class ChatCompletionsTests
     [Fact]
     public async Task AnEndOfTextTokenEndsTheChoiceWithoutShowingInIt()
     {
-        var conversation = new Conversation([GymChat.ChatMessage.User("Greet")]);
+        var conversation = new ChatTranscript([Message.User("Greet")]);
         await using var server = await TestServer.StartAsync(TestCheckpoints.Scripted(conversation, "Hi there<|endoftext|>"));
         var client = Client(server);
         ChatCompletion whole = await client.CompleteChatAsync([new UserChatMessage("Greet")], new ChatCompletionOptions { Temperature = 0f }, Ct);

@@ -1,3 +1,4 @@
+using Nemotron.Gym.Conversation;
 using Nemotron.Gym.Kernels.Cpu;
 using Nemotron.Gym.Model.Chat;
 using Nemotron.Gym.Model.Checkpoints;
@@ -35,7 +36,7 @@ internal static class TestCheckpoints
     /// position p. The tied LM head then scores that token about 34 nats above any other, at any
     /// temperature up to 1. After the response every position points at 'z'.
     /// </summary>
-    public static string Scripted(Conversation conversation, string response, int layers = 1, int context = 256)
+    public static string Scripted(ChatTranscript conversation, string response, int layers = 1, int context = 256)
     {
         var template = new ChatTemplate(Tokenizer);
         var prompt = template.RenderGenerationPrompt(conversation);
