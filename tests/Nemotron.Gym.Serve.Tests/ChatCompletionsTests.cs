@@ -261,8 +261,8 @@ public class ChatCompletionsTests
         var next = await client.CompleteChatAsync(
             [new SystemChatMessage("You are a calculator."), new UserChatMessage("What is 2+3?"), new AssistantChatMessage([call]), new ToolChatMessage(call.Id, "5")],
             new ChatCompletionOptions { Tools = { tool }, Temperature = 0f, MaxOutputTokenCount = 3 }, Ct);
-        var followUp = new ChatTemplate(server.Tokenizer).RenderGenerationPrompt(new Conversation(
-            [.. asked, GymChat.ChatMessage.Assistant("", toolCalls: [new ToolCall("add", call.FunctionArguments.ToString())]), GymChat.ChatMessage.ToolResult("5")], [toolJson]));
+        var followUp = new ChatTemplate(server.Tokenizer).RenderGenerationPrompt(new ChatTranscript(
+            [.. asked, Message.Assistant("", toolCalls: [new ToolCall(call.Id, "add", JsonNode.Parse(call.FunctionArguments.ToString())!.AsObject())]), new Message(Role.Tool, "5", ToolCallId: call.Id)], [toolDef]));
         Assert.Equal(followUp.Length, next.Value.Usage.InputTokenCount);
     }
 
