@@ -84,7 +84,7 @@ public sealed class ServeBenchmark : IBenchmark
             clock.Restart();
             for (int start = 0; start < clients * requests; start += clients)
             {
-                var prompts = Enumerable.Range(start, clients).Select(i => template.RenderGenerationPrompt(new Conversation([ChatMessage.User(Question(i))]))).ToList();
+                var prompts = Enumerable.Range(start, clients).Select(i => template.RenderGenerationPrompt(new Nemotron.Gym.Conversation.ChatTranscript([Nemotron.Gym.Conversation.Message.User(Question(i))]))).ToList();
                 batchedTokens += sampler.Generate(prompts, new GenerationOptions(maxTokens, new SamplingParams(1f), start, [specials.EndOfTurn, specials.EndOfText], MaxBatch: clients)).Sum(g => g.Tokens.Length);
             }
             double offlineRate = batchedTokens / clock.Elapsed.TotalSeconds;

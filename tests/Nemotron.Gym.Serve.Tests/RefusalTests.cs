@@ -132,7 +132,7 @@ public class RefusalTests
     {
         // One request at a time; a long one keeps it busy (the scripted model never ends a turn, and its
         // eight layers make a thousand tokens take a while).
-        var checkpoint = TestCheckpoints.Scripted(new Policy.Chat.Conversation([Policy.Chat.ChatMessage.User("go on")]), "", layers: 8, context: 1024);
+        var checkpoint = TestCheckpoints.Scripted(new Nemotron.Gym.Conversation.ChatTranscript([Nemotron.Gym.Conversation.Message.User("go on")]), "", layers: 8, context: 1024);
         await using var server = await TestServer.StartAsync(checkpoint, new ServeOptions { MaxPendingRequests = 1, MaxBatch = 2 });
         var client = ChatCompletionsTests.Client(server);
         using var cancelLong = CancellationTokenSource.CreateLinkedTokenSource(Ct);
