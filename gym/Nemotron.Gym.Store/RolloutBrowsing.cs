@@ -69,14 +69,20 @@ public sealed record RolloutFilter
     public int Offset { get; init; }
     /// <summary>Rows on the page.</summary>
     public int Limit { get; init; } = 50;
+    /// <summary>Matches are counted up to this many (see <see cref="RolloutPage.TotalIsAtLeast"/>).</summary>
+    public int CountLimit { get; init; } = 10_000;
 }
 
 /// <summary>A rollout's row in the browser: its key and the columns the browser shows, without the blob.</summary>
 public sealed record RolloutSummary(string RunId, int Step, string TaskId, int SampleIndex, string Environment, double Reward, double ShapedReward,
     double? Advantage, bool Truncated, int Turns, int GeneratedTokens, string? MaskedReason, string Reason);
 
-/// <summary>One page of rollouts and how many match the filter in all.</summary>
-public sealed record RolloutPage(IReadOnlyList<RolloutSummary> Rows, long Total);
+/// <summary>
+/// One page of rollouts and how many match the filter: exactly, up to <see cref="RolloutFilter.CountLimit"/>; beyond it
+/// <paramref name="Total"/> is that limit and <paramref name="TotalIsAtLeast"/> is set (counting a million matches costs
+/// more than the page itself).
+/// </summary>
+public sealed record RolloutPage(IReadOnlyList<RolloutSummary> Rows, long Total, bool TotalIsAtLeast = false);
 
 /// <summary>
 /// The read side the web UI needs: runs, pages of rollouts filtered and sorted by the database, single rollouts, groups
@@ -143,14 +149,16 @@ internal abstract partial class SqlRolloutStore : IRolloutBrowser
 {
     // Schema 3: advantage and masked_reason are columns so the browser filters and sorts on them; search_text is the
     // conversation in lower case, so text search is one LIKE in the database (the conversation itself is in the compressed blob).
+    // Each sort index ends with the key columns, so a page in that order is read straight off the index and stops after its
+    // rows instead of sorting every match (the order clauses below use exactly these columns, in one direction).
     private string UpgradeToV3 => $"""
         ALTER TABLE gym_rollouts ADD COLUMN advantage {RealType};
         ALTER TABLE gym_rollouts ADD COLUMN masked_reason TEXT;
         ALTER TABLE gym_rollouts ADD COLUMN search_text TEXT;
-        CREATE INDEX gym_rollouts_reward ON gym_rollouts (run_id, reward);
-        CREATE INDEX gym_rollouts_environment_reward ON gym_rollouts (run_id, environment, reward);
-        CREATE INDEX gym_rollouts_task ON gym_rollouts (run_id, task_id, step);
-        CREATE INDEX gym_rollouts_advantage ON gym_rollouts (run_id, advantage);
+        CREATE INDEX gym_rollouts_reward ON gym_rollouts (run_id, reward, step, task_id, sample_index);
+        CREATE INDEX gym_rollouts_environment_reward ON gym_rollouts (run_id, environment, reward, step, task_id, sample_index);
+        CREATE INDEX gym_rollouts_length ON gym_rollouts (run_id, generated_tokens, step, task_id, sample_index);
+        CREATE INDEX gym_rollouts_task ON gym_rollouts (run_id, task_id, step, sample_index);
         """;
 
     /// <summary>The columns <see cref="RolloutFromRow"/> reads, in its order.</summary>
@@ -276,16 +284,18 @@ internal abstract partial class SqlRolloutStore : IRolloutBrowser
 
     private static string OrderClause(RolloutFilter f)
     {
-        string dir = f.Descending ? " DESC" : "";
+        // Descending reverses every key (ties too), so an index can be read backwards.
+        string d = f.Descending ? " DESC" : "";
+        string key = $"step{d}, task_id{d}, sample_index{d}";
         return f.Sort switch
         {
-            RolloutSort.Step => $"step{dir}, task_id{dir}, sample_index{dir}",
-            RolloutSort.Reward => $"reward{dir}, step, task_id, sample_index",
+            RolloutSort.Step => key,
+            RolloutSort.Reward => $"reward{d}, {key}",
             // The IS NULL term puts rollouts without an advantage last in both databases (they order NULLs differently).
-            RolloutSort.Advantage => $"(advantage IS NULL), advantage{dir}, step, task_id, sample_index",
-            RolloutSort.Length => $"generated_tokens{dir}, step, task_id, sample_index",
-            RolloutSort.Turns => $"turns{dir}, step, task_id, sample_index",
-            RolloutSort.TaskId => $"task_id{dir}, step{dir}, sample_index",
+            RolloutSort.Advantage => $"(advantage IS NULL), advantage{d}, {key}",
+            RolloutSort.Length => $"generated_tokens{d}, {key}",
+            RolloutSort.Turns => $"turns{d}, {key}",
+            RolloutSort.TaskId => $"task_id{d}, step{d}, sample_index{d}",
             _ => throw new ArgumentOutOfRangeException(nameof(f), f.Sort, "unknown sort"),
         };
     }
@@ -295,7 +305,8 @@ internal abstract partial class SqlRolloutStore : IRolloutBrowser
         var (where, args) = FilterClause(f);
         await using var c = await OpenConnectionAsync(ct);
         long total;
-        await using (var count = Cmd(c, null, $"SELECT COUNT(*) FROM gym_rollouts WHERE {where}", [.. args]))
+        int countLimit = Math.Max(1, f.CountLimit);
+        await using (var count = Cmd(c, null, $"SELECT COUNT(*) FROM (SELECT 1 FROM gym_rollouts WHERE {where} LIMIT @countlimit) AS matches", [.. args, ("@countlimit", countLimit + 1)]))
             total = Convert.ToInt64(await count.ExecuteScalarAsync(ct), CultureInfo.InvariantCulture);
         var rows = new List<RolloutSummary>();
         await using var cmd = Cmd(c, null, $"""
@@ -306,7 +317,7 @@ internal abstract partial class SqlRolloutStore : IRolloutBrowser
         while (await r.ReadAsync(ct))
             rows.Add(new RolloutSummary(f.RunId, r.GetInt32(0), r.GetString(1), r.GetInt32(2), r.GetString(3), r.GetDouble(4), r.GetDouble(5),
                 r.IsDBNull(6) ? null : r.GetDouble(6), r.GetInt32(7) != 0, r.GetInt32(8), r.GetInt32(9), r.IsDBNull(10) ? null : r.GetString(10), r.GetString(11)));
-        return new RolloutPage(rows, total);
+        return total > countLimit ? new RolloutPage(rows, countLimit, TotalIsAtLeast: true) : new RolloutPage(rows, total);
     }
 
     public async Task<StoredRollout?> ReadRolloutAsync(string runId, int step, string taskId, int sampleIndex, CancellationToken ct = default)

@@ -289,6 +289,7 @@ internal sealed class UiPages(IRolloutBrowser store)
             <td class="reason">{Clip(r.Reason, 140)}</td></tr>
             """));
         int pages = (int)Math.Max(1, (result.Total + size - 1) / size);
+        bool more = result.TotalIsAtLeast ? result.Rows.Count == size : page < pages;
         return Layout("Rollouts", H.T($"""
             <h1>Rollouts of <a href="{RunLink(run.RunId)}">{run.RunId}</a></h1>
             <form method="get" action="/rollouts" id="filters" class="filters">
@@ -304,9 +305,10 @@ internal sealed class UiPages(IRolloutBrowser store)
             {Select("size", "per page", PageSizes.Select(s => (s.ToString(CultureInfo.InvariantCulture), s.ToString(CultureInfo.InvariantCulture))))}
             <button type="submit">filter</button> <a href="/rollouts?{H.Query(("run", run.RunId))}">clear</a>
             </form>
-            <p><b id="total">{result.Total}</b> rollouts match · page {page} of {pages}
+            <p><b id="total">{(result.TotalIsAtLeast ? $"{result.Total:N0}+" : result.Total.ToString(CultureInfo.InvariantCulture))}</b> rollouts match
+            {(result.TotalIsAtLeast ? H.T($"(counting stops there) · page {page}") : H.T($" · page {page} of {pages}"))}
             {(page > 1 ? H.T($" · <a href=\"{PageLink(page - 1)}\" rel=\"prev\">previous</a>") : Html.Empty)}
-            {(page < pages ? H.T($" · <a href=\"{PageLink(page + 1)}\" rel=\"next\">next</a>") : Html.Empty)}</p>
+            {(more ? H.T($" · <a href=\"{PageLink(page + 1)}\" rel=\"next\">next</a>") : Html.Empty)}</p>
             <table class="grid" id="rollouts"><thead><tr><th>step</th><th>task (group)</th><th>sample</th><th>environment</th><th>reward</th><th>shaped</th>
             <th>advantage</th><th>truncated</th><th>turns</th><th>length</th><th>masked</th><th>reason</th></tr></thead>
             <tbody>{Html.Join(rows)}</tbody></table>

@@ -1,3 +1,4 @@
+using Nemotron.Gym.TestSupport;
 using static Nemotron.Gym.Store.Tests.TestRollouts;
 
 namespace Nemotron.Gym.Store.Tests;
@@ -80,7 +81,8 @@ public abstract class RolloutBrowsingContract
     {
         var (connection, all) = await FilledAsync();
         await using var b = await RolloutBrowsers.OpenReadOnlyAsync(connection);
-        var byReward = all.OrderByDescending(r => r.Reward).ThenBy(r => r.Step).ThenBy(r => r.TaskId, StringComparer.Ordinal).ThenBy(r => r.SampleIndex).ToList();
+        // Descending reverses the ties' order too.
+        var byReward = all.OrderByDescending(r => r.Reward).ThenByDescending(r => r.Step).ThenByDescending(r => r.TaskId, StringComparer.Ordinal).ThenByDescending(r => r.SampleIndex).ToList();
         var page2 = await b.ReadRolloutPageAsync(new RolloutFilter { RunId = "run", Sort = RolloutSort.Reward, Descending = true, Offset = 5, Limit = 5 });
         Assert.Equal(24, page2.Total);
         Assert.Equal(byReward.Skip(5).Take(5).Select(r => (r.Step, r.TaskId, r.SampleIndex)), page2.Rows.Select(r => (r.Step, r.TaskId, r.SampleIndex)));
@@ -92,6 +94,11 @@ public abstract class RolloutBrowsingContract
             Assert.Equal(all.Count(r => r.Advantage != null), withAdv.Count);
             Assert.Equal(desc ? withAdv.OrderDescending() : withAdv.Order(), withAdv);
         }
+        // Counting stops at the limit and says so.
+        var capped = await b.ReadRolloutPageAsync(new RolloutFilter { RunId = "run", CountLimit = 10, Limit = 3 });
+        Assert.Equal((10L, true, 3), (capped.Total, capped.TotalIsAtLeast, capped.Rows.Count));
+        var exact = await b.ReadRolloutPageAsync(new RolloutFilter { RunId = "run", CountLimit = 24 });
+        Assert.Equal((24L, false), (exact.Total, exact.TotalIsAtLeast));
         var longest = (await b.ReadRolloutPageAsync(new RolloutFilter { RunId = "run", Sort = RolloutSort.Length, Descending = true, Limit = 1 })).Rows;
         Assert.Equal(all.Max(r => r.GeneratedTokens), Assert.Single(longest).GeneratedTokens);
     }
@@ -177,6 +184,42 @@ public sealed class SqliteRolloutBrowsingTests : RolloutBrowsingContract, IDispo
         var e = await Assert.ThrowsAsync<InvalidDataException>(() => RolloutBrowsers.OpenReadOnlyAsync(path));
         Assert.Contains("version 2", e.Message);
         Assert.Contains("gym runs list", e.Message);
+    }
+
+    [Fact]
+    public async Task UpgradingAVersion2StoreFillsTheBrowserColumnsFromTheBlobs()
+    {
+        // A version-2 store as that build wrote it: its tables, and a rollout row whose blob has no keys past 7.
+        string path = Path.Combine(_dir, "v2.db");
+        var r = Make("r", 2, "math/a", 1) with { Messages = [new("user", "Find the NEEDLE"), new("assistant", "x", "hidden Thought", null)] };
+        var blob = RolloutBlob.Pack(r);
+        await using (var c = new Microsoft.Data.Sqlite.SqliteConnection($"Data Source={path};Pooling=false"))
+        {
+            await c.OpenAsync();
+            await using var cmd = c.CreateCommand();
+            cmd.CommandText = """
+                CREATE TABLE gym_runs (run_id TEXT PRIMARY KEY, status TEXT NOT NULL, step INTEGER NOT NULL, total_steps INTEGER NOT NULL,
+                    config_yaml TEXT NOT NULL, created TEXT NOT NULL, updated TEXT NOT NULL);
+                CREATE TABLE gym_steps (run_id TEXT NOT NULL, step INTEGER NOT NULL, metrics_json TEXT NOT NULL, PRIMARY KEY (run_id, step));
+                CREATE TABLE gym_rollouts (run_id TEXT NOT NULL, step INTEGER NOT NULL, task_id TEXT NOT NULL, sample_index INTEGER NOT NULL,
+                    environment TEXT NOT NULL, reward REAL NOT NULL, shaped_reward REAL NOT NULL, truncated INTEGER NOT NULL,
+                    turns INTEGER NOT NULL, generated_tokens INTEGER NOT NULL, reason TEXT NOT NULL, created_at TEXT NOT NULL, blob BLOB NOT NULL,
+                    PRIMARY KEY (run_id, step, task_id, sample_index));
+                CREATE INDEX gym_rollouts_environment ON gym_rollouts (run_id, environment, step);
+                CREATE TABLE gym_store_version (version INTEGER NOT NULL);
+                INSERT INTO gym_store_version VALUES (2);
+                INSERT INTO gym_rollouts VALUES ('r', 2, 'math/a', 1, 'math', 1.0, 0.9, 0, 2, 3, 'matched 4', '2026-11-23T01:02:03.4560000+02:00', @blob);
+                """;
+            cmd.Parameters.AddWithValue("@blob", blob);
+            await cmd.ExecuteNonQueryAsync();
+        }
+        await (await RolloutStores.OpenAsync(path)).DisposeAsync();
+        await using var b = await RolloutBrowsers.OpenReadOnlyAsync(path);
+        var page = await b.ReadRolloutPageAsync(new RolloutFilter { RunId = "r", Text = "needle" });
+        Assert.Equal([("math/a", 1)], page.Rows.Select(x => (x.TaskId, x.SampleIndex)));
+        Assert.Equal(1, (await b.ReadRolloutPageAsync(new RolloutFilter { RunId = "r", Text = "hidden thought" })).Total);
+        Assert.Null(page.Rows[0].Advantage);
+        Assert.Equal(1, (await b.ReadRolloutPageAsync(new RolloutFilter { RunId = "r", Masked = false })).Total);
     }
 }
 

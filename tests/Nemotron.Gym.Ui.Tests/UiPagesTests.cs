@@ -113,7 +113,7 @@ public sealed class UiPagesTests(UiFixture ui)
 
         // Sorted by reward, largest first, a page of 25 at a time.
         await page.GotoAsync($"{ui.BaseUrl}/rollouts?run={Q(UiFixture.RunId)}&sort=reward&desc=yes&size=25&page=2");
-        var byReward = all.OrderByDescending(r => r.Reward).ThenBy(r => r.Step).ThenBy(r => r.TaskId, StringComparer.Ordinal).ThenBy(r => r.SampleIndex)
+        var byReward = all.OrderByDescending(r => r.Reward).ThenByDescending(r => r.Step).ThenByDescending(r => r.TaskId, StringComparer.Ordinal).ThenByDescending(r => r.SampleIndex)
             .Skip(25).Take(25).Select(r => (r.Step, r.TaskId, r.SampleIndex)).ToList();
         Assert.Equal(byReward, await TableKeys(page));
         Assert.Empty(log.Errors);

@@ -48,7 +48,8 @@
       const opts = {
         width: Math.max(480, box.clientWidth || 520), height: 220,
         scales: { x: { time: false } }, cursor: { drag: { x: true, y: false } },
-        axes: [{ label: "step" }, {}],
+        // Small values (IS fractions, KL) keep three significant digits instead of rounding to 0.
+        axes: [{ label: "step" }, { size: 60, values: (u, ticks) => ticks.map(v => (v === 0 ? "0" : String(+v.toPrecision(3)))) }],
         series: [{ label: "step" }].concat(spec.series.map(([label], i) => ({ label: label, stroke: palette[i % palette.length], width: 1.5, spanGaps: true }))),
       };
       return { spec: spec, plot: new uPlot(opts, data(spec), box) };
