@@ -166,6 +166,25 @@ public sealed class UiXssTests(UiFixture ui, XssFixture xss) : IClassFixture<Xss
     }
 
     [Fact]
+    public async Task TheTokenViewRecoloursByTrainerProbabilityAndRatioAndMarksMaskedTokens()
+    {
+        // Stored: sampler log-probs -0.5, -2; trainer -0.4, -2.5; the second token masked.
+        var r = xss.Rollouts[1];
+        var log = await VisitAsync($"/rollout?run={Q(r.RunId)}&step={r.Step}&task={Q(r.TaskId)}&sample=0");
+        var tokens = log.Page.Locator("#tokens .tok");
+        async Task<string[]> Classes() => [.. (await tokens.EvaluateAllAsync<string[]>("els => els.map(e => [...e.classList].filter(c => /^p/.test(c)).join(' '))"))];
+        Assert.Equal(["p6", "p1"], await Classes()); // exp(-0.5) = 0.61, exp(-2) = 0.14
+        await log.Page.Locator("input[value=trainer]").CheckAsync();
+        Assert.Equal(["p6", "p0"], await Classes()); // exp(-0.4) = 0.67, exp(-2.5) = 0.08
+        await log.Page.Locator("input[value=ratio]").CheckAsync();
+        Assert.Equal(["p5", "p1"], await Classes()); // ratio 1.11 just above the middle, 0.61 well below it
+        bool[] masked = await tokens.EvaluateAllAsync<bool[]>("els => els.map(e => e.classList.contains('masked'))");
+        Assert.Equal(new[] { false, true }, masked);
+        Assert.Contains("IS weight 1", await tokens.Nth(1).GetAttributeAsync("title"));
+        Assert.Contains("masked", await tokens.Nth(1).GetAttributeAsync("title"));
+    }
+
+    [Fact]
     public async Task PayloadsInTheQueryAreEchoedAsText()
     {
         foreach (string p in XssFixture.Payloads)
