@@ -67,6 +67,10 @@ public sealed record StoredRollout
     /// IS ratio, ...); null when it was not, or when not recorded.</summary>
     public string? MaskedReason { get; init; }
 
+    /// <summary>Per token of <see cref="Tokens"/>: its text as the tokenizer decodes it alone, so a reader without the
+    /// tokenizer (the web UI) can show it (null: not recorded; the UI then shows ids).</summary>
+    public string[]? TokenTexts { get; init; }
+
     /// <summary>How many tokens the policy generated.</summary>
     public int GeneratedTokens => Generated.Count(g => g != 0);
 }

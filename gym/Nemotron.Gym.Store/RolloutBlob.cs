@@ -37,6 +37,8 @@ public sealed class RolloutBlob
     [Key(12)] public bool? SequenceMasked { get; set; }
     /// <summary>See <see cref="StoredRollout.MaskedReason"/>.</summary>
     [Key(13)] public string? MaskedReason { get; set; }
+    /// <summary>See <see cref="StoredRollout.TokenTexts"/>.</summary>
+    [Key(14)] public string[]? TokenTexts { get; set; }
 
     // Untrusted-data security: a store file may come from elsewhere (an import, a copied run folder).
     private static readonly MessagePackSerializerOptions Options = MessagePackSerializerOptions.Standard
@@ -49,7 +51,7 @@ public sealed class RolloutBlob
         Messages = [.. r.Messages.Select(m => new BlobMessage { Role = m.Role, Content = m.Content, Reasoning = m.Reasoning, ToolCallsJson = m.ToolCallsJson, ToolCallId = m.ToolCallId })],
         Components = new(r.Components), Evidence = new(r.Evidence), GenerateSeconds = r.GenerateSeconds, EnvironmentSeconds = r.EnvironmentSeconds,
         Advantage = r.Advantage, TrainerLogProbs = r.TrainerLogProbs, ImportanceWeights = r.ImportanceWeights, TokenMasked = r.TokenMasked,
-        SequenceMasked = r.SequenceMasked, MaskedReason = r.MaskedReason,
+        SequenceMasked = r.SequenceMasked, MaskedReason = r.MaskedReason, TokenTexts = r.TokenTexts,
     }, Options);
 
     /// <summary>Reads a blob; <paramref name="where"/> names the rollout in the error when the bytes are not one.</summary>

@@ -178,7 +178,7 @@ internal abstract partial class SqlRolloutStore : IRolloutBrowser
             Tokens = b.Tokens, Generated = b.Generated, SamplerLogProbs = b.SamplerLogProbs, Messages = b.ToMessages(),
             Components = b.Components, Evidence = b.Evidence, GenerateSeconds = b.GenerateSeconds, EnvironmentSeconds = b.EnvironmentSeconds,
             Advantage = b.Advantage, TrainerLogProbs = b.TrainerLogProbs, ImportanceWeights = b.ImportanceWeights, TokenMasked = b.TokenMasked,
-            SequenceMasked = b.SequenceMasked, MaskedReason = b.MaskedReason,
+            SequenceMasked = b.SequenceMasked, MaskedReason = b.MaskedReason, TokenTexts = b.TokenTexts,
         };
     }
 

@@ -428,15 +428,22 @@ internal sealed class UiPages(IRolloutBrowser store)
             string title = $"token {r.Tokens[i]} at {i} · sampler log-prob {ls.ToString("0.####", CultureInfo.InvariantCulture)} (p {Math.Exp(ls).ToString("0.###", CultureInfo.InvariantCulture)})"
                 + (lt is { } a ? $" · trainer log-prob {a.ToString("0.####", CultureInfo.InvariantCulture)} · ratio {Math.Exp(a - ls).ToString("0.###", CultureInfo.InvariantCulture)}" : "")
                 + (w is { } ww ? $" · IS weight {ww.ToString("0.###", CultureInfo.InvariantCulture)}" : "") + (masked ? " · masked" : "");
-            sb.Add(H.T($"<span class=\"tok {Bucket(ls)}{(masked ? " masked" : "")}\" data-i=\"{i}\" data-id=\"{r.Tokens[i]}\" data-ls=\"{ls.ToString("R", CultureInfo.InvariantCulture)}\"{(lt is { } x ? H.T($" data-lt=\"{x.ToString("R", CultureInfo.InvariantCulture)}\"") : Html.Empty)}{(w is { } y ? H.T($" data-w=\"{y.ToString("R", CultureInfo.InvariantCulture)}\"") : Html.Empty)} title=\"{title}\">{r.Tokens[i]}</span>"));
+            sb.Add(H.T($"<span class=\"tok {Bucket(ls)}{(masked ? " masked" : "")}\" data-i=\"{i}\" data-id=\"{r.Tokens[i]}\" data-ls=\"{ls.ToString("R", CultureInfo.InvariantCulture)}\"{(lt is { } x ? H.T($" data-lt=\"{x.ToString("R", CultureInfo.InvariantCulture)}\"") : Html.Empty)}{(w is { } y ? H.T($" data-w=\"{y.ToString("R", CultureInfo.InvariantCulture)}\"") : Html.Empty)} title=\"{title}\">{TokenLabel(r, i)}</span>"));
         }
         bool hasTrainer = r.TrainerLogProbs != null;
         return H.T($"""
             <p class="tokmodes">colour by <label><input type="radio" name="tokmode" value="sampler" checked> sampler probability</label>
             {(hasTrainer ? H.T($"<label><input type=\"radio\" name=\"tokmode\" value=\"trainer\"> trainer probability</label> <label><input type=\"radio\" name=\"tokmode\" value=\"ratio\"> trainer / sampler ratio</label>") : H.T($"<span class=\"hint\">(no trainer log-probabilities stored for this rollout)</span>"))}
-            · <span id="token-count">{sb.Count}</span> generated tokens, shown by id; hover for values</p>
+            · <span id="token-count">{sb.Count}</span> generated tokens{(r.TokenTexts == null ? " (shown by id: no token texts stored)" : "")}; hover for values</p>
             <div id="tokens" class="tokens{(r.SequenceMasked == true ? " seqmasked" : "")}">{Html.Join(sb)}</div>
             """);
+    }
+
+    /// <summary>A token's text when stored (whitespace made visible, so a space or newline token is not an empty box), else its id.</summary>
+    private static string TokenLabel(StoredRollout r, int i)
+    {
+        if (r.TokenTexts is not { } texts || i >= texts.Length || texts[i] is not { } text) return r.Tokens[i].ToString(CultureInfo.InvariantCulture);
+        return text.Length == 0 ? "∅" : text.Replace(' ', '·').Replace("\n", "↵").Replace("\t", "→");
     }
 
     /// <summary>One of ten colour classes by probability (p0: below 0.1 … p9: 0.9 and above).</summary>

@@ -75,7 +75,7 @@ public sealed class XssFixture : IAsyncLifetime
                     Reward = k / (double)Payloads.Length, ShapedReward = 0, Components = new Dictionary<string, double> { [p] = 1 }, Reason = p,
                     Evidence = new Dictionary<string, string> { [p] = p, ["stdout"] = p + "\n" + new string('x', 400) }, Truncated = k % 2 == 0, Turns = 2,
                     GenerateSeconds = 0, EnvironmentSeconds = 0, CreatedAt = now, Advantage = 0.5, MaskedReason = k % 3 == 0 ? p : null,
-                    TrainerLogProbs = [0, -0.4f, -2.5f], ImportanceWeights = [0, 1, 1], TokenMasked = [0, 0, 1],
+                    TrainerLogProbs = [0, -0.4f, -2.5f], ImportanceWeights = [0, 1, 1], TokenMasked = [0, 0, 1], TokenTexts = [p, p, p],
                 });
             }
             foreach (string run in PayloadRuns)
@@ -180,6 +180,8 @@ public sealed class UiXssTests(UiFixture ui, XssFixture xss) : IClassFixture<Xss
         Assert.Equal(["p5", "p1"], await Classes()); // ratio 1.11 just above the middle, 0.61 well below it
         bool[] masked = await tokens.EvaluateAllAsync<bool[]>("els => els.map(e => e.classList.contains('masked'))");
         Assert.Equal(new[] { false, true }, masked);
+        // Stored token texts are the labels (spaces made visible), as text.
+        Assert.Equal(r.TokenTexts![1].Replace(' ', '·'), await tokens.Nth(0).TextContentAsync());
         Assert.Contains("IS weight 1", await tokens.Nth(1).GetAttributeAsync("title"));
         Assert.Contains("masked", await tokens.Nth(1).GetAttributeAsync("title"));
     }

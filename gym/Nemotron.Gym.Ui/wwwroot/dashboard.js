@@ -11,11 +11,14 @@
 
   // Each chart: a title and the series it draws, as [label, function of one step's metrics].
   function pick(key) { return m => (typeof m[key] === "number" ? m[key] : null); }
-  function chartsFor(envs) {
+  function byEnv(key, e) { return m => (m[key] && typeof m[key][e] === "number" ? m[key][e] : null); }
+  function chartsFor(envs, heldoutEnvs) {
     return [
-      { title: "Reward per environment", series: envs.map(e => [e, m => (m.reward_by_env && typeof m.reward_by_env[e] === "number" ? m.reward_by_env[e] : null)]) },
+      { title: "Reward per environment", series: envs.map(e => [e, byEnv("reward_by_env", e)]) },
+      { title: "Held-out reward per environment", series: heldoutEnvs.map(e => [e, byEnv("heldout_by_env", e)]) },
       { title: "Reward and pass rate", series: [["reward mean", pick("reward_mean")], ["pass rate", pick("pass_rate")]] },
       { title: "Response length (tokens)", series: [["mean", pick("response_length_mean")], ["max", pick("response_length_max")]] },
+      { title: "Truncation rate", series: [["truncated fraction", pick("truncated_fraction")]] },
       { title: "Importance sampling", series: [["out-of-bounds fraction", pick("is_oob_fraction")], ["sampler/trainer mismatch", pick("mismatch")], ["clip fraction", pick("clip_fraction")]] },
       { title: "IS ratio", series: [["mean", pick("ratio_mean")], ["max", pick("ratio_max")]] },
       { title: "KL and entropy", series: [["KL", pick("kl")], ["entropy", pick("entropy")]] },
@@ -32,13 +35,25 @@
   const palette = ["#2556c4", "#d92d20", "#12b76a", "#f79009", "#7a5af8", "#0e9384", "#c11574", "#667085"];
 
   const steps = [];
-  let envs = [];
+  let shape = "";
   let charts = [];
 
-  function build() {
+  // The environments seen under a per-environment key, sorted.
+  function keysOf(key) {
+    const seen = new Set();
+    for (const m of steps) if (m[key] && typeof m[key] === "object") for (const e of Object.keys(m[key])) seen.add(e);
+    return [...seen].sort();
+  }
+  // Charts with at least one value: metrics a trainer does not write (held-out, truncation) leave no empty boxes.
+  function specs() {
+    return chartsFor(keysOf("reward_by_env"), keysOf("heldout_by_env"))
+      .filter(spec => spec.series.some(([, f]) => steps.some(m => f(m) !== null)));
+  }
+
+  function build(visible) {
     for (const c of charts) c.plot.destroy();
     root.replaceChildren();
-    charts = chartsFor(envs).filter(spec => spec.series.length > 0).map(spec => {
+    charts = visible.map(spec => {
       const box = document.createElement("div");
       box.className = "chart";
       const h = document.createElement("h3");
@@ -59,10 +74,10 @@
     return [steps.map(m => m.step)].concat(spec.series.map(([, f]) => steps.map(f)));
   }
   function refresh() {
-    const known = new Set(envs);
-    const seen = [];
-    for (const m of steps) for (const e of Object.keys(m.reward_by_env || {})) if (!known.has(e)) { known.add(e); seen.push(e); }
-    if (seen.length > 0 || charts.length === 0) { envs = envs.concat(seen).sort(); build(); }
+    const visible = specs();
+    // Rebuilt only when the set of charts or series changes; otherwise new points go in and zoom is kept.
+    const now = JSON.stringify(visible.map(spec => [spec.title, spec.series.map(([label]) => label)]));
+    if (now !== shape) { shape = now; build(visible); }
     else for (const c of charts) c.plot.setData(data(c.spec));
     const last = steps[steps.length - 1];
     if (!last) return;
