@@ -199,13 +199,19 @@ internal abstract partial class SqlRolloutStore : IRolloutBrowser
         return sb.ToString().ToLowerInvariant();
     }
 
-    /// <summary>Fills schema 3's columns for rows written before it, from their blobs, in batches.</summary>
+    /// <summary>
+    /// Fills schema 3's columns for rows written before it, from their blobs: 1,000 rows at a time in key order (a keyset
+    /// walk over the primary key, so each batch starts where the last ended instead of scanning for unfilled rows again).
+    /// </summary>
     private async Task BackfillV3Async(DbConnection c, DbTransaction tx, CancellationToken ct)
     {
+        (string Run, int Step, string Task, int Sample)? last = null;
         while (true)
         {
             var batch = new List<(string Run, int Step, string Task, int Sample, RolloutBlob Blob)>();
-            await using (var cmd = Cmd(c, tx, "SELECT run_id, step, task_id, sample_index, blob FROM gym_rollouts WHERE search_text IS NULL LIMIT 1000"))
+            string after = last == null ? "" : "WHERE (run_id, step, task_id, sample_index) > (@run, @step, @task, @sample)";
+            (string, object)[] args = last is { } l ? [("@run", l.Run), ("@step", l.Step), ("@task", l.Task), ("@sample", l.Sample)] : [];
+            await using (var cmd = Cmd(c, tx, $"SELECT run_id, step, task_id, sample_index, blob FROM gym_rollouts {after} ORDER BY run_id, step, task_id, sample_index LIMIT 1000", args))
             await using (var r = await cmd.ExecuteReaderAsync(ct))
                 while (await r.ReadAsync(ct))
                     batch.Add((r.GetString(0), r.GetInt32(1), r.GetString(2), r.GetInt32(3),
@@ -221,6 +227,7 @@ internal abstract partial class SqlRolloutStore : IRolloutBrowser
                 for (int i = 0; i < values.Length; i++) update.Parameters[i].Value = values[i];
                 await update.ExecuteNonQueryAsync(ct);
             }
+            last = (batch[^1].Run, batch[^1].Step, batch[^1].Task, batch[^1].Sample);
         }
     }
 

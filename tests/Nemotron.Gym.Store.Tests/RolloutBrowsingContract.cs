@@ -208,18 +208,29 @@ public sealed class SqliteRolloutBrowsingTests : RolloutBrowsingContract, IDispo
                 CREATE INDEX gym_rollouts_environment ON gym_rollouts (run_id, environment, step);
                 CREATE TABLE gym_store_version (version INTEGER NOT NULL);
                 INSERT INTO gym_store_version VALUES (2);
-                INSERT INTO gym_rollouts VALUES ('r', 2, 'math/a', 1, 'math', 1.0, 0.9, 0, 2, 3, 'matched 4', '2026-11-23T01:02:03.4560000+02:00', @blob);
                 """;
-            cmd.Parameters.AddWithValue("@blob", blob);
             await cmd.ExecuteNonQueryAsync();
+            // More rows than one backfill batch, so the walk has to carry on from where a batch ended.
+            await using var tx = await c.BeginTransactionAsync();
+            await using var insert = c.CreateCommand();
+            insert.Transaction = (Microsoft.Data.Sqlite.SqliteTransaction)tx;
+            insert.CommandText = "INSERT INTO gym_rollouts VALUES ('r', 2, 'math/a', @sample, 'math', 1.0, 0.9, 0, 2, 3, 'matched 4', '2026-11-23T01:02:03.4560000+02:00', @blob)";
+            insert.Parameters.AddWithValue("@blob", blob);
+            var sampleParameter = insert.Parameters.AddWithValue("@sample", 0);
+            for (int sample = 1; sample <= 2500; sample++)
+            {
+                sampleParameter.Value = sample;
+                await insert.ExecuteNonQueryAsync();
+            }
+            await tx.CommitAsync();
         }
         await (await RolloutStores.OpenAsync(path)).DisposeAsync();
         await using var b = await RolloutBrowsers.OpenReadOnlyAsync(path);
-        var page = await b.ReadRolloutPageAsync(new RolloutFilter { RunId = "r", Text = "needle" });
-        Assert.Equal([("math/a", 1)], page.Rows.Select(x => (x.TaskId, x.SampleIndex)));
-        Assert.Equal(1, (await b.ReadRolloutPageAsync(new RolloutFilter { RunId = "r", Text = "hidden thought" })).Total);
+        var page = await b.ReadRolloutPageAsync(new RolloutFilter { RunId = "r", Text = "needle", Limit = 1 });
+        Assert.Equal((2500L, ("math/a", 1)), (page.Total, (page.Rows[0].TaskId, page.Rows[0].SampleIndex)));
+        Assert.Equal(2500, (await b.ReadRolloutPageAsync(new RolloutFilter { RunId = "r", Text = "hidden thought" })).Total);
         Assert.Null(page.Rows[0].Advantage);
-        Assert.Equal(1, (await b.ReadRolloutPageAsync(new RolloutFilter { RunId = "r", Masked = false })).Total);
+        Assert.Equal(2500, (await b.ReadRolloutPageAsync(new RolloutFilter { RunId = "r", Masked = false })).Total);
     }
 }
 
