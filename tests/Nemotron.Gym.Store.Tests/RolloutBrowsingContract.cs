@@ -238,4 +238,34 @@ public sealed class SqliteRolloutBrowsingTests : RolloutBrowsingContract, IDispo
 public sealed class PostgresRolloutBrowsingTests(PostgresFixture pg) : RolloutBrowsingContract, IClassFixture<PostgresFixture>
 {
     protected override async Task<string> NewStoreAsync() => "postgres:" + await pg.Server.CreateDatabaseAsync();
+
+    [Fact]
+    public async Task UpgradingAVersion2StoreFillsTheBrowserColumnsFromTheBlobs()
+    {
+        string cs = await pg.Server.CreateDatabaseAsync();
+        var r = Make("r", 2, "math/a", 0) with { Messages = [new("user", "Find the NEEDLE")] };
+        await using (var c = new Npgsql.NpgsqlConnection(cs))
+        {
+            await c.OpenAsync();
+            await using var cmd = new Npgsql.NpgsqlCommand("""
+                CREATE TABLE gym_runs (run_id TEXT COLLATE "C" PRIMARY KEY, status TEXT NOT NULL, step INTEGER NOT NULL, total_steps INTEGER NOT NULL,
+                    config_yaml TEXT NOT NULL, created TEXT NOT NULL, updated TEXT NOT NULL);
+                CREATE TABLE gym_steps (run_id TEXT COLLATE "C" NOT NULL, step INTEGER NOT NULL, metrics_json TEXT NOT NULL, PRIMARY KEY (run_id, step));
+                CREATE TABLE gym_rollouts (run_id TEXT COLLATE "C" NOT NULL, step INTEGER NOT NULL, task_id TEXT COLLATE "C" NOT NULL, sample_index INTEGER NOT NULL,
+                    environment TEXT COLLATE "C" NOT NULL, reward DOUBLE PRECISION NOT NULL, shaped_reward DOUBLE PRECISION NOT NULL, truncated INTEGER NOT NULL,
+                    turns INTEGER NOT NULL, generated_tokens INTEGER NOT NULL, reason TEXT NOT NULL, created_at TEXT NOT NULL, blob BYTEA NOT NULL,
+                    PRIMARY KEY (run_id, step, task_id, sample_index));
+                CREATE INDEX gym_rollouts_environment ON gym_rollouts (run_id, environment, step);
+                CREATE TABLE gym_store_version (version INTEGER NOT NULL);
+                INSERT INTO gym_store_version VALUES (2);
+                INSERT INTO gym_rollouts SELECT 'r', 2, 'math/a', i, 'math', 1.0, 0.9, 0, 2, 3, 'matched 4', '2026-11-23T01:02:03.4560000+02:00', @blob
+                    FROM generate_series(0, 2499) AS i;
+                """, c);
+            cmd.Parameters.AddWithValue("@blob", RolloutBlob.Pack(r));
+            await cmd.ExecuteNonQueryAsync();
+        }
+        await (await RolloutStores.OpenAsync("postgres:" + cs)).DisposeAsync();
+        await using var b = await RolloutBrowsers.OpenReadOnlyAsync("postgres:" + cs);
+        Assert.Equal(2500, (await b.ReadRolloutPageAsync(new RolloutFilter { RunId = "r", Text = "needle" })).Total);
+    }
 }
