@@ -238,11 +238,16 @@ public sealed class UiPagesTests(UiFixture ui)
     }
 
     [Fact]
-    public async Task ANonLoopbackBindWithoutATokenIsRefused()
+    public void ANonLoopbackBindWithoutATokenOrAMissingStoreIsRefused()
     {
         var (code, output) = Nemotron.Gym.Cli.Tests.GymProcess.Run(ui.Dir, "ui", "--store", ui.RunFolder, "--host", "0.0.0.0", "--port", "0");
         Assert.Equal(2, code);
         Assert.Contains("--token", output);
+        string missing = Path.Combine(ui.Dir, "no-such-run");
+        (code, output) = Nemotron.Gym.Cli.Tests.GymProcess.Run(ui.Dir, "ui", "--store", missing, "--port", "0");
+        Assert.Equal(2, code);
+        Assert.Contains(missing, output);
+        Assert.False(File.Exists(missing) || Directory.Exists(missing), "the UI creates nothing");
     }
 
     [Fact]
