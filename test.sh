@@ -8,6 +8,9 @@ cd "$(dirname "$0")"
 # Each area lists what its tests need; the list is installed in one apt call when anything is missing.
 apt_packages=(postgresql)
 
+# web UI: Playwright drives Debian's Chromium (no browser download).
+apt_packages+=(chromium)
+
 # kernels: NVRTC, so the CUDA kernels are compiled (not run) on machines with no GPU. Debian ships it in
 # its non-free component, which the stock sources leave out.
 apt_packages+=(libnvrtc11.2)

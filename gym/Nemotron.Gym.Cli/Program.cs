@@ -13,4 +13,5 @@ EnvCommands.AddTo(root);
 GymRunCommands.AddTo(root);
 SiloCommand.AddTo(root);
 ServeCommand.AddTo(root);
+UiCommand.AddTo(root);
 return await root.Parse(args).InvokeAsync();

@@ -47,6 +47,25 @@ public sealed record StoredRollout
     /// <summary>When it was stored (kept with its offset).</summary>
     public required DateTimeOffset CreatedAt { get; init; }
 
+    /// <summary>The GRPO advantage the trainer gave it (null: not recorded, as in stores written before it was).</summary>
+    public double? Advantage { get; init; }
+    /// <summary>Per token of <see cref="Tokens"/>: the trainer's log-probability under the old policy, the value the
+    /// importance-sampling correction compared with the sampler's (0 where not generated; null: not recorded).</summary>
+    public float[]? TrainerLogProbs { get; init; }
+    /// <summary>Per token of <see cref="Tokens"/>: the importance-sampling weight applied (0 where not generated; null: not recorded).</summary>
+    public float[]? ImportanceWeights { get; init; }
+    /// <summary>Per token of <see cref="Tokens"/>: 1 where the correction masked the token out of the loss (null: not recorded).</summary>
+    public byte[]? TokenMasked { get; init; }
+    /// <summary>Whether the whole sequence was masked out of the loss (null: not recorded).</summary>
+    public bool? SequenceMasked { get; init; }
+    /// <summary>Why the rollout was masked or left out of training (a filtered zero-variance group, an out-of-bounds
+    /// IS ratio, ...); null when it was not, or when not recorded.</summary>
+    public string? MaskedReason { get; init; }
+
+    /// <summary>Per token of <see cref="Tokens"/>: its text as the tokenizer decodes it alone, so a reader without the
+    /// tokenizer (the web UI) can show it (null: not recorded; the UI then shows ids).</summary>
+    public string[]? TokenTexts { get; init; }
+
     /// <summary>How many tokens the policy generated.</summary>
     public int GeneratedTokens => Generated.Count(g => g != 0);
 }

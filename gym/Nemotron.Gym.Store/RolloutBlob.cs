@@ -26,6 +26,20 @@ public sealed class RolloutBlob
     [Key(6)] public double GenerateSeconds { get; set; }
     /// <summary>See <see cref="StoredRollout.EnvironmentSeconds"/>.</summary>
     [Key(7)] public double EnvironmentSeconds { get; set; }
+    /// <summary>See <see cref="StoredRollout.Advantage"/>.</summary>
+    [Key(8)] public double? Advantage { get; set; }
+    /// <summary>See <see cref="StoredRollout.TrainerLogProbs"/>.</summary>
+    [Key(9)] public float[]? TrainerLogProbs { get; set; }
+    /// <summary>See <see cref="StoredRollout.ImportanceWeights"/>.</summary>
+    [Key(10)] public float[]? ImportanceWeights { get; set; }
+    /// <summary>See <see cref="StoredRollout.TokenMasked"/>.</summary>
+    [Key(11)] public byte[]? TokenMasked { get; set; }
+    /// <summary>See <see cref="StoredRollout.SequenceMasked"/>.</summary>
+    [Key(12)] public bool? SequenceMasked { get; set; }
+    /// <summary>See <see cref="StoredRollout.MaskedReason"/>.</summary>
+    [Key(13)] public string? MaskedReason { get; set; }
+    /// <summary>See <see cref="StoredRollout.TokenTexts"/>.</summary>
+    [Key(14)] public string[]? TokenTexts { get; set; }
 
     // Untrusted-data security: a store file may come from elsewhere (an import, a copied run folder).
     private static readonly MessagePackSerializerOptions Options = MessagePackSerializerOptions.Standard
@@ -37,6 +51,8 @@ public sealed class RolloutBlob
         Tokens = r.Tokens, Generated = r.Generated, SamplerLogProbs = r.SamplerLogProbs,
         Messages = [.. r.Messages.Select(BlobMessage.From)],
         Components = new(r.Components), Evidence = new(r.Evidence), GenerateSeconds = r.GenerateSeconds, EnvironmentSeconds = r.EnvironmentSeconds,
+        Advantage = r.Advantage, TrainerLogProbs = r.TrainerLogProbs, ImportanceWeights = r.ImportanceWeights, TokenMasked = r.TokenMasked,
+        SequenceMasked = r.SequenceMasked, MaskedReason = r.MaskedReason, TokenTexts = r.TokenTexts,
     }, Options);
 
     /// <summary>Reads a blob; <paramref name="where"/> names the rollout in the error when the bytes are not one.</summary>

@@ -9,7 +9,7 @@ namespace Nemotron.Gym.Store;
 /// one MessagePack blob with the rest, one row per step's metrics, one per run. Inserts use ON CONFLICT DO NOTHING,
 /// so adding a rollout twice (a retried step, an import, two writers) never duplicates it.
 /// </summary>
-internal abstract class SqlRolloutStore(string name) : IRolloutStore
+internal abstract partial class SqlRolloutStore(string name) : IRolloutStore
 {
     /// <summary>How the store is named in errors: the file, or PostgreSQL's host and database.</summary>
     protected string Name { get; } = name;
@@ -29,7 +29,7 @@ internal abstract class SqlRolloutStore(string name) : IRolloutStore
     protected virtual Task PrepareAsync(DbConnection c, CancellationToken ct) => Task.CompletedTask;
 
     /// <summary>The schema version this build writes.</summary>
-    public const int SchemaVersion = 2;
+    public const int SchemaVersion = 3;
 
     // The tables of schema version 2. When version 3 comes, the baseline moves on and this text stays as it is,
     // since upgrading a version-1 store still has to make exactly these.
@@ -45,7 +45,7 @@ internal abstract class SqlRolloutStore(string name) : IRolloutStore
         """;
 
     /// <summary>A new store gets the current schema in one go.</summary>
-    private string Baseline => TablesV2 + $"\nCREATE TABLE gym_store_version (version INTEGER NOT NULL);\nINSERT INTO gym_store_version VALUES ({SchemaVersion});";
+    private string Baseline => TablesV2 + "\n" + UpgradeToV3 + $"\nCREATE TABLE gym_store_version (version INTEGER NOT NULL);\nINSERT INTO gym_store_version VALUES ({SchemaVersion});";
 
     /// <summary>
     /// Upgrades()[v - 1] moves a store from version v to v + 1. A shipped upgrade is never edited; a schema change
@@ -65,6 +65,8 @@ internal abstract class SqlRolloutStore(string name) : IRolloutStore
         DROP TABLE steps;
         DROP TABLE runs;
         """,
+        // 2 -> 3: columns and indexes for the web UI's rollout browser (RolloutBrowsing.cs); BackfillV3Async fills the new columns of old rows.
+        UpgradeToV3,
     ];
 
     public async Task InitializeAsync(CancellationToken ct)
@@ -87,6 +89,7 @@ internal abstract class SqlRolloutStore(string name) : IRolloutStore
             if (version < 1) throw new InvalidDataException($"{Name}: rollout store schema version {version} is unknown");
             var upgrades = Upgrades();
             for (int v = version; v < SchemaVersion; v++) await Exec(c, tx, upgrades[v - 1], ct);
+            if (version < 3) await BackfillV3Async(c, tx, ct);
             if (version < SchemaVersion) await Exec(c, tx, $"UPDATE gym_store_version SET version = {SchemaVersion}", ct);
         }
         await tx.CommitAsync(ct);
@@ -102,16 +105,18 @@ internal abstract class SqlRolloutStore(string name) : IRolloutStore
         await using var tx = await c.BeginTransactionAsync(ct);
         await using var cmd = Cmd(c, tx, """
             INSERT INTO gym_rollouts (run_id, step, task_id, sample_index, environment, reward, shaped_reward, truncated, turns,
-                generated_tokens, reason, created_at, blob)
-            VALUES (@run, @step, @task, @sample, @env, @reward, @shaped, @truncated, @turns, @generated, @reason, @created, @blob)
+                generated_tokens, reason, created_at, blob, advantage, masked_reason, search_text)
+            VALUES (@run, @step, @task, @sample, @env, @reward, @shaped, @truncated, @turns, @generated, @reason, @created, @blob, @advantage, @masked, @search)
             ON CONFLICT DO NOTHING
             """, ("@run", ""), ("@step", 0), ("@task", ""), ("@sample", 0), ("@env", ""), ("@reward", 0.0), ("@shaped", 0.0),
-            ("@truncated", 0), ("@turns", 0), ("@generated", 0), ("@reason", ""), ("@created", ""), ("@blob", Array.Empty<byte>()));
+            ("@truncated", 0), ("@turns", 0), ("@generated", 0), ("@reason", ""), ("@created", ""), ("@blob", Array.Empty<byte>()),
+            ("@advantage", DBNull.Value), ("@masked", DBNull.Value), ("@search", ""));
         int added = 0;
         foreach (var r in ordered)
         {
             object[] values = [r.RunId, r.Step, r.TaskId, r.SampleIndex, r.Environment, r.Reward, r.ShapedReward, r.Truncated ? 1 : 0, r.Turns,
-                r.GeneratedTokens, r.Reason, r.CreatedAt.ToString("O", CultureInfo.InvariantCulture), RolloutBlob.Pack(r)];
+                r.GeneratedTokens, r.Reason, r.CreatedAt.ToString("O", CultureInfo.InvariantCulture), RolloutBlob.Pack(r),
+                r.Advantage is { } a ? a : DBNull.Value, MaskedColumn(r.SequenceMasked, r.MaskedReason), SearchText(r.Messages)];
             for (int i = 0; i < values.Length; i++) cmd.Parameters[i].Value = values[i];
             added += await cmd.ExecuteNonQueryAsync(ct);
         }
@@ -152,20 +157,7 @@ internal abstract class SqlRolloutStore(string name) : IRolloutStore
             FROM gym_rollouts WHERE {where} ORDER BY step, task_id, sample_index{limit}
             """, [.. args]);
         await using var r = await cmd.ExecuteReaderAsync(ct);
-        while (await r.ReadAsync(ct))
-        {
-            int step = r.GetInt32(0), sample = r.GetInt32(2);
-            string task = r.GetString(1);
-            var b = RolloutBlob.Unpack(r.GetFieldValue<byte[]>(10), $"{Name}: rollout {q.RunId}/{step}/{task}/{sample}");
-            yield return new StoredRollout
-            {
-                RunId = q.RunId, Step = step, TaskId = task, SampleIndex = sample, Environment = r.GetString(3),
-                Reward = r.GetDouble(4), ShapedReward = r.GetDouble(5), Truncated = r.GetInt32(6) != 0, Turns = r.GetInt32(7), Reason = r.GetString(8),
-                CreatedAt = ParseTime(r.GetString(9)),
-                Tokens = b.Tokens, Generated = b.Generated, SamplerLogProbs = b.SamplerLogProbs, Messages = b.ToMessages($"{Name}: rollout {q.RunId}/{step}/{task}/{sample}"),
-                Components = b.Components, Evidence = b.Evidence, GenerateSeconds = b.GenerateSeconds, EnvironmentSeconds = b.EnvironmentSeconds,
-            };
-        }
+        while (await r.ReadAsync(ct)) yield return RolloutFromRow(q.RunId, r);
     }
 
     public async Task<long> CountRolloutsAsync(string runId, CancellationToken ct = default)

@@ -7,13 +7,13 @@ namespace Nemotron.Gym.Store;
 /// A store in one SQLite file. WAL mode lets readers (the web UI) run beside a writer; a busy timeout makes a writer
 /// in another process wait for the file lock instead of failing; write transactions are BEGIN IMMEDIATE, so they queue.
 /// </summary>
-internal sealed class SqliteRolloutStore(string path) : SqlRolloutStore(path)
+internal sealed class SqliteRolloutStore(string path, bool readOnly = false) : SqlRolloutStore(path)
 {
     private const int BusyTimeoutSeconds = 60;
 
     private readonly string _connectionString = new SqliteConnectionStringBuilder
     {
-        DataSource = path, Mode = SqliteOpenMode.ReadWriteCreate, Pooling = true, DefaultTimeout = BusyTimeoutSeconds,
+        DataSource = path, Mode = readOnly ? SqliteOpenMode.ReadOnly : SqliteOpenMode.ReadWriteCreate, Pooling = true, DefaultTimeout = BusyTimeoutSeconds,
     }.ToString();
 
     protected override string BlobType => "BLOB";

@@ -115,7 +115,7 @@ public sealed class SqliteRolloutStoreTests : RolloutStoreContract, IDisposable
             await c.OpenAsync();
             await using var cmd = c.CreateCommand();
             cmd.CommandText = "SELECT (SELECT version FROM gym_store_version) || ' ' || (SELECT group_concat(name, ',') FROM (SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name))";
-            Assert.Equal("2 gym_rollouts,gym_runs,gym_steps,gym_store_version", await cmd.ExecuteScalarAsync());
+            Assert.Equal("3 gym_rollouts,gym_runs,gym_steps,gym_store_version", await cmd.ExecuteScalarAsync());
         }
     }
 
