@@ -1,3 +1,4 @@
+using Nemotron.Gym.Conversation;
 using Nemotron.Gym.TestSupport;
 using static Nemotron.Gym.Store.Tests.TestRollouts;
 
@@ -24,7 +25,7 @@ public abstract class RolloutBrowsingContract
                             Turns = 1 + n % 3, Advantage = n % 4 == 0 ? null : (n % 7) - 3.0,
                             MaskedReason = n % 6 == 0 ? "is_oob" : null, SequenceMasked = n % 6 == 0,
                             Generated = [.. Enumerable.Repeat((byte)1, n % 9)], Tokens = [.. Enumerable.Range(0, n % 9)], SamplerLogProbs = new float[n % 9],
-                            Messages = [new("user", "Q"), new("assistant", n == 7 ? "The 100% answer_is C:\\x" : $"answer {n}")],
+                            Messages = [Message.User("Q"), Message.Assistant(n == 7 ? "The 100% answer_is C:\\x" : $"answer {n}")],
                         });
         await using var s = await RolloutStores.OpenAsync(connection);
         await s.AddRolloutsAsync(all);
@@ -191,7 +192,7 @@ public sealed class SqliteRolloutBrowsingTests : RolloutBrowsingContract, IDispo
     {
         // A version-2 store as that build wrote it: its tables, and a rollout row whose blob has no keys past 7.
         string path = Path.Combine(_dir, "v2.db");
-        var r = Make("r", 2, "math/a", 1) with { Messages = [new("user", "Find the NEEDLE"), new("assistant", "x", "hidden Thought", null)] };
+        var r = Make("r", 2, "math/a", 1) with { Messages = [Message.User("Find the NEEDLE"), Message.Assistant("x", "hidden Thought")] };
         var blob = RolloutBlob.Pack(r);
         await using (var c = new Microsoft.Data.Sqlite.SqliteConnection($"Data Source={path};Pooling=false"))
         {
@@ -243,7 +244,7 @@ public sealed class PostgresRolloutBrowsingTests(PostgresFixture pg) : RolloutBr
     public async Task UpgradingAVersion2StoreFillsTheBrowserColumnsFromTheBlobs()
     {
         string cs = await pg.Server.CreateDatabaseAsync();
-        var r = Make("r", 2, "math/a", 0) with { Messages = [new("user", "Find the NEEDLE")] };
+        var r = Make("r", 2, "math/a", 0) with { Messages = [Message.User("Find the NEEDLE")] };
         await using (var c = new Npgsql.NpgsqlConnection(cs))
         {
             await c.OpenAsync();
