@@ -12,4 +12,5 @@ RlCommands.AddTo(root);
 EnvCommands.AddTo(root);
 GymRunCommands.AddTo(root);
 SiloCommand.AddTo(root);
+SandboxCommands.AddTo(root);
 return await root.Parse(args).InvokeAsync();

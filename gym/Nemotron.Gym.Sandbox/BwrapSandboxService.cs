@@ -242,7 +242,9 @@ public sealed class BwrapSandboxService : ISandboxService, IDisposable
 
     private static void KillRun(Process process, RunCgroup? cgroup, int uid)
     {
-        try { process.Kill(entireProcessTree: true); } catch (InvalidOperationException) { } catch (System.ComponentModel.Win32Exception) { }
+        // bwrap first: its namespace's init dies with it (--die-with-parent), and with the init the kernel kills
+        // every process of the pid namespace at once, however fast a fork bomb multiplies. The sweeps are the backstop.
+        try { process.Kill(entireProcessTree: false); } catch (InvalidOperationException) { } catch (System.ComponentModel.Win32Exception) { }
         cgroup?.KillAll();
         UidSlots.KillAllOf(uid);
     }

@@ -109,6 +109,8 @@ public sealed class DockerSandboxService : ISandboxService, IAsyncDisposable
                 },
                 kill: () => KillContainerAsync(id), cancellation);
             var state = (await client.Containers.InspectContainerAsync(id, CancellationToken.None)).State;
+            // The engine records why a container's process could not be started; its exit code then says nothing about the program.
+            if (!string.IsNullOrEmpty(state.Error)) return SandboxResult.Failure($"docker: {state.Error}", run.Wall);
             return Classify(run, state.OOMKilled, limits);
         }
         catch (Exception e) when (e is DockerApiException or HttpRequestException or IOException or TimeoutException or InvalidOperationException
@@ -203,6 +205,7 @@ public sealed class DockerSandboxService : ISandboxService, IAsyncDisposable
     private CreateContainerParameters ContainerSpec(string name, SandboxImage image, ScratchFolder scratch, SandboxLimits limits, IReadOnlyList<string> argv)
     {
         var cpuSeconds = (long)Math.Max(1, Math.Ceiling(limits.CpuTime.TotalSeconds));
+        var gvisor = settings.DockerRuntime == "runsc";
         return new CreateContainerParameters
         {
             Name = name,
@@ -219,8 +222,9 @@ public sealed class DockerSandboxService : ISandboxService, IAsyncDisposable
                 NetworkMode = "none",
                 Memory = limits.MemoryBytes,
                 MemorySwap = limits.MemoryBytes,
-                // One more for the init process.
-                PidsLimit = limits.Processes + 1,
+                // One more for the init process. gVisor (runsc 2022-12 on cgroup v1) refuses to start a container
+                // with a pids limit; under it the nproc rlimit below, which its kernel enforces, bounds processes.
+                PidsLimit = gvisor ? null : limits.Processes + 1,
                 ReadonlyRootfs = true,
                 CapDrop = ["ALL"],
                 SecurityOpt = ["no-new-privileges"],
@@ -232,6 +236,7 @@ public sealed class DockerSandboxService : ISandboxService, IAsyncDisposable
                     new Ulimit { Name = "fsize", Soft = limits.FileSizeBytes, Hard = limits.FileSizeBytes },
                     new Ulimit { Name = "cpu", Soft = cpuSeconds, Hard = cpuSeconds + 1 },
                     new Ulimit { Name = "core", Soft = 0, Hard = 0 },
+                    .. (gvisor ? new[] { new Ulimit { Name = "nproc", Soft = limits.Processes + 1, Hard = limits.Processes + 1 } } : []),
                 ],
                 Tmpfs = new Dictionary<string, string> { ["/tmp"] = $"rw,exec,nosuid,nodev,size={limits.FileSizeBytes},mode=1777" },
                 Mounts = [new Mount { Type = "bind", Source = scratch.HostPath, Target = "/work" }],

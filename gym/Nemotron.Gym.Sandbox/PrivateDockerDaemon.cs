@@ -53,12 +53,17 @@ public static class PrivateDockerDaemon
         var pidFile = Path.Combine(RunDirectory, "dockerd.pid");
         // A pid file left by an engine that died would stop the new one from starting.
         if (File.Exists(pidFile) && !IsAlive(File.ReadAllText(pidFile))) File.Delete(pidFile);
+        // gVisor, where installed, as the runtime "runsc"; it needs its own network off as well.
+        var daemonConfig = Path.Combine(RunDirectory, "daemon.json");
+        var runsc = new[] { "/usr/bin/runsc", "/usr/local/bin/runsc" }.FirstOrDefault(File.Exists);
+        File.WriteAllText(daemonConfig, runsc is null ? "{}\n"
+            : $$"""{ "runtimes": { "runsc": { "path": "{{runsc}}", "runtimeArgs": ["--network=none"] } } }""" + "\n");
         var start = new ProcessStartInfo("/usr/bin/setsid") { UseShellExecute = false, RedirectStandardInput = true, RedirectStandardOutput = true, RedirectStandardError = true };
         foreach (var a in new[]
         {
             "-f", "/bin/sh", "-c", "exec \"$@\" >>'" + log + "' 2>&1 </dev/null", "sh",
             dockerd, "--iptables=false", "--ip-masq=false", "--bridge=none",
-            "-H", DefaultEndpoint, "--data-root", DataRoot, "--exec-root", Path.Combine(RunDirectory, "exec"), "--pidfile", pidFile,
+            "-H", DefaultEndpoint, "--config-file", daemonConfig, "--data-root", DataRoot, "--exec-root", Path.Combine(RunDirectory, "exec"), "--pidfile", pidFile,
         }) start.ArgumentList.Add(a);
         using (var launcher = Process.Start(start)!) await launcher.WaitForExitAsync(cancellation);
         var clock = Stopwatch.StartNew();
