@@ -8,6 +8,10 @@ cd "$(dirname "$0")"
 # Each area lists what its tests need; the list is installed in one apt call when anything is missing.
 apt_packages=(postgresql)
 
+# sandbox: bubblewrap (the default backend), a Docker engine (the tests start their own private dockerd and build
+# the python image from the host's python3 when it is missing).
+apt_packages+=(bubblewrap docker.io python3)
+
 # kernels: NVRTC, so the CUDA kernels are compiled (not run) on machines with no GPU. Debian ships it in
 # its non-free component, which the stock sources leave out.
 apt_packages+=(libnvrtc11.2)
