@@ -226,7 +226,9 @@ public sealed class BwrapSandboxService : ISandboxService, IDisposable
             await Task.WhenAll(readOut, readErr).WaitAsync(TimeSpan.FromSeconds(5));
             var wall = clock.Elapsed;
             var exitCode = process.ExitCode;
-            KillRun(process, cgroup, uid);
+            // When the program ends, bwrap's init ends and the kernel kills what is left of the pid namespace;
+            // the cgroup sweep here and the uid sweep when the slot is released are the backstops.
+            cgroup?.KillAll();
             return Classify(exitCode, endReason, File.Exists(statusFile) ? File.ReadAllText(statusFile) : "", stdout.ToOutput(), stderr.ToOutput(), wall, limits, cgroup);
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException or TimeoutException or System.ComponentModel.Win32Exception)
@@ -240,6 +242,7 @@ public sealed class BwrapSandboxService : ISandboxService, IDisposable
         }
     }
 
+    /// <summary>Kills a run from outside: bwrap, then whatever its cgroups and its uid still hold.</summary>
     private static void KillRun(Process process, RunCgroup? cgroup, int uid)
     {
         // bwrap first: its namespace's init dies with it (--die-with-parent), and with the init the kernel kills
