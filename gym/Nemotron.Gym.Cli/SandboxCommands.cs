@@ -30,6 +30,21 @@ internal static class SandboxCommands
         root.Subcommands.Add(sandbox);
     }
 
+    /// <summary>
+    /// Host services for environments run by the tool (`gym env check`): the default sandbox backend when
+    /// this machine can run it, else none (environments that need it then say so in their grades).
+    /// </summary>
+    public static async Task<IEnvironmentServices> EnvironmentServicesAsync(CancellationToken cancellation)
+    {
+        var (service, error) = await SandboxServices.CreateAsync(new SandboxSettings(), cancellation);
+        if (service is null)
+        {
+            AnsiConsole.MarkupLineInterpolated($"[grey]no sandbox for environments: {error}[/]");
+            return new Plugins.HostServices();
+        }
+        return new Plugins.HostServices(new Dictionary<Type, object> { [typeof(ISandboxService)] = service });
+    }
+
     /// <summary>Settings from --config's sandbox: section, then the command-line overrides.</summary>
     private static SandboxSettings Settings(ParseResult parse)
     {
