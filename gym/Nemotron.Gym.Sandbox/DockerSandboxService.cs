@@ -353,10 +353,7 @@ public sealed class DockerSandboxService : ISandboxService, IAsyncDisposable
             foreach (var container in containers)
             {
                 var name = container.Names.FirstOrDefault()?.TrimStart('/') ?? container.ID;
-                bool owned;
-                lock (live) owned = live.Contains(name);
-                // At start every container of this silo is a leftover; later, only those of other (dead) processes of it.
-                if (onlyOthers && (owned || name.StartsWith(namePrefix, StringComparison.Ordinal))) continue;
+                if (!IsLeftover(name, onlyOthers)) continue;
                 try
                 {
                     await client.Containers.RemoveContainerAsync(container.ID, new ContainerRemoveParameters { Force = true }, CancellationToken.None);
@@ -366,16 +363,29 @@ public sealed class DockerSandboxService : ISandboxService, IAsyncDisposable
             }
             foreach (var folder in Directory.GetDirectories(scratchRoot, $"ngym-{Sanitize(settings.SiloName)}-*"))
             {
-                var name = Path.GetFileName(folder);
-                bool owned;
-                lock (live) owned = live.Contains(name);
-                if (owned || (onlyOthers && name.StartsWith(namePrefix, StringComparison.Ordinal))) continue;
+                if (!IsLeftover(Path.GetFileName(folder), onlyOthers)) continue;
                 while (Native.Unmount(folder)) { }
                 try { Directory.Delete(folder, recursive: true); } catch (IOException) { }
             }
         }
         catch (Exception e) when (e is DockerApiException or HttpRequestException or IOException) { }
         return removed;
+    }
+
+    /// <summary>
+    /// Whether a container or scratch folder of this silo (named "ngym-SILO-PID-N") belongs to no live
+    /// sandbox: one of this process that no sandbox owns any more (not while <paramref name="onlyOthers"/>
+    /// spares this process's own, at a timer tick), or one whose process has ended. Another live process
+    /// of the same silo name keeps its own.
+    /// </summary>
+    private bool IsLeftover(string name, bool onlyOthers)
+    {
+        lock (live)
+            if (live.Contains(name)) return false;
+        if (name.StartsWith(namePrefix, StringComparison.Ordinal)) return !onlyOthers;
+        var rest = name.Split('-');
+        var pidText = rest.Length >= 2 ? rest[^2] : "";
+        return !int.TryParse(pidText, out var pid) || !Directory.Exists($"/proc/{pid}");
     }
 
     /// <summary>Stops the reaper and closes the client (sandboxes still open are removed by their owners, or by the next start's reaper).</summary>
