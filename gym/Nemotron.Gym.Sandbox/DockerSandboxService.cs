@@ -45,7 +45,7 @@ public sealed class DockerSandboxService : ISandboxService, IAsyncDisposable
         this.scratchRoot = scratchRoot;
         slots = new SemaphoreSlim(settings.Slots, settings.Slots);
         namePrefix = $"ngym-{Sanitize(settings.SiloName)}-{Environment.ProcessId}-";
-        reaper = new Timer(_ => _ = ReapAsync(onlyOthers: true), null, settings.ReaperPeriod, settings.ReaperPeriod);
+        reaper = new Timer(_ => _ = ReapAsync(), null, settings.ReaperPeriod, settings.ReaperPeriod);
     }
 
     /// <summary>
@@ -68,7 +68,7 @@ public sealed class DockerSandboxService : ISandboxService, IAsyncDisposable
             var scratchRoot = Path.Combine(settings.ScratchDirectory, "docker");
             Directory.CreateDirectory(scratchRoot);
             var service = new DockerSandboxService(settings, configuration, client, scratchRoot);
-            await service.ReapAsync(onlyOthers: false);
+            await service.ReapAsync();
             return (service, null);
         }
         catch (Exception e) when (e is not OperationCanceledException || !cancellation.IsCancellationRequested)
@@ -124,8 +124,9 @@ public sealed class DockerSandboxService : ISandboxService, IAsyncDisposable
         }
         finally
         {
-            await RemoveContainerAsync(name);
+            await RemoveContainerAsync(name, keepOwned: true);
             scratch?.Dispose();
+            Disown(name);
             slots.Release();
         }
     }
@@ -149,8 +150,9 @@ public sealed class DockerSandboxService : ISandboxService, IAsyncDisposable
         }
         catch (Exception e) when (e is DockerApiException or HttpRequestException or IOException or TimeoutException or InvalidOperationException or OperationCanceledException)
         {
-            await RemoveContainerAsync(name);
+            await RemoveContainerAsync(name, keepOwned: true);
             scratch?.Dispose();
+            Disown(name);
             slots.Release();
             return new FailedSession($"docker: {e.Message}");
         }
@@ -328,19 +330,26 @@ public sealed class DockerSandboxService : ISandboxService, IAsyncDisposable
         catch (DockerApiException) { } // already stopped
     }
 
-    private async Task RemoveContainerAsync(string name)
+    /// <summary>Ends ownership of a name once its container and scratch folder are gone.</summary>
+    private void Disown(string name)
     {
-        try { await client.Containers.RemoveContainerAsync(name, new ContainerRemoveParameters { Force = true }, CancellationToken.None); }
-        catch (DockerApiException) { } // never created, or gone
-        catch (HttpRequestException) { } // engine gone: the reaper of the next start removes it
         lock (live) live.Remove(name);
     }
 
+    /// <summary>Removes a container; the name stays owned (not reaped) while <paramref name="keepOwned"/>, for a session that brings up its next container.</summary>
+    private async Task RemoveContainerAsync(string name, bool keepOwned = false)
+    {
+        try { await client.Containers.RemoveContainerAsync(name, new ContainerRemoveParameters { Force = true }, CancellationToken.None); }
+        catch (DockerApiException) { } // never created, or gone
+        catch (HttpRequestException) { } // engine gone: the reaper removes it once the engine is back
+        if (!keepOwned) lock (live) live.Remove(name);
+    }
+
     /// <summary>
-    /// Removes this silo's containers that no live sandbox of this process owns (all of them at start,
-    /// when <paramref name="onlyOthers"/> is false), and scratch folders without a container.
+    /// Removes this silo's containers and scratch folders that no live sandbox owns (see <see cref="IsLeftover"/>);
+    /// runs at start and every <see cref="SandboxSettings.ReaperPeriod"/>. Returns how many containers went.
     /// </summary>
-    public async Task<int> ReapAsync(bool onlyOthers)
+    public async Task<int> ReapAsync()
     {
         var removed = 0;
         try
@@ -353,7 +362,7 @@ public sealed class DockerSandboxService : ISandboxService, IAsyncDisposable
             foreach (var container in containers)
             {
                 var name = container.Names.FirstOrDefault()?.TrimStart('/') ?? container.ID;
-                if (!IsLeftover(name, onlyOthers)) continue;
+                if (!IsLeftover(name)) continue;
                 try
                 {
                     await client.Containers.RemoveContainerAsync(container.ID, new ContainerRemoveParameters { Force = true }, CancellationToken.None);
@@ -363,7 +372,7 @@ public sealed class DockerSandboxService : ISandboxService, IAsyncDisposable
             }
             foreach (var folder in Directory.GetDirectories(scratchRoot, $"ngym-{Sanitize(settings.SiloName)}-*"))
             {
-                if (!IsLeftover(Path.GetFileName(folder), onlyOthers)) continue;
+                if (!IsLeftover(Path.GetFileName(folder))) continue;
                 while (Native.Unmount(folder)) { }
                 try { Directory.Delete(folder, recursive: true); } catch (IOException) { }
             }
@@ -374,15 +383,15 @@ public sealed class DockerSandboxService : ISandboxService, IAsyncDisposable
 
     /// <summary>
     /// Whether a container or scratch folder of this silo (named "ngym-SILO-PID-N") belongs to no live
-    /// sandbox: one of this process that no sandbox owns any more (not while <paramref name="onlyOthers"/>
-    /// spares this process's own, at a timer tick), or one whose process has ended. Another live process
-    /// of the same silo name keeps its own.
+    /// sandbox: one of this process that no sandbox owns any more (its removal failed, say because the
+    /// engine was down), or one whose process has ended. Another live process of the same silo name
+    /// keeps its own.
     /// </summary>
-    private bool IsLeftover(string name, bool onlyOthers)
+    private bool IsLeftover(string name)
     {
         lock (live)
             if (live.Contains(name)) return false;
-        if (name.StartsWith(namePrefix, StringComparison.Ordinal)) return !onlyOthers;
+        if (name.StartsWith(namePrefix, StringComparison.Ordinal)) return true;
         var rest = name.Split('-');
         var pidText = rest.Length >= 2 ? rest[^2] : "";
         return !int.TryParse(pidText, out var pid) || !Directory.Exists($"/proc/{pid}");
@@ -450,8 +459,7 @@ public sealed class DockerSandboxService : ISandboxService, IAsyncDisposable
 
         private async Task RecreateAsync(CancellationToken cancellation)
         {
-            await owner.RemoveContainerAsync(name);
-            lock (owner.live) owner.live.Add(name);
+            await owner.RemoveContainerAsync(name, keepOwned: true);
             await StartContainerAsync(cancellation);
         }
 
@@ -541,7 +549,7 @@ public sealed class DockerSandboxService : ISandboxService, IAsyncDisposable
                 if (disposed) return SandboxStatus.Failed("the session is closed");
                 // A new container (fresh /tmp, no processes) over an emptied scratch folder. The scratch tmpfs
                 // is emptied rather than replaced: the container binds this very mount.
-                await owner.RemoveContainerAsync(name);
+                await owner.RemoveContainerAsync(name, keepOwned: true);
                 containerId = null;
                 scratch.Empty();
                 await RecreateAsync(cancellation);
@@ -562,8 +570,9 @@ public sealed class DockerSandboxService : ISandboxService, IAsyncDisposable
             {
                 if (disposed) return;
                 disposed = true;
-                await owner.RemoveContainerAsync(name);
+                await owner.RemoveContainerAsync(name, keepOwned: true);
                 scratch.Dispose();
+                owner.Disown(name);
                 owner.slots.Release();
             }
             finally { turn.Release(); }

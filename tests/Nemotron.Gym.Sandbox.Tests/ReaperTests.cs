@@ -34,7 +34,7 @@ public sealed class ReaperTests(SandboxFixture fixture)
         var alive = await CreateLabelled($"ngym-{SandboxFixture.SiloName}-{fixture.CanaryPid}-1");
         try
         {
-            var removed = await fixture.Docker.ReapAsync(onlyOthers: true);
+            var removed = await fixture.Docker.ReapAsync();
             Assert.Equal(1, removed);
             Assert.False(await Exists(orphan), "the container of an ended process was left");
             Assert.True(await Exists(alive), "the container of a live process was removed");
