@@ -10,6 +10,9 @@ apt_packages=(postgresql)
 
 # web UI: Playwright drives Debian's Chromium (no browser download).
 apt_packages+=(chromium)
+# sandbox: bubblewrap (the default backend), a Docker engine (the tests start their own private dockerd and build
+# the python image from the host's python3 when it is missing).
+apt_packages+=(bubblewrap docker.io python3)
 
 # kernels: NVRTC, so the CUDA kernels are compiled (not run) on machines with no GPU. Debian ships it in
 # its non-free component, which the stock sources leave out.

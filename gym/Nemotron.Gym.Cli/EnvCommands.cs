@@ -110,7 +110,7 @@ internal static class EnvCommands
         cmd.SetAction((parse, ct) => Cli.Run(async () =>
         {
             var plugin = Resolve(parse.GetValue(target)!, SearchPaths(parse));
-            var env = await HostedEnvironment.StartAsync(plugin, ParseSettings(parse), HostLimits.Default, line => AnsiConsole.MarkupLineInterpolated($"[grey]{line}[/]"), cancellation: ct);
+            var env = await HostedEnvironment.StartAsync(plugin, ParseSettings(parse), HostLimits.Default, line => AnsiConsole.MarkupLineInterpolated($"[grey]{line}[/]"), await SandboxCommands.EnvironmentServicesAsync(ct), ct);
             var report = await EnvironmentChecker.CheckAsync(env, parse.GetValue(tasks), 1, ct);
             foreach (var p in report.Problems.Take(50))
                 AnsiConsole.MarkupLineInterpolated($"[red]✗[/] {(p.TaskId.Length > 0 ? p.TaskId + ": " : "")}{p.Problem}");

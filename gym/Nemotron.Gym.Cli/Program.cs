@@ -14,4 +14,5 @@ GymRunCommands.AddTo(root);
 SiloCommand.AddTo(root);
 ServeCommand.AddTo(root);
 UiCommand.AddTo(root);
+SandboxCommands.AddTo(root);
 return await root.Parse(args).InvokeAsync();

@@ -1,0 +1,422 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Text;
+using Nemotron.Gym.Abstractions;
+
+namespace Nemotron.Gym.Sandbox;
+
+/// <summary>
+/// The default backend: bubblewrap, with no daemon. Each run goes through
+/// <c>sh (joins the run's cgroups) → prlimit (rlimits) → setpriv (drops to the slot's uid) → bwrap</c>,
+/// and bwrap gives the program new user, pid, network, ipc, uts, cgroup and mount namespaces, the image's
+/// root filesystem read-only, its own scratch tmpfs at /work and a small tmpfs at /tmp, no capabilities,
+/// an empty environment, and forbids nested user namespaces. Limits: rlimits for CPU per process, file
+/// size, open files and processes (per uid, hence a uid per slot); cgroups, where the machine has them,
+/// for memory without swap, processes, total CPU time and peak memory. The wall clock is enforced here,
+/// from outside: the process tree, the run's cgroups and every process of the slot's uid are killed.
+/// </summary>
+public sealed class BwrapSandboxService : ISandboxService, IDisposable
+{
+    private readonly SandboxSettings settings;
+    private readonly UidSlots slots;
+    private readonly CgroupLayout? cgroups;
+    private readonly string scratchRoot;
+    private readonly Dictionary<string, SandboxImage?> images = [];
+    private long runCounter;
+
+    /// <inheritdoc />
+    public string Backend => "bwrap";
+
+    /// <summary>How cgroups are used on this machine (or why they are not).</summary>
+    public string CgroupDescription { get; }
+
+    /// <summary>How many sandboxes may run at once.</summary>
+    public int SlotCount => slots.Count;
+
+    private BwrapSandboxService(SandboxSettings settings, UidSlots slots, CgroupLayout? cgroups, string cgroupDescription, string scratchRoot)
+    {
+        this.settings = settings;
+        this.slots = slots;
+        this.cgroups = cgroups;
+        CgroupDescription = cgroupDescription;
+        this.scratchRoot = scratchRoot;
+    }
+
+    /// <summary>
+    /// Checks the machine (root, bwrap, setpriv, prlimit), claims uids, finds cgroups, and clears what an
+    /// earlier process left on the claimed uids. Returns the reason instead when this host cannot run it.
+    /// </summary>
+    public static (BwrapSandboxService? Service, string? Error) Create(SandboxSettings settings)
+    {
+        if (!OperatingSystem.IsLinux()) return (null, "the bwrap backend needs Linux");
+        if (!Native.IsRoot) return (null, "the bwrap backend runs as root (it drops each sandbox to an unprivileged uid of its own)");
+        foreach (var tool in new[] { "bwrap", "setpriv", "prlimit" })
+            if (FindOnPath(tool) is null)
+                return (null, $"'{tool}' is not installed (Debian: apt-get install bubblewrap util-linux)");
+        try
+        {
+            var scratchRoot = Path.Combine(settings.ScratchDirectory, "bwrap");
+            Directory.CreateDirectory(scratchRoot);
+            // Sandbox uids must reach their own scratch folder through this one, but may not list it.
+            File.SetUnixFileMode(settings.ScratchDirectory, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute | UnixFileMode.GroupExecute | UnixFileMode.OtherExecute);
+            File.SetUnixFileMode(scratchRoot, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute | UnixFileMode.GroupExecute | UnixFileMode.OtherExecute);
+            var slots = new UidSlots(Path.Combine(settings.ScratchDirectory, "uids"), settings.FirstUid, settings.Slots);
+            var (layout, cgroupDescription) = CgroupLayout.Detect();
+            var service = new BwrapSandboxService(settings, slots, layout, cgroupDescription, scratchRoot);
+            service.RemoveLeftovers();
+            return (service, null);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException or InvalidOperationException)
+        {
+            return (null, $"bwrap backend: {e.Message}");
+        }
+    }
+
+    // Scratch folders are named "UID-..." so whatever an earlier process left on a uid we now hold can go.
+    private void RemoveLeftovers()
+    {
+        foreach (var uid in slots.Claimed)
+        {
+            UidSlots.KillAllOf(uid);
+            foreach (var folder in Directory.GetDirectories(scratchRoot, $"{uid}-*"))
+            {
+                while (Native.Unmount(folder)) { }
+                try { Directory.Delete(folder, recursive: true); } catch (IOException) { }
+            }
+        }
+    }
+
+    /// <inheritdoc />
+    public async ValueTask<SandboxResult> RunAsync(SandboxRunRequest request, CancellationToken cancellation)
+    {
+        var limits = request.Command.Limits ?? settings.Limits;
+        if (Refuse(request.Command, limits) is { } refused) return refused;
+        var image = FindImage(request.Image);
+        if (image is null) return SandboxResult.Failure(MissingImage(request.Image));
+        int uid;
+        try { uid = await slots.AcquireAsync(cancellation); }
+        catch (OperationCanceledException) { return Cancelled(TimeSpan.Zero); }
+        ScratchFolder? scratch = null;
+        try
+        {
+            scratch = ScratchFolder.Create(NewScratchPath(uid), limits.FileSizeBytes, uid);
+            if (request.Files is { Count: > 0 } files && scratch.Put(files) is { Ok: false } put)
+                return SandboxResult.Failure($"files: {put.Error}");
+            return await ExecuteAsync(uid, image, scratch, request.Command, limits, limits, cancellation);
+        }
+        catch (IOException e)
+        {
+            return SandboxResult.Failure($"bwrap backend: {e.Message}");
+        }
+        finally
+        {
+            scratch?.Dispose();
+            UidSlots.KillAllOf(uid);
+            slots.Release(uid);
+        }
+    }
+
+    /// <inheritdoc />
+    public async ValueTask<ISandboxSession> OpenSessionAsync(SandboxSessionOptions options, CancellationToken cancellation)
+    {
+        var limits = options.Limits ?? settings.Limits;
+        if (limits.Validate() is { Count: > 0 } problems) return new FailedSession($"limits: {string.Join("; ", problems)}");
+        var image = FindImage(options.Image);
+        if (image is null) return new FailedSession(MissingImage(options.Image));
+        int uid;
+        try { uid = await slots.AcquireAsync(cancellation); }
+        catch (OperationCanceledException) { return new FailedSession("cancelled while waiting for a free sandbox slot"); }
+        try
+        {
+            var scratch = ScratchFolder.Create(NewScratchPath(uid), limits.FileSizeBytes, uid);
+            return new BwrapSession(this, uid, image, scratch, limits);
+        }
+        catch (IOException e)
+        {
+            slots.Release(uid);
+            return new FailedSession($"bwrap backend: {e.Message}");
+        }
+    }
+
+    private string NewScratchPath(int uid) =>
+        Path.Combine(scratchRoot, $"{uid}-{Environment.ProcessId}-{Interlocked.Increment(ref runCounter)}");
+
+    private SandboxImage? FindImage(string name)
+    {
+        lock (images)
+        {
+            if (!images.TryGetValue(name, out var image) || image is null)
+                images[name] = image = SandboxImage.Load(settings.ImagesDirectory, name);
+            return image;
+        }
+    }
+
+    private string MissingImage(string name) =>
+        $"image '{name}' is not built in {settings.ImagesDirectory} (run `gym sandbox images build`)";
+
+    internal static SandboxResult? Refuse(SandboxCommand command, SandboxLimits limits)
+    {
+        if (command.Argv.Count == 0 || string.IsNullOrEmpty(command.Argv[0])) return SandboxResult.Failure("empty command");
+        if (command.Argv.Any(a => a.Contains('\0'))) return SandboxResult.Failure("an argument contains a NUL character");
+        if (limits.Validate() is { Count: > 0 } problems) return SandboxResult.Failure($"limits: {string.Join("; ", problems)}");
+        return null;
+    }
+
+    internal static SandboxResult Cancelled(TimeSpan wall) =>
+        new(SandboxOutcome.Killed, null, null, SandboxOutput.Empty, SandboxOutput.Empty, wall, null, null, "cancelled by the caller");
+
+    /// <summary>Runs one command as <paramref name="uid"/> over a scratch folder; kills everything of the run before it returns.</summary>
+    internal async Task<SandboxResult> ExecuteAsync(int uid, SandboxImage image, ScratchFolder scratch, SandboxCommand command,
+        SandboxLimits limits, SandboxLimits sessionLimits, CancellationToken cancellation)
+    {
+        var runName = $"{uid}-{Environment.ProcessId}-{Interlocked.Increment(ref runCounter)}";
+        var statusFile = Path.Combine(scratchRoot, $"{runName}.status");
+        RunCgroup? cgroup = null;
+        var clock = Stopwatch.StartNew();
+        try
+        {
+            // bwrap itself takes two processes (its monitor and the namespace's init) beside the program's.
+            var processLimit = sessionLimits.Processes + 2;
+            cgroup = cgroups?.Create(runName, sessionLimits.MemoryBytes, processLimit);
+            var start = BuildStart(uid, image, scratch, command, limits, sessionLimits, processLimit, cgroup, statusFile);
+            using var process = new Process { StartInfo = start };
+            process.Start();
+            var stdout = new OutputCapture(limits.OutputBytes);
+            var stderr = new OutputCapture(limits.OutputBytes);
+            var ended = new CancellationTokenSource();
+            string? endReason = null;
+            void End(string reason)
+            {
+                lock (ended)
+                {
+                    if (endReason is not null) return;
+                    endReason = reason;
+                }
+                KillRun(process, cgroup, uid);
+            }
+            stdout.Exceeded += () => End("output");
+            stderr.Exceeded += () => End("output");
+            var readOut = Task.Run(() => stdout.ReadAsync(process.StandardOutput.BaseStream));
+            var readErr = Task.Run(() => stderr.ReadAsync(process.StandardError.BaseStream));
+            var writeIn = Task.Run(async () =>
+            {
+                try
+                {
+                    if (command.Stdin is { Length: > 0 } input) await process.StandardInput.BaseStream.WriteAsync(input, ended.Token);
+                    process.StandardInput.Close();
+                }
+                catch (Exception e) when (e is IOException or OperationCanceledException or ObjectDisposedException) { }
+            });
+            using (cancellation.Register(() => End("cancelled")))
+            {
+                var exited = process.WaitForExitAsync();
+                var deadline = clock.Elapsed + limits.WallTime;
+                while (!exited.IsCompleted)
+                {
+                    var left = deadline - clock.Elapsed;
+                    if (left <= TimeSpan.Zero) { End("wall"); break; }
+                    // With cgroups the run's total CPU is polled (rlimits only count per process).
+                    await Task.WhenAny(exited, Task.Delay(cgroup is null ? left : TimeSpan.FromMilliseconds(Math.Min(25, left.TotalMilliseconds + 1))));
+                    if (cgroup?.CpuTime > limits.CpuTime) { End("cpu"); break; }
+                }
+                // After a kill, the process tree is gone within milliseconds; the bound guards a stuck pipe.
+                await exited.WaitAsync(TimeSpan.FromSeconds(10));
+            }
+            ended.Cancel();
+            await Task.WhenAll(readOut, readErr).WaitAsync(TimeSpan.FromSeconds(5));
+            var wall = clock.Elapsed;
+            var exitCode = process.ExitCode;
+            // When the program ends, bwrap's init ends and the kernel kills what is left of the pid namespace;
+            // the cgroup sweep here and the uid sweep when the slot is released are the backstops.
+            cgroup?.KillAll();
+            return Classify(exitCode, endReason, File.Exists(statusFile) ? File.ReadAllText(statusFile) : "", stdout.ToOutput(), stderr.ToOutput(), wall, limits, cgroup);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException or TimeoutException or System.ComponentModel.Win32Exception)
+        {
+            return SandboxResult.Failure($"bwrap backend: {e.Message}", clock.Elapsed);
+        }
+        finally
+        {
+            cgroup?.Dispose();
+            try { File.Delete(statusFile); } catch (IOException) { }
+        }
+    }
+
+    /// <summary>Kills a run from outside: bwrap, then whatever its cgroups and its uid still hold.</summary>
+    private static void KillRun(Process process, RunCgroup? cgroup, int uid)
+    {
+        // bwrap first: its namespace's init dies with it (--die-with-parent), and with the init the kernel kills
+        // every process of the pid namespace at once, however fast a fork bomb multiplies. The sweeps are the backstop.
+        try { process.Kill(entireProcessTree: false); } catch (InvalidOperationException) { } catch (System.ComponentModel.Win32Exception) { }
+        cgroup?.KillAll();
+        UidSlots.KillAllOf(uid);
+    }
+
+    private static SandboxResult Classify(int exitCode, string? endReason, string status, SandboxOutput stdout, SandboxOutput stderr,
+        TimeSpan wall, SandboxLimits limits, RunCgroup? cgroup)
+    {
+        var cpu = cgroup?.CpuTime;
+        var peak = cgroup?.PeakMemoryBytes;
+        SandboxResult Make(SandboxOutcome outcome, int? code, int? signal, string? detail) => new(outcome, code, signal, stdout, stderr, wall, cpu, peak, detail);
+
+        // bwrap reports the program's pid once the sandbox is set up: no pid means the sandbox failed, not the program.
+        if (endReason is null && !status.Contains("\"child-pid\"", StringComparison.Ordinal))
+            return Make(SandboxOutcome.SandboxError, null, null, $"bwrap failed before the program started (exit {exitCode}): {Trim(stderr.Text)}");
+        // bwrap exits with 128+N when the program died of signal N.
+        int? signal = exitCode is > 128 and < 128 + 65 ? exitCode - 128 : null;
+        int? code = signal is null ? exitCode : null;
+        switch (endReason)
+        {
+            case "cancelled": return Make(SandboxOutcome.Killed, null, Native.SIGKILL, "cancelled by the caller");
+            case "output": return Make(SandboxOutcome.OutputLimit, null, Native.SIGKILL, $"wrote more than {limits.OutputBytes} bytes to stdout or stderr");
+            case "wall": return Make(SandboxOutcome.Timeout, null, Native.SIGKILL, $"ran past the wall-time limit of {limits.WallTime.TotalSeconds:0.###} s");
+            case "cpu": return Make(SandboxOutcome.Timeout, null, Native.SIGKILL, $"used more than {limits.CpuTime.TotalSeconds:0.###} s of CPU");
+        }
+        const int SIGXCPU = 24;
+        if (signal == SIGXCPU || (signal == Native.SIGKILL && cpu >= limits.CpuTime))
+            return Make(SandboxOutcome.Timeout, code, signal, $"used more than {limits.CpuTime.TotalSeconds:0.###} s of CPU");
+        if (cgroup is not null ? cgroup.OomKilled || (cgroup.HitMemoryLimit && exitCode != 0)
+                               : exitCode != 0 && stderr.Text.Contains("MemoryError", StringComparison.Ordinal))
+            return Make(SandboxOutcome.MemoryLimit, code, signal, $"ran out of its {limits.MemoryBytes >> 20} MiB of memory");
+        return Make(SandboxOutcome.Ok, code, signal, null);
+    }
+
+    private static string Trim(string text) => text.Length <= 500 ? text.Trim() : text[..500].Trim() + " ...";
+
+    private ProcessStartInfo BuildStart(int uid, SandboxImage image, ScratchFolder scratch, SandboxCommand command, SandboxLimits limits,
+        SandboxLimits sessionLimits, int processLimit, RunCgroup? cgroup, string statusFile)
+    {
+        string Number(long n) => n.ToString(CultureInfo.InvariantCulture);
+        var cpuSeconds = (long)Math.Max(1, Math.Ceiling(limits.CpuTime.TotalSeconds));
+        // The shell joins the run's cgroups before anything of the run exists, and opens bwrap's status file as fd 3.
+        var script = new StringBuilder();
+        foreach (var procs in cgroup?.ProcsFiles ?? []) script.Append("echo $$ > '").Append(procs).Append("' && ");
+        script.Append("exec 3>'").Append(statusFile).Append("' && exec \"$@\"");
+        var start = new ProcessStartInfo("/bin/sh")
+        {
+            RedirectStandardInput = true,
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+            UseShellExecute = false,
+            WorkingDirectory = "/",
+        };
+        // Nothing of the host's environment (tokens, passwords) may reach the sandbox.
+        start.Environment.Clear();
+        start.Environment["PATH"] = "/usr/sbin:/usr/bin:/sbin:/bin";
+        var args = start.ArgumentList;
+        foreach (var a in new[] { "-c", script.ToString(), "sh" }) args.Add(a);
+        args.Add("prlimit");
+        args.Add($"--nproc={processLimit}");
+        args.Add($"--nofile={limits.OpenFiles}");
+        args.Add($"--fsize={Number(sessionLimits.FileSizeBytes)}");
+        args.Add($"--cpu={cpuSeconds}:{cpuSeconds + 1}");
+        args.Add("--core=0");
+        // Without a memory cgroup, address space is the only memory limit there is.
+        if (cgroup is null) args.Add($"--as={Number(sessionLimits.MemoryBytes)}");
+        args.Add("--");
+        foreach (var a in new[] { "setpriv", $"--reuid={uid}", $"--regid={uid}", "--clear-groups", "--" }) args.Add(a);
+        foreach (var a in new[]
+        {
+            "bwrap", "--unshare-all", "--unshare-user", "--disable-userns", "--uid", "65534", "--gid", "65534",
+            "--hostname", "sandbox", "--die-with-parent", "--new-session", "--cap-drop", "ALL",
+            "--json-status-fd", "3",
+            "--ro-bind", image.RootFs, "/", "--proc", "/proc",
+            // A minimal /dev (null, zero, random, tty, ...), read-only but for a capped /dev/shm.
+            "--dev", "/dev", "--perms", "1777", "--size", Number(sessionLimits.FileSizeBytes), "--tmpfs", "/dev/shm", "--remount-ro", "/dev",
+            "--bind", scratch.HostPath, "/work",
+            "--perms", "1777", "--size", Number(sessionLimits.FileSizeBytes), "--tmpfs", "/tmp",
+            "--chdir", "/work", "--clearenv",
+            "--setenv", "PATH", "/usr/local/bin:/usr/bin:/bin", "--setenv", "HOME", "/work", "--setenv", "TMPDIR", "/tmp",
+            "--setenv", "LANG", "C.UTF-8", "--setenv", "PYTHONDONTWRITEBYTECODE", "1",
+            "--",
+        }) args.Add(a);
+        foreach (var a in command.Argv) args.Add(a);
+        return start;
+    }
+
+    private static string? FindOnPath(string tool) =>
+        (Environment.GetEnvironmentVariable("PATH") ?? "/usr/sbin:/usr/bin:/sbin:/bin").Split(':')
+            .Append("/usr/sbin").Append("/usr/bin").Select(d => Path.Combine(d, tool)).FirstOrDefault(File.Exists);
+
+    internal void ReleaseSlot(int uid)
+    {
+        UidSlots.KillAllOf(uid);
+        slots.Release(uid);
+    }
+
+    /// <summary>Releases the claimed uids (sandboxes still running are killed by their own calls' ends).</summary>
+    public void Dispose() => slots.Dispose();
+
+    /// <summary>A bwrap session: a slot (uid) and a scratch folder held for its life; each command is a fresh bwrap over that folder.</summary>
+    private sealed class BwrapSession(BwrapSandboxService owner, int uid, SandboxImage image, ScratchFolder scratch, SandboxLimits limits) : ISandboxSession
+    {
+        private readonly SemaphoreSlim turn = new(1, 1);
+        private bool disposed;
+
+        public async ValueTask<SandboxResult> ExecAsync(SandboxCommand command, CancellationToken cancellation)
+        {
+            var commandLimits = command.Limits is null ? limits
+                : limits with { WallTime = command.Limits.WallTime, CpuTime = command.Limits.CpuTime, OutputBytes = command.Limits.OutputBytes };
+            if (Refuse(command, commandLimits) is { } refused) return refused;
+            try { await turn.WaitAsync(cancellation); }
+            catch (OperationCanceledException) { return Cancelled(TimeSpan.Zero); }
+            try
+            {
+                if (disposed) return SandboxResult.Failure("the session is closed");
+                return await owner.ExecuteAsync(uid, image, scratch, command, commandLimits, limits, cancellation);
+            }
+            finally { turn.Release(); }
+        }
+
+        public async ValueTask<SandboxStatus> PutFilesAsync(IReadOnlyList<SandboxFile> files, CancellationToken cancellation)
+        {
+            await turn.WaitAsync(cancellation);
+            try { return disposed ? SandboxStatus.Failed("the session is closed") : scratch.Put(files); }
+            finally { turn.Release(); }
+        }
+
+        public async ValueTask<SandboxFileRead> GetFileAsync(string path, long maxBytes, CancellationToken cancellation)
+        {
+            await turn.WaitAsync(cancellation);
+            try { return disposed ? new(null, false, "the session is closed") : scratch.Get(path, maxBytes); }
+            finally { turn.Release(); }
+        }
+
+        public async ValueTask<SandboxStatus> ResetAsync(CancellationToken cancellation)
+        {
+            await turn.WaitAsync(cancellation);
+            try
+            {
+                if (disposed) return SandboxStatus.Failed("the session is closed");
+                UidSlots.KillAllOf(uid);
+                scratch.Clear();
+                return SandboxStatus.Success;
+            }
+            catch (IOException e) { return SandboxStatus.Failed($"reset: {e.Message}"); }
+            finally { turn.Release(); }
+        }
+
+        public async ValueTask DisposeAsync()
+        {
+            await turn.WaitAsync();
+            try
+            {
+                if (disposed) return;
+                disposed = true;
+                scratch.Dispose();
+                owner.ReleaseSlot(uid);
+            }
+            finally { turn.Release(); }
+        }
+    }
+}
+
+/// <summary>A session that could not be opened: every call reports why.</summary>
+internal sealed class FailedSession(string reason) : ISandboxSession
+{
+    public ValueTask<SandboxResult> ExecAsync(SandboxCommand command, CancellationToken cancellation) => ValueTask.FromResult(SandboxResult.Failure(reason));
+    public ValueTask<SandboxStatus> PutFilesAsync(IReadOnlyList<SandboxFile> files, CancellationToken cancellation) => ValueTask.FromResult(SandboxStatus.Failed(reason));
+    public ValueTask<SandboxFileRead> GetFileAsync(string path, long maxBytes, CancellationToken cancellation) => ValueTask.FromResult(new SandboxFileRead(null, false, reason));
+    public ValueTask<SandboxStatus> ResetAsync(CancellationToken cancellation) => ValueTask.FromResult(SandboxStatus.Failed(reason));
+    public ValueTask DisposeAsync() => ValueTask.CompletedTask;
+}

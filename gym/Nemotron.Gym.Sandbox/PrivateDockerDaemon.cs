@@ -1,0 +1,91 @@
+using System.Diagnostics;
+using Docker.DotNet;
+
+namespace Nemotron.Gym.Sandbox;
+
+/// <summary>
+/// A Docker engine of the gym's own, for machines where none runs (no systemd, services blocked): dockerd
+/// on a private socket with a private data root, and no bridge, no iptables, no masquerading, since
+/// sandbox containers have no network at all. It outlives the command that started it (it runs in its
+/// own session); <see cref="Stop"/> ends it.
+/// </summary>
+public static class PrivateDockerDaemon
+{
+    /// <summary>The folder of its socket, pid file and exec root.</summary>
+    public const string RunDirectory = "/run/nemotron-gym-docker";
+
+    /// <summary>Its image and container store.</summary>
+    public const string DataRoot = "/var/lib/nemotron-gym/docker";
+
+    /// <summary>The endpoint the docker backend uses by default.</summary>
+    public const string DefaultEndpoint = "unix://" + RunDirectory + "/docker.sock";
+
+    /// <summary>Whether an engine answers at <paramref name="endpoint"/>.</summary>
+    public static async Task<bool> IsAnsweringAsync(string endpoint, CancellationToken cancellation)
+    {
+        try
+        {
+            using var configuration = new DockerClientConfiguration(new Uri(endpoint));
+            using var client = configuration.CreateClient();
+            using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellation);
+            timeout.CancelAfter(TimeSpan.FromSeconds(3));
+            await client.System.PingAsync(timeout.Token);
+            return true;
+        }
+        catch (Exception e) when (e is not OperationCanceledException || !cancellation.IsCancellationRequested)
+        {
+            return false;
+        }
+    }
+
+    /// <summary>
+    /// Starts the private engine unless it already answers, and waits until it does. Returns what happened
+    /// ("already running", "started ..."), or throws with the engine's log when it did not come up.
+    /// </summary>
+    public static async Task<string> EnsureRunningAsync(TimeSpan timeout, CancellationToken cancellation)
+    {
+        if (await IsAnsweringAsync(DefaultEndpoint, cancellation)) return $"already running at {DefaultEndpoint}";
+        var dockerd = new[] { "/usr/sbin/dockerd", "/usr/bin/dockerd" }.FirstOrDefault(File.Exists)
+            ?? throw new InvalidOperationException("dockerd is not installed (Debian: apt-get install docker.io)");
+        Directory.CreateDirectory(RunDirectory);
+        Directory.CreateDirectory(DataRoot);
+        var log = Path.Combine(RunDirectory, "dockerd.log");
+        var pidFile = Path.Combine(RunDirectory, "dockerd.pid");
+        // A pid file left by an engine that died would stop the new one from starting.
+        if (File.Exists(pidFile) && !IsAlive(File.ReadAllText(pidFile))) File.Delete(pidFile);
+        // gVisor, where installed, as the runtime "runsc"; it needs its own network off as well.
+        var daemonConfig = Path.Combine(RunDirectory, "daemon.json");
+        var runsc = new[] { "/usr/bin/runsc", "/usr/local/bin/runsc" }.FirstOrDefault(File.Exists);
+        File.WriteAllText(daemonConfig, runsc is null ? "{}\n"
+            : $$"""{ "runtimes": { "runsc": { "path": "{{runsc}}", "runtimeArgs": ["--network=none"] } } }""" + "\n");
+        var start = new ProcessStartInfo("/usr/bin/setsid") { UseShellExecute = false, RedirectStandardInput = true, RedirectStandardOutput = true, RedirectStandardError = true };
+        foreach (var a in new[]
+        {
+            "-f", "/bin/sh", "-c", "exec \"$@\" >>'" + log + "' 2>&1 </dev/null", "sh",
+            dockerd, "--iptables=false", "--ip-masq=false", "--bridge=none",
+            "-H", DefaultEndpoint, "--config-file", daemonConfig, "--data-root", DataRoot, "--exec-root", Path.Combine(RunDirectory, "exec"), "--pidfile", pidFile,
+        }) start.ArgumentList.Add(a);
+        using (var launcher = Process.Start(start)!) await launcher.WaitForExitAsync(cancellation);
+        var clock = Stopwatch.StartNew();
+        while (clock.Elapsed < timeout)
+        {
+            if (await IsAnsweringAsync(DefaultEndpoint, cancellation)) return $"started dockerd at {DefaultEndpoint} (data {DataRoot}, log {log}) in {clock.Elapsed.TotalSeconds:0.0} s";
+            await Task.Delay(100, cancellation);
+        }
+        var tail = File.Exists(log) ? string.Join('\n', File.ReadLines(log).TakeLast(20)) : "(no log)";
+        throw new InvalidOperationException($"dockerd did not answer at {DefaultEndpoint} within {timeout.TotalSeconds} s; the end of {log}:\n{tail}");
+    }
+
+    /// <summary>Stops the private engine (SIGTERM, then waits up to 20 s); false when none was running.</summary>
+    public static bool Stop()
+    {
+        var pidFile = Path.Combine(RunDirectory, "dockerd.pid");
+        if (!File.Exists(pidFile) || !int.TryParse(File.ReadAllText(pidFile).Trim(), out var pid)) return false;
+        if (!Native.Signal(pid, Native.SIGTERM)) return false;
+        // dockerd stops its containers and containerd before it exits.
+        for (var waited = 0; waited < 200 && Directory.Exists($"/proc/{pid}"); waited++) Thread.Sleep(100);
+        return true;
+    }
+
+    private static bool IsAlive(string pidText) => int.TryParse(pidText.Trim(), out var pid) && Directory.Exists($"/proc/{pid}");
+}

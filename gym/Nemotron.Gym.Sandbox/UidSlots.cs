@@ -1,0 +1,86 @@
+namespace Nemotron.Gym.Sandbox;
+
+/// <summary>
+/// The unprivileged uids this process may run sandboxes as, one per concurrent sandbox. A uid is claimed
+/// with an exclusive lock file, so two gym processes on one host (a silo and a test run, say) never
+/// share one: RLIMIT_NPROC counts per uid, and the sweep after a run kills every process of its uid.
+/// </summary>
+internal sealed class UidSlots : IDisposable
+{
+    private const int RangeSize = 1000;
+    private readonly List<FileStream> locks = [];
+    private readonly Queue<int> free = new();
+    private readonly SemaphoreSlim available;
+
+    public int Count { get; }
+
+    public UidSlots(string lockDirectory, int firstUid, int count)
+    {
+        Directory.CreateDirectory(lockDirectory);
+        for (var uid = firstUid; uid < firstUid + RangeSize && free.Count < count; uid++)
+        {
+            try
+            {
+                var stream = new FileStream(Path.Combine(lockDirectory, $"{uid}.lock"), FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.None);
+                locks.Add(stream);
+                free.Enqueue(uid);
+            }
+            catch (IOException) { } // held by another process
+        }
+        if (free.Count == 0) throw new InvalidOperationException($"no free sandbox uid in {firstUid}..{firstUid + RangeSize - 1} (lock files in {lockDirectory})");
+        Count = free.Count;
+        available = new SemaphoreSlim(Count, Count);
+    }
+
+    public IEnumerable<int> Claimed { get { lock (free) return free.ToArray(); } }
+
+    public async ValueTask<int> AcquireAsync(CancellationToken cancellation)
+    {
+        await available.WaitAsync(cancellation);
+        lock (free) return free.Dequeue();
+    }
+
+    public void Release(int uid)
+    {
+        lock (free) free.Enqueue(uid);
+        available.Release();
+    }
+
+    /// <summary>Kills every process whose real uid is <paramref name="uid"/> (what a double-forked daemon would leave).</summary>
+    public static int KillAllOf(int uid)
+    {
+        var killed = 0;
+        for (var round = 0; round < 20; round++)
+        {
+            var found = 0;
+            foreach (var dir in Directory.EnumerateDirectories("/proc"))
+            {
+                if (!int.TryParse(Path.GetFileName(dir), out var pid)) continue;
+                try
+                {
+                    foreach (var line in File.ReadLines(Path.Combine(dir, "status")))
+                    {
+                        // A zombie is already dead: its parent (or init) reaps it, and SIGKILL cannot hurry that.
+                        if (line.StartsWith("State:\tZ", StringComparison.Ordinal)) break;
+                        if (!line.StartsWith("Uid:", StringComparison.Ordinal)) continue;
+                        var fields = line.Split('\t', StringSplitOptions.RemoveEmptyEntries);
+                        if (fields.Length > 1 && int.TryParse(fields[1], out var realUid) && realUid == uid) { Native.Kill(pid); found++; }
+                        break;
+                    }
+                }
+                catch (IOException) { } // gone meanwhile
+                catch (UnauthorizedAccessException) { }
+            }
+            if (found == 0) break;
+            killed += found;
+            Thread.Sleep(5);
+        }
+        return killed;
+    }
+
+    public void Dispose()
+    {
+        foreach (var stream in locks) stream.Dispose();
+        locks.Clear();
+    }
+}

@@ -1,0 +1,87 @@
+using System.Diagnostics;
+using Nemotron.Gym.Abstractions;
+using Nemotron.Gym.Sandbox;
+
+namespace Nemotron.Gym.Benchmarks;
+
+/// <summary>
+/// What a sandbox costs per run: `python3 -c pass` bare on the host, then through each backend (bwrap;
+/// docker one-shot; docker warm exec; the same two under gVisor where runsc works), median and p99 of
+/// the whole call, and the overhead over bare. Needs root, bubblewrap, the python image and the private
+/// dockerd (`gym sandbox images build`, `gym sandbox docker start`); backends that cannot run say why.
+/// Run: dotnet run -c Release --project tests/Nemotron.Gym.Benchmarks -- sandbox [--runs N]
+/// </summary>
+public sealed class SandboxBenchmark : IBenchmark
+{
+    public string Name => "sandbox";
+    public string Description => "Per-run overhead of the bwrap and docker sandboxes over bare python3 (median, p99)";
+
+    public async Task<int> RunAsync(string[] args)
+    {
+        var runs = args.Length >= 2 && args[0] == "--runs" ? int.Parse(args[1]) : 30;
+        var command = new SandboxCommand(["python3", "-c", "pass"]);
+        var rows = new List<(string Name, double Median, double P99, string Note)>();
+
+        var bare = await MeasureAsync(runs, async () =>
+        {
+            using var process = Process.Start(new ProcessStartInfo("/usr/bin/python3", ["-c", "pass"]) { UseShellExecute = false })!;
+            await process.WaitForExitAsync();
+            return process.ExitCode == 0 ? null : $"exit {process.ExitCode}";
+        });
+        rows.Add(("bare python3 -c pass", bare.Median, bare.P99, bare.Error ?? ""));
+
+        var settings = new SandboxSettings { SiloName = "benchmark", Slots = 4 };
+        var (bwrap, bwrapError) = BwrapSandboxService.Create(settings);
+        if (bwrap is null) rows.Add(("bwrap", double.NaN, double.NaN, bwrapError!));
+        else
+        {
+            using (bwrap)
+            {
+                var m = await MeasureAsync(runs, async () => Check(await bwrap.RunAsync(new SandboxRunRequest(command), default)));
+                rows.Add(("bwrap one-shot", m.Median, m.P99, m.Error ?? bwrap.CgroupDescription));
+            }
+        }
+
+        foreach (var runtime in new string?[] { null, "runsc" })
+        {
+            var label = runtime is null ? "docker" : "docker + gVisor";
+            var (docker, dockerError) = await DockerSandboxService.CreateAsync(settings with { DockerRuntime = runtime }, default);
+            if (docker is null) { rows.Add((label, double.NaN, double.NaN, dockerError!)); continue; }
+            await using (docker)
+            {
+                var oneShot = await MeasureAsync(runs, async () => Check(await docker.RunAsync(new SandboxRunRequest(command), default)));
+                rows.Add(($"{label} one-shot", oneShot.Median, oneShot.P99, oneShot.Error ?? ""));
+                await using var session = await docker.OpenSessionAsync(new SandboxSessionOptions(), default);
+                var warm = await MeasureAsync(runs, async () => Check(await session.ExecAsync(command, default)));
+                rows.Add(($"{label} warm exec", warm.Median, warm.P99, warm.Error ?? ""));
+            }
+        }
+
+        Console.WriteLine($"sandbox overhead per run, {runs} runs each (after 3 warm-up runs), {Environment.ProcessorCount} cores");
+        Console.WriteLine($"{"",-24} {"median ms",10} {"p99 ms",10} {"overhead ms",12}  note");
+        foreach (var (name, median, p99, note) in rows)
+            Console.WriteLine(double.IsNaN(median)
+                ? $"{name,-24} {"-",10} {"-",10} {"-",12}  not measured: {note}"
+                : $"{name,-24} {median,10:0.0} {p99,10:0.0} {median - bare.Median,12:0.0}  {note}");
+        return 0;
+    }
+
+    private static string? Check(SandboxResult result) =>
+        result.Succeeded ? null : $"{result.Outcome}: exit {result.ExitCode} {result.Detail} {result.Stderr.Text}".Trim();
+
+    /// <summary>Times <paramref name="run"/> (which returns an error or null); on the first error it stops and reports it.</summary>
+    private static async Task<(double Median, double P99, string? Error)> MeasureAsync(int runs, Func<Task<string?>> run)
+    {
+        for (var i = 0; i < 3; i++)
+            if (await run() is { } warmError) return (double.NaN, double.NaN, warmError);
+        var times = new List<double>();
+        for (var i = 0; i < runs; i++)
+        {
+            var clock = Stopwatch.StartNew();
+            if (await run() is { } error) return (double.NaN, double.NaN, error);
+            times.Add(clock.Elapsed.TotalMilliseconds);
+        }
+        times.Sort();
+        return (times[times.Count / 2], times[Math.Min(times.Count - 1, (int)Math.Ceiling(times.Count * 0.99) - 1)], null);
+    }
+}

@@ -1,0 +1,141 @@
+using System.Diagnostics;
+using Docker.DotNet;
+using Docker.DotNet.Models;
+using Nemotron.Gym.Abstractions;
+using Nemotron.Gym.Sandbox;
+using Nemotron.Gym.TestSupport;
+
+namespace Nemotron.Gym.Sandbox.Tests;
+
+/// <summary>
+/// Both backends, for real: builds the python image when it is missing (about 5 s), starts the private
+/// dockerd when none answers, and plants what a sandbox must never reach: a secret file where a gym
+/// store would be, a secret in this process's environment, and a canary process owned by the uid
+/// containers run as. <see cref="AssertHostUntouched"/> checks all of it and that nothing leaked.
+/// </summary>
+public sealed class SandboxFixture : IAsyncLifetime
+{
+    public const string SiloName = "sandbox-tests";
+    public const string SecretValue = "nemotron-gym-test-secret-3f9c1a";
+    public const string SecretEnvironmentVariable = "NEMOTRON_GYM_TEST_SECRET";
+
+    /// <summary>Short limits so hostile programs end quickly.</summary>
+    public static SandboxLimits Limits { get; } = new(TimeSpan.FromSeconds(3), TimeSpan.FromSeconds(2), 128L << 20, 32, 8L << 20, 64, 64L << 10);
+
+    public SandboxSettings Settings { get; } = new()
+    {
+        SiloName = SiloName,
+        Slots = 8,
+        // Apart from the range a silo on this machine would claim by default.
+        FirstUid = 63000,
+        Limits = Limits,
+        ImagesDirectory = "/var/lib/nemotron-gym/sandbox-images",
+        ScratchDirectory = "/run/nemotron-gym-sandbox-tests",
+    };
+
+    public BwrapSandboxService Bwrap { get; private set; } = null!;
+    public DockerSandboxService Docker { get; private set; } = null!;
+    public DockerClient DockerClient { get; private set; } = null!;
+    public string SecretStorePath { get; } = "/var/lib/nemotron-gym-tests/store.db";
+    public string SecretStoreFolder => Path.GetDirectoryName(SecretStorePath)!;
+    private Process? canary;
+    private DockerClientConfiguration? dockerConfiguration;
+
+    public int CanaryPid => canary!.Id;
+
+    public ISandboxService Backend(string name) => name switch
+    {
+        "bwrap" => Bwrap,
+        "docker" => Docker,
+        _ => throw new ArgumentException($"no backend '{name}'"),
+    };
+
+    public async ValueTask InitializeAsync()
+    {
+        if (SandboxImage.Load(Settings.ImagesDirectory, "python") is null)
+            await SandboxImage.BuildAsync(Path.Combine(RepoPaths.Root, "sandbox-images"), Settings.ImagesDirectory, "python", default);
+        await PrivateDockerDaemon.EnsureRunningAsync(TimeSpan.FromSeconds(60), default);
+
+        Environment.SetEnvironmentVariable(SecretEnvironmentVariable, SecretValue);
+        Directory.CreateDirectory(SecretStoreFolder);
+        // World-readable on purpose: only the sandbox's mounts may keep a program from it, not file modes.
+        await File.WriteAllTextAsync(SecretStorePath, SecretValue);
+        File.SetUnixFileMode(SecretStorePath, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.GroupRead | UnixFileMode.OtherRead);
+
+        var start = new ProcessStartInfo("setpriv") { UseShellExecute = false };
+        foreach (var a in new[] { "--reuid=65534", "--regid=65534", "--clear-groups", "sleep", "3600" }) start.ArgumentList.Add(a);
+        canary = Process.Start(start)!;
+
+        var (bwrap, bwrapError) = BwrapSandboxService.Create(Settings);
+        Bwrap = bwrap ?? throw new InvalidOperationException(bwrapError);
+        var (docker, dockerError) = await DockerSandboxService.CreateAsync(Settings, default);
+        Docker = docker ?? throw new InvalidOperationException(dockerError);
+        dockerConfiguration = new DockerClientConfiguration(new Uri(Settings.DockerEndpoint));
+        DockerClient = dockerConfiguration.CreateClient();
+    }
+
+    /// <summary>
+    /// The host after a run: the secret file as it was, the canary alive, no process of a sandbox uid
+    /// (slot uids, 65534) but the canary, no container of this silo, no scratch folder but those of
+    /// <paramref name="openScratchFolders"/> sessions still open.
+    /// </summary>
+    public async Task AssertHostUntouched(int openScratchFolders = 0)
+    {
+        Assert.Equal(SecretValue, await File.ReadAllTextAsync(SecretStorePath));
+        Assert.False(canary!.HasExited, "the canary process (uid 65534 on the host) was killed");
+        var strays = SandboxProcesses().Where(p => p != canary.Id).ToList();
+        Assert.True(strays.Count == 0, $"processes of sandbox uids left running: {string.Join(", ", strays.Select(Describe))}");
+        var containers = await DockerClient.Containers.ListContainersAsync(new ContainersListParameters
+        {
+            All = true,
+            Filters = new Dictionary<string, IDictionary<string, bool>> { ["label"] = new Dictionary<string, bool> { [$"{DockerSandboxService.SiloLabel}={SiloName}"] = true } },
+        });
+        Assert.True(containers.Count == 0, $"containers left: {string.Join(", ", containers.Select(c => c.Names.FirstOrDefault()))}");
+        var scratch = new[] { "bwrap", "docker" }.Select(b => Path.Combine(Settings.ScratchDirectory, b)).Where(Directory.Exists)
+            .SelectMany(Directory.GetFileSystemEntries).ToList();
+        Assert.True(scratch.Count == openScratchFolders, $"scratch entries left: {string.Join(", ", scratch)}");
+    }
+
+    /// <summary>Processes whose real uid is one a sandbox runs as.</summary>
+    public IEnumerable<int> SandboxProcesses()
+    {
+        foreach (var dir in Directory.EnumerateDirectories("/proc"))
+        {
+            if (!int.TryParse(Path.GetFileName(dir), out var pid)) continue;
+            string[] status;
+            try { status = File.ReadAllLines(Path.Combine(dir, "status")); }
+            catch (IOException) { continue; }
+            if (status.Any(l => l.StartsWith("State:\tZ", StringComparison.Ordinal))) continue;
+            var uidLine = status.FirstOrDefault(l => l.StartsWith("Uid:", StringComparison.Ordinal));
+            if (uidLine is null) continue;
+            var uid = int.Parse(uidLine.Split('\t', StringSplitOptions.RemoveEmptyEntries)[1]);
+            if (uid == 65534 || (uid >= Settings.FirstUid && uid < Settings.FirstUid + 1000)) yield return pid;
+        }
+    }
+
+    private static string Describe(int pid)
+    {
+        try { return $"{pid} ({File.ReadAllText($"/proc/{pid}/cmdline").Replace('\0', ' ').Trim()})"; }
+        catch (IOException) { return pid.ToString(); }
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        try { await AssertHostUntouched(); }
+        finally
+        {
+            Bwrap?.Dispose();
+            if (Docker is not null) await Docker.DisposeAsync();
+            DockerClient?.Dispose();
+            dockerConfiguration?.Dispose();
+            canary?.Kill();
+            canary?.Dispose();
+        }
+    }
+}
+
+[CollectionDefinition(Name)]
+public sealed class SandboxCollection : ICollectionFixture<SandboxFixture>
+{
+    public const string Name = "sandbox";
+}
