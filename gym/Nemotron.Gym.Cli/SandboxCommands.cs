@@ -1,6 +1,7 @@
 using System.CommandLine;
 using Docker.DotNet;
 using Nemotron.Gym.Abstractions;
+using Nemotron.Gym.Conversation;
 using Nemotron.Gym.Sandbox;
 using Spectre.Console;
 using YamlDotNet.RepresentationModel;

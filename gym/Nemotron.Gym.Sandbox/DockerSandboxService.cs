@@ -3,6 +3,7 @@ using System.Globalization;
 using Docker.DotNet;
 using Docker.DotNet.Models;
 using Nemotron.Gym.Abstractions;
+using Nemotron.Gym.Conversation;
 
 namespace Nemotron.Gym.Sandbox;
 

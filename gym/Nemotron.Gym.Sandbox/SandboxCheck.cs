@@ -2,6 +2,7 @@ using System.Diagnostics;
 using System.Net;
 using System.Net.Sockets;
 using Nemotron.Gym.Abstractions;
+using Nemotron.Gym.Conversation;
 
 namespace Nemotron.Gym.Sandbox;
 

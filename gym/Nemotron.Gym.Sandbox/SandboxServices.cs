@@ -1,4 +1,5 @@
 using Nemotron.Gym.Abstractions;
+using Nemotron.Gym.Conversation;
 
 namespace Nemotron.Gym.Sandbox;
 

@@ -1,5 +1,6 @@
 using System.Globalization;
 using Nemotron.Gym.Abstractions;
+using Nemotron.Gym.Conversation;
 
 namespace Nemotron.Gym.Sandbox;
 

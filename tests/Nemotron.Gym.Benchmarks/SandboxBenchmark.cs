@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using Nemotron.Gym.Abstractions;
+using Nemotron.Gym.Conversation;
 using Nemotron.Gym.Sandbox;
 
 namespace Nemotron.Gym.Benchmarks;

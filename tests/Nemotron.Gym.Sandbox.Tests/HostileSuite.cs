@@ -2,6 +2,7 @@ using System.Net;
 using System.Net.Sockets;
 using System.Text;
 using Nemotron.Gym.Abstractions;
+using Nemotron.Gym.Conversation;
 
 namespace Nemotron.Gym.Sandbox.Tests;
 

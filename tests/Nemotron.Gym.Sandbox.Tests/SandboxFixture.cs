@@ -2,6 +2,7 @@ using System.Diagnostics;
 using Docker.DotNet;
 using Docker.DotNet.Models;
 using Nemotron.Gym.Abstractions;
+using Nemotron.Gym.Conversation;
 using Nemotron.Gym.Sandbox;
 using Nemotron.Gym.TestSupport;
 

@@ -1,5 +1,6 @@
 using System.Text.Json.Nodes;
 using Nemotron.Gym.Abstractions;
+using Nemotron.Gym.Conversation;
 using Nemotron.Gym.Sandbox;
 using Nemotron.Gym.TestSupport;
 

@@ -3,6 +3,7 @@ using System.Text.Json;
 using System.Text.Json.Nodes;
 using System.Text.RegularExpressions;
 using Nemotron.Gym.Abstractions;
+using Nemotron.Gym.Conversation;
 
 namespace Nemotron.Gym.Environments.Code;
 
