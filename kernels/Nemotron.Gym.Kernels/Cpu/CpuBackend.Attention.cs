@@ -1,4 +1,5 @@
 using System.Numerics.Tensors;
+using System.Runtime.Intrinsics;
 
 namespace Nemotron.Gym.Kernels.Cpu;
 
@@ -167,24 +168,78 @@ public sealed unsafe partial class CpuBackend
             new ReadOnlySpan<float>(src + channels, channels).CopyTo(new Span<float>(kc + dst, channels));
             new ReadOnlySpan<float>(src + 2 * channels, channels).CopyTo(new Span<float>(vc + dst, channels));
         }
-        ForRows(batch * heads, (long)maxSeqLen * hs, bh =>
+        // One work item per sequence, all heads at once: the cache rows of a sequence are read front to back
+        // (key s of every head is one contiguous row of the cache), and each score is a short dot product
+        // written out with vectors instead of a library call per (key, head), which dominated at hs = 32.
+        ForRows(batch, (long)(pos[0] + 1) * channels * 4, b =>
         {
-            int b = bh / heads, h = bh % heads, len = pos[b] + 1;
-            float[] scores = RowScratch(len);
-            var q = new ReadOnlySpan<float>(x + (long)b * 3 * channels + h * hs, hs);
-            float* kBase = kc + (long)b * maxSeqLen * channels + h * hs;
-            float* vBase = vc + (long)b * maxSeqLen * channels + h * hs;
-            var row = scores.AsSpan(0, len);
-            for (int s = 0; s < len; s++)
-                row[s] = TensorPrimitives.Dot(q, new ReadOnlySpan<float>(kBase + (long)s * channels, hs)) * scale;
-            float max = TensorPrimitives.Max(row);
-            TensorPrimitives.Subtract(row, max, row);
-            TensorPrimitives.Exp(row, row);
-            float inv = 1f / TensorPrimitives.Sum(row);
-            var outRow = new Span<float>(o + (long)b * channels + h * hs, hs);
-            outRow.Clear();
-            for (int s = 0; s < len; s++)
-                TensorPrimitives.MultiplyAdd(new ReadOnlySpan<float>(vBase + (long)s * channels, hs), row[s] * inv, outRow, outRow);
+            int len = pos[b] + 1;
+            float[] scratch = RowScratch(heads * len);
+            float* q = x + (long)b * 3 * channels;
+            float* kRows = kc + (long)b * maxSeqLen * channels;
+            float* vRows = vc + (long)b * maxSeqLen * channels;
+            fixed (float* scores = scratch)
+            {
+                // scores[h, s] = scale · q_h · k_{s,h}
+                for (int s = 0; s < len; s++)
+                {
+                    float* k = kRows + (long)s * channels;
+                    for (int h = 0; h < heads; h++)
+                        scores[h * len + s] = DotProduct(q + h * hs, k + h * hs, hs) * scale;
+                }
+                float* outRow = o + (long)b * channels;
+                new Span<float>(outRow, channels).Clear();
+                for (int h = 0; h < heads; h++)
+                {
+                    var row = new Span<float>(scores + h * len, len);
+                    float max = TensorPrimitives.Max(row);
+                    TensorPrimitives.Subtract(row, max, row);
+                    TensorPrimitives.Exp(row, row);
+                    TensorPrimitives.Multiply(row, 1f / TensorPrimitives.Sum(row), row);
+                }
+                // out_h = Σ_s p[h, s] · v_{s,h}
+                for (int s = 0; s < len; s++)
+                {
+                    float* v = vRows + (long)s * channels;
+                    for (int h = 0; h < heads; h++)
+                        MultiplyAddInto(outRow + h * hs, v + h * hs, scores[h * len + s], hs);
+                }
+            }
         });
+    }
+
+    /// <summary>Σ x[i]·y[i] over a short run (one head's slice), in vector registers.</summary>
+    private static float DotProduct(float* x, float* y, int length)
+    {
+        int i = 0;
+        float sum = 0f;
+        if (Vector256.IsHardwareAccelerated && length >= 8)
+        {
+            var acc0 = Vector256<float>.Zero;
+            var acc1 = Vector256<float>.Zero;
+            for (; i + 16 <= length; i += 16)
+            {
+                acc0 = Vector256.FusedMultiplyAdd(Vector256.Load(x + i), Vector256.Load(y + i), acc0);
+                acc1 = Vector256.FusedMultiplyAdd(Vector256.Load(x + i + 8), Vector256.Load(y + i + 8), acc1);
+            }
+            for (; i + 8 <= length; i += 8)
+                acc0 = Vector256.FusedMultiplyAdd(Vector256.Load(x + i), Vector256.Load(y + i), acc0);
+            sum = Vector256.Sum(acc0 + acc1);
+        }
+        for (; i < length; i++) sum += x[i] * y[i];
+        return sum;
+    }
+
+    /// <summary>output[i] += weight · x[i] over a short run.</summary>
+    private static void MultiplyAddInto(float* output, float* x, float weight, int length)
+    {
+        int i = 0;
+        if (Vector256.IsHardwareAccelerated)
+        {
+            var w = Vector256.Create(weight);
+            for (; i + 8 <= length; i += 8)
+                Vector256.Store(Vector256.FusedMultiplyAdd(Vector256.Load(x + i), w, Vector256.Load(output + i)), output + i);
+        }
+        for (; i < length; i++) output[i] += weight * x[i];
     }
 }
