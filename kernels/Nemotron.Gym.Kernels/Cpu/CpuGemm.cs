@@ -66,14 +66,18 @@ internal static unsafe class CpuGemm
     /// [kc][NR] and zero-padded past n; the block starts at pc × (panels · NR). <paramref name="dst"/> must be
     /// 64-byte aligned and hold <see cref="PackedBLength"/> floats.
     /// </summary>
-    public static void PackB(float* dst, float* b, int ldb, bool transB, int k, int n, ParallelOptions? parallel)
+    public static void PackB(float* dst, float* b, int ldb, bool transB, int k, int n, ParallelOptions? parallel) =>
+        PackBBlocks(dst, b, ldb, transB, k, n, 0, k, parallel);
+
+    /// <summary>Packs the KC blocks of op(B) between rows pcFrom (a multiple of KC) and pcTo, the first at dst.</summary>
+    private static void PackBBlocks(float* dst, float* b, int ldb, bool transB, int k, int n, int pcFrom, int pcTo, ParallelOptions? parallel)
     {
-        int panels = PanelsB(n), blocks = (k + KC - 1) / KC, nr = NR;
+        int panels = PanelsB(n), blocks = (pcTo - pcFrom + KC - 1) / KC, nr = NR;
         void Item(int item)
         {
             int block = item / panels, panel = item % panels;
-            int pc = block * KC, kc = Math.Min(KC, k - pc), j0 = panel * nr, cols = Math.Min(nr, n - j0);
-            float* d = dst + (long)pc * panels * nr + (long)panel * kc * nr;
+            int pc = pcFrom + block * KC, kc = Math.Min(KC, k - pc), j0 = panel * nr, cols = Math.Min(nr, n - j0);
+            float* d = dst + (long)(pc - pcFrom) * panels * nr + (long)panel * kc * nr;
             if (!transB)
             {
                 for (int p = 0; p < kc; p++)
@@ -104,7 +108,7 @@ internal static unsafe class CpuGemm
             }
         }
         int items = panels * blocks;
-        if (parallel != null && parallel.MaxDegreeOfParallelism > 1 && items >= 4 && (long)k * n >= 32_768)
+        if (parallel != null && parallel.MaxDegreeOfParallelism > 1 && items >= 4 && (long)(pcTo - pcFrom) * n >= 32_768)
             Parallel.For(0, items, parallel, Item);
         else
             for (int i = 0; i < items; i++) Item(i);
@@ -122,38 +126,65 @@ internal static unsafe class CpuGemm
         if (lda <= 0) lda = transA ? m : k;
         if (ldb <= 0) ldb = transB ? k : n;
         if (ldc <= 0) ldc = n;
-        ScaleC(c, m, n, ldc, beta);
-        if (k <= 0 || alpha == 0f) return;
+        if (k <= 0 || alpha == 0f)
+        {
+            ScaleC(c, m, n, ldc, beta);
+            return;
+        }
+        // With beta = 0 the first KC block stores its tiles instead of adding them to C, so C is neither
+        // cleared first nor read back (at the demo's shapes C is megabytes: a pass over memory saved twice).
+        if (beta != 0f) ScaleC(c, m, n, ldc, beta);
+        bool overwriteFirst = beta == 0f;
 
         int threads = parallel?.MaxDegreeOfParallelism ?? 1;
-        if (packedB == null)
-        {
-            packedB = PackBBuffer(PackedBLength(n, k));
-            PackB(packedB, b, ldb, transB, k, n, parallel);
-        }
         int panelsB = PanelsB(n), blocksM = (m + MC - 1) / MC;
         // Enough row blocks: one work item per block. Too few (decoding): also split the column panels,
         // so every core has work.
         int splitsN = blocksM >= threads ? 1 : Math.Min(panelsB, (threads + blocksM - 1) / blocksM * 2);
         int items = blocksM * splitsN;
-        float* packed = packedB;
-        void Work(int item)
+        void Run(float* blocks, int pcFrom, int pcTo)
         {
-            int ib = item / splitsN, js = item % splitsN;
-            int ic = ib * MC, mc = Math.Min(MC, m - ic);
-            int p0 = panelsB * js / splitsN, p1 = panelsB * (js + 1) / splitsN;
-            if (p0 == p1) return;
+            void Work(int item)
+            {
+                int ib = item / splitsN, js = item % splitsN;
+                int ic = ib * MC, mc = Math.Min(MC, m - ic);
+                int p0 = panelsB * js / splitsN, p1 = panelsB * (js + 1) / splitsN;
+                if (p0 == p1) return;
+                for (int pc = pcFrom; pc < pcTo; pc += KC)
+                {
+                    int kc = Math.Min(KC, k - pc);
+                    Macro(c, ldc, a, lda, transA, blocks + (long)(pc - pcFrom) * panelsB * NR, ic, mc, pc, kc, n, p0, p1, alpha, overwriteFirst && pc == 0);
+                }
+            }
+            if (items == 1 || threads == 1)
+                for (int i = 0; i < items; i++) Work(i);
+            else
+                Parallel.For(0, items, parallel!, Work);
+        }
+        if (packedB != null)
+            Run(packedB, 0, k);
+        else if (PackedBLength(n, k) <= WholeBFloats)
+        {
+            // Small enough to stay in L2 packed whole: one pack, one pass over the work items.
+            packedB = PackBBuffer(PackedBLength(n, k));
+            PackB(packedB, b, ldb, transB, k, n, parallel);
+            Run(packedB, 0, k);
+        }
+        else
+        {
+            // A long K (weight gradients: K = tokens): pack and use one KC block at a time, so the block is
+            // still in cache when every row block reads it.
+            float* block = PackBBuffer((long)KC * panelsB * NR);
             for (int pc = 0; pc < k; pc += KC)
             {
-                int kc = Math.Min(KC, k - pc);
-                Macro(c, ldc, a, lda, transA, packed + (long)pc * panelsB * NR, ic, mc, pc, kc, n, p0, p1, alpha);
+                PackBBlocks(block, b, ldb, transB, k, n, pc, Math.Min(k, pc + KC), parallel);
+                Run(block, pc, Math.Min(k, pc + KC));
             }
         }
-        if (items == 1 || threads == 1)
-            for (int i = 0; i < items; i++) Work(i);
-        else
-            Parallel.For(0, items, parallel!, Work);
     }
+
+    /// <summary>Largest packed B used whole (1 MB, a core's L2 on the machines this runs on; beyond it, block by block).</summary>
+    private const long WholeBFloats = 256 * 1024;
 
     private static void ScaleC(float* c, int m, int n, int ldc, float beta)
     {
@@ -185,7 +216,14 @@ internal static unsafe class CpuGemm
         }
         else
         {
-            // A stored k × m: row p of A holds column p of op(A), contiguous in i.
+            // A stored k × m: row p of A holds column p of op(A), contiguous in i, so each packed row is one
+            // short copy (a single 8-float vector move for a full AVX-512 panel).
+            if (rows == 8 && mr == 8 && Vector256.IsHardwareAccelerated)
+            {
+                for (int p = 0; p < kc; p++)
+                    Vector256.Store(Vector256.Load(a + (long)(pc + p) * lda + i0), d + p * 8);
+                return;
+            }
             for (int p = 0; p < kc; p++)
             {
                 float* src = a + (long)(pc + p) * lda + i0;
@@ -196,9 +234,12 @@ internal static unsafe class CpuGemm
         }
     }
 
-    /// <summary>C[ic.., panels p0..p1) += alpha · op(A)[ic..ic+mc, pc..pc+kc] · (one KC block of packed B).</summary>
+    /// <summary>
+    /// C[ic.., panels p0..p1) += alpha · op(A)[ic..ic+mc, pc..pc+kc] · (one KC block of packed B), or = when
+    /// <paramref name="overwrite"/>.
+    /// </summary>
     private static void Macro(float* c, int ldc, float* a, int lda, bool transA, float* packB, int ic, int mc, int pc, int kc, int n,
-        int panelFrom, int panelTo, float alpha)
+        int panelFrom, int panelTo, float alpha, bool overwrite)
     {
         int mr = MR, nr = NR;
         int panelsA = (mc + mr - 1) / mr;
@@ -243,19 +284,19 @@ internal static unsafe class CpuGemm
                 }
                 if (rows == mr && cols == nr)
                 {
-                    if (Wide) Kernel8x32(kc, pa, rowStride, step, pb, c + (long)i0 * ldc + j0, ldc, alpha);
-                    else Kernel6x16(kc, pa, rowStride, step, pb, c + (long)i0 * ldc + j0, ldc, alpha);
+                    if (Wide) Kernel8x32(kc, pa, rowStride, step, pb, c + (long)i0 * ldc + j0, ldc, alpha, overwrite);
+                    else Kernel6x16(kc, pa, rowStride, step, pb, c + (long)i0 * ldc + j0, ldc, alpha, overwrite);
                 }
                 else
                 {
-                    new Span<float>(tile, mr * nr).Clear();
-                    if (Wide) Kernel8x32(kc, pa, rowStride, step, pb, tile, nr, alpha);
-                    else Kernel6x16(kc, pa, rowStride, step, pb, tile, nr, alpha);
+                    if (Wide) Kernel8x32(kc, pa, rowStride, step, pb, tile, nr, alpha, true);
+                    else Kernel6x16(kc, pa, rowStride, step, pb, tile, nr, alpha, true);
                     for (int r = 0; r < rows; r++)
                     {
                         float* dst = c + (long)(i0 + r) * ldc + j0;
                         float* src = tile + r * nr;
-                        for (int j = 0; j < cols; j++) dst[j] += src[j];
+                        if (overwrite) for (int j = 0; j < cols; j++) dst[j] = src[j];
+                        else for (int j = 0; j < cols; j++) dst[j] += src[j];
                     }
                 }
             }
@@ -263,11 +304,12 @@ internal static unsafe class CpuGemm
     }
 
     /// <summary>
-    /// C[8×32] += alpha · A-panel · B-panel with 16 zmm accumulators. Row r of the A panel is element
-    /// a[r·rowStride + p·step] (packed: rowStride 1, step 8; in place: rowStride lda, step 1).
+    /// C[8×32] += alpha · A-panel · B-panel with 16 zmm accumulators (= with <paramref name="overwrite"/>).
+    /// Row r of the A panel is element a[r·rowStride + p·step] (packed: rowStride 1, step 8; in place:
+    /// rowStride lda, step 1).
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void Kernel8x32(int kc, float* a, nint rowStride, nint step, float* b, float* c, int ldc, float alpha)
+    private static void Kernel8x32(int kc, float* a, nint rowStride, nint step, float* b, float* c, int ldc, float alpha, bool overwrite)
     {
         Vector512<float> c00 = default, c01 = default, c10 = default, c11 = default,
             c20 = default, c21 = default, c30 = default, c31 = default,
@@ -291,26 +333,34 @@ internal static unsafe class CpuGemm
             b += 32;
         }
         var va = Vector512.Create(alpha);
-        Store2(c, c00, c01, va); c += ldc;
-        Store2(c, c10, c11, va); c += ldc;
-        Store2(c, c20, c21, va); c += ldc;
-        Store2(c, c30, c31, va); c += ldc;
-        Store2(c, c40, c41, va); c += ldc;
-        Store2(c, c50, c51, va); c += ldc;
-        Store2(c, c60, c61, va); c += ldc;
-        Store2(c, c70, c71, va);
+        Store2(c, c00, c01, va, overwrite); c += ldc;
+        Store2(c, c10, c11, va, overwrite); c += ldc;
+        Store2(c, c20, c21, va, overwrite); c += ldc;
+        Store2(c, c30, c31, va, overwrite); c += ldc;
+        Store2(c, c40, c41, va, overwrite); c += ldc;
+        Store2(c, c50, c51, va, overwrite); c += ldc;
+        Store2(c, c60, c61, va, overwrite); c += ldc;
+        Store2(c, c70, c71, va, overwrite);
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void Store2(float* c, Vector512<float> x0, Vector512<float> x1, Vector512<float> alpha)
+    private static void Store2(float* c, Vector512<float> x0, Vector512<float> x1, Vector512<float> alpha, bool overwrite)
     {
-        Vector512.Store(Vector512.FusedMultiplyAdd(x0, alpha, Vector512.Load(c)), c);
-        Vector512.Store(Vector512.FusedMultiplyAdd(x1, alpha, Vector512.Load(c + 16)), c + 16);
+        if (overwrite)
+        {
+            Vector512.Store(x0 * alpha, c);
+            Vector512.Store(x1 * alpha, c + 16);
+        }
+        else
+        {
+            Vector512.Store(Vector512.FusedMultiplyAdd(x0, alpha, Vector512.Load(c)), c);
+            Vector512.Store(Vector512.FusedMultiplyAdd(x1, alpha, Vector512.Load(c + 16)), c + 16);
+        }
     }
 
     /// <summary>C[6×16] += alpha · A-panel · B-panel with 12 ymm accumulators (AVX2 machines); A as in <see cref="Kernel8x32"/>.</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void Kernel6x16(int kc, float* a, nint rowStride, nint step, float* b, float* c, int ldc, float alpha)
+    private static void Kernel6x16(int kc, float* a, nint rowStride, nint step, float* b, float* c, int ldc, float alpha, bool overwrite)
     {
         Vector256<float> c00 = default, c01 = default, c10 = default, c11 = default, c20 = default, c21 = default,
             c30 = default, c31 = default, c40 = default, c41 = default, c50 = default, c51 = default;
@@ -329,18 +379,26 @@ internal static unsafe class CpuGemm
             b += 16;
         }
         var va = Vector256.Create(alpha);
-        Store2(c, c00, c01, va); c += ldc;
-        Store2(c, c10, c11, va); c += ldc;
-        Store2(c, c20, c21, va); c += ldc;
-        Store2(c, c30, c31, va); c += ldc;
-        Store2(c, c40, c41, va); c += ldc;
-        Store2(c, c50, c51, va);
+        Store2(c, c00, c01, va, overwrite); c += ldc;
+        Store2(c, c10, c11, va, overwrite); c += ldc;
+        Store2(c, c20, c21, va, overwrite); c += ldc;
+        Store2(c, c30, c31, va, overwrite); c += ldc;
+        Store2(c, c40, c41, va, overwrite); c += ldc;
+        Store2(c, c50, c51, va, overwrite);
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void Store2(float* c, Vector256<float> x0, Vector256<float> x1, Vector256<float> alpha)
+    private static void Store2(float* c, Vector256<float> x0, Vector256<float> x1, Vector256<float> alpha, bool overwrite)
     {
-        Vector256.Store(Vector256.FusedMultiplyAdd(x0, alpha, Vector256.Load(c)), c);
-        Vector256.Store(Vector256.FusedMultiplyAdd(x1, alpha, Vector256.Load(c + 8)), c + 8);
+        if (overwrite)
+        {
+            Vector256.Store(x0 * alpha, c);
+            Vector256.Store(x1 * alpha, c + 8);
+        }
+        else
+        {
+            Vector256.Store(Vector256.FusedMultiplyAdd(x0, alpha, Vector256.Load(c)), c);
+            Vector256.Store(Vector256.FusedMultiplyAdd(x1, alpha, Vector256.Load(c + 8)), c + 8);
+        }
     }
 }
