@@ -56,6 +56,32 @@ internal static unsafe class CpuGemm
         return t_packB;
     }
 
+    [ThreadStatic] private static float* t_operand0, t_operand1;
+    [ThreadStatic] private static long t_operand0Length, t_operand1Length;
+
+    /// <summary>
+    /// One of this thread's two kept, 64-byte aligned buffers for operands packed ahead by a caller (attention
+    /// packs a head's keys once and reuses them for every query block); grown as needed.
+    /// </summary>
+    public static float* OperandBuffer(int slot, long length)
+    {
+        ref float* buffer = ref slot == 0 ? ref t_operand0 : ref t_operand1;
+        ref long capacity = ref slot == 0 ? ref t_operand0Length : ref t_operand1Length;
+        if (capacity < length)
+        {
+            if (buffer != null) NativeMemory.AlignedFree(buffer);
+            capacity = Math.Max(length, 2 * capacity);
+            buffer = (float*)NativeMemory.AlignedAlloc((nuint)(capacity * sizeof(float)), 64);
+        }
+        return buffer;
+    }
+
+    /// <summary>
+    /// True when op(B) of k × n packs into a single K block, so its packed form for the first n' ≤ n columns
+    /// is a prefix of the packed form for all n (attention packs its keys once and uses growing prefixes).
+    /// </summary>
+    public static bool PacksAsOneBlock(int k) => k <= KC;
+
     private static int PanelsB(int n) => (n + NR - 1) / NR;
 
     /// <summary>Floats a packed op(B) of k × n occupies (see <see cref="PackB"/>).</summary>
