@@ -284,7 +284,14 @@ public sealed unsafe partial class CpuBackend
     {
         int i = 0;
         float sum = 0f;
-        if (Vector256.IsHardwareAccelerated && length >= 8)
+        if (Vector512.IsHardwareAccelerated && length >= 16)
+        {
+            var acc = Vector512<float>.Zero;
+            for (; i + 16 <= length; i += 16)
+                acc = Vector512.FusedMultiplyAdd(Vector512.Load(x + i), Vector512.Load(y + i), acc);
+            sum = Vector512.Sum(acc);
+        }
+        else if (Vector256.IsHardwareAccelerated && length >= 8)
         {
             var acc0 = Vector256<float>.Zero;
             var acc1 = Vector256<float>.Zero;
@@ -305,6 +312,12 @@ public sealed unsafe partial class CpuBackend
     private static void MultiplyAddInto(float* output, float* x, float weight, int length)
     {
         int i = 0;
+        if (Vector512.IsHardwareAccelerated)
+        {
+            var w = Vector512.Create(weight);
+            for (; i + 16 <= length; i += 16)
+                Vector512.Store(Vector512.FusedMultiplyAdd(Vector512.Load(x + i), w, Vector512.Load(output + i)), output + i);
+        }
         if (Vector256.IsHardwareAccelerated)
         {
             var w = Vector256.Create(weight);

@@ -134,7 +134,10 @@ internal static unsafe class CpuGemm
             }
         }
         int items = panels * blocks;
-        if (parallel != null && parallel.MaxDegreeOfParallelism > 1 && items >= 4 && (long)(pcTo - pcFrom) * n >= 32_768)
+        // Row-major B packs by row copies: below a few hundred thousand elements waking a second thread costs
+        // more than it saves. Transposed B packs element by element, worth sharing from far smaller sizes.
+        long worthSharing = transB ? 32 * 1024 : 256 * 1024;
+        if (parallel != null && parallel.MaxDegreeOfParallelism > 1 && items >= 4 && (long)(pcTo - pcFrom) * n >= worthSharing)
             Parallel.For(0, items, parallel, Item);
         else
             for (int i = 0; i < items; i++) Item(i);
