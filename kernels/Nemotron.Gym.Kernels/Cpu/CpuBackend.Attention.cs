@@ -108,7 +108,7 @@ public sealed unsafe partial class CpuBackend
             var vs = Vector512<float>.Zero;
             for (; j + 16 <= live; j += 16)
             {
-                var e = Vector512.Exp(Vector512.Load(row + j) - vm);
+                var e = VectorExp.Exp(Vector512.Load(row + j) - vm);
                 Vector512.Store(e, row + j);
                 vs += e;
             }
@@ -138,7 +138,7 @@ public sealed unsafe partial class CpuBackend
             var vd = Vector512.Create(d);
             for (; j + 16 <= live; j += 16)
             {
-                var e = Vector512.Exp(Vector512.Load(p + j) - vl);
+                var e = VectorExp.Exp(Vector512.Load(p + j) - vl);
                 Vector512.Store(e, p + j);
                 Vector512.Store(e * (Vector512.Load(dp + j) - vd), dp + j);
             }

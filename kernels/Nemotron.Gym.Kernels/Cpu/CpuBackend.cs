@@ -225,7 +225,7 @@ public sealed unsafe partial class CpuBackend : IComputeBackend
                 var xv = Vector512.Load(x + i);
                 var x2 = xv * xv;
                 var twoU = xv * Vector512.FusedMultiplyAdd(ck, x2, c);
-                var sig = one / (one + Vector512.Exp(-twoU));
+                var sig = one / (one + VectorExp.Exp(-twoU));
                 if (dy == null) Vector512.Store(xv * sig, y + i);
                 else
                 {
