@@ -50,6 +50,7 @@ public sealed class KernelsBenchmark : IBenchmark
             ("mlp down forward x·Wᵀ", tokens, width, 4 * width, false, true, true),
             ("mlp up dinput    dy·W", tokens, width, 4 * width, false, false, true),
             ("mlp up dweight   dyᵀ·x", 4 * width, width, tokens, true, false, true),
+            ("mlp down dweight dyᵀ·h", width, 4 * width, tokens, true, false, true),
             ("lm head          x·Eᵀ", tokens, 288, width, false, true, true),
             ("decode qkv (B=64)", 64, 3 * width, width, false, true, false),
         };

@@ -68,8 +68,8 @@ public class CpuFastPathTests
     [InlineData(true, true)]
     public void ProductWithAnOperandTooLargeToPackWholeMatchesTheNaiveLoop(bool ta, bool tb)
     {
-        // op(B) of 1000 × 300 is packed one K block at a time (a weight gradient's shape: K = tokens).
-        int m = 21, n = 300, k = 1000;
+        // op(B) of 4000 × 300 (4.8 MB) is packed one K block at a time (a weight gradient's shape: K = tokens).
+        int m = 13, n = 300, k = 4000;
         var rng = new Random(11);
         var a = Random(rng, m * k);
         var b = Random(rng, k * n);

@@ -212,8 +212,8 @@ internal static unsafe class CpuGemm
         }
     }
 
-    /// <summary>Largest packed B used whole (1 MB, a core's L2 on the machines this runs on; beyond it, block by block).</summary>
-    private const long WholeBFloats = 256 * 1024;
+    /// <summary>Largest packed B used whole (4 MB: beyond it, block by block, which costs C a trip to memory per K block).</summary>
+    private const long WholeBFloats = 1024 * 1024;
 
     private static void ScaleC(float* c, int m, int n, int ldc, float beta)
     {
@@ -278,8 +278,25 @@ internal static unsafe class CpuGemm
         if (transA)
         {
             packA = PackABuffer();
-            for (int ip = 0; ip < panelsA; ip++)
-                PackAPanel(packA + (long)ip * kc * mr, a, lda, true, ic + ip * mr, Math.Min(mr, ic + mc - ic - ip * mr), pc, kc);
+            int fullPanels = mc / mr;
+            if (mr == 8 && Vector256.IsHardwareAccelerated)
+            {
+                // Row by row: each stored row of A is read front to back once (its mc floats are contiguous),
+                // and its 8-float pieces go to the panels' rows p. Panel by panel would revisit every row
+                // once per panel, 3 KB apart, which left weight-gradient products waiting on memory.
+                for (int p = 0; p < kc; p++)
+                {
+                    float* src = a + (long)(pc + p) * lda + ic;
+                    float* dst = packA + p * 8;
+                    for (int ip = 0; ip < fullPanels; ip++)
+                        Vector256.Store(Vector256.Load(src + ip * 8), dst + (long)ip * kc * 8);
+                }
+            }
+            else
+                for (int ip = 0; ip < fullPanels; ip++)
+                    PackAPanel(packA + (long)ip * kc * mr, a, lda, true, ic + ip * mr, mr, pc, kc);
+            if (fullPanels < panelsA)
+                PackAPanel(packA + (long)fullPanels * kc * mr, a, lda, true, ic + fullPanels * mr, mc - fullPanels * mr, pc, kc);
         }
         else if (mc % mr != 0)
         {
