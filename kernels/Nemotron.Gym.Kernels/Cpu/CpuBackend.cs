@@ -190,7 +190,7 @@ public sealed unsafe partial class CpuBackend : IComputeBackend
 
     // GELU with the tanh approximation, one pass over the data with the logistic form of tanh:
     // 0.5·(1 + tanh(u)) = σ(2u), so gelu(x) = x·σ(2u) and gelu'(x) = σ + 2·x·σ·(1 − σ)·c·(1 + 3k·x²),
-    // u = c·(x + k·x³). exp(−2u) overflowing to +∞ gives σ = 0, the right limit.
+    // u = c·(x + k·x³). For very negative x, exp(−2u) is huge (or +∞ in the scalar tail) and σ ≈ 0, the right limit.
 
     /// <inheritdoc />
     public void GeluForward(Tensor output, Tensor input, long n)
@@ -219,7 +219,6 @@ public sealed unsafe partial class CpuBackend : IComputeBackend
             var ck = Vector512.Create(2f * GeluScale * GeluCube);
             var k3 = Vector512.Create(3f * GeluCube);
             var one = Vector512<float>.One;
-            var dc = Vector512.Create(2f * GeluScale);
             for (; i + 16 <= end; i += 16)
             {
                 var xv = Vector512.Load(x + i);
@@ -229,7 +228,7 @@ public sealed unsafe partial class CpuBackend : IComputeBackend
                 if (dy == null) Vector512.Store(xv * sig, y + i);
                 else
                 {
-                    var grad = Vector512.FusedMultiplyAdd(dc * xv * sig * (one - sig), Vector512.FusedMultiplyAdd(k3, x2, one), sig);
+                    var grad = Vector512.FusedMultiplyAdd(c * xv * sig * (one - sig), Vector512.FusedMultiplyAdd(k3, x2, one), sig);
                     Vector512.Store(Vector512.FusedMultiplyAdd(grad, Vector512.Load(dy + i), Vector512.Load(y + i)), y + i);
                 }
             }
@@ -240,7 +239,6 @@ public sealed unsafe partial class CpuBackend : IComputeBackend
             var ck = Vector256.Create(2f * GeluScale * GeluCube);
             var k3 = Vector256.Create(3f * GeluCube);
             var one = Vector256<float>.One;
-            var dc = Vector256.Create(2f * GeluScale);
             for (; i + 8 <= end; i += 8)
             {
                 var xv = Vector256.Load(x + i);
@@ -250,7 +248,7 @@ public sealed unsafe partial class CpuBackend : IComputeBackend
                 if (dy == null) Vector256.Store(xv * sig, y + i);
                 else
                 {
-                    var grad = Vector256.FusedMultiplyAdd(dc * xv * sig * (one - sig), Vector256.FusedMultiplyAdd(k3, x2, one), sig);
+                    var grad = Vector256.FusedMultiplyAdd(c * xv * sig * (one - sig), Vector256.FusedMultiplyAdd(k3, x2, one), sig);
                     Vector256.Store(Vector256.FusedMultiplyAdd(grad, Vector256.Load(dy + i), Vector256.Load(y + i)), y + i);
                 }
             }
