@@ -25,6 +25,19 @@ internal static class FmaPeak
         return threads * iterations * FlopsPerIteration / elapsed / 1e9;
     }
 
+    /// <summary>GFLOP/s of the same chains on the calling thread alone, timed by <paramref name="clock"/> (e.g. the thread's CPU time).</summary>
+    public static double MeasureOnThisThread(Func<double> clock, double seconds = 0.5)
+    {
+        long iterations = 1_000_000;
+        double start = clock();
+        Chains(iterations);
+        double perIteration = Math.Max(1e-12, (clock() - start) / iterations);
+        iterations = Math.Max(1_000_000, (long)(seconds / perIteration));
+        start = clock();
+        Chains(iterations);
+        return iterations * FlopsPerIteration / (clock() - start) / 1e9;
+    }
+
     private static readonly long FlopsPerIteration = 24L * 2 * (Vector512.IsHardwareAccelerated ? 16 : 8);
 
     [MethodImpl(MethodImplOptions.NoInlining | MethodImplOptions.AggressiveOptimization)]

@@ -1,49 +1,140 @@
 using System.Diagnostics;
 using Nemotron.Gym.Kernels;
 using Nemotron.Gym.Kernels.Cpu;
+using Nemotron.Gym.Model;
 
 namespace Nemotron.Gym.Benchmarks;
 
 /// <summary>
-/// CPU backend figures: matrix-product GFLOP/s at the demo model's shapes beside the machine's measured
-/// FMA peak on one and two threads, then training tokens/s of the demo model. Args: [width tokens].
+/// The CPU backend against the machine's own FMA peak: matrix products at the demo model's shapes, the demo
+/// model's training step on one and two threads, one generation round of the RL sampler's shape (batch 64),
+/// and each target of the CPU-speed issue beside the figure it started from. With <c>--breakdown</c>, a
+/// per-operation profile of a training step and of a generation round, single-threaded in the thread's CPU
+/// time (steady on a shared machine) and on every core in wall time.
+/// Args: [--breakdown] [--shapes-only] [--seconds S] [width tokens].
 /// </summary>
 public sealed class KernelsBenchmark : IBenchmark
 {
     public string Name => "kernels";
-    public string Description => "CPU matrix-product GFLOP/s at the demo model's shapes vs. measured FMA peak (1 and 2 threads), and demo training tokens/s";
+    public string Description => "CPU backend vs. measured FMA peak: GEMM at the demo's shapes, demo training step (1 and 2 threads), decode round at batch 64, the issue's targets; --breakdown for per-op profiles";
+
+    /// <summary>The figures the CPU-speed issue started from (2-core CI machine, nothing else running, main at ac95295).</summary>
+    private static class Today
+    {
+        public const double Peak1 = 112, Peak2 = 263;
+        public const double GemmLowPercent = 44, GemmHighPercent = 55;
+        public const double DecodePercent = 20;
+        public const double TrainingTokensPerSecond = 6548, TrainingPercent = 29;
+        public const string DemoWallTime = "25m28s";
+    }
 
     public Task<int> RunAsync(string[] args)
     {
-        double peak1 = FmaPeak.Measure(1), peak2 = FmaPeak.Measure(Environment.ProcessorCount);
-        Console.WriteLine($"FMA peak: {peak1:F1} GFLOP/s on 1 thread, {peak2:F1} GFLOP/s on {Environment.ProcessorCount} threads");
+        bool breakdown = args.Contains("--breakdown");
+        int secondsAt = Array.IndexOf(args, "--seconds");
+        double seconds = secondsAt >= 0 ? double.Parse(args[secondsAt + 1], System.Globalization.CultureInfo.InvariantCulture) : 5;
+        var positional = args.Where((a, i) => !a.StartsWith("--") && (secondsAt < 0 || i != secondsAt + 1)).ToArray();
+        int width = positional.Length > 0 ? int.Parse(positional[0]) : 192, tokens = positional.Length > 1 ? int.Parse(positional[1]) : 16 * 192;
+        int threads = Environment.ProcessorCount;
+
+        double peak1 = FmaPeak.Measure(1), peak2 = FmaPeak.Measure(threads);
+        double peak1Cpu = FmaPeak.MeasureOnThisThread(ThreadCpuClock.Now);
+        string clockName = ThreadCpuClock.IsThreadTime ? "thread CPU time" : "wall time";
+        Console.WriteLine($"FMA peak: {peak1:F1} GFLOP/s on 1 thread ({peak1Cpu:F1} by {clockName}), {peak2:F1} GFLOP/s on {threads} threads");
         Console.WriteLine();
-        int width = args.Length > 0 ? int.Parse(args[0]) : 192, tokens = args.Length > 1 ? int.Parse(args[1]) : 16 * 192;
-        var shapes = new (string What, int M, int N, int K, bool TA, bool TB)[]
+
+        var shapes = new (string What, int M, int N, int K, bool TA, bool TB, bool Training)[]
         {
-            ("qkv forward      x·Wᵀ", tokens, 3 * width, width, false, true),
-            ("mlp up forward   x·Wᵀ", tokens, 4 * width, width, false, true),
-            ("mlp down forward x·Wᵀ", tokens, width, 4 * width, false, true),
-            ("mlp up dinput    dy·W", tokens, width, 4 * width, false, false),
-            ("mlp up dweight   dyᵀ·x", 4 * width, width, tokens, true, false),
-            ("lm head          x·Eᵀ", tokens, 288, width, false, true),
-            ("decode qkv (B=64)", 64, 3 * width, width, false, true),
+            ("qkv forward      x·Wᵀ", tokens, 3 * width, width, false, true, true),
+            ("mlp up forward   x·Wᵀ", tokens, 4 * width, width, false, true, true),
+            ("mlp down forward x·Wᵀ", tokens, width, 4 * width, false, true, true),
+            ("mlp up dinput    dy·W", tokens, width, 4 * width, false, false, true),
+            ("mlp up dweight   dyᵀ·x", 4 * width, width, tokens, true, false, true),
+            ("mlp down dweight dyᵀ·h", width, 4 * width, tokens, true, false, true),
+            ("lm head          x·Eᵀ", tokens, 288, width, false, true, true),
+            ("decode qkv (B=64)", 64, 3 * width, width, false, true, false),
         };
-        Console.WriteLine($"{"shape",-26} {"M",6} {"N",6} {"K",6} {"1 thread",10} {"2 threads",10}   (GFLOP/s; % of peak)");
+        Console.WriteLine($"{"shape",-26} {"M",6} {"N",6} {"K",6} {"1 thread",10} {threads + " threads",10}   (GFLOP/s; % of peak; 1 thread by {clockName})");
+        double gemmLow = double.MaxValue, gemmHigh = 0, decodePercent = 0;
         foreach (var s in shapes)
         {
-            double g1 = Measure(1, s.M, s.N, s.K, s.TA, s.TB), g2 = Measure(Environment.ProcessorCount, s.M, s.N, s.K, s.TA, s.TB);
-            Console.WriteLine($"{s.What,-26} {s.M,6} {s.N,6} {s.K,6} {g1,10:F1} {g2,10:F1}   ({100 * g1 / peak1:F0}% / {100 * g2 / peak2:F0}%)");
+            double g1 = MeasureGemm(1, s.M, s.N, s.K, s.TA, s.TB, s.Training, ThreadCpuClock.Now);
+            double g2 = MeasureGemm(threads, s.M, s.N, s.K, s.TA, s.TB, s.Training, null);
+            double p2 = 100 * g2 / peak2;
+            Console.WriteLine($"{s.What,-26} {s.M,6} {s.N,6} {s.K,6} {g1,10:F1} {g2,10:F1}   ({100 * g1 / peak1Cpu:F0}% / {p2:F0}%)");
+            if (s.Training) { gemmLow = Math.Min(gemmLow, p2); gemmHigh = Math.Max(gemmHigh, p2); }
+            else decodePercent = p2;
         }
         Console.WriteLine();
-        var demo = new Nemotron.Gym.Model.GptConfig(4, width, 6, 192, 267);
-        var (tps, gflops) = TrainBenchmark.MeasureTraining(new CpuBackend(), demo, batch: tokens / 192, seconds: 10);
-        Console.WriteLine($"demo model training ({demo.ParameterCount / 1e6:F2}M parameters, batch {tokens / 192}×192): {tps:N0} tokens/s, {gflops:F1} GFLOP/s of model math ({100 * gflops / peak2:F0}% of the 2-thread FMA peak)");
+        if (args.Contains("--shapes-only")) return Task.FromResult(0);
+
+        var demo = new GptConfig(4, width, 6, 192, 267);
+        int batch = tokens / 192;
+        var (tps1, _) = TrainBenchmark.MeasureTraining(new CpuBackend(1), demo, batch, seconds);
+        var (tps1Cpu, gflops1Cpu) = TrainBenchmark.MeasureTraining(new CpuBackend(1), demo, batch, seconds, ThreadCpuClock.Now);
+        var (tps2, gflops2) = TrainBenchmark.MeasureTraining(new CpuBackend(threads), demo, batch, seconds);
+        double trainPercent = 100 * gflops2 / peak2, scaling = tps2 / tps1;
+        Console.WriteLine($"demo training step ({demo.ParameterCount / 1e6:F2}M parameters, batch {batch}×192):");
+        Console.WriteLine($"  1 thread:  {tps1,8:N0} tokens/s ({tps1Cpu:N0} by {clockName}: {gflops1Cpu:F1} GFLOP/s = {100 * gflops1Cpu / peak1Cpu:F0}% of the 1-thread peak)");
+        Console.WriteLine($"  {threads} threads: {tps2,8:N0} tokens/s, {gflops2:F1} GFLOP/s of model math = {trainPercent:F0}% of the {threads}-thread peak; {scaling:F2}× one thread");
+        var (genTps, genSeconds) = TrainBenchmark.MeasureGeneration(new CpuBackend(threads), demo);
+        Console.WriteLine($"generation round (64 prompts of 40 tokens, 100 new tokens each, T = 1), {threads} threads: {genTps:N0} tokens/s, {genSeconds:F2} s");
+        Console.WriteLine();
+
+        Console.WriteLine($"{"target (issue: CPU backend twice as fast)",-44} {"today",12} {"now",12} {"ratio",7} {"target",9}  met");
+        void Row(string what, string today, string now, double? ratio, string target, bool? met) =>
+            Console.WriteLine($"{what,-44} {today,12} {now,12} {(ratio is { } r ? $"{r:F2}×" : "—"),7} {target,9}  {(met is { } m ? m ? "yes" : "no" : "—")}");
+        Row("FMA peak, GFLOP/s, 1 thread", $"{Today.Peak1:F0}", $"{peak1:F0}", peak1 / Today.Peak1, "—", null);
+        Row($"FMA peak, GFLOP/s, {threads} threads", $"{Today.Peak2:F0}", $"{peak2:F0}", peak2 / Today.Peak2, "—", null);
+        Row($"GEMM at training shapes, % of {threads}-thr peak", $"{Today.GemmLowPercent:F0}–{Today.GemmHighPercent:F0}%", $"{gemmLow:F0}–{gemmHigh:F0}%",
+            gemmLow / Today.GemmLowPercent, "—", null);
+        Row("decode GEMM at batch 64, % of peak", $"{Today.DecodePercent:F0}%", $"{decodePercent:F0}%", decodePercent / Today.DecodePercent, "≥ 50%", decodePercent >= 50);
+        Row($"training step, % of {threads}-thread peak", $"{Today.TrainingPercent:F0}%", $"{trainPercent:F0}%", trainPercent / Today.TrainingPercent, "≥ 60%", trainPercent >= 60);
+        Row("training step, tokens/s", $"{Today.TrainingTokensPerSecond:N0}", $"{tps2:N0}", tps2 / Today.TrainingTokensPerSecond, "≥ 2×", tps2 >= 2 * Today.TrainingTokensPerSecond);
+        Row($"training step, {threads} threads over 1", "—", $"{scaling:F2}×", null, "≥ 1.8×", scaling >= 1.8);
+        Row("generation round, tokens/s", "`train` on main", $"{genTps:N0}", null, "≥ 2×", null);
+        Row("gym demo wall time", Today.DemoWallTime, "`gym demo`", null, "≥ 2×", null);
+        Console.WriteLine("(today: the issue's figures from a quiet 2-core machine; now: this run, on this machine as it is)");
+
+        if (breakdown)
+        {
+            Console.WriteLine();
+            foreach (int n in new[] { 1, threads }.Distinct())
+            {
+                Func<double>? clock = n == 1 ? ThreadCpuClock.Now : null;
+                double peak = n == 1 ? peak1Cpu : peak2;
+                string how = n == 1 ? clockName : "wall time";
+                var timing = new TimingBackend(new CpuBackend(n), matMulShapes: true, clock: clock);
+                var (tps, _) = TrainBenchmark.MeasureTraining(timing, demo, batch, Math.Min(seconds, 3), clock);
+                double stepSeconds = batch * 192 / tps;
+                PrintProfile($"training step, {n} thread{(n == 1 ? "" : "s")} ({how}): {stepSeconds * 1000:F0} ms per step", timing, stepSeconds, timing.Steps, peak);
+                timing.Reset();
+                var (_, roundSeconds) = TrainBenchmark.MeasureGeneration(timing, demo, clock);
+                PrintProfile($"generation round, {n} thread{(n == 1 ? "" : "s")} ({how}): {roundSeconds * 1000:F0} ms per round", timing, roundSeconds, 1, peak);
+            }
+        }
         return Task.FromResult(0);
     }
 
-    private static double Measure(int threads, int m, int n, int k, bool ta, bool tb)
+    /// <summary>Every operation in name order (a fixed structure run to run): time per step or round, share, and GFLOP/s for products.</summary>
+    private static void PrintProfile(string title, TimingBackend timing, double total, int steps, double peak)
     {
+        Console.WriteLine(title);
+        Console.WriteLine($"  {"operation",-34} {"ms",9} {"share",7} {"calls",7} {"GFLOP/s",9} {"% peak",7}");
+        double accounted = 0;
+        foreach (var (op, (s, calls)) in timing.Times.OrderBy(kv => kv.Key, StringComparer.Ordinal))
+        {
+            accounted += s;
+            string rate = timing.Flops.TryGetValue(op, out double f) ? $"{f / s / 1e9,9:F1} {100 * f / s / 1e9 / peak,6:F0}%" : $"{"",9} {"",7}";
+            Console.WriteLine($"  {op,-34} {1000 * s / steps,9:F2} {100 * s / (total * steps),6:F1}% {calls / steps,7} {rate}");
+        }
+        Console.WriteLine($"  {"(outside the backend)",-34} {1000 * (total * steps - accounted) / steps,9:F2} {100 * (1 - accounted / (total * steps)),6:F1}%");
+        Console.WriteLine();
+    }
+
+    private static double MeasureGemm(int threads, int m, int n, int k, bool ta, bool tb, bool freshB, Func<double>? clock)
+    {
+        clock ??= () => Stopwatch.GetTimestamp() / (double)Stopwatch.Frequency;
         using var be = new CpuBackend(threads);
         var rng = new Random(1);
         using var a = be.Allocate(DType.F32, (long)m * k, "a");
@@ -51,14 +142,19 @@ public sealed class KernelsBenchmark : IBenchmark
         using var c = be.Allocate(DType.F32, (long)m * n, "c");
         be.Upload(a, Enumerable.Range(0, m * k).Select(_ => (float)rng.NextDouble()).ToArray());
         be.Upload(b, Enumerable.Range(0, k * n).Select(_ => (float)rng.NextDouble()).ToArray());
+        // With freshB each timed product gets a freshly written B, as in training where every weight changes
+        // each step, so the figure includes packing B; decoding reuses its weights, so the decode shape does not.
+        var bHost = new float[1];
         be.MatMul(c, a, b, m, n, k, ta, tb); // warm-up (JIT, page faults)
         int reps = 0;
-        var sw = Stopwatch.StartNew();
-        while (sw.Elapsed.TotalSeconds < 0.4 || reps < 3)
+        double start = clock(), elapsed;
+        do
         {
+            if (freshB) be.Upload(b, bHost, reps % (k * n));
             be.MatMul(c, a, b, m, n, k, ta, tb);
             reps++;
-        }
-        return 2.0 * m * n * k * reps / sw.Elapsed.TotalSeconds / 1e9;
+            elapsed = clock() - start;
+        } while (elapsed < 0.4 || reps < 3);
+        return 2.0 * m * n * k * reps / elapsed / 1e9;
     }
 }

@@ -6,23 +6,29 @@ namespace Nemotron.Gym.Benchmarks;
 /// <summary>
 /// Wraps a backend and adds up the wall time of each operation (synchronizing after each one). With
 /// <paramref name="matMulShapes"/> each matrix-product shape is its own line ("matmul 8192×2304×768 NT").
+/// <paramref name="clock"/> reads seconds (default: wall time); a thread's CPU time keeps a single-threaded
+/// profile steady on a machine other work shares.
 /// </summary>
-public sealed class TimingBackend(IComputeBackend inner, bool matMulShapes = false) : IComputeBackend
+public sealed class TimingBackend(IComputeBackend inner, bool matMulShapes = false, Func<double>? clock = null) : IComputeBackend
 {
     private readonly Dictionary<string, (double Seconds, long Calls)> _times = new();
+    private readonly Dictionary<string, double> _flops = new();
+    private readonly Func<double> _clock = clock ?? (() => Stopwatch.GetTimestamp() / (double)Stopwatch.Frequency);
 
     public IReadOnlyDictionary<string, (double Seconds, long Calls)> Times => _times;
-    public void Reset() { _times.Clear(); Steps = 0; }
+    /// <summary>Floating-point operations done by each line's calls (matrix products only).</summary>
+    public IReadOnlyDictionary<string, double> Flops => _flops;
+    public void Reset() { _times.Clear(); _flops.Clear(); Steps = 0; }
     /// <summary>Steps measured, set by the caller.</summary>
     public int Steps { get; set; }
 
     private T Time<T>(string op, Func<T> f)
     {
-        var sw = Stopwatch.StartNew();
+        double start = _clock();
         var r = f();
         inner.Synchronize();
         var (s, c) = _times.GetValueOrDefault(op);
-        _times[op] = (s + sw.Elapsed.TotalSeconds, c + 1);
+        _times[op] = (s + _clock() - start, c + 1);
         return r;
     }
 
@@ -44,9 +50,12 @@ public sealed class TimingBackend(IComputeBackend inner, bool matMulShapes = fal
     public double SumOfSquares(Tensor t, long n) => Time("sum_of_squares", () => inner.SumOfSquares(t, n));
     public void GeluForward(Tensor o, Tensor i, long n) => Time("gelu", () => inner.GeluForward(o, i, n));
     public void GeluBackward(Tensor di, Tensor dO, Tensor i, long n) => Time("gelu_backward", () => inner.GeluBackward(di, dO, i, n));
-    public void MatMul(Tensor c, Tensor a, Tensor b, int m, int n, int k, bool ta, bool tb, float alpha = 1, float beta = 0, int batch = 1, long sa = 0, long sb = 0, long sc = 0) =>
-        Time(matMulShapes ? $"matmul {(batch > 1 ? $"{batch}×" : "")}{m}×{n}×{k} {(ta ? 'T' : 'N')}{(tb ? 'T' : 'N')}" : "matmul",
-            () => inner.MatMul(c, a, b, m, n, k, ta, tb, alpha, beta, batch, sa, sb, sc));
+    public void MatMul(Tensor c, Tensor a, Tensor b, int m, int n, int k, bool ta, bool tb, float alpha = 1, float beta = 0, int batch = 1, long sa = 0, long sb = 0, long sc = 0)
+    {
+        string op = matMulShapes ? $"matmul {(batch > 1 ? $"{batch}×" : "")}{m}×{n}×{k} {(ta ? 'T' : 'N')}{(tb ? 'T' : 'N')}" : "matmul";
+        Time(op, () => inner.MatMul(c, a, b, m, n, k, ta, tb, alpha, beta, batch, sa, sb, sc));
+        _flops[op] = _flops.GetValueOrDefault(op) + 2.0 * m * n * k * batch;
+    }
     public void EmbeddingForward(Tensor o, Tensor t, Tensor p, Tensor wte, Tensor wpe, int n, int c) => Time("embedding", () => inner.EmbeddingForward(o, t, p, wte, wpe, n, c));
     public void EmbeddingBackward(Tensor dwte, Tensor dwpe, Tensor dO, Tensor t, Tensor p, int n, int c) => Time("embedding_backward", () => inner.EmbeddingBackward(dwte, dwpe, dO, t, p, n, c));
     public void RmsNormForward(Tensor o, Tensor r, Tensor i, Tensor w, int n, int c, float eps) => Time("rmsnorm", () => inner.RmsNormForward(o, r, i, w, n, c, eps));

@@ -28,24 +28,38 @@ public sealed class TrainBenchmark : IBenchmark
         Console.WriteLine($"training: {tps:N0} tokens/s ({gflops:F1} GFLOP/s of model math), {batch * t / tps * 1000:F0} ms per step");
         PrintBreakdown(timing, batch * t / tps * timing.Steps);
 
-        using var model = new GptModel(timing, cfg);
-        model.InitializeWeights(1);
         // Generation: 64 prompts of 40 tokens, 100 new tokens each, sampled at temperature 1.
         timing.Reset();
-        using var sampler = new Sampler(model);
-        var prompts = Enumerable.Range(0, 64).Select(i => Enumerable.Range(0, 40).Select(j => (i * 7 + j) % 250).ToArray()).ToList();
-        var sw = Stopwatch.StartNew();
-        var gens = sampler.Generate(prompts, new GenerationOptions(100, new SamplingParams(1f), 1, []));
-        double secs = sw.Elapsed.TotalSeconds;
-        long generated = gens.Sum(g => g.Tokens.Length);
-        Console.WriteLine($"\ngeneration (batch 64, 40-token prompts, 100 new tokens): {generated / secs:N0} tokens/s");
+        var (genTps, secs) = MeasureGeneration(timing, cfg);
+        Console.WriteLine($"\ngeneration (batch 64, 40-token prompts, 100 new tokens): {genTps:N0} tokens/s");
         PrintBreakdown(timing, secs);
         return Task.FromResult(0);
     }
 
-    /// <summary>Optimizer steps per second on random tokens, as tokens/s and GFLOP/s of model math (after one warm-up step).</summary>
-    public static (double TokensPerSecond, double Gflops) MeasureTraining(IComputeBackend backend, GptConfig cfg, int batch, double seconds)
+    /// <summary>
+    /// One generation round of the RL sampler's shape: 64 prompts of 40 tokens, 100 new tokens each at temperature 1,
+    /// from seeded weights. Returns generated tokens/s and the round's seconds, both by <paramref name="clock"/> (default: wall time).
+    /// </summary>
+    public static (double TokensPerSecond, double Seconds) MeasureGeneration(IComputeBackend backend, GptConfig cfg, Func<double>? clock = null)
     {
+        clock ??= () => Stopwatch.GetTimestamp() / (double)Stopwatch.Frequency;
+        using var model = new GptModel(backend, cfg);
+        model.InitializeWeights(1);
+        using var sampler = new Sampler(model);
+        var prompts = Enumerable.Range(0, 64).Select(i => Enumerable.Range(0, 40).Select(j => (i * 7 + j) % 250).ToArray()).ToList();
+        double start = clock();
+        var gens = sampler.Generate(prompts, new GenerationOptions(100, new SamplingParams(1f), 1, []));
+        double secs = clock() - start;
+        return (gens.Sum(g => g.Tokens.Length) / secs, secs);
+    }
+
+    /// <summary>
+    /// Optimizer steps per second on random tokens, as tokens/s and GFLOP/s of model math (after one warm-up step),
+    /// timed by <paramref name="clock"/> (default: wall time).
+    /// </summary>
+    public static (double TokensPerSecond, double Gflops) MeasureTraining(IComputeBackend backend, GptConfig cfg, int batch, double seconds, Func<double>? clock = null)
+    {
+        clock ??= () => Stopwatch.GetTimestamp() / (double)Stopwatch.Frequency;
         int t = cfg.Context;
         using var model = new GptModel(backend, cfg);
         model.InitializeWeights(1);
@@ -65,10 +79,11 @@ public sealed class TrainBenchmark : IBenchmark
         Step();
         if (backend is TimingBackend tb) tb.Reset();
         int steps = 0;
-        var sw = Stopwatch.StartNew();
-        while (sw.Elapsed.TotalSeconds < seconds || steps < 3) { Step(); steps++; }
+        double start = clock();
+        while (clock() - start < seconds || steps < 3) { Step(); steps++; }
+        double elapsed = clock() - start;
         if (backend is TimingBackend tb2) tb2.Steps = steps;
-        double tps = steps * batch * t / sw.Elapsed.TotalSeconds;
+        double tps = steps * batch * t / elapsed;
         return (tps, cfg.TrainingFlopsPerToken(t) * tps / 1e9);
     }
 

@@ -75,6 +75,7 @@ public class GradientTests
     [InlineData(3, 19, 24, 3)]
     [InlineData(1, 64, 32, 4)]
     [InlineData(2, 150, 16, 2)]
+    [InlineData(1, 70, 64, 2)]
     public void Attention(int b, int t, int c, int h)
     {
         var rng = new Random(b * 100 + t);
@@ -102,6 +103,7 @@ public class GradientTests
     [Theory]
     [InlineData(2, 9, 12, 3)]
     [InlineData(1, 131, 8, 2)]
+    [InlineData(2, 150, 96, 3)] // heads of 32, as in the demo model: the vector paths of the softmax
     public void AttentionMatchesNaiveSoftmaxAndIsCausal(int b, int t, int c, int h)
     {
         int hs = c / h;

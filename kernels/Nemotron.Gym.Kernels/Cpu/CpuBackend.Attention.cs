@@ -1,4 +1,5 @@
 using System.Numerics.Tensors;
+using System.Runtime.Intrinsics;
 
 namespace Nemotron.Gym.Kernels.Cpu;
 
@@ -49,31 +50,107 @@ public sealed unsafe partial class CpuBackend
             float* q = x + (long)b * seqLen * c3 + h * hs, k = q + channels, v = q + 2 * channels;
             float* outHead = o + (long)b * seqLen * channels + h * hs;
             float* lseRow = lse + ((long)b * heads + h) * seqLen;
+            // The head's keys, packed once for every query block (each block uses a prefix of them).
+            float* packedK = PackKeysOnce(k, c3, hs, seqLen, 0);
             fixed (float* s = Scratch(ref t_attnScores, AttentionBlock * seqLen))
             {
                 for (int r0 = 0; r0 < seqLen; r0 += AttentionBlock)
                 {
                     int rows = Math.Min(AttentionBlock, seqLen - r0), keys = r0 + rows;
                     // S = scale · Q[r0..] · K[0..keys)ᵀ, then a masked softmax per row, in place.
-                    CpuGemm.Gemm(s, q + (long)r0 * c3, k, rows, keys, hs, false, true, scale, 0f, null, c3, c3, keys);
+                    CpuGemm.Gemm(s, q + (long)r0 * c3, k, rows, keys, hs, false, true, scale, 0f, null, c3, c3, keys, packedK);
                     for (int i = 0; i < rows; i++)
                     {
                         int t = r0 + i;
-                        var row = new Span<float>(s + (long)i * keys, keys);
-                        var live = row[..(t + 1)];
-                        float max = TensorPrimitives.Max(live);
-                        TensorPrimitives.Subtract(live, max, live);
-                        TensorPrimitives.Exp(live, live);
-                        float sum = TensorPrimitives.Sum(live);
-                        TensorPrimitives.Multiply(live, 1f / sum, live);
-                        row[(t + 1)..].Clear();
-                        lseRow[t] = max + MathF.Log(sum);
+                        lseRow[t] = SoftmaxRow(s + (long)i * keys, t + 1, keys);
                     }
                     // O[r0..] = P · V[0..keys)
                     CpuGemm.Gemm(outHead + (long)r0 * channels, s, v, rows, hs, keys, false, false, 1f, 0f, null, keys, c3, channels);
                 }
             }
         });
+    }
+
+    /// <summary>
+    /// Packs the first <paramref name="seqLen"/> rows of one head's keys (or values; row stride
+    /// <paramref name="stride"/>, <paramref name="hs"/> wide) as the transposed right operand of a product
+    /// with K = hs, into this thread's buffer <paramref name="slot"/>; null when hs is too wide for one block.
+    /// </summary>
+    private static float* PackKeysOnce(float* keys, int stride, int hs, int seqLen, int slot)
+    {
+        if (!CpuGemm.PacksAsOneBlock(hs)) return null;
+        float* packed = CpuGemm.OperandBuffer(slot, CpuGemm.PackedBLength(seqLen, hs));
+        CpuGemm.PackB(packed, keys, stride, true, hs, seqLen, null);
+        return packed;
+    }
+
+    /// <summary>
+    /// Softmax of row[0..live) in place, zeros in row[live..total); returns log Σ exp (the row's normalizer).
+    /// One pass for the maximum, one for exp and the sum, one to scale: no per-call overhead of a library
+    /// routine per pass, which at rows of a few dozen keys cost more than the arithmetic.
+    /// </summary>
+    private static float SoftmaxRow(float* row, int live, int total)
+    {
+        int j = 0;
+        float max = float.NegativeInfinity;
+        if (Vector512.IsHardwareAccelerated && live >= 16)
+        {
+            var vmax = Vector512.Load(row);
+            for (j = 16; j + 16 <= live; j += 16) vmax = Vector512.Max(vmax, Vector512.Load(row + j));
+            for (int lane = 0; lane < 16; lane++) max = MathF.Max(max, vmax.GetElement(lane));
+        }
+        for (; j < live; j++) max = MathF.Max(max, row[j]);
+        j = 0;
+        float sum = 0f;
+        if (Vector512.IsHardwareAccelerated)
+        {
+            var vm = Vector512.Create(max);
+            var vs = Vector512<float>.Zero;
+            for (; j + 16 <= live; j += 16)
+            {
+                var e = VectorExp.Exp(Vector512.Load(row + j) - vm);
+                Vector512.Store(e, row + j);
+                vs += e;
+            }
+            sum = Vector512.Sum(vs);
+        }
+        for (; j < live; j++)
+        {
+            float e = MathF.Exp(row[j] - max);
+            row[j] = e;
+            sum += e;
+        }
+        TensorPrimitives.Multiply(new ReadOnlySpan<float>(row, live), 1f / sum, new Span<float>(row, live));
+        new Span<float>(row + live, total - live).Clear();
+        return max + MathF.Log(sum);
+    }
+
+    /// <summary>
+    /// One row of the attention backward pass, in place: p[j] = exp(s[j] − logSumExp) for j &lt; live (0 after),
+    /// then dS[j] = p[j] · (dP[j] − d) over the whole row (0 where p is).
+    /// </summary>
+    private static void SoftmaxBackwardRow(float* p, float* dp, int live, int total, float logSumExp, float d)
+    {
+        int j = 0;
+        if (Vector512.IsHardwareAccelerated)
+        {
+            var vl = Vector512.Create(logSumExp);
+            var vd = Vector512.Create(d);
+            for (; j + 16 <= live; j += 16)
+            {
+                var e = VectorExp.Exp(Vector512.Load(p + j) - vl);
+                Vector512.Store(e, p + j);
+                Vector512.Store(e * (Vector512.Load(dp + j) - vd), dp + j);
+            }
+        }
+        for (; j < live; j++)
+        {
+            float e = MathF.Exp(p[j] - logSumExp);
+            p[j] = e;
+            dp[j] = e * (dp[j] - d);
+        }
+        new Span<float>(p + live, total - live).Clear();
+        new Span<float>(dp + live, total - live).Clear();
     }
 
     /// <inheritdoc />
@@ -97,6 +174,8 @@ public sealed unsafe partial class CpuBackend
             float* oHead = o + (long)b * seqLen * channels + h * hs;
             float* dOHead = dout + (long)b * seqLen * channels + h * hs;
             float* lseRow = lse + ((long)b * heads + h) * seqLen;
+            float* packedK = PackKeysOnce(k, c3, hs, seqLen, 0);
+            float* packedV = PackKeysOnce(v, c3, hs, seqLen, 1);
             fixed (float* p = Scratch(ref t_attnScores, AttentionBlock * seqLen))
             fixed (float* dp = Scratch(ref t_attnGrads, AttentionBlock * seqLen))
             {
@@ -104,22 +183,15 @@ public sealed unsafe partial class CpuBackend
                 {
                     int rows = Math.Min(AttentionBlock, seqLen - r0), keys = r0 + rows;
                     // Recompute P from the saved normalizers.
-                    CpuGemm.Gemm(p, q + (long)r0 * c3, k, rows, keys, hs, false, true, scale, 0f, null, c3, c3, keys);
+                    CpuGemm.Gemm(p, q + (long)r0 * c3, k, rows, keys, hs, false, true, scale, 0f, null, c3, c3, keys, packedK);
                     // dP = dO · Vᵀ
-                    CpuGemm.Gemm(dp, dOHead + (long)r0 * channels, v, rows, keys, hs, false, true, 1f, 0f, null, channels, c3, keys);
+                    CpuGemm.Gemm(dp, dOHead + (long)r0 * channels, v, rows, keys, hs, false, true, 1f, 0f, null, channels, c3, keys, packedV);
                     for (int i = 0; i < rows; i++)
                     {
                         int t = r0 + i;
-                        var pr = new Span<float>(p + (long)i * keys, keys);
-                        var dpr = new Span<float>(dp + (long)i * keys, keys);
-                        var live = pr[..(t + 1)];
-                        TensorPrimitives.Subtract(live, lseRow[t], live);
-                        TensorPrimitives.Exp(live, live);
-                        pr[(t + 1)..].Clear();
-                        float d = TensorPrimitives.Dot(new ReadOnlySpan<float>(dOHead + (long)t * channels, hs), new ReadOnlySpan<float>(oHead + (long)t * channels, hs));
+                        float d = DotProduct(dOHead + (long)t * channels, oHead + (long)t * channels, hs);
                         // dS = P ⊙ (dP − D), overwriting dP; zero above the diagonal since P is.
-                        TensorPrimitives.Subtract(dpr, d, dpr);
-                        TensorPrimitives.Multiply(dpr, pr, dpr);
+                        SoftmaxBackwardRow(p + (long)i * keys, dp + (long)i * keys, t + 1, keys, lseRow[t], d);
                     }
                     // dQ += scale·dS·K ; dK += scale·dSᵀ·Q ; dV += Pᵀ·dO
                     CpuGemm.Gemm(dq + (long)r0 * c3, dp, k, rows, hs, keys, false, false, scale, 1f, null, keys, c3, c3);
@@ -167,24 +239,91 @@ public sealed unsafe partial class CpuBackend
             new ReadOnlySpan<float>(src + channels, channels).CopyTo(new Span<float>(kc + dst, channels));
             new ReadOnlySpan<float>(src + 2 * channels, channels).CopyTo(new Span<float>(vc + dst, channels));
         }
-        ForRows(batch * heads, (long)maxSeqLen * hs, bh =>
+        // One work item per sequence, all heads at once: the cache rows of a sequence are read front to back
+        // (key s of every head is one contiguous row of the cache), and each score is a short dot product
+        // written out with vectors instead of a library call per (key, head), which dominated at hs = 32.
+        ForRows(batch, (long)(pos[0] + 1) * channels * 4, b =>
         {
-            int b = bh / heads, h = bh % heads, len = pos[b] + 1;
-            float[] scores = RowScratch(len);
-            var q = new ReadOnlySpan<float>(x + (long)b * 3 * channels + h * hs, hs);
-            float* kBase = kc + (long)b * maxSeqLen * channels + h * hs;
-            float* vBase = vc + (long)b * maxSeqLen * channels + h * hs;
-            var row = scores.AsSpan(0, len);
-            for (int s = 0; s < len; s++)
-                row[s] = TensorPrimitives.Dot(q, new ReadOnlySpan<float>(kBase + (long)s * channels, hs)) * scale;
-            float max = TensorPrimitives.Max(row);
-            TensorPrimitives.Subtract(row, max, row);
-            TensorPrimitives.Exp(row, row);
-            float inv = 1f / TensorPrimitives.Sum(row);
-            var outRow = new Span<float>(o + (long)b * channels + h * hs, hs);
-            outRow.Clear();
-            for (int s = 0; s < len; s++)
-                TensorPrimitives.MultiplyAdd(new ReadOnlySpan<float>(vBase + (long)s * channels, hs), row[s] * inv, outRow, outRow);
+            int len = pos[b] + 1;
+            float[] scratch = RowScratch(heads * len);
+            float* q = x + (long)b * 3 * channels;
+            float* kRows = kc + (long)b * maxSeqLen * channels;
+            float* vRows = vc + (long)b * maxSeqLen * channels;
+            fixed (float* scores = scratch)
+            {
+                // scores[h, s] = scale · q_h · k_{s,h}
+                for (int s = 0; s < len; s++)
+                {
+                    float* k = kRows + (long)s * channels;
+                    for (int h = 0; h < heads; h++)
+                        scores[h * len + s] = DotProduct(q + h * hs, k + h * hs, hs) * scale;
+                }
+                float* outRow = o + (long)b * channels;
+                new Span<float>(outRow, channels).Clear();
+                for (int h = 0; h < heads; h++)
+                {
+                    var row = new Span<float>(scores + h * len, len);
+                    float max = TensorPrimitives.Max(row);
+                    TensorPrimitives.Subtract(row, max, row);
+                    TensorPrimitives.Exp(row, row);
+                    TensorPrimitives.Multiply(row, 1f / TensorPrimitives.Sum(row), row);
+                }
+                // out_h = Σ_s p[h, s] · v_{s,h}
+                for (int s = 0; s < len; s++)
+                {
+                    float* v = vRows + (long)s * channels;
+                    for (int h = 0; h < heads; h++)
+                        MultiplyAddInto(outRow + h * hs, v + h * hs, scores[h * len + s], hs);
+                }
+            }
         });
+    }
+
+    /// <summary>Σ x[i]·y[i] over a short run (one head's slice), in vector registers.</summary>
+    private static float DotProduct(float* x, float* y, int length)
+    {
+        int i = 0;
+        float sum = 0f;
+        if (Vector512.IsHardwareAccelerated && length >= 16)
+        {
+            var acc = Vector512<float>.Zero;
+            for (; i + 16 <= length; i += 16)
+                acc = Vector512.FusedMultiplyAdd(Vector512.Load(x + i), Vector512.Load(y + i), acc);
+            sum = Vector512.Sum(acc);
+        }
+        else if (Vector256.IsHardwareAccelerated && length >= 8)
+        {
+            var acc0 = Vector256<float>.Zero;
+            var acc1 = Vector256<float>.Zero;
+            for (; i + 16 <= length; i += 16)
+            {
+                acc0 = Vector256.FusedMultiplyAdd(Vector256.Load(x + i), Vector256.Load(y + i), acc0);
+                acc1 = Vector256.FusedMultiplyAdd(Vector256.Load(x + i + 8), Vector256.Load(y + i + 8), acc1);
+            }
+            for (; i + 8 <= length; i += 8)
+                acc0 = Vector256.FusedMultiplyAdd(Vector256.Load(x + i), Vector256.Load(y + i), acc0);
+            sum = Vector256.Sum(acc0 + acc1);
+        }
+        for (; i < length; i++) sum += x[i] * y[i];
+        return sum;
+    }
+
+    /// <summary>output[i] += weight · x[i] over a short run.</summary>
+    private static void MultiplyAddInto(float* output, float* x, float weight, int length)
+    {
+        int i = 0;
+        if (Vector512.IsHardwareAccelerated)
+        {
+            var w = Vector512.Create(weight);
+            for (; i + 16 <= length; i += 16)
+                Vector512.Store(Vector512.FusedMultiplyAdd(Vector512.Load(x + i), w, Vector512.Load(output + i)), output + i);
+        }
+        if (Vector256.IsHardwareAccelerated)
+        {
+            var w = Vector256.Create(weight);
+            for (; i + 8 <= length; i += 8)
+                Vector256.Store(Vector256.FusedMultiplyAdd(Vector256.Load(x + i), w, Vector256.Load(output + i)), output + i);
+        }
+        for (; i < length; i++) output[i] += weight * x[i];
     }
 }

@@ -188,33 +188,16 @@ public sealed unsafe partial class CpuBackend : IComputeBackend
     private const float GeluScale = 0.7978845608028654f; // sqrt(2/pi)
     private const float GeluCube = 0.044715f;
 
+    // GELU with the tanh approximation, one pass over the data with the logistic form of tanh:
+    // 0.5·(1 + tanh(u)) = σ(2u), so gelu(x) = x·σ(2u) and gelu'(x) = σ + 2·x·σ·(1 − σ)·c·(1 + 3k·x²),
+    // u = c·(x + k·x³). For very negative x, exp(−2u) is huge (or +∞ in the scalar tail) and σ ≈ 0, the right limit.
+
     /// <inheritdoc />
     public void GeluForward(Tensor output, Tensor input, long n)
     {
         float* x = Read(input, n, "gelu input");
         float* y = Write(output, DType.F32, n, "gelu output");
-        ForChunks(n, 8, (s, e) =>
-        {
-            const int block = 1024;
-            Span<float> u = stackalloc float[block];
-            for (long i = s; i < e; i += block)
-            {
-                int len = (int)Math.Min(block, e - i);
-                var xs = new ReadOnlySpan<float>(x + i, len);
-                var us = u[..len];
-                // u = tanh(c·(x + 0.044715·x³)); y = 0.5·x·(1 + u)
-                TensorPrimitives.Multiply(xs, xs, us);
-                TensorPrimitives.Multiply(us, GeluCube, us);
-                TensorPrimitives.Add(us, 1f, us);
-                TensorPrimitives.Multiply(us, xs, us);
-                TensorPrimitives.Multiply(us, GeluScale, us);
-                TensorPrimitives.Tanh(us, us);
-                var ys = new Span<float>(y + i, len);
-                TensorPrimitives.Add(us, 1f, us);
-                TensorPrimitives.Multiply(us, xs, ys);
-                TensorPrimitives.Multiply(ys, 0.5f, ys);
-            }
-        });
+        ForChunks(n, 8, (s, e) => GeluRange(y, null, x, s, e));
     }
 
     /// <inheritdoc />
@@ -223,40 +206,60 @@ public sealed unsafe partial class CpuBackend : IComputeBackend
         float* x = Read(input, n, "gelu input");
         float* dy = Read(doutput, n, "gelu doutput");
         float* dx = Write(dinput, DType.F32, n, "gelu dinput");
-        ForChunks(n, 12, (s, e) =>
+        ForChunks(n, 12, (s, e) => GeluRange(dx, dy, x, s, e));
+    }
+
+    /// <summary>Without dy: y[i] = gelu(x[i]). With dy: y[i] += gelu'(x[i])·dy[i].</summary>
+    private static void GeluRange(float* y, float* dy, float* x, long start, long end)
+    {
+        long i = start;
+        if (Vector512.IsHardwareAccelerated)
         {
-            const int block = 1024;
-            Span<float> t = stackalloc float[block];
-            Span<float> x2 = stackalloc float[block];
-            Span<float> u = stackalloc float[block];
-            for (long i = s; i < e; i += block)
+            var c = Vector512.Create(2f * GeluScale);
+            var ck = Vector512.Create(2f * GeluScale * GeluCube);
+            var k3 = Vector512.Create(3f * GeluCube);
+            var one = Vector512<float>.One;
+            for (; i + 16 <= end; i += 16)
             {
-                int len = (int)Math.Min(block, e - i);
-                var xs = new ReadOnlySpan<float>(x + i, len);
-                var ts = t[..len];
-                var sq = x2[..len];
-                TensorPrimitives.Multiply(xs, xs, sq);
-                TensorPrimitives.Multiply(sq, GeluCube, ts);
-                TensorPrimitives.Add(ts, 1f, ts);
-                TensorPrimitives.Multiply(ts, xs, ts);
-                TensorPrimitives.Multiply(ts, GeluScale, ts);
-                TensorPrimitives.Tanh(ts, ts);
-                // d/dx = 0.5·(1+t) + 0.5·c·x·(1−t²)·(1 + 3·0.044715·x²), in vector passes:
-                var g = u[..len];
-                TensorPrimitives.Multiply(sq, 3f * GeluCube, sq);
-                TensorPrimitives.Add(sq, 1f, sq);                 // sq = 1 + 3k·x²
-                TensorPrimitives.Multiply(ts, ts, g);
-                TensorPrimitives.Subtract(1f, g, g);              // g = 1 − t²
-                TensorPrimitives.Multiply(g, sq, g);
-                TensorPrimitives.Multiply(g, xs, g);
-                TensorPrimitives.Multiply(g, 0.5f * GeluScale, g);
-                TensorPrimitives.MultiplyAdd(ts, 0.5f, g, g);
-                TensorPrimitives.Add(g, 0.5f, g);                 // g = gelu'(x)
-                var dys = new ReadOnlySpan<float>(dy + i, len);
-                var dxs = new Span<float>(dx + i, len);
-                TensorPrimitives.MultiplyAdd(g, dys, dxs, dxs);
+                var xv = Vector512.Load(x + i);
+                var x2 = xv * xv;
+                var twoU = xv * Vector512.FusedMultiplyAdd(ck, x2, c);
+                var sig = one / (one + VectorExp.Exp(-twoU));
+                if (dy == null) Vector512.Store(xv * sig, y + i);
+                else
+                {
+                    var grad = Vector512.FusedMultiplyAdd(c * xv * sig * (one - sig), Vector512.FusedMultiplyAdd(k3, x2, one), sig);
+                    Vector512.Store(Vector512.FusedMultiplyAdd(grad, Vector512.Load(dy + i), Vector512.Load(y + i)), y + i);
+                }
             }
-        });
+        }
+        else if (Vector256.IsHardwareAccelerated)
+        {
+            var c = Vector256.Create(2f * GeluScale);
+            var ck = Vector256.Create(2f * GeluScale * GeluCube);
+            var k3 = Vector256.Create(3f * GeluCube);
+            var one = Vector256<float>.One;
+            for (; i + 8 <= end; i += 8)
+            {
+                var xv = Vector256.Load(x + i);
+                var x2 = xv * xv;
+                var twoU = xv * Vector256.FusedMultiplyAdd(ck, x2, c);
+                var sig = one / (one + Vector256.Exp(-twoU));
+                if (dy == null) Vector256.Store(xv * sig, y + i);
+                else
+                {
+                    var grad = Vector256.FusedMultiplyAdd(c * xv * sig * (one - sig), Vector256.FusedMultiplyAdd(k3, x2, one), sig);
+                    Vector256.Store(Vector256.FusedMultiplyAdd(grad, Vector256.Load(dy + i), Vector256.Load(y + i)), y + i);
+                }
+            }
+        }
+        for (; i < end; i++)
+        {
+            float xs = x[i], x2 = xs * xs;
+            float sig = 1f / (1f + MathF.Exp(-2f * GeluScale * xs * (1f + GeluCube * x2)));
+            if (dy == null) y[i] = xs * sig;
+            else y[i] += (sig + 2f * GeluScale * xs * sig * (1f - sig) * (1f + 3f * GeluCube * x2)) * dy[i];
+        }
     }
 
     // ---- matrix products -----------------------------------------------------------------------
@@ -273,8 +276,11 @@ public sealed unsafe partial class CpuBackend : IComputeBackend
         float* pa = Read(a, strideA * (batch - 1) + sizeA, "matmul A");
         float* pb = Read(b, strideB * (batch - 1) + sizeB, "matmul B");
         float* pc = Write(c, DType.F32, strideC * (batch - 1) + sizeC, "matmul C");
+        float[]? packedCopy = null;
+        float* packedB = batch == 1 ? PackedWeight((CpuTensor)b, pb, k, n, transposeB, out packedCopy) : null;
         for (int i = 0; i < batch; i++)
-            CpuGemm.Gemm(pc + i * strideC, pa + i * strideA, pb + i * strideB, m, n, k, transposeA, transposeB, alpha, beta, _parallel);
+            CpuGemm.Gemm(pc + i * strideC, pa + i * strideA, pb + i * strideB, m, n, k, transposeA, transposeB, alpha, beta, _parallel, packedB: packedB);
+        GC.KeepAlive(packedCopy); // the pointer above is into this pinned array
     }
 
     // ---- embedding and normalization -------------------------------------------------------------

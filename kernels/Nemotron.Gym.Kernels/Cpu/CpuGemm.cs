@@ -7,19 +7,21 @@ namespace Nemotron.Gym.Kernels.Cpu;
 /// <summary>
 /// Single-precision matrix product, C = alpha·op(A)·op(B) + beta·C, row-major.
 ///
-/// The classic blocked scheme (Goto / BLIS): B is packed once per (KC × NC) block into panels of
-/// NR columns, A is packed per thread into panels of MR rows (alpha folded in), and a register-blocked
-/// micro-kernel keeps an MR × NR tile of C in vector registers for the whole KC loop, so each loaded
-/// element feeds MR (or NR) fused multiply-adds. Packing also absorbs the transposes: the micro-kernel
-/// only ever sees one layout. With AVX-512 the tile is 8 × 32 (16 zmm accumulators), otherwise 6 × 16
-/// (12 ymm accumulators). Work is split across threads by row blocks, or by column panels when there
-/// are too few rows (decoding).
+/// The blocked scheme of Goto and BLIS, shaped for the small K (192–768) of the models trained here:
+/// op(B) is packed whole, once per call (or once per weight version, see <see cref="PackedBLength"/>),
+/// into panels of NR columns per KC block of rows; a register-blocked micro-kernel keeps an MR × NR tile
+/// of C in vector registers for a whole KC block, so each loaded element feeds MR (or NR) fused
+/// multiply-adds. A is read where it lies when it is stored row-major (the micro-kernel broadcasts from
+/// MR row pointers; nothing to pack, which at K = 768 and N = 192 used to cost as much as a third of the
+/// product) and packed into MR-row panels only when stored transposed. alpha is applied as a tile is
+/// added into C. With AVX-512 the tile is 8 × 32 (16 zmm accumulators), otherwise 6 × 16 (12 ymm).
+/// Threads share the row blocks, and also the column panels when there are too few rows (decoding);
+/// each work item runs every KC block itself, so one product costs one fork/join (two when B is packed).
 /// </summary>
 internal static unsafe class CpuGemm
 {
     private const int KC = 256;
     private const int MC = 96;
-    private const int NC = 512;
 
     private static readonly bool Wide = Vector512.IsHardwareAccelerated;
     private static readonly int MR = Wide ? 8 : 6;
@@ -27,6 +29,8 @@ internal static unsafe class CpuGemm
 
     [ThreadStatic] private static float* t_packA;
     [ThreadStatic] private static float* t_tile;
+    [ThreadStatic] private static float* t_packB;
+    [ThreadStatic] private static long t_packBLength;
 
     private static float* PackABuffer()
     {
@@ -40,82 +44,66 @@ internal static unsafe class CpuGemm
         return t_tile;
     }
 
+    /// <summary>This thread's buffer for a packed B, grown as needed and kept (no allocation per product).</summary>
+    private static float* PackBBuffer(long length)
+    {
+        if (t_packBLength < length)
+        {
+            if (t_packB != null) NativeMemory.AlignedFree(t_packB);
+            t_packBLength = Math.Max(length, 2 * t_packBLength);
+            t_packB = (float*)NativeMemory.AlignedAlloc((nuint)(t_packBLength * sizeof(float)), 64);
+        }
+        return t_packB;
+    }
+
+    [ThreadStatic] private static float* t_operand0, t_operand1;
+    [ThreadStatic] private static long t_operand0Length, t_operand1Length;
+
     /// <summary>
-    /// The product on <paramref name="parallel"/>'s threads. Leading dimensions (elements between rows as
-    /// stored) default to the packed sizes; larger ones address sub-matrices, e.g. one head's columns of qkv.
+    /// One of this thread's two kept, 64-byte aligned buffers for operands packed ahead by a caller (attention
+    /// packs a head's keys once and reuses them for every query block); grown as needed.
     /// </summary>
-    public static void Gemm(float* c, float* a, float* b, int m, int n, int k, bool transA, bool transB,
-        float alpha, float beta, ParallelOptions? parallel, int lda = 0, int ldb = 0, int ldc = 0)
+    public static float* OperandBuffer(int slot, long length)
     {
-        if (m <= 0 || n <= 0) return;
-        if (lda <= 0) lda = transA ? m : k;
-        if (ldb <= 0) ldb = transB ? k : n;
-        if (ldc <= 0) ldc = n;
-        ScaleC(c, m, n, ldc, beta);
-        if (k <= 0 || alpha == 0f) return;
-
-        int threads = parallel?.MaxDegreeOfParallelism ?? 1;
-        var packB = (float*)NativeMemory.AlignedAlloc((nuint)((long)KC * (NC + NR) * sizeof(float)), 64);
-        try
+        ref float* buffer = ref slot == 0 ? ref t_operand0 : ref t_operand1;
+        ref long capacity = ref slot == 0 ? ref t_operand0Length : ref t_operand1Length;
+        if (capacity < length)
         {
-            for (int jc = 0; jc < n; jc += NC)
-            {
-                int nc = Math.Min(NC, n - jc);
-                int panelsB = (nc + NR - 1) / NR;
-                for (int pc = 0; pc < k; pc += KC)
-                {
-                    int kc = Math.Min(KC, k - pc);
-                    PackB(packB, b, ldb, transB, pc, kc, jc, nc, panelsB, parallel);
-
-                    int blocksM = (m + MC - 1) / MC;
-                    // Enough row blocks: one work item per block. Too few (decoding): also split the
-                    // column panels, so both cores stay busy.
-                    int splitsN = blocksM >= threads ? 1 : Math.Min(panelsB, (threads + blocksM - 1) / blocksM * 2);
-                    int items = blocksM * splitsN;
-                    int kcLocal = kc, pcLocal = pc, jcLocal = jc, ncLocal = nc;
-                    void Work(int item)
-                    {
-                        int ib = item / splitsN, js = item % splitsN;
-                        int ic = ib * MC, mc = Math.Min(MC, m - ic);
-                        int p0 = panelsB * js / splitsN, p1 = panelsB * (js + 1) / splitsN;
-                        if (p0 == p1) return;
-                        float* pa = PackABuffer();
-                        PackA(pa, a, lda, transA, ic, mc, pcLocal, kcLocal, alpha);
-                        Macro(c, ldc, pa, packB, ic, mc, jcLocal, ncLocal, kcLocal, p0, p1);
-                    }
-                    if (items == 1 || threads == 1)
-                        for (int i = 0; i < items; i++) Work(i);
-                    else
-                        Parallel.For(0, items, parallel!, Work);
-                }
-            }
+            if (buffer != null) NativeMemory.AlignedFree(buffer);
+            capacity = Math.Max(length, 2 * capacity);
+            buffer = (float*)NativeMemory.AlignedAlloc((nuint)(capacity * sizeof(float)), 64);
         }
-        finally
-        {
-            NativeMemory.AlignedFree(packB);
-        }
+        return buffer;
     }
 
-    private static void ScaleC(float* c, int m, int n, int ldc, float beta)
-    {
-        if (beta == 1f) return;
-        for (int i = 0; i < m; i++)
-        {
-            var row = new Span<float>(c + (long)i * ldc, n);
-            if (beta == 0f) row.Clear();
-            else System.Numerics.Tensors.TensorPrimitives.Multiply(row, beta, row);
-        }
-    }
+    /// <summary>
+    /// True when op(B) of k × n packs into a single K block, so its packed form for the first n' ≤ n columns
+    /// is a prefix of the packed form for all n (attention packs its keys once and uses growing prefixes).
+    /// </summary>
+    public static bool PacksAsOneBlock(int k) => k <= KC;
 
-    /// <summary>Packs op(B)[pc..pc+kc, jc..jc+nc] as panels of NR columns, each [kc][NR], zero-padded.</summary>
-    private static void PackB(float* dst, float* b, int ldb, bool transB, int pc, int kc, int jc, int nc, int panels, ParallelOptions? parallel)
+    private static int PanelsB(int n) => (n + NR - 1) / NR;
+
+    /// <summary>Floats a packed op(B) of k × n occupies (see <see cref="PackB"/>).</summary>
+    public static long PackedBLength(int n, int k) => (long)PanelsB(n) * NR * k;
+
+    /// <summary>
+    /// Packs op(B) (k × n) whole: for each block of KC rows starting at pc, the panels of NR columns, each
+    /// [kc][NR] and zero-padded past n; the block starts at pc × (panels · NR). <paramref name="dst"/> must be
+    /// 64-byte aligned and hold <see cref="PackedBLength"/> floats.
+    /// </summary>
+    public static void PackB(float* dst, float* b, int ldb, bool transB, int k, int n, ParallelOptions? parallel) =>
+        PackBBlocks(dst, b, ldb, transB, k, n, 0, k, parallel);
+
+    /// <summary>Packs the KC blocks of op(B) between rows pcFrom (a multiple of KC) and pcTo, the first at dst.</summary>
+    private static void PackBBlocks(float* dst, float* b, int ldb, bool transB, int k, int n, int pcFrom, int pcTo, ParallelOptions? parallel)
     {
-        int nr = NR;
-        void Panel(int panel)
+        int panels = PanelsB(n), blocks = (pcTo - pcFrom + KC - 1) / KC, nr = NR;
+        void Item(int item)
         {
-            float* d = dst + (long)panel * kc * nr;
-            int j0 = jc + panel * nr;
-            int cols = Math.Min(nr, jc + nc - j0);
+            int block = item / panels, panel = item % panels;
+            int pc = pcFrom + block * KC, kc = Math.Min(KC, k - pc), j0 = panel * nr, cols = Math.Min(nr, n - j0);
+            float* d = dst + (long)(pc - pcFrom) * panels * nr + (long)panel * kc * nr;
             if (!transB)
             {
                 for (int p = 0; p < kc; p++)
@@ -145,154 +133,318 @@ internal static unsafe class CpuGemm
                 }
             }
         }
-        if (parallel != null && panels >= 4 && parallel.MaxDegreeOfParallelism > 1) Parallel.For(0, panels, parallel, Panel);
-        else for (int i = 0; i < panels; i++) Panel(i);
+        int items = panels * blocks;
+        // Row-major B packs by row copies: below a few hundred thousand elements waking a second thread costs
+        // more than it saves. Transposed B packs element by element, worth sharing from far smaller sizes.
+        long worthSharing = transB ? 32 * 1024 : 256 * 1024;
+        if (parallel != null && parallel.MaxDegreeOfParallelism > 1 && items >= 4 && (long)(pcTo - pcFrom) * n >= worthSharing)
+            Parallel.For(0, items, parallel, Item);
+        else
+            for (int i = 0; i < items; i++) Item(i);
     }
 
-    /// <summary>Packs alpha·op(A)[ic..ic+mc, pc..pc+kc] as panels of MR rows, each [kc][MR], zero-padded.</summary>
-    private static void PackA(float* dst, float* a, int lda, bool transA, int ic, int mc, int pc, int kc, float alpha)
+    /// <summary>
+    /// The product on <paramref name="parallel"/>'s threads. Leading dimensions (elements between rows as
+    /// stored) default to the packed sizes; larger ones address sub-matrices, e.g. one head's columns of qkv.
+    /// <paramref name="packedB"/>, when given, is op(B) already laid out by <see cref="PackB"/> (b is then unused).
+    /// </summary>
+    public static void Gemm(float* c, float* a, float* b, int m, int n, int k, bool transA, bool transB,
+        float alpha, float beta, ParallelOptions? parallel, int lda = 0, int ldb = 0, int ldc = 0, float* packedB = null)
     {
-        int mr = MR;
-        int panels = (mc + mr - 1) / mr;
-        for (int panel = 0; panel < panels; panel++)
+        if (m <= 0 || n <= 0) return;
+        if (lda <= 0) lda = transA ? m : k;
+        if (ldb <= 0) ldb = transB ? k : n;
+        if (ldc <= 0) ldc = n;
+        if (k <= 0 || alpha == 0f)
         {
-            float* d = dst + (long)panel * kc * mr;
-            int i0 = ic + panel * mr;
-            int rows = Math.Min(mr, ic + mc - i0);
-            if (!transA)
+            ScaleC(c, m, n, ldc, beta);
+            return;
+        }
+        // With beta = 0 the first KC block stores its tiles instead of adding them to C, so C is neither
+        // cleared first nor read back (at the demo's shapes C is megabytes: a pass over memory saved twice).
+        if (beta != 0f) ScaleC(c, m, n, ldc, beta);
+        bool overwriteFirst = beta == 0f;
+
+        int threads = parallel?.MaxDegreeOfParallelism ?? 1;
+        int panelsB = PanelsB(n), blocksM = (m + MC - 1) / MC;
+        // Enough row blocks: one work item per block. Too few (decoding): also split the column panels,
+        // so every core has work.
+        int splitsN = blocksM >= threads ? 1 : Math.Min(panelsB, (threads + blocksM - 1) / blocksM * 2);
+        int items = blocksM * splitsN;
+        void Run(float* blocks, int pcFrom, int pcTo)
+        {
+            void Work(int item)
             {
-                for (int r = 0; r < mr; r++)
+                int ib = item / splitsN, js = item % splitsN;
+                int ic = ib * MC, mc = Math.Min(MC, m - ic);
+                int p0 = panelsB * js / splitsN, p1 = panelsB * (js + 1) / splitsN;
+                if (p0 == p1) return;
+                for (int pc = pcFrom; pc < pcTo; pc += KC)
                 {
-                    if (r < rows)
-                    {
-                        float* src = a + (long)(i0 + r) * lda + pc;
-                        for (int p = 0; p < kc; p++) d[p * mr + r] = alpha * src[p];
-                    }
-                    else
-                        for (int p = 0; p < kc; p++) d[p * mr + r] = 0f;
+                    int kc = Math.Min(KC, k - pc);
+                    Macro(c, ldc, a, lda, transA, blocks + (long)(pc - pcFrom) * panelsB * NR, ic, mc, pc, kc, n, p0, p1, alpha, overwriteFirst && pc == 0);
                 }
             }
+            if (items == 1 || threads == 1)
+                for (int i = 0; i < items; i++) Work(i);
             else
+                Parallel.For(0, items, parallel!, Work);
+        }
+        if (packedB != null)
+            Run(packedB, 0, k);
+        else if (PackedBLength(n, k) <= WholeBFloats)
+        {
+            // Small enough to stay in L2 packed whole: one pack, one pass over the work items.
+            packedB = PackBBuffer(PackedBLength(n, k));
+            PackB(packedB, b, ldb, transB, k, n, parallel);
+            Run(packedB, 0, k);
+        }
+        else
+        {
+            // A long K (weight gradients: K = tokens): pack and use one KC block at a time, so the block is
+            // still in cache when every row block reads it.
+            float* block = PackBBuffer((long)KC * panelsB * NR);
+            for (int pc = 0; pc < k; pc += KC)
             {
-                // A stored k × m: row p of A holds column p of op(A), contiguous in i.
-                for (int p = 0; p < kc; p++)
-                {
-                    float* src = a + (long)(pc + p) * lda + i0;
-                    float* row = d + p * mr;
-                    for (int r = 0; r < rows; r++) row[r] = alpha * src[r];
-                    for (int r = rows; r < mr; r++) row[r] = 0f;
-                }
+                PackBBlocks(block, b, ldb, transB, k, n, pc, Math.Min(k, pc + KC), parallel);
+                Run(block, pc, Math.Min(k, pc + KC));
             }
         }
     }
 
-    private static void Macro(float* c, int ldc, float* packA, float* packB, int ic, int mc, int jc, int nc, int kc, int panelFrom, int panelTo)
+    /// <summary>Largest packed B used whole (4 MB: beyond it, block by block, which costs C a trip to memory per K block).</summary>
+    private const long WholeBFloats = 1024 * 1024;
+
+    private static void ScaleC(float* c, int m, int n, int ldc, float beta)
+    {
+        if (beta == 1f) return;
+        for (int i = 0; i < m; i++)
+        {
+            var row = new Span<float>(c + (long)i * ldc, n);
+            if (beta == 0f) row.Clear();
+            else System.Numerics.Tensors.TensorPrimitives.Multiply(row, beta, row);
+        }
+    }
+
+    /// <summary>Packs op(A)[i0..i0+rows, pc..pc+kc] as one panel [kc][MR], zero-padded past rows.</summary>
+    private static void PackAPanel(float* d, float* a, int lda, bool transA, int i0, int rows, int pc, int kc)
+    {
+        int mr = MR;
+        if (!transA)
+        {
+            for (int r = 0; r < mr; r++)
+            {
+                if (r < rows)
+                {
+                    float* src = a + (long)(i0 + r) * lda + pc;
+                    for (int p = 0; p < kc; p++) d[p * mr + r] = src[p];
+                }
+                else
+                    for (int p = 0; p < kc; p++) d[p * mr + r] = 0f;
+            }
+        }
+        else
+        {
+            // A stored k × m: row p of A holds column p of op(A), contiguous in i, so each packed row is one
+            // short copy (a single 8-float vector move for a full AVX-512 panel).
+            if (rows == 8 && mr == 8 && Vector256.IsHardwareAccelerated)
+            {
+                for (int p = 0; p < kc; p++)
+                    Vector256.Store(Vector256.Load(a + (long)(pc + p) * lda + i0), d + p * 8);
+                return;
+            }
+            for (int p = 0; p < kc; p++)
+            {
+                float* src = a + (long)(pc + p) * lda + i0;
+                float* row = d + p * mr;
+                for (int r = 0; r < rows; r++) row[r] = src[r];
+                for (int r = rows; r < mr; r++) row[r] = 0f;
+            }
+        }
+    }
+
+    /// <summary>
+    /// C[ic.., panels p0..p1) += alpha · op(A)[ic..ic+mc, pc..pc+kc] · (one KC block of packed B), or = when
+    /// <paramref name="overwrite"/>.
+    /// </summary>
+    private static void Macro(float* c, int ldc, float* a, int lda, bool transA, float* packB, int ic, int mc, int pc, int kc, int n,
+        int panelFrom, int panelTo, float alpha, bool overwrite)
     {
         int mr = MR, nr = NR;
         int panelsA = (mc + mr - 1) / mr;
+        // Transposed A is packed into MR-row panels (each [kc][MR]); row-major A is read in place, except a
+        // last panel with fewer than MR rows, which is packed so the micro-kernel never reads past A.
+        float* packA = null;
+        if (transA)
+        {
+            packA = PackABuffer();
+            int fullPanels = mc / mr;
+            if (mr == 8 && Vector256.IsHardwareAccelerated)
+            {
+                // Row by row: each stored row of A is read front to back once (its mc floats are contiguous),
+                // and its 8-float pieces go to the panels' rows p. Panel by panel would revisit every row
+                // once per panel, 3 KB apart, which left weight-gradient products waiting on memory.
+                for (int p = 0; p < kc; p++)
+                {
+                    float* src = a + (long)(pc + p) * lda + ic;
+                    float* dst = packA + p * 8;
+                    for (int ip = 0; ip < fullPanels; ip++)
+                        Vector256.Store(Vector256.Load(src + ip * 8), dst + (long)ip * kc * 8);
+                }
+            }
+            else
+                for (int ip = 0; ip < fullPanels; ip++)
+                    PackAPanel(packA + (long)ip * kc * mr, a, lda, true, ic + ip * mr, mr, pc, kc);
+            if (fullPanels < panelsA)
+                PackAPanel(packA + (long)fullPanels * kc * mr, a, lda, true, ic + fullPanels * mr, mc - fullPanels * mr, pc, kc);
+        }
+        else if (mc % mr != 0)
+        {
+            packA = PackABuffer();
+            int ip = panelsA - 1;
+            PackAPanel(packA + (long)ip * kc * mr, a, lda, false, ic + ip * mr, mc - ip * mr, pc, kc);
+        }
         float* tile = TileBuffer();
         for (int jp = panelFrom; jp < panelTo; jp++)
         {
-            int j0 = jc + jp * nr;
-            int cols = Math.Min(nr, jc + nc - j0);
+            int j0 = jp * nr;
+            int cols = Math.Min(nr, n - j0);
             float* pb = packB + (long)jp * kc * nr;
             for (int ip = 0; ip < panelsA; ip++)
             {
                 int i0 = ic + ip * mr;
                 int rows = Math.Min(mr, ic + mc - i0);
-                float* pa = packA + (long)ip * kc * mr;
-                if (rows == mr && cols == nr)
+                float* pa;
+                nint rowStride, step;
+                if (transA || rows < mr)
                 {
-                    if (Wide) Kernel8x32(kc, pa, pb, c + (long)i0 * ldc + j0, ldc);
-                    else Kernel6x16(kc, pa, pb, c + (long)i0 * ldc + j0, ldc);
+                    pa = packA + (long)ip * kc * mr;
+                    rowStride = 1;
+                    step = mr;
                 }
                 else
                 {
-                    new Span<float>(tile, mr * nr).Clear();
-                    if (Wide) Kernel8x32(kc, pa, pb, tile, nr);
-                    else Kernel6x16(kc, pa, pb, tile, nr);
+                    pa = a + (long)i0 * lda + pc;
+                    rowStride = lda;
+                    step = 1;
+                }
+                if (rows == mr && cols == nr)
+                {
+                    if (Wide) Kernel8x32(kc, pa, rowStride, step, pb, c + (long)i0 * ldc + j0, ldc, alpha, overwrite);
+                    else Kernel6x16(kc, pa, rowStride, step, pb, c + (long)i0 * ldc + j0, ldc, alpha, overwrite);
+                }
+                else
+                {
+                    if (Wide) Kernel8x32(kc, pa, rowStride, step, pb, tile, nr, alpha, true);
+                    else Kernel6x16(kc, pa, rowStride, step, pb, tile, nr, alpha, true);
                     for (int r = 0; r < rows; r++)
                     {
                         float* dst = c + (long)(i0 + r) * ldc + j0;
                         float* src = tile + r * nr;
-                        for (int j = 0; j < cols; j++) dst[j] += src[j];
+                        if (overwrite) for (int j = 0; j < cols; j++) dst[j] = src[j];
+                        else for (int j = 0; j < cols; j++) dst[j] += src[j];
                     }
                 }
             }
         }
     }
 
-    /// <summary>C[8×32] += A-panel · B-panel with 16 zmm accumulators.</summary>
+    /// <summary>
+    /// C[8×32] += alpha · A-panel · B-panel with 16 zmm accumulators (= with <paramref name="overwrite"/>).
+    /// Row r of the A panel is element a[r·rowStride + p·step] (packed: rowStride 1, step 8; in place:
+    /// rowStride lda, step 1).
+    /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void Kernel8x32(int kc, float* a, float* b, float* c, int ldc)
+    private static void Kernel8x32(int kc, float* a, nint rowStride, nint step, float* b, float* c, int ldc, float alpha, bool overwrite)
     {
         Vector512<float> c00 = default, c01 = default, c10 = default, c11 = default,
             c20 = default, c21 = default, c30 = default, c31 = default,
             c40 = default, c41 = default, c50 = default, c51 = default,
             c60 = default, c61 = default, c70 = default, c71 = default;
-        for (int p = 0; p < kc; p++)
+        float* a0 = a, a1 = a + rowStride, a2 = a + 2 * rowStride, a3 = a + 3 * rowStride,
+            a4 = a + 4 * rowStride, a5 = a + 5 * rowStride, a6 = a + 6 * rowStride, a7 = a + 7 * rowStride;
+        nint i = 0;
+        for (int p = 0; p < kc; p++, i += step)
         {
             var b0 = Vector512.LoadAligned(b);
             var b1 = Vector512.LoadAligned(b + 16);
-            var av = Vector512.Create(a[0]); c00 = Vector512.FusedMultiplyAdd(av, b0, c00); c01 = Vector512.FusedMultiplyAdd(av, b1, c01);
-            av = Vector512.Create(a[1]); c10 = Vector512.FusedMultiplyAdd(av, b0, c10); c11 = Vector512.FusedMultiplyAdd(av, b1, c11);
-            av = Vector512.Create(a[2]); c20 = Vector512.FusedMultiplyAdd(av, b0, c20); c21 = Vector512.FusedMultiplyAdd(av, b1, c21);
-            av = Vector512.Create(a[3]); c30 = Vector512.FusedMultiplyAdd(av, b0, c30); c31 = Vector512.FusedMultiplyAdd(av, b1, c31);
-            av = Vector512.Create(a[4]); c40 = Vector512.FusedMultiplyAdd(av, b0, c40); c41 = Vector512.FusedMultiplyAdd(av, b1, c41);
-            av = Vector512.Create(a[5]); c50 = Vector512.FusedMultiplyAdd(av, b0, c50); c51 = Vector512.FusedMultiplyAdd(av, b1, c51);
-            av = Vector512.Create(a[6]); c60 = Vector512.FusedMultiplyAdd(av, b0, c60); c61 = Vector512.FusedMultiplyAdd(av, b1, c61);
-            av = Vector512.Create(a[7]); c70 = Vector512.FusedMultiplyAdd(av, b0, c70); c71 = Vector512.FusedMultiplyAdd(av, b1, c71);
-            a += 8;
+            var av = Vector512.Create(a0[i]); c00 = Vector512.FusedMultiplyAdd(av, b0, c00); c01 = Vector512.FusedMultiplyAdd(av, b1, c01);
+            av = Vector512.Create(a1[i]); c10 = Vector512.FusedMultiplyAdd(av, b0, c10); c11 = Vector512.FusedMultiplyAdd(av, b1, c11);
+            av = Vector512.Create(a2[i]); c20 = Vector512.FusedMultiplyAdd(av, b0, c20); c21 = Vector512.FusedMultiplyAdd(av, b1, c21);
+            av = Vector512.Create(a3[i]); c30 = Vector512.FusedMultiplyAdd(av, b0, c30); c31 = Vector512.FusedMultiplyAdd(av, b1, c31);
+            av = Vector512.Create(a4[i]); c40 = Vector512.FusedMultiplyAdd(av, b0, c40); c41 = Vector512.FusedMultiplyAdd(av, b1, c41);
+            av = Vector512.Create(a5[i]); c50 = Vector512.FusedMultiplyAdd(av, b0, c50); c51 = Vector512.FusedMultiplyAdd(av, b1, c51);
+            av = Vector512.Create(a6[i]); c60 = Vector512.FusedMultiplyAdd(av, b0, c60); c61 = Vector512.FusedMultiplyAdd(av, b1, c61);
+            av = Vector512.Create(a7[i]); c70 = Vector512.FusedMultiplyAdd(av, b0, c70); c71 = Vector512.FusedMultiplyAdd(av, b1, c71);
             b += 32;
         }
-        Store2(c, c00, c01); c += ldc;
-        Store2(c, c10, c11); c += ldc;
-        Store2(c, c20, c21); c += ldc;
-        Store2(c, c30, c31); c += ldc;
-        Store2(c, c40, c41); c += ldc;
-        Store2(c, c50, c51); c += ldc;
-        Store2(c, c60, c61); c += ldc;
-        Store2(c, c70, c71);
+        var va = Vector512.Create(alpha);
+        Store2(c, c00, c01, va, overwrite); c += ldc;
+        Store2(c, c10, c11, va, overwrite); c += ldc;
+        Store2(c, c20, c21, va, overwrite); c += ldc;
+        Store2(c, c30, c31, va, overwrite); c += ldc;
+        Store2(c, c40, c41, va, overwrite); c += ldc;
+        Store2(c, c50, c51, va, overwrite); c += ldc;
+        Store2(c, c60, c61, va, overwrite); c += ldc;
+        Store2(c, c70, c71, va, overwrite);
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void Store2(float* c, Vector512<float> x0, Vector512<float> x1)
+    private static void Store2(float* c, Vector512<float> x0, Vector512<float> x1, Vector512<float> alpha, bool overwrite)
     {
-        Vector512.Store(Vector512.Load(c) + x0, c);
-        Vector512.Store(Vector512.Load(c + 16) + x1, c + 16);
+        if (overwrite)
+        {
+            Vector512.Store(x0 * alpha, c);
+            Vector512.Store(x1 * alpha, c + 16);
+        }
+        else
+        {
+            Vector512.Store(Vector512.FusedMultiplyAdd(x0, alpha, Vector512.Load(c)), c);
+            Vector512.Store(Vector512.FusedMultiplyAdd(x1, alpha, Vector512.Load(c + 16)), c + 16);
+        }
     }
 
-    /// <summary>C[6×16] += A-panel · B-panel with 12 ymm accumulators (AVX2 machines).</summary>
+    /// <summary>C[6×16] += alpha · A-panel · B-panel with 12 ymm accumulators (AVX2 machines); A as in <see cref="Kernel8x32"/>.</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void Kernel6x16(int kc, float* a, float* b, float* c, int ldc)
+    private static void Kernel6x16(int kc, float* a, nint rowStride, nint step, float* b, float* c, int ldc, float alpha, bool overwrite)
     {
         Vector256<float> c00 = default, c01 = default, c10 = default, c11 = default, c20 = default, c21 = default,
             c30 = default, c31 = default, c40 = default, c41 = default, c50 = default, c51 = default;
-        for (int p = 0; p < kc; p++)
+        float* a0 = a, a1 = a + rowStride, a2 = a + 2 * rowStride, a3 = a + 3 * rowStride, a4 = a + 4 * rowStride, a5 = a + 5 * rowStride;
+        nint i = 0;
+        for (int p = 0; p < kc; p++, i += step)
         {
             var b0 = Vector256.Load(b);
             var b1 = Vector256.Load(b + 8);
-            var av = Vector256.Create(a[0]); c00 = Vector256.FusedMultiplyAdd(av, b0, c00); c01 = Vector256.FusedMultiplyAdd(av, b1, c01);
-            av = Vector256.Create(a[1]); c10 = Vector256.FusedMultiplyAdd(av, b0, c10); c11 = Vector256.FusedMultiplyAdd(av, b1, c11);
-            av = Vector256.Create(a[2]); c20 = Vector256.FusedMultiplyAdd(av, b0, c20); c21 = Vector256.FusedMultiplyAdd(av, b1, c21);
-            av = Vector256.Create(a[3]); c30 = Vector256.FusedMultiplyAdd(av, b0, c30); c31 = Vector256.FusedMultiplyAdd(av, b1, c31);
-            av = Vector256.Create(a[4]); c40 = Vector256.FusedMultiplyAdd(av, b0, c40); c41 = Vector256.FusedMultiplyAdd(av, b1, c41);
-            av = Vector256.Create(a[5]); c50 = Vector256.FusedMultiplyAdd(av, b0, c50); c51 = Vector256.FusedMultiplyAdd(av, b1, c51);
-            a += 6;
+            var av = Vector256.Create(a0[i]); c00 = Vector256.FusedMultiplyAdd(av, b0, c00); c01 = Vector256.FusedMultiplyAdd(av, b1, c01);
+            av = Vector256.Create(a1[i]); c10 = Vector256.FusedMultiplyAdd(av, b0, c10); c11 = Vector256.FusedMultiplyAdd(av, b1, c11);
+            av = Vector256.Create(a2[i]); c20 = Vector256.FusedMultiplyAdd(av, b0, c20); c21 = Vector256.FusedMultiplyAdd(av, b1, c21);
+            av = Vector256.Create(a3[i]); c30 = Vector256.FusedMultiplyAdd(av, b0, c30); c31 = Vector256.FusedMultiplyAdd(av, b1, c31);
+            av = Vector256.Create(a4[i]); c40 = Vector256.FusedMultiplyAdd(av, b0, c40); c41 = Vector256.FusedMultiplyAdd(av, b1, c41);
+            av = Vector256.Create(a5[i]); c50 = Vector256.FusedMultiplyAdd(av, b0, c50); c51 = Vector256.FusedMultiplyAdd(av, b1, c51);
             b += 16;
         }
-        Store2(c, c00, c01); c += ldc;
-        Store2(c, c10, c11); c += ldc;
-        Store2(c, c20, c21); c += ldc;
-        Store2(c, c30, c31); c += ldc;
-        Store2(c, c40, c41); c += ldc;
-        Store2(c, c50, c51);
+        var va = Vector256.Create(alpha);
+        Store2(c, c00, c01, va, overwrite); c += ldc;
+        Store2(c, c10, c11, va, overwrite); c += ldc;
+        Store2(c, c20, c21, va, overwrite); c += ldc;
+        Store2(c, c30, c31, va, overwrite); c += ldc;
+        Store2(c, c40, c41, va, overwrite); c += ldc;
+        Store2(c, c50, c51, va, overwrite);
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void Store2(float* c, Vector256<float> x0, Vector256<float> x1)
+    private static void Store2(float* c, Vector256<float> x0, Vector256<float> x1, Vector256<float> alpha, bool overwrite)
     {
-        Vector256.Store(Vector256.Load(c) + x0, c);
-        Vector256.Store(Vector256.Load(c + 8) + x1, c + 8);
+        if (overwrite)
+        {
+            Vector256.Store(x0 * alpha, c);
+            Vector256.Store(x1 * alpha, c + 8);
+        }
+        else
+        {
+            Vector256.Store(Vector256.FusedMultiplyAdd(x0, alpha, Vector256.Load(c)), c);
+            Vector256.Store(Vector256.FusedMultiplyAdd(x1, alpha, Vector256.Load(c + 8)), c + 8);
+        }
     }
 }

@@ -56,6 +56,10 @@ public sealed unsafe class CpuTensor : Tensor
 
     internal void MarkWritten() => Interlocked.Increment(ref _storage.Version);
 
+    /// <summary>The storage this tensor (or view) lives in, and its first element there: identity for caches.</summary>
+    internal CpuStorage Storage => _storage;
+    internal long StorageOffset => _offset;
+
     /// <summary>Pointer to the first float (valid while the tensor lives).</summary>
     public float* F
     {

@@ -1,0 +1,155 @@
+using Nemotron.Gym.Kernels;
+using Nemotron.Gym.Kernels.Cpu;
+using static Nemotron.Gym.Kernels.Tests.TestUtil;
+
+namespace Nemotron.Gym.Kernels.Tests;
+
+/// <summary>
+/// The CPU backend's shortcuts against plain references: the kept packed copy of a reused matrix operand,
+/// the one-pass GELU, and decoding attention over a cache of per-row lengths.
+/// </summary>
+public class CpuFastPathTests
+{
+    private readonly CpuBackend _be = new(2);
+
+    private static double[] NaiveTimesTransposed(float[] x, float[] w, int n, int m, int k)
+    {
+        var y = new double[n * m];
+        for (int i = 0; i < n; i++)
+            for (int j = 0; j < m; j++)
+            {
+                double s = 0;
+                for (int p = 0; p < k; p++) s += (double)x[i * k + p] * w[j * k + p];
+                y[i * m + j] = s;
+            }
+        return y;
+    }
+
+    private static void AssertClose(double[] want, float[] got, string what)
+    {
+        for (int i = 0; i < want.Length; i++)
+            Assert.True(Math.Abs(got[i] - want[i]) <= 2e-4 * (1 + Math.Abs(want[i])), $"{what}: [{i}] = {got[i]}, expected {want[i]}");
+    }
+
+    [Fact]
+    public void ReusedWeightIsRepackedAfterEveryWrite()
+    {
+        // The weight is a slice of a larger buffer, as the model's parameters are: a write to another slice
+        // bumps the same storage's version and must not leave a stale packed copy in use either.
+        int n = 64, m = 70, k = 48;
+        var rng = new Random(5);
+        var x = Random(rng, n * k);
+        using var parameters = _be.Allocate(DType.F32, 2 * m * k, "parameters");
+        var w = parameters.Slice(m * k, m * k, "w");
+        using var tx = Put(_be, x);
+        using var ty = _be.Allocate(DType.F32, n * m, "y");
+        for (int round = 0; round < 3; round++)
+        {
+            var wHost = Random(rng, m * k);
+            _be.Upload(parameters, wHost, m * k);
+            var want = NaiveTimesTransposed(x, wHost, n, m, k);
+            // Several uses of one version: the first packs to scratch, the second keeps a copy, later ones reuse it.
+            for (int use = 0; use < 4; use++)
+            {
+                _be.MatMul(ty, tx, w, n, m, k, false, true);
+                AssertClose(want, Get(_be, ty), $"round {round} use {use}");
+            }
+            // A write elsewhere in the storage, with the weight's own values untouched.
+            _be.Upload(parameters, Random(rng, 3), 0);
+            _be.MatMul(ty, tx, w, n, m, k, false, true);
+            AssertClose(want, Get(_be, ty), $"round {round} after a neighbouring write");
+        }
+    }
+
+    [Theory]
+    [InlineData(false, false)]
+    [InlineData(true, false)]
+    [InlineData(false, true)]
+    [InlineData(true, true)]
+    public void ProductWithAnOperandTooLargeToPackWholeMatchesTheNaiveLoop(bool ta, bool tb)
+    {
+        // op(B) of 4000 × 300 (4.8 MB) is packed one K block at a time (a weight gradient's shape: K = tokens).
+        int m = 13, n = 300, k = 4000;
+        var rng = new Random(11);
+        var a = Random(rng, m * k);
+        var b = Random(rng, k * n);
+        var c0 = Random(rng, m * n);
+        using var tA = Put(_be, a);
+        using var tB = Put(_be, b);
+        using var tC = Put(_be, c0);
+        _be.MatMul(tC, tA, tB, m, n, k, ta, tb, 0.5f, 1f);
+        var got = Get(_be, tC);
+        var want = new double[m * n];
+        for (int i = 0; i < m; i++)
+            for (int j = 0; j < n; j++)
+            {
+                double s = 0;
+                for (int p = 0; p < k; p++) s += (double)(ta ? a[p * m + i] : a[i * k + p]) * (tb ? b[j * k + p] : b[p * n + j]);
+                want[i * n + j] = 0.5 * s + c0[i * n + j];
+            }
+        AssertClose(want, got, $"ta={ta} tb={tb}");
+    }
+
+    [Fact]
+    public void GeluForwardMatchesTheTanhFormula()
+    {
+        int n = 1037; // not a multiple of any vector width: the scalar tail runs too
+        var rng = new Random(8);
+        var x = Random(rng, n, 12f);
+        x[0] = 100f; x[1] = -100f; x[2] = 0f; x[3] = 1e-6f; x[n - 1] = -30f;
+        using var tx = Put(_be, x);
+        using var ty = _be.Allocate(DType.F32, n, "y");
+        _be.GeluForward(ty, tx, n);
+        var got = Get(_be, ty);
+        for (int i = 0; i < n; i++)
+        {
+            double xi = x[i];
+            double want = 0.5 * xi * (1 + Math.Tanh(Math.Sqrt(2 / Math.PI) * (xi + 0.044715 * xi * xi * xi)));
+            Assert.True(Math.Abs(got[i] - want) <= 2e-6 * (1 + Math.Abs(want)), $"gelu({xi}) = {got[i]}, expected {want}");
+        }
+    }
+
+    [Theory]
+    [InlineData(192, 6)] // the demo model's heads of 32
+    [InlineData(60, 3)]  // heads of 20: vector and scalar tails
+    public void DecodeMatchesNaiveAttentionAtEachRowsOwnPosition(int channels, int heads)
+    {
+        int batch = 5, maxT = 40, hs = channels / heads;
+        var rng = new Random(channels);
+        var keys = Random(rng, batch * maxT * channels);
+        var values = Random(rng, batch * maxT * channels);
+        var qkv = Random(rng, batch * 3 * channels);
+        int[] positions = [0, 7, 39, 16, 31];
+        using var tk = Put(_be, keys);
+        using var tv = Put(_be, values);
+        using var tq = Put(_be, qkv);
+        using var tp = PutInts(_be, positions);
+        using var to = _be.Allocate(DType.F32, batch * channels, "o");
+        _be.AttentionDecode(to, tq, tk, tv, tp, batch, channels, heads, maxT);
+        var got = Get(_be, to);
+        for (int b = 0; b < batch; b++)
+        {
+            int len = positions[b] + 1;
+            // The step's own key and value are the ones just written at its position.
+            double K(int s, int e) => s == positions[b] ? qkv[b * 3 * channels + channels + e] : keys[(b * maxT + s) * channels + e];
+            double V(int s, int e) => s == positions[b] ? qkv[b * 3 * channels + 2 * channels + e] : values[(b * maxT + s) * channels + e];
+            for (int h = 0; h < heads; h++)
+            {
+                var scores = new double[len];
+                for (int s = 0; s < len; s++)
+                {
+                    double dot = 0;
+                    for (int e = 0; e < hs; e++) dot += qkv[b * 3 * channels + h * hs + e] * K(s, h * hs + e);
+                    scores[s] = dot / Math.Sqrt(hs);
+                }
+                double max = scores.Max(), sum = scores.Sum(z => Math.Exp(z - max));
+                for (int e = 0; e < hs; e++)
+                {
+                    double want = 0;
+                    for (int s = 0; s < len; s++) want += Math.Exp(scores[s] - max) / sum * V(s, h * hs + e);
+                    Assert.True(Math.Abs(got[b * channels + h * hs + e] - want) <= 1e-5, $"row {b} head {h} channel {e}: {got[b * channels + h * hs + e]}, expected {want}");
+                }
+            }
+        }
+    }
+}
