@@ -3,6 +3,7 @@ using Nemotron.Gym.Kernels;
 using Nemotron.Gym.Conversation;
 using Nemotron.Gym.Model.Chat;
 using Nemotron.Gym.Model.Checkpoints;
+using Nemotron.Gym.Model.Tokenization;
 using Nemotron.Gym.Store;
 using Nemotron.Gym.Training;
 using Nemotron.Gym.Training.Config;
@@ -52,7 +53,7 @@ public static class GymRun
                     $"{heldout.Tasks.Count} held-out tasks; store {Describe(cfg.StoreConnection)}" + (resumeStep > 0 ? $"; resuming after step {resumeStep}" : ""));
                 var blend = cfg.Environments.ToDictionary(e => e.Name, e => e.Weight);
                 var trainer = new GrpoTrainer(model, tokenizer, cfg.Grpo, cfg.Rollout, cfg.Train, cfg.Out, cfg.Seed, progress, reference, blend,
-                    new StoreSink(store, run, runId));
+                    new StoreSink(store, run, runId, tokenizer));
                 var outcome = await trainer.RunAsync(source, HeldOutReward(heldout, new ChatTemplate(tokenizer), cfg.Rollout), cancellation);
                 if (info.Status != RunStatus.Completed)
                     info = outcome.Interrupted
@@ -112,7 +113,7 @@ public static class GymRun
     /// The run's sink: every step's rollouts and metrics into the rollout store, steps and checkpoints into the run
     /// grain. Awaited by the trainer, so a failing store fails the run with its error.
     /// </summary>
-    private sealed class StoreSink(IRolloutStore store, IRunGrain run, string runId) : IRolloutSink
+    private sealed class StoreSink(IRolloutStore store, IRunGrain run, string runId, ITokenizer tokenizer) : IRolloutSink
     {
         public Task AddStepAsync(GrpoStepMetrics m, CancellationToken cancellation) => Task.WhenAll(
             store.PutStepMetricsAsync(runId, m.Step, JsonText.Line(m.ToJson()), cancellation),
@@ -131,6 +132,10 @@ public static class GymRun
                 Reward = r.Grade.Reward, ShapedReward = r.Reward, Components = r.Grade.Components, Reason = r.Grade.Reason,
                 Evidence = r.Grade.Evidence, Truncated = r.Truncated, Turns = r.Turns,
                 GenerateSeconds = r.GenerateSeconds, EnvironmentSeconds = r.EnvironmentSeconds, CreatedAt = now,
+                Advantage = r.Training?.Advantage, TrainerLogProbs = r.Training?.TrainerLogProbs, ImportanceWeights = r.Training?.ImportanceWeights,
+                TokenMasked = r.Training?.TokenMasked, SequenceMasked = r.Training?.SequenceMasked, MaskedReason = r.Training?.MaskedReason,
+                // The store keeps no tokenizer: each token's text travels with the rollout for the token view.
+                TokenTexts = [.. r.Tokens.Select(t => tokenizer.Decode([t]))],
             }).ToList();
             return store.AddRolloutsAsync(rows, cancellation);
         }

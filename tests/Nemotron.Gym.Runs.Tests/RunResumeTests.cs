@@ -96,5 +96,23 @@ public sealed class RunResumeTests : IDisposable
         Assert.Equal("completed", Assert.Single(await store.ListRunsAsync()).Status);
         Assert.All(all, r => Assert.Contains(r.Environment, new[] { "math", "reasoning" }));
         Assert.All(all, r => Assert.True(r.GenerateSeconds > 0, $"{r.TaskId}/{r.SampleIndex}: generation time not stored"));
+
+        // What the trainer did with each rollout is stored with it (no group is filtered in this config, so every
+        // rollout was trained on): its advantage, and per token lp_old, the IS weight, the mask and the token's text.
+        Assert.All(all, r =>
+        {
+            Assert.NotNull(r.Advantage);
+            Assert.Equal(r.Tokens.Length, r.TokenTexts!.Length);
+            Assert.Equal(r.Tokens.Length, r.TrainerLogProbs!.Length);
+            Assert.Equal(r.Tokens.Length, r.ImportanceWeights!.Length);
+            Assert.Equal(r.Tokens.Length, r.TokenMasked!.Length);
+            for (int i = 0; i < r.Tokens.Length; i++)
+                if (r.Generated[i] == 0) Assert.Equal(0f, r.TrainerLogProbs[i]);
+                // The sampler runs the trainer's own fp32 weights here, so lp_old and lp_gen agree closely.
+                else Assert.True(Math.Abs(r.TrainerLogProbs[i] - r.SamplerLogProbs[i]) < 1e-2, $"token {i}: lp_old {r.TrainerLogProbs[i]} vs lp_gen {r.SamplerLogProbs[i]}");
+        });
+        // Advantages are group-relative: they sum to (about) zero over each group.
+        foreach (var g in all.GroupBy(r => (r.Step, r.TaskId)))
+            Assert.True(Math.Abs(g.Sum(r => r.Advantage!.Value)) < 1e-6, $"group {g.Key}: advantages sum to {g.Sum(r => r.Advantage!.Value)}");
     }
 }

@@ -157,6 +157,7 @@ public sealed class GrpoTrainer(
         var result = kept.Count > 0 ? Train(kept, step, lr, optimizer) : null;
         SyncSampler();
         double trainSeconds = clock.Elapsed.TotalSeconds;
+        RecordAdvantages(all, kept);
         // Persisted once the step is done (a finished step is kept even when Ctrl-C comes during the write).
         if (sink != null) await sink.AddRolloutsAsync(step, all, CancellationToken.None);
 
@@ -198,6 +199,51 @@ public sealed class GrpoTrainer(
 
     internal sealed record TrainResult(double Loss, double GradNorm, double Entropy, ObjectiveStats Stats, long TrainedTokens);
 
+    /// <summary>Every rollout's advantage, and the reason a group that was filtered out never reached the loss.</summary>
+    private static void RecordAdvantages(List<RolloutGroup> all, List<RolloutGroup> kept)
+    {
+        var trained = kept.ToHashSet();
+        foreach (var g in all)
+            for (int i = 0; i < g.Rollouts.Count; i++)
+            {
+                var record = g.Rollouts[i].Training ??= new TrainingRecord { Advantage = g.Advantages[i] };
+                if (!trained.Contains(g)) { record.SequenceMasked = true; record.MaskedReason = "zero-variance group: filtered out of the step"; }
+            }
+    }
+
+    /// <summary>
+    /// Keeps, per rollout of a micro-batch, what the loss used: lp_old, the importance weights, token and sequence masks
+    /// (position p of a row predicts token p + 1).
+    /// </summary>
+    private void RecordTraining(Micro micro, ReadOnlySpan<float> lpOld, float[] weights, bool[] kept)
+    {
+        int t = micro.Batch.SeqLen;
+        for (int b = 0; b < micro.Rows.Count; b++)
+        {
+            var (r, advantage) = micro.Rows[b];
+            var record = r.Training ??= new TrainingRecord { Advantage = advantage };
+            int n = r.Tokens.Length;
+            var lp = new float[n];
+            var w = new float[n];
+            var masked = new byte[n];
+            for (int p = 0; p + 1 < n; p++)
+            {
+                if (micro.Mask[b * t + p] == 0) continue;
+                lp[p + 1] = lpOld[b * t + p];
+                w[p + 1] = weights[b * t + p];
+                if (grpo.IsCorrection == IsCorrection.TokenMis && weights[b * t + p] == 0) masked[p + 1] = 1;
+            }
+            (record.TrainerLogProbs, record.ImportanceWeights, record.TokenMasked) = (lp, w, masked);
+            if (!micro.Spans[b].Kept) (record.SequenceMasked, record.MaskedReason) = (true, "cut off at the length limit (truncation: mask)");
+            else if (!kept[b]) (record.SequenceMasked, record.MaskedReason) = (true, $"{Describe(grpo.IsCorrection)}: sequence importance ratio outside [{grpo.IsMin}, {grpo.IsMax}]");
+        }
+    }
+
+    private static string Describe(IsCorrection mode) => mode switch
+    {
+        IsCorrection.SeqMis => "seq_mis", IsCorrection.TokenMis => "token_mis", IsCorrection.Tis => "tis", _ => "none",
+    };
+
     /// <summary>One micro-batch: rows, the generated-token mask per position, lp_gen per position, the samples' spans.</summary>
     private sealed class Micro
     {
@@ -205,6 +251,7 @@ public sealed class GrpoTrainer(
         public required byte[] Mask;
         public required float[] LpGen;
         public required List<SampleSpan> Spans;
+        public required List<(Rollout Rollout, double Advantage)> Rows;
         public float[]? LpOld;
     }
 
@@ -240,6 +287,7 @@ public sealed class GrpoTrainer(
                 foreach (var micro in mbMicros)
                 {
                     var wk = GrpoObjective.ImportanceWeights(micro.LpOld, micro.LpGen, micro.Mask, micro.Spans, grpo, stats);
+                    RecordTraining(micro, micro.LpOld, wk.Weights, wk.Kept);
                     weightsPerMicro.Add(wk);
                     z0 += GrpoObjective.Normalizer(micro.Mask, micro.Spans, wk.Kept, grpo.LossLevel);
                 }
@@ -256,6 +304,7 @@ public sealed class GrpoTrainer(
                 var fwd = model.Forward(micro.Batch, withEntropy: true);
                 var lpOld = micro.LpOld ?? fwd.LogProbs;
                 var (w, kept) = twoPass ? weightsPerMicro[i] : GrpoObjective.ImportanceWeights(lpOld, micro.LpGen, micro.Mask, micro.Spans, grpo, stats);
+                if (!twoPass) RecordTraining(micro, lpOld, w, kept);
                 if (!twoPass) z += GrpoObjective.Normalizer(micro.Mask, micro.Spans, kept, grpo.LossLevel);
                 var lpRef = grpo.KlBeta > 0 ? reference!.Forward(micro.Batch).LogProbs : [];
                 var grad = new float[fwd.LogProbs.Length];
@@ -307,7 +356,7 @@ public sealed class GrpoTrainer(
                 bool keep = !(r.Truncated && grpo.Truncation == TruncationPolicy.Mask);
                 spans.Add(new SampleSpan(b * t, t, part[b].Advantage, keep));
             }
-            list.Add(new Micro { Batch = batch, Mask = mask, LpGen = lpGen, Spans = spans });
+            list.Add(new Micro { Batch = batch, Mask = mask, LpGen = lpGen, Spans = spans, Rows = part });
         }
         return list;
     }

@@ -82,6 +82,30 @@ public sealed class Rollout
 
     /// <summary>Tokens the policy generated.</summary>
     public int GeneratedCount => Generated.Count(g => g != 0);
+
+    /// <summary>What the trainer did with it (null until it was trained on; see <see cref="TrainingRecord"/>).</summary>
+    public TrainingRecord? Training { get; set; }
+}
+
+/// <summary>
+/// What the trainer did with one rollout, for the store and the people who inspect it (docs/grpo.md): its advantage,
+/// and per token of <see cref="Rollout.Tokens"/> the trainer's old-policy log-probability, the importance weight and
+/// whether the correction masked the token; whether the whole sequence was left out of the loss, and why.
+/// </summary>
+public sealed class TrainingRecord
+{
+    /// <summary>The group-relative advantage.</summary>
+    public required double Advantage { get; init; }
+    /// <summary>lp_old per token (0 where not generated); null when the rollout was not trained on.</summary>
+    public float[]? TrainerLogProbs { get; set; }
+    /// <summary>The importance weight per token (0 where not generated); null when not trained on.</summary>
+    public float[]? ImportanceWeights { get; set; }
+    /// <summary>1 where token-level masking took the token out of the loss; null when not trained on.</summary>
+    public byte[]? TokenMasked { get; set; }
+    /// <summary>The whole sequence was left out of the loss (masked or filtered).</summary>
+    public bool SequenceMasked { get; set; }
+    /// <summary>Why it was left out, when it was.</summary>
+    public string? MaskedReason { get; set; }
 }
 
 /// <summary>The G rollouts of one task, with their advantages once computed.</summary>
