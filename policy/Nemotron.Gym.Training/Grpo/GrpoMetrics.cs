@@ -57,13 +57,17 @@ public sealed record GrpoStepMetrics
     public double TrainTokensPerSecond { get; init; }
     /// <summary>Tasks retired so far.</summary>
     public int TasksRetired { get; init; }
+    /// <summary>Fraction of the step's rollouts cut off at the length limit.</summary>
+    public double TruncatedFraction { get; init; }
+    /// <summary>Held-out reward per environment, on the steps that ran the held-out evaluation (null on the others).</summary>
+    public IReadOnlyDictionary<string, double>? HeldOutByEnvironment { get; init; }
 
     /// <summary>The JSONL record.</summary>
     public JsonObject ToJson()
     {
         var byEnv = new JsonObject();
         foreach (var (k, v) in RewardByEnvironment) byEnv[k] = v;
-        return new JsonObject
+        var json = new JsonObject
         {
             ["stage"] = "grpo", ["step"] = Step, ["reward_mean"] = RewardMean, ["reward_by_env"] = byEnv, ["pass_rate"] = PassRate,
             ["advantage_mean"] = AdvantageMean, ["advantage_std"] = AdvantageStd, ["ratio_mean"] = RatioMean, ["ratio_max"] = RatioMax,
@@ -72,8 +76,15 @@ public sealed record GrpoStepMetrics
             ["dropped_group_fraction"] = DroppedGroupFraction, ["generation_rounds"] = GenerationRounds, ["loss"] = Loss,
             ["grad_norm"] = GradNorm, ["lr"] = LearningRate, ["time_generate_s"] = GenerateSeconds, ["time_grade_s"] = GradeSeconds,
             ["time_train_s"] = TrainSeconds, ["generate_tokens_per_second"] = GenerateTokensPerSecond,
-            ["train_tokens_per_second"] = TrainTokensPerSecond, ["tasks_retired"] = TasksRetired,
+            ["train_tokens_per_second"] = TrainTokensPerSecond, ["tasks_retired"] = TasksRetired, ["truncated_fraction"] = TruncatedFraction,
         };
+        if (HeldOutByEnvironment != null)
+        {
+            var heldOut = new JsonObject();
+            foreach (var (k, v) in HeldOutByEnvironment) heldOut[k] = v;
+            json["heldout_by_env"] = heldOut;
+        }
+        return json;
     }
 }
 

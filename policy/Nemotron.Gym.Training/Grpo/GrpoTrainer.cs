@@ -96,12 +96,17 @@ public sealed class GrpoTrainer(
             try { m = await StepAsync(step + 1, source, curriculum, optimizer, cancellation); }
             catch (OperationCanceledException) when (cancellation.IsCancellationRequested) { interrupted = true; break; }
             step++;
+            bool evaluating = evaluate != null && (step % train.EvalEvery == 0 || step == train.Steps);
+            if (evaluating)
+            {
+                after = await evaluate!(model, cancellation);
+                m = m with { HeldOutByEnvironment = after };
+            }
             if (sink != null) await sink.AddStepAsync(m, CancellationToken.None);
             observer.OnStep(m, train.Steps);
             metrics.WriteLine(JsonText.Line(m.ToJson()));
-            if (evaluate != null && (step % train.EvalEvery == 0 || step == train.Steps))
+            if (evaluating)
             {
-                after = await evaluate(model, cancellation);
                 observer.OnEval(step, after);
                 metrics.WriteLine(EvalLine(step, after));
             }
@@ -194,6 +199,7 @@ public sealed class GrpoTrainer(
             GenerateTokensPerSecond = genSeconds > 0 ? generated / genSeconds : 0,
             TrainTokensPerSecond = trainSeconds > 0 && result != null ? result.TrainedTokens / trainSeconds : 0,
             TasksRetired = source.Tasks.Count - curriculum.ActiveCount,
+            TruncatedFraction = rollouts.Count(r => r.Truncated) / (double)rollouts.Count,
         };
     }
 
