@@ -156,10 +156,19 @@ public sealed class UiPagesTests(UiFixture ui)
         await log.Page.EvaluateAsync("() => { window.__notReloaded = true; }");
         await using (var s = await ui.OpenStoreAsync())
             await s.PutStepMetricsAsync(UiFixture.RunId, step + 100, """{"stage":"grpo","reward_mean":0.5,"reward_by_env":{"math":0.75,"reasoning":0.25},"kl":0.01}""");
-        await log.Page.Locator("#last-step").Filter(new() { HasText = (step + 100).ToString(CultureInfo.InvariantCulture) }).WaitForAsync(new() { Timeout = 15_000 });
-        Assert.True(await log.Page.EvaluateAsync<bool>("() => window.__notReloaded === true"));
-        Assert.Contains("0.75", await log.Page.Locator("#latest").TextContentAsync());
-        Assert.Empty(log.Errors);
+        try
+        {
+            await log.Page.Locator("#last-step").Filter(new() { HasText = (step + 100).ToString(CultureInfo.InvariantCulture) }).WaitForAsync(new() { Timeout = 15_000 });
+            Assert.True(await log.Page.EvaluateAsync<bool>("() => window.__notReloaded === true"));
+            Assert.Contains("0.75", await log.Page.Locator("#latest").TextContentAsync());
+            Assert.Empty(log.Errors);
+        }
+        finally
+        {
+            // The run's store is shared by the collection's tests: leave it as the run wrote it.
+            await using var s = await ui.OpenStoreAsync();
+            await s.DeleteRolloutsAfterAsync(UiFixture.RunId, step);
+        }
     }
 
     [Fact]
