@@ -1,6 +1,6 @@
 using Nemotron.Gym.Conversation;
 using System.Text.Json.Nodes;
-using static Nemotron.Gym.Store.Tests.TestRollouts;
+using static Nemotron.Gym.TestSupport.TestRollouts;
 
 namespace Nemotron.Gym.Store.Tests;
 

@@ -1,6 +1,6 @@
 using Nemotron.Gym.TestSupport;
 using Npgsql;
-using static Nemotron.Gym.Store.Tests.TestRollouts;
+using static Nemotron.Gym.TestSupport.TestRollouts;
 
 namespace Nemotron.Gym.Store.Tests;
 

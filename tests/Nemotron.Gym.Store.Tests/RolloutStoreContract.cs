@@ -1,5 +1,5 @@
 using Nemotron.Gym.Conversation;
-using static Nemotron.Gym.Store.Tests.TestRollouts;
+using static Nemotron.Gym.TestSupport.TestRollouts;
 
 namespace Nemotron.Gym.Store.Tests;
 

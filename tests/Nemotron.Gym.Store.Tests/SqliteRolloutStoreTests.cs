@@ -1,6 +1,6 @@
 using MessagePack;
 using Microsoft.Data.Sqlite;
-using static Nemotron.Gym.Store.Tests.TestRollouts;
+using static Nemotron.Gym.TestSupport.TestRollouts;
 
 namespace Nemotron.Gym.Store.Tests;
 

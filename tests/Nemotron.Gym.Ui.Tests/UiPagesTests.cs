@@ -1,3 +1,4 @@
+using Nemotron.Gym.TestSupport;
 using System.Globalization;
 using System.Net;
 using System.Text.Json;
@@ -181,7 +182,7 @@ public sealed class UiPagesTests(UiFixture ui)
         string path = Path.Combine(ui.Dir, "download.json");
         await download.SaveAsAsync(path);
         var back = JsonSerializer.Deserialize<StoredRollout>(File.ReadAllText(path), UiJson)!;
-        AssertSame(r, back);
+        TestRollouts.AssertSame(r, back);
 
         var group = all.Where(x => x.Step == r.Step && x.TaskId == r.TaskId).OrderBy(x => x.SampleIndex).ToList();
         var groupPage = await OpenAsync($"/group?run={Q(r.RunId)}&step={r.Step}&task={Q(r.TaskId)}");
@@ -189,24 +190,10 @@ public sealed class UiPagesTests(UiFixture ui)
         await download.SaveAsAsync(path);
         var groupBack = JsonSerializer.Deserialize<List<StoredRollout>>(File.ReadAllText(path), UiJson)!;
         Assert.Equal(group.Count, groupBack.Count);
-        for (int i = 0; i < group.Count; i++) AssertSame(group[i], groupBack[i]);
+        for (int i = 0; i < group.Count; i++) TestRollouts.AssertSame(group[i], groupBack[i]);
     }
 
     private static readonly JsonSerializerOptions UiJson = new() { NumberHandling = System.Text.Json.Serialization.JsonNumberHandling.AllowNamedFloatingPointLiterals };
-
-    private static void AssertSame(StoredRollout expected, StoredRollout actual)
-    {
-        Assert.Equal((expected.RunId, expected.Step, expected.TaskId, expected.SampleIndex, expected.Environment),
-            (actual.RunId, actual.Step, actual.TaskId, actual.SampleIndex, actual.Environment));
-        Assert.Equal(expected.Tokens, actual.Tokens);
-        Assert.Equal(expected.Generated, actual.Generated);
-        Assert.Equal(expected.SamplerLogProbs.Select(BitConverter.SingleToInt32Bits), actual.SamplerLogProbs.Select(BitConverter.SingleToInt32Bits));
-        Assert.Equal(expected.Messages, actual.Messages);
-        Assert.Equal(expected.Components.OrderBy(kv => kv.Key), actual.Components.OrderBy(kv => kv.Key));
-        Assert.Equal(expected.Evidence.OrderBy(kv => kv.Key), actual.Evidence.OrderBy(kv => kv.Key));
-        Assert.Equal((expected.Reward, expected.ShapedReward, expected.Reason, expected.Truncated, expected.Turns, expected.CreatedAt),
-            (actual.Reward, actual.ShapedReward, actual.Reason, actual.Truncated, actual.Turns, actual.CreatedAt));
-    }
 
     [Fact]
     public async Task InjectionInEveryFilterParameterIsRefusedOrMatchesNothing()

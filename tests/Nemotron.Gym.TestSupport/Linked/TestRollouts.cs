@@ -1,7 +1,8 @@
 using System.Text.Json.Nodes;
 using Nemotron.Gym.Conversation;
+using Nemotron.Gym.Store;
 
-namespace Nemotron.Gym.Store.Tests;
+namespace Nemotron.Gym.TestSupport;
 
 /// <summary>Rollouts to store, and a field-by-field comparison (records compare arrays by reference).</summary>
 internal static class TestRollouts
@@ -41,5 +42,11 @@ internal static class TestRollouts
             (actual.Reason, actual.Truncated, actual.Turns, actual.GenerateSeconds, actual.EnvironmentSeconds));
         // Same instant and same offset.
         Assert.Equal((expected.CreatedAt, expected.CreatedAt.Offset), (actual.CreatedAt, actual.CreatedAt.Offset));
+        // What the trainer recorded, when it did.
+        Assert.Equal((expected.Advantage, expected.SequenceMasked, expected.MaskedReason), (actual.Advantage, actual.SequenceMasked, actual.MaskedReason));
+        Assert.Equal(expected.TrainerLogProbs?.Select(BitConverter.SingleToInt32Bits), actual.TrainerLogProbs?.Select(BitConverter.SingleToInt32Bits));
+        Assert.Equal(expected.ImportanceWeights?.Select(BitConverter.SingleToInt32Bits), actual.ImportanceWeights?.Select(BitConverter.SingleToInt32Bits));
+        Assert.Equal(expected.TokenMasked, actual.TokenMasked);
+        Assert.Equal(expected.TokenTexts, actual.TokenTexts);
     }
 }
