@@ -349,12 +349,10 @@ public sealed class BwrapSandboxService : ISandboxService, IDisposable
     public void Dispose() => slots.Dispose();
 
     /// <summary>A bwrap session: a slot (uid) and a scratch folder held for its life; each command is a fresh bwrap over that folder.</summary>
-    private sealed class BwrapSession(BwrapSandboxService owner, int uid, SandboxImage image, ScratchFolder scratch, SandboxLimits limits) : ISandboxSession
+    private sealed class BwrapSession(BwrapSandboxService owner, int uid, SandboxImage image, ScratchFolder scratch, SandboxLimits limits) : ScratchSession(scratch)
     {
-        private readonly SemaphoreSlim turn = new(1, 1);
-        private bool disposed;
 
-        public async ValueTask<SandboxResult> ExecAsync(SandboxCommand command, CancellationToken cancellation)
+        public override async ValueTask<SandboxResult> ExecAsync(SandboxCommand command, CancellationToken cancellation)
         {
             var commandLimits = command.Limits is null ? limits
                 : limits with { WallTime = command.Limits.WallTime, CpuTime = command.Limits.CpuTime, OutputBytes = command.Limits.OutputBytes };
@@ -364,47 +362,33 @@ public sealed class BwrapSandboxService : ISandboxService, IDisposable
             try
             {
                 if (disposed) return SandboxResult.Failure("the session is closed");
-                return await owner.ExecuteAsync(uid, image, scratch, command, commandLimits, limits, cancellation);
+                return await owner.ExecuteAsync(uid, image, Scratch, command, commandLimits, limits, cancellation);
             }
             finally { turn.Release(); }
         }
 
-        public async ValueTask<SandboxStatus> PutFilesAsync(IReadOnlyList<SandboxFile> files, CancellationToken cancellation)
-        {
-            await turn.WaitAsync(cancellation);
-            try { return disposed ? SandboxStatus.Failed("the session is closed") : scratch.Put(files); }
-            finally { turn.Release(); }
-        }
-
-        public async ValueTask<SandboxFileRead> GetFileAsync(string path, long maxBytes, CancellationToken cancellation)
-        {
-            await turn.WaitAsync(cancellation);
-            try { return disposed ? new(null, false, "the session is closed") : scratch.Get(path, maxBytes); }
-            finally { turn.Release(); }
-        }
-
-        public async ValueTask<SandboxStatus> ResetAsync(CancellationToken cancellation)
+        public override async ValueTask<SandboxStatus> ResetAsync(CancellationToken cancellation)
         {
             await turn.WaitAsync(cancellation);
             try
             {
                 if (disposed) return SandboxStatus.Failed("the session is closed");
                 UidSlots.KillAllOf(uid);
-                scratch.Clear();
+                Scratch.Clear();
                 return SandboxStatus.Success;
             }
             catch (IOException e) { return SandboxStatus.Failed($"reset: {e.Message}"); }
             finally { turn.Release(); }
         }
 
-        public async ValueTask DisposeAsync()
+        public override async ValueTask DisposeAsync()
         {
             await turn.WaitAsync();
             try
             {
                 if (disposed) return;
                 disposed = true;
-                scratch.Dispose();
+                Scratch.Dispose();
                 owner.ReleaseSlot(uid);
             }
             finally { turn.Release(); }

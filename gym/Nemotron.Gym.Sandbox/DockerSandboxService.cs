@@ -407,17 +407,15 @@ public sealed class DockerSandboxService : ISandboxService, IAsyncDisposable
     }
 
     /// <summary>A warm container: a sleeping keeper under init, commands as execs, the scratch folder bound at /work.</summary>
-    private sealed class DockerSession(DockerSandboxService owner, string name, SandboxImage image, ScratchFolder scratch, SandboxLimits limits) : ISandboxSession
+    private sealed class DockerSession(DockerSandboxService owner, string name, SandboxImage image, ScratchFolder scratch, SandboxLimits limits) : ScratchSession(scratch)
     {
-        private readonly SemaphoreSlim turn = new(1, 1);
         private string? containerId;
         private HashSet<int> keepers = [];
         private string? pidNamespace;
-        private bool disposed;
 
         public async Task StartContainerAsync(CancellationToken cancellation)
         {
-            var create = owner.ContainerSpec(name, image, scratch, limits, ["sleep", "infinity"]);
+            var create = owner.ContainerSpec(name, image, Scratch, limits, ["sleep", "infinity"]);
             containerId = (await owner.client.Containers.CreateContainerAsync(create, cancellation)).ID;
             await owner.client.Containers.StartContainerAsync(containerId, new ContainerStartParameters(), cancellation);
             var init = (int)(await owner.client.Containers.InspectContainerAsync(containerId, cancellation)).State.Pid;
@@ -464,7 +462,7 @@ public sealed class DockerSandboxService : ISandboxService, IAsyncDisposable
             await StartContainerAsync(cancellation);
         }
 
-        public async ValueTask<SandboxResult> ExecAsync(SandboxCommand command, CancellationToken cancellation)
+        public override async ValueTask<SandboxResult> ExecAsync(SandboxCommand command, CancellationToken cancellation)
         {
             var commandLimits = command.Limits is null ? limits
                 : limits with { WallTime = command.Limits.WallTime, CpuTime = command.Limits.CpuTime, OutputBytes = command.Limits.OutputBytes };
@@ -475,7 +473,7 @@ public sealed class DockerSandboxService : ISandboxService, IAsyncDisposable
             try
             {
                 if (disposed) return SandboxResult.Failure("the session is closed");
-                // A command that was killed took the container with it: bring up a fresh one over the same scratch folder.
+                // A command that was killed took the container with it: bring up a fresh one over the same Scratch folder.
                 if (containerId is null) await RecreateAsync(cancellation);
                 var exec = await owner.client.Exec.ExecCreateContainerAsync(containerId!, new ContainerExecCreateParameters
                 {
@@ -528,31 +526,17 @@ public sealed class DockerSandboxService : ISandboxService, IAsyncDisposable
             finally { turn.Release(); }
         }
 
-        public async ValueTask<SandboxStatus> PutFilesAsync(IReadOnlyList<SandboxFile> files, CancellationToken cancellation)
-        {
-            await turn.WaitAsync(cancellation);
-            try { return disposed ? SandboxStatus.Failed("the session is closed") : scratch.Put(files); }
-            finally { turn.Release(); }
-        }
-
-        public async ValueTask<SandboxFileRead> GetFileAsync(string path, long maxBytes, CancellationToken cancellation)
-        {
-            await turn.WaitAsync(cancellation);
-            try { return disposed ? new(null, false, "the session is closed") : scratch.Get(path, maxBytes); }
-            finally { turn.Release(); }
-        }
-
-        public async ValueTask<SandboxStatus> ResetAsync(CancellationToken cancellation)
+        public override async ValueTask<SandboxStatus> ResetAsync(CancellationToken cancellation)
         {
             await turn.WaitAsync(cancellation);
             try
             {
                 if (disposed) return SandboxStatus.Failed("the session is closed");
-                // A new container (fresh /tmp, no processes) over an emptied scratch folder. The scratch tmpfs
+                // A new container (fresh /tmp, no processes) over an emptied Scratch folder. The Scratch tmpfs
                 // is emptied rather than replaced: the container binds this very mount.
                 await owner.RemoveContainerAsync(name, keepOwned: true);
                 containerId = null;
-                scratch.Empty();
+                Scratch.Empty();
                 await RecreateAsync(cancellation);
                 return SandboxStatus.Success;
             }
@@ -564,7 +548,7 @@ public sealed class DockerSandboxService : ISandboxService, IAsyncDisposable
             finally { turn.Release(); }
         }
 
-        public async ValueTask DisposeAsync()
+        public override async ValueTask DisposeAsync()
         {
             await turn.WaitAsync();
             try
@@ -572,7 +556,7 @@ public sealed class DockerSandboxService : ISandboxService, IAsyncDisposable
                 if (disposed) return;
                 disposed = true;
                 await owner.RemoveContainerAsync(name, keepOwned: true);
-                scratch.Dispose();
+                Scratch.Dispose();
                 owner.Disown(name);
                 owner.slots.Release();
             }
