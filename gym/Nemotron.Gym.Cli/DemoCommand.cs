@@ -40,6 +40,10 @@ internal static class DemoCommand
                 return 0;
             }
             var overrides = parse.GetValue(StageCommands.Set) ?? [];
+            // Every override is addressed to a stage; one that is not would be silently ignored.
+            foreach (var o in overrides)
+                if (!StagePrefixes.Any(p => o.StartsWith(p, StringComparison.Ordinal)))
+                    throw new CliException($"--set {o}: the demo's keys start with the stage they change ({string.Join(", ", StagePrefixes)}), e.g. --set rl.train.steps=40");
             string? device = parse.GetValue(StageCommands.Device);
             var clock = Stopwatch.StartNew();
 
@@ -82,6 +86,8 @@ internal static class DemoCommand
         }));
         root.Subcommands.Add(cmd);
     }
+
+    private static readonly string[] StagePrefixes = ["pretrain.", "sft.", "rl."];
 
     private const string EnvSftTrain = "env.sft.train.jsonl", EnvSftValid = "env.sft.valid.jsonl";
     private const int EnvSftTasks = 3000, EnvSftValidTasks = 100;

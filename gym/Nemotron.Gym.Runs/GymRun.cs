@@ -36,11 +36,16 @@ public static class GymRun
         var info = await CallRunGrain(run, g => g.Create(yaml, cfg.Train.Steps));
         Directory.CreateDirectory(cfg.Out);
         File.WriteAllText(Path.Combine(cfg.Out, "config.yaml"), yaml);
-        int resumeStep = new RunFolder(cfg.Out).ResumeStep();
+        var folder = new RunFolder(cfg.Out);
+        int resumeStep = folder.ResumeStep();
         if (info.Status != RunStatus.Completed) info = await CallRunGrain(run, g => g.Start(resumeStep));
         await store.PutRunAsync(Record(info), cancellation);
 
-        await store.DeleteRolloutsAfterAsync(runId, resumeStep, cancellation);
+        // A finished run is kept as it is: only a resumed one drops the rollouts of the steps it is about to redo.
+        if (info.Status == RunStatus.Completed || folder.IsFinished)
+            progress.OnMessage($"run {runId} is complete ({info.Step}/{info.TotalSteps} steps): nothing to do, its rollouts are kept; use a new out folder to train again");
+        else
+            await store.DeleteRolloutsAfterAsync(runId, resumeStep, cancellation);
         try
         {
             var (model, tokenizer) = Checkpoint.Load(cfg.Init, backend);

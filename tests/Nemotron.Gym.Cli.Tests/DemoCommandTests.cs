@@ -34,4 +34,17 @@ public sealed class DemoCommandTests : IDisposable
         Assert.Contains("completed", output);
         Assert.Contains("1/1", output);
     }
+
+    [Fact]
+    public void AnOverrideWithoutAStageIsRefusedNotIgnored()
+    {
+        string run = Path.Combine(_dir, "refused");
+        foreach (var set in new[] { "train.steps=1", "bogus.key=1" })
+        {
+            var (code, output) = GymProcess.Run(_dir, "demo", "--out", run, "--set", set);
+            Assert.True(code == 2, output);
+            Assert.Contains($"--set {set}: the demo's keys start with the stage", output);
+        }
+        Assert.False(Directory.Exists(run), "nothing is written for a refused command");
+    }
 }

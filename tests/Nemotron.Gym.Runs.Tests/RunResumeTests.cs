@@ -111,6 +111,17 @@ public sealed class RunResumeTests : IDisposable
                 // The sampler runs the trainer's own fp32 weights here, so lp_old and lp_gen agree closely.
                 else Assert.True(Math.Abs(r.TrainerLogProbs[i] - r.SamplerLogProbs[i]) < 1e-2, $"token {i}: lp_old {r.TrainerLogProbs[i]} vs lp_gen {r.SamplerLogProbs[i]}");
         });
+        // The same command on the completed run says so and changes nothing: every rollout and step stays.
+        var (third, seen3, info3) = await RunOnce(cfg, cancelAfter: -1);
+        Assert.Equal((RunStatus.Completed, 3, false), (info3.Status, third.Steps, third.Interrupted));
+        Assert.Contains(seen3.Messages, m => m.Contains("is complete"));
+        Assert.Empty(seen3.RolloutsPerStep);
+        await using (var again = await RolloutStores.OpenAsync(cfg.StoreConnection))
+        {
+            Assert.Equal(all.Count, await again.CountRolloutsAsync("resume"));
+            Assert.Equal([1, 2, 3], (await again.ReadStepMetricsAsync("resume").ToListAsync()).Select(m => m.Step));
+        }
+
         // Advantages are group-relative: they sum to (about) zero over each group.
         foreach (var g in all.GroupBy(r => (r.Step, r.TaskId)))
             Assert.True(Math.Abs(g.Sum(r => r.Advantage!.Value)) < 1e-6, $"group {g.Key}: advantages sum to {g.Sum(r => r.Advantage!.Value)}");
