@@ -97,17 +97,17 @@ internal static class GymRunCommands
             await using var s = await OpenStore(parse.GetValue(store)!, ct);
             string path = parse.GetValue(input)!;
             using var reader = new StreamReader(path);
-            var batch = new List<StoredRollout>();
+            // All or nothing: every line is read and checked first, then the rollouts go in one transaction, so a bad
+            // line leaves the store as it was instead of half imported.
+            var all = new List<StoredRollout>();
             var lastStep = new Dictionary<string, int>();
-            int added = 0, read = 0;
             await foreach (var r in RolloutJsonl.ImportAsync(reader, path, ct))
             {
-                batch.Add(r);
-                read++;
+                all.Add(r);
                 lastStep[r.RunId] = Math.Max(lastStep.GetValueOrDefault(r.RunId), r.Step);
-                if (batch.Count == 500) { added += await s.AddRolloutsAsync(batch, ct); batch.Clear(); }
             }
-            if (batch.Count > 0) added += await s.AddRolloutsAsync(batch, ct);
+            int read = all.Count;
+            int added = all.Count > 0 ? await s.AddRolloutsAsync(all, ct) : 0;
             // Runs that arrive only as rollouts (from another store, or from NeMo-Gym) get a record, so that
             // `gym runs list` shows them and `gym rollouts export` finds them; a run already recorded is left as it is.
             var known = (await s.ListRunsAsync(ct)).Select(r => r.RunId).ToHashSet();

@@ -38,4 +38,22 @@ public sealed class RolloutCommandTests : IDisposable
         Assert.True(code == 0, output);
         Assert.Contains("0 new, 2 already stored", output);
     }
+
+    [Fact]
+    public async Task AnImportThatFailsHalfwayLeavesTheStoreAsItWas()
+    {
+        string line(int i, string reward) =>
+            $$"""{"responses_create_params": {"input": "q{{i}}"}, "response": {"output": []}, "reward": {{reward}}, "_ng_task_index": {{i}}, "_ng_rollout_index": 0}""";
+        string input = Path.Combine(_dir, "broken.jsonl");
+        // 600 good lines (more than one old batch of 500), then a line that is not JSON.
+        File.WriteAllLines(input, [.. Enumerable.Range(0, 600).Select(i => line(i, "1.0")), "{oops"]);
+        string store = Path.Combine(_dir, "rollouts.db");
+        var (code, output) = GymProcess.Run(_dir, "rollouts", "import", "--store", "sqlite:" + store, "-i", input);
+        Assert.True(code == 2, output);
+        Assert.Contains("broken.jsonl:601", output);
+        // Nothing of the file went in (the first 500 lines used to be committed, with no run record to find them by).
+        await using var s = await Nemotron.Gym.Store.RolloutStores.OpenAsync("sqlite:" + store);
+        Assert.Equal(0, await s.CountRolloutsAsync("broken"));
+        Assert.Empty(await s.ListRunsAsync());
+    }
 }
