@@ -3,6 +3,7 @@ using System.Diagnostics;
 using System.Text.Json.Nodes;
 using Nemotron.Gym.Model.Chat;
 using Nemotron.Gym.Model.Checkpoints;
+using Nemotron.Gym.Training.Config;
 using Nemotron.Gym.Model;
 using Nemotron.Gym.Model.Sampling;
 using Nemotron.Gym.Model.Tokenization;
@@ -241,14 +242,10 @@ public sealed class GrpoTrainer(
             }
             (record.TrainerLogProbs, record.ImportanceWeights, record.TokenMasked) = (lp, w, masked);
             if (!micro.Spans[b].Kept) (record.SequenceMasked, record.MaskedReason) = (true, "cut off at the length limit (truncation: mask)");
-            else if (!kept[b]) (record.SequenceMasked, record.MaskedReason) = (true, $"{Describe(grpo.IsCorrection)}: sequence importance ratio outside [{grpo.IsMin}, {grpo.IsMax}]");
+            else if (!kept[b]) (record.SequenceMasked, record.MaskedReason) = (true, $"{YamlConfig.Snake(grpo.IsCorrection.ToString())}: sequence importance ratio outside [{grpo.IsMin}, {grpo.IsMax}]");
         }
     }
 
-    private static string Describe(IsCorrection mode) => mode switch
-    {
-        IsCorrection.SeqMis => "seq_mis", IsCorrection.TokenMis => "token_mis", IsCorrection.Tis => "tis", _ => "none",
-    };
 
     /// <summary>One micro-batch: rows, the generated-token mask per position, lp_gen per position, the samples' spans.</summary>
     private sealed class Micro
