@@ -16,6 +16,7 @@ internal static class GymRunCommands
         var o = GymSiloOptions.For(cfg.Cluster);
         o.StateStorage = "sqlite:" + Path.Combine(Path.GetDirectoryName(Path.GetFullPath(cfg.Out))!, "gym-state.db");
         o.PluginFolders.AddRange(cfg.Plugins);
+        o.Judge = cfg.Judge;
         return o;
     }
 

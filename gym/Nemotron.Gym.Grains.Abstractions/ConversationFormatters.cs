@@ -17,12 +17,12 @@ public static class ConversationFormatters
     /// <summary>The conversation types these formatters carry.</summary>
     public static readonly IReadOnlySet<Type> Types = new HashSet<Type>
     {
-        typeof(Message), typeof(ToolCall), typeof(ToolDefinition), typeof(AssistantTurn), typeof(Grade),
+        typeof(Message), typeof(ToolCall), typeof(ToolDefinition), typeof(AssistantTurn), typeof(Grade), typeof(GroupMember),
     };
 
     /// <summary>The resolver: these formatters first, then MessagePack's standard ones.</summary>
     public static readonly IFormatterResolver Resolver = CompositeResolver.Create(
-        [new MessageFormatter(), new ToolCallFormatter(), new ToolDefinitionFormatter(), new AssistantTurnFormatter(), new GradeFormatter()],
+        [new MessageFormatter(), new ToolCallFormatter(), new ToolDefinitionFormatter(), new AssistantTurnFormatter(), new GradeFormatter(), new GroupMemberFormatter()],
         [StandardResolver.Instance]);
 
     private static string? ReadNullableString(ref MessagePackReader reader) => reader.TryReadNil() ? null : reader.ReadString();
@@ -153,18 +153,20 @@ public static class ConversationFormatters
     {
         public void Serialize(ref MessagePackWriter writer, Grade value, MessagePackSerializerOptions options)
         {
-            writer.WriteArrayHeader(4);
+            writer.WriteArrayHeader(5);
             writer.Write(value.Reward);
             writer.WriteMapHeader(value.Components.Count);
             foreach (var (k, v) in value.Components) { writer.Write(k); writer.Write(v); }
             writer.Write(value.Reason);
             writer.WriteMapHeader(value.Evidence.Count);
             foreach (var (k, v) in value.Evidence) { writer.Write(k); writer.Write(v); }
+            writer.Write(value.MaskedReason);
         }
 
         public Grade Deserialize(ref MessagePackReader reader, MessagePackSerializerOptions options)
         {
-            ExpectArray(ref reader, 4, nameof(Grade));
+            int fields = reader.ReadArrayHeader();
+            if (fields < 4) throw new MessagePackSerializationException($"{nameof(Grade)}: expected 4 fields, found {fields}");
             double reward = reader.ReadDouble();
             int nc = reader.ReadMapHeader();
             var components = new Dictionary<string, double>(Math.Min(nc, 1024));
@@ -173,7 +175,34 @@ public static class ConversationFormatters
             int ne = reader.ReadMapHeader();
             var evidence = new Dictionary<string, string>(Math.Min(ne, 1024));
             for (int i = 0; i < ne; i++) evidence[ReadString(ref reader)] = ReadString(ref reader);
-            return new Grade(reward, components, reason, evidence);
+            // The fifth field (the masked reason) came later; a grade written without it is not masked.
+            string? masked = fields >= 5 ? ReadNullableString(ref reader) : null;
+            for (int i = 5; i < fields; i++) reader.Skip();
+            return new Grade(reward, components, reason, evidence) { MaskedReason = masked };
+        }
+    }
+
+    private sealed class GroupMemberFormatter : IMessagePackFormatter<GroupMember>
+    {
+        private static readonly MessageFormatter Messages = new();
+        private static readonly GradeFormatter Grades = new();
+
+        public void Serialize(ref MessagePackWriter writer, GroupMember value, MessagePackSerializerOptions options)
+        {
+            writer.WriteArrayHeader(4);
+            writer.Write(value.SampleIndex);
+            WriteList(ref writer, value.Conversation, Messages, options);
+            Grades.Serialize(ref writer, value.Grade, options);
+            writer.Write(value.Truncated);
+        }
+
+        public GroupMember Deserialize(ref MessagePackReader reader, MessagePackSerializerOptions options)
+        {
+            ExpectArray(ref reader, 4, nameof(GroupMember));
+            int sample = reader.ReadInt32();
+            var conversation = ReadList(ref reader, Messages, options) ?? throw new MessagePackSerializationException("group member: conversation is nil");
+            var grade = Grades.Deserialize(ref reader, options);
+            return new GroupMember(sample, conversation, grade, reader.ReadBoolean());
         }
     }
 }

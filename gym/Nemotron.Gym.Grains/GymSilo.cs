@@ -49,6 +49,8 @@ public sealed class GymSiloOptions : ClusterSettings
     public string StateStorage { get; set; } = "sqlite:runs/gym-state.db";
     /// <summary>Plugin folders.</summary>
     public List<string> PluginFolders { get; set; } = [.. Plugins.PluginLoader.DefaultSearchPaths()];
+    /// <summary>The judge endpoint environments on this silo may use (through its judge pool); null or no base URL: none.</summary>
+    public Judges.JudgeSettings? Judge { get; set; }
 
     /// <summary>Options that join the cluster <paramref name="cluster"/> describes.</summary>
     public static GymSiloOptions For(ClusterSettings cluster) => new()
@@ -81,7 +83,15 @@ public static class GymSilo
     public static void AddGrainServices(ISiloBuilder silo, GymSiloOptions options)
     {
         AddCommon(silo.Services);
-        silo.Services.AddSingleton(new EnvironmentPoolOptions { PluginFolders = options.PluginFolders });
+        // One judge pool per silo: every environment here shares its concurrency limit, circuit breaker and cache.
+        var services = new Dictionary<Type, object>();
+        if (options.Judge is { Enabled: true } judge)
+        {
+            var pool = new Judges.JudgePool(judge);
+            silo.Services.AddSingleton(pool);
+            services[typeof(Abstractions.IJudgeService)] = pool;
+        }
+        silo.Services.AddSingleton(new EnvironmentPoolOptions { PluginFolders = options.PluginFolders, Services = new Plugins.HostServices(services) });
         silo.Services.AddSingleton<EnvironmentPool>();
         string storage = options.Membership == "postgres" && options.StateStorage.StartsWith("sqlite:", StringComparison.Ordinal) && options.Postgres.Length > 0
             ? "postgres:" + options.Postgres : options.StateStorage;

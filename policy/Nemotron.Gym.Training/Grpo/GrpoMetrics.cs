@@ -59,6 +59,11 @@ public sealed record GrpoStepMetrics
     public int TasksRetired { get; init; }
     /// <summary>Fraction of the step's rollouts cut off at the length limit.</summary>
     public double TruncatedFraction { get; init; }
+    /// <summary>Fraction of the step's rollouts whose grade was masked (no verdict: a judge failed, ...); rewards, pass rate
+    /// and advantages are over the others.</summary>
+    public double GradeMaskedFraction { get; init; }
+    /// <summary>Comparisons whose judge answers held no readable verdict (after the re-asks) over comparisons the judge answered, in the step's judged rollouts (null: none judged).</summary>
+    public double? JudgeParseFailureRate { get; init; }
     /// <summary>Held-out reward per environment, on the steps that ran the held-out evaluation (null on the others).</summary>
     public IReadOnlyDictionary<string, double>? HeldOutByEnvironment { get; init; }
 
@@ -77,7 +82,9 @@ public sealed record GrpoStepMetrics
             ["grad_norm"] = GradNorm, ["lr"] = LearningRate, ["time_generate_s"] = GenerateSeconds, ["time_grade_s"] = GradeSeconds,
             ["time_train_s"] = TrainSeconds, ["generate_tokens_per_second"] = GenerateTokensPerSecond,
             ["train_tokens_per_second"] = TrainTokensPerSecond, ["tasks_retired"] = TasksRetired, ["truncated_fraction"] = TruncatedFraction,
+            ["grade_masked_fraction"] = GradeMaskedFraction,
         };
+        if (JudgeParseFailureRate is { } parse) json["judge_parse_failure_rate"] = parse;
         if (HeldOutByEnvironment != null)
         {
             var heldOut = new JsonObject();

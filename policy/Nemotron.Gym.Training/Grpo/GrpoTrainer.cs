@@ -151,7 +151,9 @@ public sealed class GrpoTrainer(
             foreach (var g in groups)
             {
                 Advantages.Prepare(g, grpo);
-                curriculum.Record(g.Task.Id, g.Rollouts.Count(r => r.Reward >= grpo.PassThreshold), g.Rollouts.Count);
+                // Masked rollouts (no verdict) say nothing about the task's difficulty.
+                var graded = g.Rollouts.Where(r => !r.GradeMasked).ToList();
+                if (graded.Count > 0) curriculum.Record(g.Task.Id, graded.Count(r => r.Reward >= grpo.PassThreshold), graded.Count);
                 all.Add(g);
                 if (!(grpo.DynamicFiltering && g.ZeroVariance)) kept.Add(g);
             }
@@ -167,10 +169,13 @@ public sealed class GrpoTrainer(
         // Persisted once the step is done (a finished step is kept even when Ctrl-C comes during the write).
         if (sink != null) await sink.AddRolloutsAsync(step, all, CancellationToken.None);
 
-        var rollouts = all.SelectMany(g => g.Rollouts).ToList();
+        var everyRollout = all.SelectMany(g => g.Rollouts).ToList();
+        // Rewards of masked rollouts are no verdicts: the step's reward figures are over the graded ones.
+        var rollouts = everyRollout.Where(r => !r.GradeMasked).ToList();
+        if (rollouts.Count == 0) rollouts = everyRollout;
         var keptAdv = kept.SelectMany(g => g.Advantages).ToList();
         double advMean = keptAdv.Count > 0 ? keptAdv.Average() : 0;
-        long generated = rollouts.Sum(r => (long)r.GeneratedCount);
+        long generated = everyRollout.Sum(r => (long)r.GeneratedCount);
         var stats = result?.Stats ?? new ObjectiveStats();
         return new GrpoStepMetrics
         {
@@ -187,8 +192,8 @@ public sealed class GrpoTrainer(
             Mismatch = stats.AllTokens > 0 ? stats.MismatchSum / stats.AllTokens : 0,
             Kl = stats.Tokens > 0 ? stats.KlSum / stats.Tokens : 0,
             Entropy = result?.Entropy ?? 0,
-            ResponseLengthMean = rollouts.Average(r => r.GeneratedCount),
-            ResponseLengthMax = rollouts.Max(r => r.GeneratedCount),
+            ResponseLengthMean = everyRollout.Average(r => r.GeneratedCount),
+            ResponseLengthMax = everyRollout.Max(r => r.GeneratedCount),
             DroppedGroupFraction = all.Count > 0 ? 1.0 - (double)kept.Count / all.Count : 0,
             GenerationRounds = rounds,
             Loss = result?.Loss ?? 0,
@@ -200,8 +205,26 @@ public sealed class GrpoTrainer(
             GenerateTokensPerSecond = genSeconds > 0 ? generated / genSeconds : 0,
             TrainTokensPerSecond = trainSeconds > 0 && result != null ? result.TrainedTokens / trainSeconds : 0,
             TasksRetired = source.Tasks.Count - curriculum.ActiveCount,
-            TruncatedFraction = rollouts.Count(r => r.Truncated) / (double)rollouts.Count,
+            TruncatedFraction = everyRollout.Count(r => r.Truncated) / (double)everyRollout.Count,
+            GradeMaskedFraction = everyRollout.Count(r => r.GradeMasked) / (double)everyRollout.Count,
+            JudgeParseFailureRate = JudgeParseFailures(everyRollout),
         };
+    }
+
+    /// <summary>
+    /// Unreadable judge answers over judge answers, from the components group judges record per rollout
+    /// (judge_parse_failures, judge_verdicts); each comparison is counted once per response it scored. Null when no rollout was judged.
+    /// </summary>
+    private static double? JudgeParseFailures(IEnumerable<Rollout> rollouts)
+    {
+        double failures = 0, answers = 0;
+        foreach (var r in rollouts)
+        {
+            if (!r.Grade.Components.TryGetValue("judge_parse_failures", out double f)) continue;
+            failures += f;
+            answers += f + r.Grade.Components.GetValueOrDefault("judge_verdicts");
+        }
+        return answers > 0 ? failures / answers : null;
     }
 
     internal sealed record TrainResult(double Loss, double GradNorm, double Entropy, ObjectiveStats Stats, long TrainedTokens);
@@ -214,7 +237,8 @@ public sealed class GrpoTrainer(
             for (int i = 0; i < g.Rollouts.Count; i++)
             {
                 var record = g.Rollouts[i].Training ??= new TrainingRecord { Advantage = g.Advantages[i] };
-                if (!trained.Contains(g)) { record.SequenceMasked = true; record.MaskedReason = "zero-variance group: filtered out of the step"; }
+                if (g.Rollouts[i].Grade.MaskedReason is { } why) { record.SequenceMasked = true; record.MaskedReason = $"grade masked: {why}"; }
+                else if (!trained.Contains(g)) { record.SequenceMasked = true; record.MaskedReason = "zero-variance group: filtered out of the step"; }
             }
     }
 
@@ -241,7 +265,8 @@ public sealed class GrpoTrainer(
                 if (grpo.IsCorrection == IsCorrection.TokenMis && weights[b * t + p] == 0) masked[p + 1] = 1;
             }
             (record.TrainerLogProbs, record.ImportanceWeights, record.TokenMasked) = (lp, w, masked);
-            if (!micro.Spans[b].Kept) (record.SequenceMasked, record.MaskedReason) = (true, "cut off at the length limit (truncation: mask)");
+            if (r.Grade.MaskedReason is { } why) (record.SequenceMasked, record.MaskedReason) = (true, $"grade masked: {why}");
+            else if (!micro.Spans[b].Kept) (record.SequenceMasked, record.MaskedReason) = (true, "cut off at the length limit (truncation: mask)");
             else if (!kept[b]) (record.SequenceMasked, record.MaskedReason) = (true, $"{YamlConfig.Snake(grpo.IsCorrection.ToString())}: sequence importance ratio outside [{grpo.IsMin}, {grpo.IsMax}]");
         }
     }
@@ -356,7 +381,7 @@ public sealed class GrpoTrainer(
                     mask[b * t + p] = r.Generated[p + 1];
                     lpGen[b * t + p] = r.SamplerLogProbs[p + 1];
                 }
-                bool keep = !(r.Truncated && grpo.Truncation == TruncationPolicy.Mask);
+                bool keep = !(r.Truncated && grpo.Truncation == TruncationPolicy.Mask) && !r.GradeMasked;
                 spans.Add(new SampleSpan(b * t, t, part[b].Advantage, keep));
             }
             list.Add(new Micro { Batch = batch, Mask = mask, LpGen = lpGen, Spans = spans, Rows = part });

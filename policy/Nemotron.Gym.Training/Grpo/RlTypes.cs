@@ -48,6 +48,21 @@ public interface IEpisodeSource
 }
 
 /// <summary>
+/// An episode source whose environments may grade a whole group of rollouts together (a pairwise judge compares the
+/// responses to one prompt with each other). The collector calls it once per group, after every member has finished
+/// and been graded by its own episode; the grades it returns replace the members' own. Sources without it are graded
+/// one episode at a time.
+/// </summary>
+public interface IGroupGradingSource
+{
+    /// <summary>
+    /// The final grades of the group of <paramref name="task"/>, one per member in order. Must not throw for a failing
+    /// grader: members it cannot grade come back masked (<see cref="Grade.MaskedReason"/>) with the reason.
+    /// </summary>
+    Task<IReadOnlyList<Grade>> GradeGroupAsync(RlTask task, IReadOnlyList<GroupMember> members, CancellationToken cancellation);
+}
+
+/// <summary>
 /// One rollout: the whole episode as tokens, exactly as generated (never re-tokenized), with the
 /// mask of the tokens the policy generated (only those are trained on) and the sampler's
 /// log-probability of each.
@@ -72,6 +87,8 @@ public sealed class Rollout
     public required int Turns { get; init; }
     /// <summary>The environment's grade.</summary>
     public required Grade Grade { get; init; }
+    /// <summary>The grade is no verdict (the judge failed, ...): the rollout is left out of its group's baseline and of the loss.</summary>
+    public bool GradeMasked => Grade.MaskedReason != null;
     /// <summary>Reward after shaping (truncation, length control): what advantages use.</summary>
     public double Reward { get; set; }
     /// <summary>Wall-clock seconds of the batched generation rounds this rollout took part in (generation is
@@ -117,6 +134,6 @@ public sealed class RolloutGroup(RlTask task, IReadOnlyList<Rollout> rollouts)
     public IReadOnlyList<Rollout> Rollouts { get; } = rollouts;
     /// <summary>One advantage per rollout (set by <see cref="Advantages.Compute"/>).</summary>
     public double[] Advantages { get; set; } = new double[rollouts.Count];
-    /// <summary>True when every reward is equal: the group carries no learning signal.</summary>
-    public bool ZeroVariance => Rollouts.All(r => r.Reward == Rollouts[0].Reward);
+    /// <summary>True when every reward is equal (among rollouts whose grade is not masked): the group carries no learning signal.</summary>
+    public bool ZeroVariance => Rollouts.Where(r => !r.GradeMasked).Select(r => r.Reward).Distinct().Count() <= 1;
 }
