@@ -92,7 +92,7 @@ public sealed class RlhfRunTests : IDisposable
 
         var rlhf = rollouts.Where(r => r.Environment == "rlhf").ToList();
         Assert.NotEmpty(rlhf);
-        Assert.NotEmpty(rollouts.Where(r => r.Environment == "math"));
+        Assert.Contains(rollouts, r => r.Environment == "math");
         foreach (var r in rlhf)
         {
             Assert.DoesNotContain("grade masked", r.MaskedReason ?? "");
