@@ -100,13 +100,14 @@ public static class GymRun
         }
     }
 
-    /// <summary>Mean greedy reward per environment over the held-out tasks (one episode each).</summary>
+    /// <summary>Mean greedy reward per environment over the held-out tasks (one episode each); masked grades are no
+    /// verdicts and are left out (an environment whose every grade was masked has no held-out score).</summary>
     public static RlEvaluator HeldOutReward(GrainEpisodeSource heldout, ChatTemplate template, RolloutSettings rollout) => async (model, cancellation) =>
     {
         var greedy = new RolloutSettings { MaxNewTokens = rollout.MaxNewTokens, MaxTurns = rollout.MaxTurns, MaxBatch = rollout.MaxBatch, Temperature = 0 };
         var collector = new RolloutCollector(model, template, greedy);
         var (groups, _) = await collector.CollectAsync(heldout.Tasks, 1, heldout, seed: 1, cancellation);
-        return groups.SelectMany(g => g.Rollouts).GroupBy(r => r.Task.Environment).OrderBy(g => g.Key, StringComparer.Ordinal)
+        return groups.SelectMany(g => g.Rollouts).Where(r => !r.GradeMasked).GroupBy(r => r.Task.Environment).OrderBy(g => g.Key, StringComparer.Ordinal)
             .ToDictionary(g => g.Key, g => g.Average(r => r.Grade.Reward));
     };
 
