@@ -34,8 +34,11 @@ public interface IEnvironmentGrain : IGrainWithStringKey
     /// <summary>
     /// The final grades of a group of rollouts of one task, one per member in order, from an environment that grades
     /// groups (the members' own grades, unchanged, from one that does not). A failing grader masks the members with
-    /// its reason. Stateless: any silo can answer, and calling it again for a replayed group is safe.
+    /// its reason. Stateless: any silo can answer, and calling it again for a replayed group is safe. A judge may take
+    /// minutes over a group, so the call waits longer than Orleans' 30-second default; the host's group limit
+    /// (<c>EnvironmentPoolOptions.GroupCallTimeout</c>) ends it first.
     /// </summary>
+    [ResponseTimeout("00:30:00")]
     Task<IReadOnlyList<Grade>> GradeGroup(TaskSetSpec taskSet, string taskId, IReadOnlyList<GroupMember> members);
 }
 

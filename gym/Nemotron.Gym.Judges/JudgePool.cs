@@ -66,6 +66,13 @@ public sealed class JudgePool : IJudgeService
     public async ValueTask<JudgeCompletion> CompleteAsync(JudgeRequest request, CancellationToken cancellation)
     {
         Interlocked.Increment(ref _calls);
+        var bad = request.Messages.FirstOrDefault(m => m.Role is not (Role.System or Role.User or Role.Assistant));
+        if (request.Messages.Count == 0 || bad != null)
+        {
+            Interlocked.Increment(ref _failures);
+            string why = bad == null ? "the request has no messages" : $"a judge conversation holds system, user and assistant messages, not {bad.Role}";
+            return new JudgeCompletion(JudgeOutcome.Refused, "", why, 0, false);
+        }
         if (_settings.CacheEntries == 0) return Count(await CallAsync(request, cancellation));
         string key = CacheKey(request);
         while (true)

@@ -135,6 +135,18 @@ public class JudgeFaultTests
     }
 
     [Fact]
+    public async Task ARequestNoEndpointCouldTakeIsRefusedWithoutARequest()
+    {
+        await using var server = await ScriptedJudgeServer.StartAsync(_ => ScriptedJudgeReply.Verdict(3, 3, 3));
+        var pool = new JudgePool(Settings(server.BaseUrl));
+        var tool = await pool.CompleteAsync(new JudgeRequest([Message.User("x"), Message.ToolResult("c1", "calc", "42")]), Ct);
+        Assert.Equal(JudgeOutcome.Refused, tool.Outcome);
+        Assert.Contains("not Tool", tool.Error);
+        Assert.Equal(JudgeOutcome.Refused, (await pool.CompleteAsync(new JudgeRequest([]), Ct)).Outcome);
+        Assert.Equal(0, server.Requests);
+    }
+
+    [Fact]
     public async Task AReplayedGroupIsNotJudgedTwice()
     {
         await using var server = await ScriptedJudgeServer.StartAsync(c => ScriptedJudgeReply.Verdict(c.Reply1 == "alpha" ? 5 : 2, c.Reply2 == "alpha" ? 5 : 2, c.Reply1 == "alpha" ? 1 : 6));
