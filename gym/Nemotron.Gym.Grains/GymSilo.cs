@@ -140,7 +140,15 @@ public static class GymSilo
             configure?.Invoke(silo);
         });
         var host = builder.Build();
-        await host.StartAsync(cancellation);
+        try { await host.StartAsync(cancellation); }
+        catch
+        {
+            // A part that failed to start (a required sandbox) must not leave the rest holding its ports.
+            try { await host.StopAsync(CancellationToken.None); }
+            catch (Exception) { /* the start's error is the one to report */ }
+            host.Dispose();
+            throw;
+        }
         return host;
     }
 }
