@@ -63,8 +63,10 @@ public static class PrivateDockerDaemon
         Directory.CreateDirectory(dataRoot);
         var log = Path.Combine(runDirectory, "dockerd.log");
         var pidFile = Path.Combine(runDirectory, "dockerd.pid");
-        // A pid file left by an engine that died would stop the new one from starting.
+        // A pid file left by an engine that died would stop the new one from starting; the container shims it left (a
+        // container half created when it died sits in `runc init` for ever) are no one's to stop but ours.
         if (File.Exists(pidFile) && !IsAlive(File.ReadAllText(pidFile))) File.Delete(pidFile);
+        KillOrphanShims(runDirectory);
         // gVisor, where installed, as the runtime "runsc"; it needs its own network off as well.
         var daemonConfig = Path.Combine(runDirectory, "daemon.json");
         var runsc = new[] { "/usr/bin/runsc", "/usr/local/bin/runsc" }.FirstOrDefault(File.Exists);
@@ -99,7 +101,44 @@ public static class PrivateDockerDaemon
         if (!Native.Signal(pid, Native.SIGTERM)) return false;
         // dockerd stops its containers and containerd before it exits.
         for (var waited = 0; waited < 200 && Directory.Exists($"/proc/{pid}"); waited++) Thread.Sleep(100);
+        KillOrphanShims(runDirectory);
         return true;
+    }
+
+    /// <summary>
+    /// Kills the containerd shims of the engine in <paramref name="runDirectory"/> and everything under them, when that
+    /// engine is gone (a SIGKILLed dockerd leaves them running, unknown to the next one). Returns how many went.
+    /// </summary>
+    public static int KillOrphanShims(string runDirectory)
+    {
+        var pidFile = Path.Combine(runDirectory, "dockerd.pid");
+        if (File.Exists(pidFile) && IsAlive(File.ReadAllText(pidFile))) return 0;
+        var address = Path.Combine(runDirectory, "exec") + "/";
+        var parents = new Dictionary<int, int>();
+        var shims = new List<int>();
+        foreach (var dir in Directory.EnumerateDirectories("/proc"))
+        {
+            if (!int.TryParse(Path.GetFileName(dir), out var pid)) continue;
+            try
+            {
+                var stat = File.ReadAllText(Path.Combine(dir, "stat"));
+                // The fields after the command's closing parenthesis: state, then the parent's pid.
+                var fields = stat[(stat.LastIndexOf(')') + 2)..].Split(' ');
+                parents[pid] = int.Parse(fields[1]);
+                var command = File.ReadAllText(Path.Combine(dir, "cmdline")).Replace('\0', ' ');
+                if (command.Contains("containerd-shim", StringComparison.Ordinal) && command.Contains(address, StringComparison.Ordinal)) shims.Add(pid);
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException or FormatException or IndexOutOfRangeException) { }
+        }
+        var doomed = new HashSet<int>(shims);
+        for (var grew = true; grew;)
+        {
+            grew = false;
+            foreach (var (pid, parent) in parents)
+                if (doomed.Contains(parent) && doomed.Add(pid)) grew = true;
+        }
+        foreach (var pid in doomed) Native.Kill(pid);
+        return doomed.Count;
     }
 
     private static bool IsAlive(string pidText) => int.TryParse(pidText.Trim(), out var pid) && Directory.Exists($"/proc/{pid}");

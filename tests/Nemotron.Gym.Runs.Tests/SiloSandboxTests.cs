@@ -74,7 +74,7 @@ public sealed class SiloSandboxTests : IAsyncLifetime
 
             var judged = await (await Answered(silo, source, 0, 0)).GradeAsync(false, default);
             Assert.False(judged.Masked, judged.Reason);
-            Assert.Equal(1, judged.Reward);
+            Assert.True(judged.Reward == 1, judged.Reason + " " + string.Join("; ", judged.Evidence.Select(kv => kv.Key + "=" + kv.Value)));
             Assert.True(pool.Metrics.Outcomes[SandboxOutcome.Ok] >= 2, "the probe and the grading's commands ran through the pool");
 
             // The only place is held: every attempt is refused at once (queue capacity 0).
@@ -92,7 +92,7 @@ public sealed class SiloSandboxTests : IAsyncLifetime
             // The place is free again: the silo judges as before.
             var after = await (await Answered(silo, source, 1, 1)).GradeAsync(false, default);
             Assert.False(after.Masked, after.Reason);
-            Assert.Equal(1, after.Reward);
+            Assert.True(after.Reward == 1, after.Reason + " " + string.Join("; ", after.Evidence.Select(kv => kv.Key + "=" + kv.Value)));
             Assert.Equal(0, pool.Metrics.Running);
         }
         finally
@@ -113,7 +113,7 @@ public sealed class SiloSandboxTests : IAsyncLifetime
             var grains = silo.Services.GetRequiredService<IGrainFactory>();
             var source = await GrainEpisodeSource.CreateAsync(grains, "silo-docker", [CodeTasks]);
             var warm = await (await Answered(silo, source, 0, 0)).GradeAsync(false, default);
-            Assert.Equal(1, warm.Reward);
+            Assert.True(warm.Reward == 1, warm.Reason + " " + string.Join("; ", warm.Evidence.Select(kv => kv.Key + "=" + kv.Value)));
 
             // The episode is open and answered; the engine dies while it is being graded.
             var episode = await Answered(silo, source, 1, 0);
@@ -139,7 +139,7 @@ public sealed class SiloSandboxTests : IAsyncLifetime
             // The run goes on: the next episode on the same silo is judged.
             var next = await (await Answered(silo, source, 2, 0)).GradeAsync(false, default);
             Assert.False(next.Masked, next.Reason);
-            Assert.Equal(1, next.Reward);
+            Assert.True(next.Reward == 1, next.Reason + " " + string.Join("; ", next.Evidence.Select(kv => kv.Key + "=" + kv.Value)));
         }
         finally
         {
@@ -147,6 +147,15 @@ public sealed class SiloSandboxTests : IAsyncLifetime
             silo.Dispose();
             PrivateDockerDaemon.Stop(EngineRunDirectory);
         }
+        // Nothing of the engine that was killed is left: no container shim, no half-created container.
+        var left = System.Diagnostics.Process.GetProcesses().Where(p => CommandLine(p.Id).Contains(EngineRunDirectory + "/", StringComparison.Ordinal)).Select(p => p.Id).ToList();
+        Assert.True(left.Count == 0, $"processes of the killed engine left: {string.Join(", ", left.Select(CommandLine))}");
+    }
+
+    private static string CommandLine(int pid)
+    {
+        try { return File.ReadAllText($"/proc/{pid}/cmdline").Replace('\0', ' '); }
+        catch (IOException) { return ""; }
     }
 
     [Fact]
