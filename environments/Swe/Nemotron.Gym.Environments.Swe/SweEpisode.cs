@@ -205,7 +205,7 @@ public sealed class SweEpisode : IEpisode
     {
         if (_session is null) return "Error: no sandbox";
         // Each command starts in the repository root; "$0" keeps the agent's text out of our own quoting.
-        var result = await ExecAsync(["sh", "-c", "cd repo 2>/dev/null || { echo 'the repository folder is gone' >&2; exit 1; }; eval \"$0\"", command], cancellation);
+        var result = await ExecAsync(["sh", "-c", "cd repo 2>/dev/null || echo '(the repository folder is gone: running in /work)' >&2; eval \"$0\"", command], cancellation);
         var text = new StringBuilder();
         var stdout = result.Stdout.Text;
         var stderr = result.Stderr.Text;
