@@ -1,7 +1,8 @@
 namespace Nemotron.Gym.Environments.Swe.Tests;
 
 /// <summary>The strict patch reader and applier, and the patch similarity, on hand-made patches and on every task.</summary>
-public sealed class DiffTests(SweHost host) : IClassFixture<SweHost>
+[Collection("swe")]
+public sealed class DiffTests(SweHost host)
 {
     private static readonly Dictionary<string, string> Tree = new()
     {

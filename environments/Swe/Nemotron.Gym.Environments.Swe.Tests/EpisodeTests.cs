@@ -5,7 +5,8 @@ using Nemotron.Gym.Conversation;
 namespace Nemotron.Gym.Environments.Swe.Tests;
 
 /// <summary>The agent's episode: the tools, a scripted agent that solves a task, the step limit, masking.</summary>
-public sealed class EpisodeTests(SweHost host) : IClassFixture<SweHost>
+[Collection("swe")]
+public sealed class EpisodeTests(SweHost host)
 {
     internal static AssistantTurn Call(string tool, JsonObject? args = null) => new("", "", null, [new ToolCall("call_" + tool, tool, args ?? [])], []);
     internal static AssistantTurn Bash(string command) => Call("bash", new JsonObject { ["command"] = command });

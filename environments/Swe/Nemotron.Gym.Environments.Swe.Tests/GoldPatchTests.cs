@@ -6,7 +6,8 @@ namespace Nemotron.Gym.Environments.Swe.Tests;
 /// Execution grading over the committed task set: the gold patch resolves each task, the empty patch resolves none.
 /// Both run over every task (200 gradings each take about a minute on two cores; see the README for the figure).
 /// </summary>
-public sealed class GoldPatchTests(SweHost host) : IClassFixture<SweHost>
+[Collection("swe")]
+public sealed class GoldPatchTests(SweHost host)
 {
     private async Task<List<(SweTask Task, Grade Grade)>> GradeAll(Func<SweTask, string> patch, int parallel = 4)
     {

@@ -12,7 +12,8 @@ namespace Nemotron.Gym.Environments.Swe.Tests;
 /// tests out of reach), and a patch that attacks the tests or the runner is graded in the fresh sandbox, where it
 /// cannot help. After each, the host's canary file must be untouched.
 /// </summary>
-public sealed class HostileTests(SweHost host) : IClassFixture<SweHost>, IDisposable
+[Collection("swe")]
+public sealed class HostileTests(SweHost host) : IDisposable
 {
     private readonly string _canary = Path.Combine(Path.GetTempPath(), $"swe-canary-{Environment.ProcessId}-{Guid.NewGuid():N}");
     private readonly byte[] _passwd = SHA256.HashData(File.ReadAllBytes("/etc/passwd"));

@@ -4,13 +4,18 @@ using Nemotron.Gym.TestSupport;
 
 namespace Nemotron.Gym.Environments.Swe.Tests;
 
+/// <summary>The test classes that share one <see cref="SweHost"/> (one sandbox service over one set of uids), run one after another.</summary>
+[CollectionDefinition("swe")]
+public sealed class SweCollection : ICollectionFixture<SweHost>;
+
 /// <summary>
 /// The bwrap sandbox as a host offers it (the python image is built when missing), and the swe environment started
 /// over it with the plugin's own data folder.
 /// </summary>
 public sealed class SweHost : IAsyncLifetime, IEnvironmentServices, IEnvironmentLog
 {
-    public static SandboxSettings Settings { get; } = new() { SiloName = "swe-tests", FirstUid = 64200, Slots = 8, ScratchDirectory = "/run/nemotron-gym-sandbox-swe-tests" };
+    /// <summary>Uids and a scratch folder of its own, so no other test project's sandboxes (nor another host's) meet these.</summary>
+    public SandboxSettings Settings { get; init; } = new() { SiloName = "swe-tests", FirstUid = 64600, Slots = 8, ScratchDirectory = "/run/nemotron-gym-sandbox-swe-tests" };
     public BwrapSandboxService Sandbox { get; private set; } = null!;
     public SweEnvironment Env { get; private set; } = null!;
     public IReadOnlyList<SweTask> Tasks { get; private set; } = [];
