@@ -145,7 +145,6 @@ public static partial class CodeGrader
     {
         // Not a verdict on the code: the trainer must mask this rollout, not learn from a 0.
         components["sandbox_error"] = 1;
-        components[Grade.MaskedComponent] = 1;
         evidence["sandbox_error"] = detail;
         return new Grade(0, components, $"the sandbox failed, the code was not judged: {detail}", evidence);
     }

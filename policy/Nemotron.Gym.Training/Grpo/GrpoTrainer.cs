@@ -136,7 +136,6 @@ public sealed class GrpoTrainer(
         var collector = new RolloutCollector(SamplerModel(), _template, rollout);
         var kept = new List<RolloutGroup>();
         var all = new List<RolloutGroup>();
-        var unjudged = new List<RolloutGroup>();
         var used = new HashSet<string>();
         double genSeconds = 0, envSeconds = 0;
         int rounds = 0;
@@ -149,12 +148,8 @@ public sealed class GrpoTrainer(
             genSeconds += times.GenerateSeconds;
             envSeconds += times.EnvironmentSeconds;
             rounds++;
-            foreach (var whole in groups)
+            foreach (var g in groups)
             {
-                // Rollouts the environment could not judge (Grade.Masked: its sandbox failed, its tests timed out) carry
-                // no reward: they are stored with the reason and left out of the group's advantages and the loss.
-                var g = SplitMasked(whole, unjudged);
-                if (g is null) continue;
                 Advantages.Prepare(g, grpo);
                 curriculum.Record(g.Task.Id, g.Rollouts.Count(r => r.Reward >= grpo.PassThreshold), g.Rollouts.Count);
                 all.Add(g);
@@ -170,7 +165,7 @@ public sealed class GrpoTrainer(
         double trainSeconds = clock.Elapsed.TotalSeconds;
         RecordAdvantages(all, kept);
         // Persisted once the step is done (a finished step is kept even when Ctrl-C comes during the write).
-        if (sink != null) await sink.AddRolloutsAsync(step, unjudged.Count > 0 ? [.. all, .. unjudged] : all, CancellationToken.None);
+        if (sink != null) await sink.AddRolloutsAsync(step, all, CancellationToken.None);
 
         var rollouts = all.SelectMany(g => g.Rollouts).ToList();
         var keptAdv = kept.SelectMany(g => g.Advantages).ToList();
@@ -210,25 +205,6 @@ public sealed class GrpoTrainer(
     }
 
     internal sealed record TrainResult(double Loss, double GradNorm, double Entropy, ObjectiveStats Stats, long TrainedTokens);
-
-    /// <summary>
-    /// The group without its masked rollouts (see <see cref="Grade.IsMasked"/>), which go to <paramref name="unjudged"/>
-    /// with advantage 0 and the grade's reason; null when fewer than two judged rollouts are left (no relative signal).
-    /// </summary>
-    internal static RolloutGroup? SplitMasked(RolloutGroup group, List<RolloutGroup> unjudged)
-    {
-        var judged = group.Rollouts.Where(r => !r.Grade.IsMasked).ToList();
-        if (judged.Count == group.Rollouts.Count) return group;
-        var masked = judged.Count >= 2 ? group.Rollouts.Where(r => r.Grade.IsMasked).ToList() : [.. group.Rollouts];
-        foreach (var r in masked)
-            r.Training = new TrainingRecord
-            {
-                Advantage = 0, SequenceMasked = true,
-                MaskedReason = r.Grade.IsMasked ? $"not judged by the environment: {r.Grade.Reason}" : "the rest of its group was not judged by the environment",
-            };
-        unjudged.Add(new RolloutGroup(group.Task, masked));
-        return judged.Count >= 2 ? new RolloutGroup(group.Task, judged) : null;
-    }
 
     /// <summary>Every rollout's advantage, and the reason a group that was filtered out never reached the loss.</summary>
     private static void RecordAdvantages(List<RolloutGroup> all, List<RolloutGroup> kept)
