@@ -12,8 +12,6 @@ public sealed class EnvironmentPoolOptions
     public List<string> PluginFolders { get; set; } = [.. PluginLoader.DefaultSearchPaths()];
     /// <summary>Per-call timeout for environment code.</summary>
     public TimeSpan CallTimeout { get; set; } = HostLimits.Default.CallTimeout;
-    /// <summary>Services offered to the environments (a sandbox, ...); null for none.</summary>
-    public IEnvironmentServices? Services { get; set; }
 }
 
 /// <summary>
@@ -46,7 +44,7 @@ public sealed class EnvironmentPool(EnvironmentPoolOptions options)
             var hint = errors.Count > 0 ? $"; plugins that failed to load: {string.Join("; ", errors.Select(e => $"{e.Source}: {e.Error}"))}" : "";
             throw new InvalidOperationException($"no environment named '{name}' in {string.Join(", ", options.PluginFolders)} (found: {string.Join(", ", envs.Select(e => e.Descriptor.Name))}){hint}");
         }
-        return HostedEnvironment.StartAsync(plugin, settings, new HostLimits(options.CallTimeout), services: options.Services);
+        return HostedEnvironment.StartAsync(plugin, settings, new HostLimits(options.CallTimeout));
     }
 
     /// <summary>The tasks of a task set, by id.</summary>

@@ -49,10 +49,6 @@ public sealed class GymSiloOptions : ClusterSettings
     public string StateStorage { get; set; } = "sqlite:runs/gym-state.db";
     /// <summary>Plugin folders.</summary>
     public List<string> PluginFolders { get; set; } = [.. Plugins.PluginLoader.DefaultSearchPaths()];
-    /// <summary>Services the silo offers its environments (a sandbox, ...); null for none.</summary>
-    public Nemotron.Gym.Abstractions.IEnvironmentServices? EnvironmentServices { get; set; }
-    /// <summary>Per-call timeout of environment code (open, step, grade); null for the host default.</summary>
-    public TimeSpan? EnvironmentCallTimeout { get; set; }
 
     /// <summary>Options that join the cluster <paramref name="cluster"/> describes.</summary>
     public static GymSiloOptions For(ClusterSettings cluster) => new()
@@ -85,7 +81,7 @@ public static class GymSilo
     public static void AddGrainServices(ISiloBuilder silo, GymSiloOptions options)
     {
         AddCommon(silo.Services);
-        silo.Services.AddSingleton(new EnvironmentPoolOptions { PluginFolders = options.PluginFolders, Services = options.EnvironmentServices, CallTimeout = options.EnvironmentCallTimeout ?? Plugins.HostLimits.Default.CallTimeout });
+        silo.Services.AddSingleton(new EnvironmentPoolOptions { PluginFolders = options.PluginFolders });
         silo.Services.AddSingleton<EnvironmentPool>();
         string storage = options.Membership == "postgres" && options.StateStorage.StartsWith("sqlite:", StringComparison.Ordinal) && options.Postgres.Length > 0
             ? "postgres:" + options.Postgres : options.StateStorage;
