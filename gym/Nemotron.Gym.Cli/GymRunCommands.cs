@@ -16,6 +16,7 @@ internal static class GymRunCommands
         var o = GymSiloOptions.For(cfg.Cluster);
         o.StateStorage = "sqlite:" + Path.Combine(Path.GetDirectoryName(Path.GetFullPath(cfg.Out))!, "gym-state.db");
         o.PluginFolders.AddRange(cfg.Plugins);
+        o.Sandbox = RunSandboxSection.For(cfg.Sandbox, cfg.RunId);
         return o;
     }
 
@@ -31,8 +32,16 @@ internal static class GymRunCommands
             var grains = (IGrainFactory)silo.Services.GetService(typeof(IGrainFactory))!;
             await using var store = await RolloutStores.OpenAsync(cfg.StoreConnection, ct);
             using var backend = Backends.Create(cfg.Device, cfg.Threads);
+            IRlObserver progress = observer;
+            if (silo.Services.GetService(typeof(SiloSandbox)) is SiloSandbox sandbox)
+            {
+                var pool = await sandbox.Ready;
+                observer.OnMessage(pool is null ? $"no sandbox on this silo ({sandbox.Unavailable}); code environments hand back grades that are not judged, and the trainer masks them"
+                    : $"sandbox pool: {sandbox.Settings.Backend}, {pool.Concurrency} at once, queue {sandbox.Settings.QueueCapacity}; health probe {sandbox.Probe!.WallTime.TotalMilliseconds:0} ms");
+                if (pool is not null) progress = new SandboxMetricsObserver(observer, sandbox, cfg.Out);
+            }
             RlOutcome outcome;
-            try { outcome = await GymRun.RunAsync(cfg, backend, grains, store, observer, ct); }
+            try { outcome = await GymRun.RunAsync(cfg, backend, grains, store, progress, ct); }
             catch (OperationCanceledException) when (ct.IsCancellationRequested)
             {
                 AnsiConsole.MarkupLine("[yellow]paused[/]: run the same command to resume");

@@ -41,7 +41,7 @@ internal sealed class RlConsoleObserver : IRlObserver
         var eta = TimeSpan.FromSeconds(perStep * (totalSteps - m.Step));
         var envs = m.RewardByEnvironment.Count > 1 ? " (" + string.Join(", ", m.RewardByEnvironment.Select(kv => $"{kv.Key} {kv.Value:F2}")) + ")" : "";
         AnsiConsole.MarkupLineInterpolated(
-            $"[blue]grpo[/] step {m.Step,4}/{totalSteps} | reward [bold]{m.RewardMean:F3}[/]{envs} | pass {m.PassRate:P0} | dropped {m.DroppedGroupFraction:P0} | len {m.ResponseLengthMean:F0} | ent {m.Entropy:F3} | is_oob {m.IsOobFraction:P1} | mismatch {m.Mismatch:0.0e+0} | gen {m.GenerateSeconds:F1}s train {m.TrainSeconds:F1}s | ETA {ConsoleObserver.Format(eta)}");
+            $"[blue]grpo[/] step {m.Step,4}/{totalSteps} | reward [bold]{m.RewardMean:F3}[/]{envs} | pass {m.PassRate:P0} | dropped {m.DroppedGroupFraction:P0} | len {m.ResponseLengthMean:F0} | ent {m.Entropy:F3} | is_oob {m.IsOobFraction:P1} | mismatch {m.Mismatch:0.0e+0} | gen {m.GenerateSeconds:F1}s grade {m.GradeSeconds:F1}s ({m.GradeShare:P0}) train {m.TrainSeconds:F1}s{(m.NotJudgedFraction > 0 ? $" | not judged {m.NotJudgedFraction:P0}" : "")} | ETA {ConsoleObserver.Format(eta)}");
     }
 
     private int _stepsSeen;

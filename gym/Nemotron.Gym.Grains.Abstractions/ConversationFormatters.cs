@@ -153,18 +153,20 @@ public static class ConversationFormatters
     {
         public void Serialize(ref MessagePackWriter writer, Grade value, MessagePackSerializerOptions options)
         {
-            writer.WriteArrayHeader(4);
+            writer.WriteArrayHeader(5);
             writer.Write(value.Reward);
             writer.WriteMapHeader(value.Components.Count);
             foreach (var (k, v) in value.Components) { writer.Write(k); writer.Write(v); }
             writer.Write(value.Reason);
             writer.WriteMapHeader(value.Evidence.Count);
             foreach (var (k, v) in value.Evidence) { writer.Write(k); writer.Write(v); }
+            writer.Write(value.MaskReason);
         }
 
         public Grade Deserialize(ref MessagePackReader reader, MessagePackSerializerOptions options)
         {
-            ExpectArray(ref reader, 4, nameof(Grade));
+            int fields = reader.ReadArrayHeader();
+            if (fields < 4) throw new MessagePackSerializationException($"{nameof(Grade)}: expected 4 or 5 fields, found {fields}");
             double reward = reader.ReadDouble();
             int nc = reader.ReadMapHeader();
             var components = new Dictionary<string, double>(Math.Min(nc, 1024));
@@ -173,7 +175,10 @@ public static class ConversationFormatters
             int ne = reader.ReadMapHeader();
             var evidence = new Dictionary<string, string>(Math.Min(ne, 1024));
             for (int i = 0; i < ne; i++) evidence[ReadString(ref reader)] = ReadString(ref reader);
-            return new Grade(reward, components, reason, evidence);
+            // The fifth field (the mask reason) came later; a grade written without it is a verdict.
+            string? maskReason = fields >= 5 && !reader.TryReadNil() ? reader.ReadString() : null;
+            for (int i = 5; i < fields; i++) reader.Skip();
+            return new Grade(reward, components, reason, evidence) { MaskReason = maskReason };
         }
     }
 }

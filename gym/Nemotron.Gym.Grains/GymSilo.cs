@@ -49,6 +49,8 @@ public sealed class GymSiloOptions : ClusterSettings
     public string StateStorage { get; set; } = "sqlite:runs/gym-state.db";
     /// <summary>Plugin folders.</summary>
     public List<string> PluginFolders { get; set; } = [.. Plugins.PluginLoader.DefaultSearchPaths()];
+    /// <summary>The silo's sandbox pool for its environments; null for none.</summary>
+    public SiloSandboxOptions? Sandbox { get; set; }
 
     /// <summary>Options that join the cluster <paramref name="cluster"/> describes.</summary>
     public static GymSiloOptions For(ClusterSettings cluster) => new()
@@ -83,6 +85,13 @@ public static class GymSilo
         AddCommon(silo.Services);
         silo.Services.AddSingleton(new EnvironmentPoolOptions { PluginFolders = options.PluginFolders });
         silo.Services.AddSingleton<EnvironmentPool>();
+        if (options.Sandbox is { } sandbox)
+        {
+            // Started (and health-probed) with the silo, stopped with it; the environment pool awaits it.
+            silo.Services.AddSingleton(sandbox);
+            silo.Services.AddSingleton<SiloSandbox>();
+            silo.Services.AddHostedService(sp => sp.GetRequiredService<SiloSandbox>());
+        }
         string storage = options.Membership == "postgres" && options.StateStorage.StartsWith("sqlite:", StringComparison.Ordinal) && options.Postgres.Length > 0
             ? "postgres:" + options.Postgres : options.StateStorage;
         silo.Services.AddGrainStorage(RunGrain.StorageName, (_, _) => new SqlGrainStorage(storage));
@@ -131,7 +140,15 @@ public static class GymSilo
             configure?.Invoke(silo);
         });
         var host = builder.Build();
-        await host.StartAsync(cancellation);
+        try { await host.StartAsync(cancellation); }
+        catch
+        {
+            // A part that failed to start (a required sandbox) must not leave the rest holding its ports.
+            try { await host.StopAsync(CancellationToken.None); }
+            catch (Exception) { /* the start's error is the one to report */ }
+            host.Dispose();
+            throw;
+        }
         return host;
     }
 }

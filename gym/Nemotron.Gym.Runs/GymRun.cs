@@ -106,8 +106,9 @@ public static class GymRun
         var greedy = new RolloutSettings { MaxNewTokens = rollout.MaxNewTokens, MaxTurns = rollout.MaxTurns, MaxBatch = rollout.MaxBatch, Temperature = 0 };
         var collector = new RolloutCollector(model, template, greedy);
         var (groups, _) = await collector.CollectAsync(heldout.Tasks, 1, heldout, seed: 1, cancellation);
+        // Episodes that could not be judged (infrastructure failures) are left out of the mean, not counted as 0.
         return groups.SelectMany(g => g.Rollouts).GroupBy(r => r.Task.Environment).OrderBy(g => g.Key, StringComparer.Ordinal)
-            .ToDictionary(g => g.Key, g => g.Average(r => r.Grade.Reward));
+            .ToDictionary(g => g.Key, g => g.Where(r => !r.Grade.Masked).Select(r => r.Grade.Reward).DefaultIfEmpty(0).Average());
     };
 
     internal static RunRecord Record(RunInfo i) => new(i.RunId, i.Status.ToString().ToLowerInvariant(), i.Step, i.TotalSteps, i.ConfigYaml, i.Created, i.Updated);

@@ -59,6 +59,10 @@ public sealed record GrpoStepMetrics
     public int TasksRetired { get; init; }
     /// <summary>Fraction of the step's rollouts cut off at the length limit.</summary>
     public double TruncatedFraction { get; init; }
+    /// <summary>Fraction of the step's rollouts that could not be judged (infrastructure failures, masked out of the loss).</summary>
+    public double NotJudgedFraction { get; init; }
+    /// <summary>Share of the step's wall time spent waiting on environments (stepping and grading).</summary>
+    public double GradeShare => GenerateSeconds + GradeSeconds + TrainSeconds > 0 ? GradeSeconds / (GenerateSeconds + GradeSeconds + TrainSeconds) : 0;
     /// <summary>Held-out reward per environment, on the steps that ran the held-out evaluation (null on the others).</summary>
     public IReadOnlyDictionary<string, double>? HeldOutByEnvironment { get; init; }
 
@@ -77,6 +81,7 @@ public sealed record GrpoStepMetrics
             ["grad_norm"] = GradNorm, ["lr"] = LearningRate, ["time_generate_s"] = GenerateSeconds, ["time_grade_s"] = GradeSeconds,
             ["time_train_s"] = TrainSeconds, ["generate_tokens_per_second"] = GenerateTokensPerSecond,
             ["train_tokens_per_second"] = TrainTokensPerSecond, ["tasks_retired"] = TasksRetired, ["truncated_fraction"] = TruncatedFraction,
+            ["not_judged_fraction"] = NotJudgedFraction, ["grade_share"] = GradeShare,
         };
         if (HeldOutByEnvironment != null)
         {

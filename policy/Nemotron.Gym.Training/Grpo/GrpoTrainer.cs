@@ -134,7 +134,8 @@ public sealed class GrpoTrainer(
     public async Task<GrpoStepMetrics> StepAsync(int step, IEpisodeSource source, Curriculum curriculum, AdamWOptimizer optimizer, CancellationToken cancellation)
     {
         var collector = new RolloutCollector(SamplerModel(), _template, rollout);
-        var kept = new List<RolloutGroup>();
+        var kept = new List<RolloutGroup>();     // what the loss trains on (judged rollouts only)
+        var keptGroups = new HashSet<RolloutGroup>(); // the same groups as generated, for the records
         var all = new List<RolloutGroup>();
         var used = new HashSet<string>();
         double genSeconds = 0, envSeconds = 0;
@@ -150,10 +151,21 @@ public sealed class GrpoTrainer(
             rounds++;
             foreach (var g in groups)
             {
-                Advantages.Prepare(g, grpo);
-                curriculum.Record(g.Task.Id, g.Rollouts.Count(r => r.Reward >= grpo.PassThreshold), g.Rollouts.Count);
+                // A rollout that could not be judged (the sandbox or a judge failed) says nothing about its answer: the
+                // group's baseline, the curriculum and the loss see only the judged ones.
+                var judged = Judged(g);
                 all.Add(g);
-                if (!(grpo.DynamicFiltering && g.ZeroVariance)) kept.Add(g);
+                if (judged.Rollouts.Count == 0) continue;
+                Advantages.Prepare(judged, grpo);
+                if (judged != g)
+                    for (int i = 0, j = 0; i < g.Rollouts.Count; i++)
+                        g.Advantages[i] = g.Rollouts[i].Grade.Masked ? 0 : judged.Advantages[j++];
+                curriculum.Record(g.Task.Id, judged.Rollouts.Count(r => r.Reward >= grpo.PassThreshold), judged.Rollouts.Count);
+                if ((judged == g || judged.Rollouts.Count >= 2) && !(grpo.DynamicFiltering && judged.ZeroVariance))
+                {
+                    kept.Add(judged);
+                    keptGroups.Add(g);
+                }
             }
             if (!grpo.DynamicFiltering) break;
         }
@@ -163,11 +175,14 @@ public sealed class GrpoTrainer(
         var result = kept.Count > 0 ? Train(kept, step, lr, optimizer) : null;
         SyncSampler();
         double trainSeconds = clock.Elapsed.TotalSeconds;
-        RecordAdvantages(all, kept);
+        RecordAdvantages(all, keptGroups);
         // Persisted once the step is done (a finished step is kept even when Ctrl-C comes during the write).
         if (sink != null) await sink.AddRolloutsAsync(step, all, CancellationToken.None);
 
-        var rollouts = all.SelectMany(g => g.Rollouts).ToList();
+        var generatedRollouts = all.SelectMany(g => g.Rollouts).ToList();
+        // Rewards, pass rate and lengths are over judged rollouts: a not-judged one's reward is a placeholder.
+        var rollouts = generatedRollouts.Where(r => !r.Grade.Masked).ToList();
+        if (rollouts.Count == 0) rollouts = generatedRollouts;
         var keptAdv = kept.SelectMany(g => g.Advantages).ToList();
         double advMean = keptAdv.Count > 0 ? keptAdv.Average() : 0;
         long generated = rollouts.Sum(r => (long)r.GeneratedCount);
@@ -201,21 +216,38 @@ public sealed class GrpoTrainer(
             TrainTokensPerSecond = trainSeconds > 0 && result != null ? result.TrainedTokens / trainSeconds : 0,
             TasksRetired = source.Tasks.Count - curriculum.ActiveCount,
             TruncatedFraction = rollouts.Count(r => r.Truncated) / (double)rollouts.Count,
+            NotJudgedFraction = generatedRollouts.Count(r => r.Grade.Masked) / (double)generatedRollouts.Count,
         };
     }
 
     internal sealed record TrainResult(double Loss, double GradNorm, double Entropy, ObjectiveStats Stats, long TrainedTokens);
 
-    /// <summary>Every rollout's advantage, and the reason a group that was filtered out never reached the loss.</summary>
-    private static void RecordAdvantages(List<RolloutGroup> all, List<RolloutGroup> kept)
+    /// <summary>The group's judged rollouts: the group itself when every rollout was judged.</summary>
+    internal static RolloutGroup Judged(RolloutGroup g) =>
+        g.Rollouts.Any(r => r.Grade.Masked) ? new RolloutGroup(g.Task, [.. g.Rollouts.Where(r => !r.Grade.Masked)]) : g;
+
+    /// <summary>
+    /// Every rollout's advantage, and why a rollout never reached the loss: it could not be judged, or its group was
+    /// filtered out (zero variance, or fewer than two judged rollouts to compare).
+    /// </summary>
+    private static void RecordAdvantages(List<RolloutGroup> all, HashSet<RolloutGroup> trained)
     {
-        var trained = kept.ToHashSet();
         foreach (var g in all)
+        {
+            int judged = g.Rollouts.Count(r => !r.Grade.Masked);
             for (int i = 0; i < g.Rollouts.Count; i++)
             {
-                var record = g.Rollouts[i].Training ??= new TrainingRecord { Advantage = g.Advantages[i] };
-                if (!trained.Contains(g)) { record.SequenceMasked = true; record.MaskedReason = "zero-variance group: filtered out of the step"; }
+                var r = g.Rollouts[i];
+                var record = r.Training ??= new TrainingRecord { Advantage = g.Advantages[i] };
+                if (r.Grade.MaskReason is { } notJudged) { record.SequenceMasked = true; record.MaskedReason = $"not judged: {notJudged}"; }
+                else if (!trained.Contains(g))
+                {
+                    record.SequenceMasked = true;
+                    record.MaskedReason = judged < 2 && judged < g.Rollouts.Count ? $"only {judged} of {g.Rollouts.Count} rollouts of the group could be judged: filtered out of the step"
+                        : "zero-variance group: filtered out of the step";
+                }
             }
+        }
     }
 
     /// <summary>
