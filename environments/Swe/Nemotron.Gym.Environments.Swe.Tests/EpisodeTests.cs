@@ -52,7 +52,7 @@ public sealed class EpisodeTests(SweHost host)
         var grade = await episode.GradeAsync(default);
         Assert.Equal("", grade.Evidence["patch"]);
         Assert.Equal(0, grade.Reward);
-        Assert.False(grade.IsMasked);
+        Assert.False(grade.Masked);
     }
 
     [Fact]
@@ -86,7 +86,7 @@ public sealed class EpisodeTests(SweHost host)
         Assert.True((await episode.StepAsync(Bash("true"), default)).Done);
         var grade = await episode.GradeAsync(default);
         Assert.Equal("step_limit", grade.Evidence["ended_by"]);
-        Assert.False(grade.IsMasked);
+        Assert.False(grade.Masked);
     }
 
     [Fact]
@@ -119,7 +119,7 @@ public sealed class EpisodeTests(SweHost host)
         {
             await episode.StepAsync(Call("submit"), default);
             var grade = await episode.GradeAsync(default);
-            Assert.True(grade.IsMasked);
+            Assert.True(grade.Masked);
             Assert.Contains("no sandbox", grade.Reason);
         }
         var slow = await host.StartAsync(host, new() { ["episode_timeout_s"] = "1" });
@@ -128,7 +128,7 @@ public sealed class EpisodeTests(SweHost host)
             await Reply(episode, Bash("sleep 1.5"));
             Assert.True((await episode.StepAsync(Bash("true"), default)).Done);
             var grade = await episode.GradeAsync(default);
-            Assert.True(grade.IsMasked);
+            Assert.True(grade.Masked);
             Assert.Equal("wall_clock", grade.Evidence["ended_by"]);
         }
     }
@@ -142,7 +142,7 @@ public sealed class EpisodeTests(SweHost host)
         var lineCount = start[init].Split('\n').Length - 1;
         var patch = Task0.GoldPatch + $"diff --git a/{init} b/{init}\n--- a/{init}\n+++ b/{init}\n@@ -{lineCount},0 +{lineCount + 1},1 @@\n+while True: pass\n";
         var grade = await host.Env.Grader.GradeAsync(Task0, patch, SweGradingSettings.Default with { TestTimeout = TimeSpan.FromSeconds(2) }, default);
-        Assert.True(grade.IsMasked, grade.Reason);
+        Assert.True(grade.Masked, grade.Reason);
         Assert.Contains("timed out", grade.Reason);
     }
 

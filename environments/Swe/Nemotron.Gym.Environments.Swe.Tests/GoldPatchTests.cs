@@ -29,7 +29,7 @@ public sealed class GoldPatchTests(SweHost host)
         Assert.True(failures.Count == 0, string.Join("\n", failures));
         foreach (var (task, grade) in graded)
         {
-            Assert.False(grade.IsMasked);
+            Assert.False(grade.Masked);
             Assert.Equal(1, grade.Components["patch_similarity"]);
             // Every listed test's outcome is in the evidence.
             var f2p = System.Text.Json.Nodes.JsonNode.Parse(grade.Evidence["FAIL_TO_PASS"])!.AsObject();
@@ -42,7 +42,7 @@ public sealed class GoldPatchTests(SweHost host)
     public async Task The_empty_patch_resolves_no_task()
     {
         var graded = await GradeAll(_ => "");
-        var resolved = graded.Where(g => g.Grade.Reward != 0 || g.Grade.IsMasked).Select(g => $"{g.Task.InstanceId}: {g.Grade.Reason}").ToList();
+        var resolved = graded.Where(g => g.Grade.Reward != 0 || g.Grade.Masked).Select(g => $"{g.Task.InstanceId}: {g.Grade.Reason}").ToList();
         Assert.True(resolved.Count == 0, string.Join("\n", resolved));
         foreach (var (task, grade) in graded)
         {

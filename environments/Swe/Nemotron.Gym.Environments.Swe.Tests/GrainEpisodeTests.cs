@@ -10,12 +10,11 @@ namespace Nemotron.Gym.Environments.Swe.Tests;
 
 /// <summary>
 /// A one-silo test cluster (Orleans' TestingHost, silos in this process) whose environment pool loads the swe plugin
-/// from its build folder, as a gym host does, and offers it the bwrap sandbox of <see cref="SweHost"/>.
+/// from its build folder and offers it the silo's bwrap sandbox pool, as a gym run does. <see cref="SweHost"/> gives
+/// the tests the task list and the reference episodes.
 /// </summary>
 public sealed class SweCluster : IAsyncLifetime
 {
-    // The silo configurator is made by the TestingHost from its type; the sandbox reaches it through here.
-    private static IEnvironmentServices? s_services;
     private static readonly string StateFile = Path.Combine(Path.GetTempPath(), $"gym-swe-grains-{Environment.ProcessId}.db");
     // A plugin folder is named after its assembly, as the gym tool stages it: the build folder is copied to one.
     private static readonly string PluginsFolder = Path.Combine(Path.GetTempPath(), $"gym-swe-plugins-{Environment.ProcessId}");
@@ -29,7 +28,6 @@ public sealed class SweCluster : IAsyncLifetime
     public async ValueTask InitializeAsync()
     {
         await Host.InitializeAsync();
-        s_services = Host;
         var build = RepoPaths.BuildOf("environments", "Swe", "Nemotron.Gym.Environments.Swe");
         var staged = Path.Combine(PluginsFolder, "Nemotron.Gym.Environments.Swe");
         foreach (var file in Directory.EnumerateFiles(build, "*", SearchOption.AllDirectories))
@@ -60,8 +58,11 @@ public sealed class SweCluster : IAsyncLifetime
         {
             PluginFolders = [PluginsFolder],
             StateStorage = "sqlite:" + StateFile,
-            EnvironmentServices = s_services,
-            EnvironmentCallTimeout = TimeSpan.FromSeconds(120),
+            // The silo's own sandbox pool (the run config's sandbox: section), on uids of its own.
+            Sandbox = new SiloSandboxOptions(new Nemotron.Gym.Sandbox.SandboxSettings
+            {
+                SiloName = "swe-grain-silo", FirstUid = 64640, Slots = 4, ScratchDirectory = "/run/nemotron-gym-sandbox-swe-grain-silo",
+            }, Required: true),
         });
     }
 
@@ -111,7 +112,7 @@ public sealed class GrainEpisodeTests(SweCluster cluster) : IClassFixture<SweClu
         Assert.True((await grain.Step(EpisodeTests.Call("submit"), final: false)).Done);
         var graded = await grain.Grade(truncated: false);
         Assert.Equal(0, graded.Grade.Reward);
-        Assert.False(graded.Grade.IsMasked);
+        Assert.False(graded.Grade.Masked);
         var p2p = System.Text.Json.Nodes.JsonNode.Parse(graded.Grade.Evidence["PASS_TO_PASS"])!.AsObject();
         Assert.Equal(task.PassToPass.Count, p2p.Count);
     }

@@ -45,7 +45,7 @@ public sealed class HostileTests(SweHost host) : IDisposable
         // The session itself survives; the tree is gone, so the patch deletes every file and fixes nothing.
         Assert.Contains("python3", await Reply(episode, Bash("ls /usr/bin")));
         var grade = await episode.GradeAsync(default);
-        Assert.False(grade.IsMasked, grade.Reason);
+        Assert.False(grade.Masked, grade.Reason);
         Assert.Equal(0, grade.Reward);
         Assert.Contains("deleted file mode", grade.Evidence["patch"]);
     }
@@ -121,7 +121,7 @@ public sealed class HostileTests(SweHost host) : IDisposable
         Assert.Contains("[stderr]", reply);
         Assert.Contains("alive", await Reply(episode, Bash("echo alive")));
         var grade = await episode.GradeAsync(default);
-        Assert.False(grade.IsMasked, grade.Reason);
+        Assert.False(grade.Masked, grade.Reason);
         Assert.Contains("big.bin", grade.Evidence["skipped_files"]);
         Assert.DoesNotContain("big.bin", grade.Evidence["patch"]);
         HostUntouched();
@@ -151,7 +151,7 @@ public sealed class HostileTests(SweHost host) : IDisposable
         foreach (var file in host.Env.Repositories.HiddenTests(Task0).Keys)
             await Reply(episode, Call("create", new JsonObject { ["path"] = file, ["file_text"] = "import unittest\n\nclass T(unittest.TestCase):\n    def test_ok(self):\n        pass\n" }));
         var grade = await episode.GradeAsync(default);
-        Assert.False(grade.IsMasked, grade.Reason);
+        Assert.False(grade.Masked, grade.Reason);
         Assert.Equal(0, grade.Reward);
         Assert.Contains("tests/", grade.Evidence["ignored_test_files"]);
         Assert.DoesNotContain("passed", JsonNode.Parse(grade.Evidence["FAIL_TO_PASS"])!.AsObject().Select(p => p.Value!.GetValue<string>()));
@@ -172,7 +172,7 @@ public sealed class HostileTests(SweHost host) : IDisposable
     {
         var patch = AppendTo(PackageInit, "import unittest\nunittest.TestCase.assertEqual = lambda self, *a, **k: None\nunittest.TestCase.assertTrue = lambda self, *a, **k: None");
         var grade = await host.Env.Grader.GradeAsync(Task0, patch, SweGradingSettings.Default, default);
-        Assert.False(grade.IsMasked, grade.Reason);
+        Assert.False(grade.Masked, grade.Reason);
         Assert.Equal(0, grade.Reward);
         Assert.Contains("unittest", grade.Reason);
         Assert.Contains("TestCase.assertEqual", grade.Evidence["tampered"]);
@@ -188,7 +188,7 @@ public sealed class HostileTests(SweHost host) : IDisposable
         }.ToJsonString();
         var patch = AppendTo(PackageInit, $"import os\nos.write(1, b'{forged}\\n')\nos._exit(0)");
         var grade = await host.Env.Grader.GradeAsync(Task0, patch, SweGradingSettings.Default, default);
-        Assert.False(grade.IsMasked, grade.Reason);
+        Assert.False(grade.Masked, grade.Reason);
         Assert.Equal(0, grade.Reward);
         Assert.Contains("without a report", grade.Reason);
     }

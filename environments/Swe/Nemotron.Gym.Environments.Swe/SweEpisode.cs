@@ -311,10 +311,10 @@ public sealed class SweEpisode : IEpisode
     public async ValueTask<Grade> GradeAsync(CancellationToken cancellation)
     {
         var evidence = new Dictionary<string, string> { ["ended_by"] = _endedBy, ["steps"] = _steps.ToString(CultureInfo.InvariantCulture) };
-        if (_broken is not null) return Grade.Masked($"the episode could not be judged: {_broken}", null, evidence);
+        if (_broken is not null) return Grade.NotJudged(_broken, null, evidence);
         var (patch, error, skipped) = await DiffAsync(cancellation);
-        if (_broken is not null) return Grade.Masked($"the episode could not be judged: {_broken}", null, evidence);
-        if (patch is null) return Grade.Masked($"the agent's changes could not be read from its sandbox: {error}", null, evidence);
+        if (_broken is not null) return Grade.NotJudged(_broken, null, evidence);
+        if (patch is null) return Grade.NotJudged($"the agent's changes could not be read from its sandbox: {error}", null, evidence);
         if (error is not null) return new Grade(0, new Dictionary<string, double>(), error, evidence);
         // The agent's sandbox is no longer needed: free its slot before the grading sandbox takes one.
         await DisposeAsync();

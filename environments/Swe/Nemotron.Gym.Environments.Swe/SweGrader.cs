@@ -40,7 +40,7 @@ public sealed record TestRunReport(IReadOnlyDictionary<string, string> Outcomes,
 /// the suite run by our own runner from outside the repository. The patch never sees the sandbox the agent worked
 /// in, and cannot change the tests or the runner that judge it. Grading never throws: a patch that does not apply
 /// is reward 0 with the reason; a sandbox failure, a timeout or running out of memory is a masked grade
-/// (<see cref="Grade.Masked"/>), never a 0.
+/// (<see cref="Grade.NotJudged"/>, which the trainer masks), never a 0.
 /// </summary>
 public sealed class SweGrader(ISandboxService? sandbox, SweRepositories repositories, string toolsDirectory)
 {
@@ -71,10 +71,10 @@ public sealed class SweGrader(ISandboxService? sandbox, SweRepositories reposito
             return new Grade(0, components, $"the patch does not apply to the task's starting tree: {e.Message}", evidence);
         }
         components["patch_applies"] = 1;
-        if (sandbox is null) return Grade.Masked("no sandbox is configured on this host, so the hidden tests could not be run", components, evidence);
+        if (sandbox is null) return Grade.NotJudged("no sandbox is configured on this host: the hidden tests cannot be run", components, evidence);
 
         var report = await RunHiddenTestsAsync(task, tree, settings, evidence, cancellation);
-        if (report.Masked is { } maskedReason) return Grade.Masked(maskedReason, components, evidence);
+        if (report.Masked is { } maskedReason) return Grade.NotJudged(maskedReason, components, evidence);
         if (report.Report is not { } run)
             return new Grade(0, components, report.Failure!, evidence);
         return Judge(task, run, settings.Mode, components, evidence);
@@ -139,10 +139,10 @@ public sealed class SweGrader(ISandboxService? sandbox, SweRepositories reposito
         evidence["test_run"] = $"{result.Outcome}, exit {result.ExitCode?.ToString() ?? "-"}, {result.WallTime.TotalSeconds:0.00} s";
         switch (result.Outcome)
         {
-            case SandboxOutcome.SandboxError: return new(null, null, $"the sandbox failed, the patch was not judged: {result.Detail}");
-            case SandboxOutcome.Timeout: return new(null, null, $"the hidden test run timed out ({result.Detail}), the patch was not judged");
-            case SandboxOutcome.MemoryLimit: return new(null, null, $"the hidden test run ran out of memory ({result.Detail}), the patch was not judged");
-            case SandboxOutcome.Killed: return new(null, null, $"the hidden test run was stopped from outside ({result.Detail}), the patch was not judged");
+            case SandboxOutcome.SandboxError: return new(null, null, $"the grading sandbox failed: {result.Detail}");
+            case SandboxOutcome.Timeout: return new(null, null, $"the hidden test run timed out ({result.Detail})");
+            case SandboxOutcome.MemoryLimit: return new(null, null, $"the hidden test run ran out of memory ({result.Detail})");
+            case SandboxOutcome.Killed: return new(null, null, $"the hidden test run was stopped from outside ({result.Detail})");
             case SandboxOutcome.OutputLimit: return new(null, "the hidden test run wrote more output than allowed (the patched code prints without end)", null);
         }
         var stdout = result.Stdout.Text;
@@ -155,7 +155,7 @@ public sealed class SweGrader(ISandboxService? sandbox, SweRepositories reposito
         try { return new(ParseReport(line[(nonce.Length + 1)..]), null, null); }
         catch (Exception e) when (e is JsonException or FormatException or InvalidOperationException)
         {
-            return new(null, null, $"the test runner's report could not be read ({e.Message}), the patch was not judged");
+            return new(null, null, $"the test runner's report could not be read ({e.Message})");
         }
     }
 
