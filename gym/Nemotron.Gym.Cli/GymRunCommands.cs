@@ -14,12 +14,14 @@ internal static class GymRunCommands
     public static GymSiloOptions SiloOptions(GymRunConfig cfg)
     {
         var o = GymSiloOptions.For(cfg.Cluster);
-        o.StateStorage = "sqlite:" + Path.Combine(Path.GetDirectoryName(Path.GetFullPath(cfg.Out))!, "gym-state.db");
+        // The run's state lives in its folder; a run that an earlier version kept beside the folder is moved in.
+        RunStateFile.MoveLegacyState(cfg.Out, cfg.RunId);
+        o.StateStorage = "sqlite:" + RunStateFile.PathFor(cfg.Out);
         o.PluginFolders.AddRange(cfg.Plugins);
         return o;
     }
 
-    public static async Task<int> RunAsync(GymRunConfig cfg, CancellationToken ct)
+    public static async Task<int> RunAsync(GymRunConfig cfg, CancellationToken ct, bool newRun = false)
     {
         var observer = new RlConsoleObserver();
         observer.OnMessage(cfg.Cluster.Membership == "postgres"
@@ -32,7 +34,7 @@ internal static class GymRunCommands
             await using var store = await RolloutStores.OpenAsync(cfg.StoreConnection, ct);
             using var backend = Backends.Create(cfg.Device, cfg.Threads);
             RlOutcome outcome;
-            try { outcome = await GymRun.RunAsync(cfg, backend, grains, store, observer, ct); }
+            try { outcome = await GymRun.RunAsync(cfg, backend, grains, store, observer, ct, newRun); }
             catch (OperationCanceledException) when (ct.IsCancellationRequested)
             {
                 AnsiConsole.MarkupLine("[yellow]paused[/]: run the same command to resume");
