@@ -98,6 +98,7 @@ internal abstract partial class SqlRolloutStore(string name) : IRolloutStore
     public async Task<int> AddRolloutsAsync(IReadOnlyList<StoredRollout> rollouts, CancellationToken ct = default)
     {
         if (rollouts.Count == 0) return 0;
+        foreach (var r in rollouts) r.CheckRewards(Name);
         // Key order, so two writers whose batches overlap lock rows in the same order (PostgreSQL would otherwise deadlock them).
         var ordered = rollouts.OrderBy(r => r.RunId, StringComparer.Ordinal).ThenBy(r => r.Step)
             .ThenBy(r => r.TaskId, StringComparer.Ordinal).ThenBy(r => r.SampleIndex).ToList();
