@@ -10,12 +10,12 @@ namespace Nemotron.Gym.Benchmarks;
 public sealed class SoakBenchmark : IBenchmark
 {
     public string Name => "soak";
-    public string Description => "gym rl killed with SIGKILL at random moments and resumed: [kills=20] [steps=70] [seed=1] [max-delay-ms=400]";
+    public string Description => "gym rl killed with SIGKILL at random moments and resumed: [kills=20] [steps=400] [seed=1] [max-delay-ms=400]";
 
     public async Task<int> RunAsync(string[] args)
     {
         int Arg(int i, int fallback) => args.Length > i ? int.Parse(args[i], System.Globalization.CultureInfo.InvariantCulture) : fallback;
-        int kills = Arg(0, 20), steps = Arg(1, 70), seed = Arg(2, 1), maxDelayMs = Arg(3, 400);
+        int kills = Arg(0, 20), steps = Arg(1, 400), seed = Arg(2, 1), maxDelayMs = Arg(3, 400);
         var work = Directory.CreateTempSubdirectory("gym-soak-").FullName;
         try
         {

@@ -15,7 +15,7 @@ public sealed class SoakTests : IDisposable
     [Fact]
     public async Task KilledAtRandomMomentsAndResumedEachTimeTheRunStoresEveryRolloutAndStepOnce()
     {
-        var report = await KillSoak.RunAsync(_dir, kills: 4, steps: 16, seed: 11, maxDelay: TimeSpan.FromMilliseconds(400),
+        var report = await KillSoak.RunAsync(_dir, kills: 4, steps: 60, seed: 11, maxDelay: TimeSpan.FromMilliseconds(400),
             log: TestContext.Current.TestOutputHelper!.WriteLine);
         TestContext.Current.TestOutputHelper!.WriteLine(report.ToString());
         Assert.True(report.Clean, report.ToString());

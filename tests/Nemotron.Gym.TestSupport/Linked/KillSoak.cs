@@ -97,8 +97,9 @@ public static class KillSoak
             lock (output) from = output.Length;
             using var p = Start(gymDll, work, WriteConfig(), output);
             // One kill in five lands while the process starts (silo, store, model load). The rest land while it trains:
-            // after 0-2 finished steps of this attempt (a loaded machine can take seconds to get there) and then a
-            // random part of a step, so kills fall in generation, training, the store's writes and checkpoint writes.
+            // once 0-2 step lines of this attempt have been read (a loaded machine can take seconds to get there) and
+            // then a random wait, so kills fall in generation, training, the store's writes and checkpoint writes. Steps
+            // of this small model take milliseconds and lines arrive late, so an attempt runs a varying number of steps.
             bool duringStart = rng.NextDouble() < 0.2;
             int afterSteps = rng.Next(3);
             var delay = TimeSpan.FromSeconds(duringStart ? 0.2 + rng.NextDouble() * 2 : rng.NextDouble() * maxDelay.TotalSeconds);
