@@ -151,6 +151,7 @@ internal static class EnvCommands
         {
             var plugin = Resolve(parse.GetValue(name)!, SearchPaths(parse));
             var env = await HostedEnvironment.StartAsync(plugin, ParseSettings(parse), HostLimits.Default, cancellation: ct);
+            RequireSplit(env, parse.GetValue(split));
             var record = await FindTask(env, parse.GetValue(task)!, parse.GetValue(split), ct);
             string text = parse.GetValue(response)!;
             if (File.Exists(text)) text = await File.ReadAllTextAsync(text, ct);
@@ -162,6 +163,13 @@ internal static class EnvCommands
             return 0;
         }));
         return cmd;
+    }
+
+    /// <summary>A split the environment does not declare is named back with the ones it does (instead of failing inside the plugin).</summary>
+    private static void RequireSplit(HostedEnvironment env, string? split)
+    {
+        if (split != null && !env.Descriptor.Splits.Contains(split))
+            throw new CliException($"--split {split}: environment '{env.Name}' has no such split; it has {string.Join(", ", env.Descriptor.Splits)}");
     }
 
     public static void PrintGrade(Grade grade)
@@ -214,8 +222,10 @@ internal static class EnvCommands
             { name, split, count, seed, outFile, Plugins, Settings };
         cmd.SetAction((parse, ct) => Cli.Run(async () =>
         {
+            if (parse.GetValue(count) < 1) throw new CliException($"--count {parse.GetValue(count)}: give how many tasks to use, 1 or more");
             var plugin = Resolve(parse.GetValue(name)!, SearchPaths(parse));
             var env = await HostedEnvironment.StartAsync(plugin, ParseSettings(parse), HostLimits.Default, cancellation: ct);
+            RequireSplit(env, parse.GetValue(split));
             var result = await ReferenceConversations.BuildAsync(env, new TaskQuery(parse.GetValue(split)!, parse.GetValue(count), parse.GetValue(seed)), ct);
             string path = parse.GetValue(outFile)!;
             Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(path))!);

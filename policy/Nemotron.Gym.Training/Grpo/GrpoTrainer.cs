@@ -68,7 +68,8 @@ public sealed class GrpoTrainer(
         var curriculum = new Curriculum(source.Tasks, grpo, blend);
         int step = 0;
         IReadOnlyDictionary<string, double> before = new Dictionary<string, double>();
-        var resumeFrom = _folder.LatestCheckpoint();
+        foreach (var orphan in _folder.RemoveInterruptedSaves()) observer.OnMessage($"removed {orphan}, left by an interrupted checkpoint write");
+        var resumeFrom = _folder.LatestCheckpoint(observer.OnMessage);
         if (resumeFrom != null)
         {
             Checkpoint.LoadWeights(resumeFrom, model);
@@ -86,6 +87,8 @@ public sealed class GrpoTrainer(
         }
 
         SyncSampler();
+        // Lines of steps after the checkpoint are redone below; without this cut they would appear twice.
+        _folder.TruncateMetricsAfter(resumeFrom != null ? step : -1);
         using var metrics = new StreamWriter(_folder.Metrics, append: true);
         if (resumeFrom == null && before.Count > 0) metrics.WriteLine(EvalLine(0, before));
         IReadOnlyDictionary<string, double> after = before;
