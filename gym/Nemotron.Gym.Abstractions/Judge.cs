@@ -63,7 +63,7 @@ public sealed record JudgeCompletion(JudgeOutcome Outcome, string Text, string? 
 /// The run calls it once per group, after every member has finished and been graded by its own episode (also when
 /// the members ran on different silos, or one was replayed), with the members' conversations and episode grades;
 /// it returns one grade per member in the same order. A member that cannot be graded (the judge failed) gets a
-/// <see cref="Grade.Masked"/> grade, never a 0. It must not throw for bad model output or a failing judge.
+/// <see cref="Grade.NotJudged"/> grade, never a 0. It must not throw for bad model output or a failing judge.
 /// </para>
 /// </summary>
 public interface IGroupGradedEnvironment

@@ -22,6 +22,7 @@ internal static class EnvCommands
         env.Subcommands.Add(Grade());
         env.Subcommands.Add(Play());
         env.Subcommands.Add(SftData());
+        env.Subcommands.Add(Export());
         env.Subcommands.Add(Scaffold.Command());
         root.Subcommands.Add(env);
     }
@@ -150,6 +151,7 @@ internal static class EnvCommands
         {
             var plugin = Resolve(parse.GetValue(name)!, SearchPaths(parse));
             var env = await HostedEnvironment.StartAsync(plugin, ParseSettings(parse), HostLimits.Default, cancellation: ct);
+            RequireSplit(env, parse.GetValue(split));
             var record = await FindTask(env, parse.GetValue(task)!, parse.GetValue(split), ct);
             string text = parse.GetValue(response)!;
             if (File.Exists(text)) text = await File.ReadAllTextAsync(text, ct);
@@ -161,6 +163,13 @@ internal static class EnvCommands
             return 0;
         }));
         return cmd;
+    }
+
+    /// <summary>A split the environment does not declare is named back with the ones it does (instead of failing inside the plugin).</summary>
+    private static void RequireSplit(HostedEnvironment env, string? split)
+    {
+        if (split != null && !env.Descriptor.Splits.Contains(split))
+            throw new CliException($"--split {split}: environment '{env.Name}' has no such split; it has {string.Join(", ", env.Descriptor.Splits)}");
     }
 
     public static void PrintGrade(Grade grade)
@@ -179,14 +188,15 @@ internal static class EnvCommands
         cmd.SetAction((parse, ct) => Cli.Run(async () =>
         {
             var plugin = Resolve(parse.GetValue(name)!, SearchPaths(parse));
-            var env = await HostedEnvironment.StartAsync(plugin, ParseSettings(parse), HostLimits.Default, cancellation: ct);
+            // Environments that run code (code, swe) get the default sandbox when this machine can run it.
+            var env = await HostedEnvironment.StartAsync(plugin, ParseSettings(parse), HostLimits.Default, services: await SandboxCommands.EnvironmentServicesAsync(ct), cancellation: ct);
             var record = parse.GetValue(task) is { } t ? await FindTask(env, t, null, ct)
                 : (await env.LoadTasksAsync(new TaskQuery(env.Descriptor.Splits[0], 1, 1), ct))[0];
             await using var episode = await env.OpenAsync(record, new EpisodeContext(1, 0), ct);
             AnsiConsole.MarkupLineInterpolated($"[grey]task {record.Id}[/]");
             foreach (var tool in episode.Tools) AnsiConsole.MarkupLineInterpolated($"[grey]tool {tool.Name}: {tool.Description} {tool.Parameters.ToJsonString()}[/]");
             foreach (var m in episode.Opening) AnsiConsole.MarkupLineInterpolated($"[bold]{m.Role.ToString().ToLowerInvariant()}:[/] {m.Content}");
-            for (int turn = 1; turn <= 20; turn++)
+            for (int turn = 1; turn <= 200; turn++)
             {
                 AnsiConsole.Markup("[bold]assistant>[/] ");
                 var line = Console.ReadLine();
@@ -212,13 +222,50 @@ internal static class EnvCommands
             { name, split, count, seed, outFile, Plugins, Settings };
         cmd.SetAction((parse, ct) => Cli.Run(async () =>
         {
+            if (parse.GetValue(count) < 1) throw new CliException($"--count {parse.GetValue(count)}: give how many tasks to use, 1 or more");
             var plugin = Resolve(parse.GetValue(name)!, SearchPaths(parse));
             var env = await HostedEnvironment.StartAsync(plugin, ParseSettings(parse), HostLimits.Default, cancellation: ct);
+            RequireSplit(env, parse.GetValue(split));
             var result = await ReferenceConversations.BuildAsync(env, new TaskQuery(parse.GetValue(split)!, parse.GetValue(count), parse.GetValue(seed)), ct);
             string path = parse.GetValue(outFile)!;
             Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(path))!);
             await File.WriteAllLinesAsync(path, result.Conversations.Select(ChatJsonl.ToLine), ct);
             AnsiConsole.MarkupLineInterpolated($"wrote {result.Conversations.Count} conversations to {path} ({result.WithoutReference} tasks without a reference, {result.NotFullReward} references below full reward, {result.Failed} failed)");
+            return 0;
+        }));
+        return cmd;
+    }
+
+    private static Command Export()
+    {
+        var name = new Argument<string>("environment") { Description = "Environment name, plugin folder or project folder" };
+        var split = new Option<string>("--split") { Description = "The split whose tasks to write", DefaultValueFactory = _ => "train" };
+        var count = new Option<int>("--count") { Description = "How many tasks (0: all the split has; procedural environments need a count)", DefaultValueFactory = _ => 0 };
+        var seed = new Option<int>("--seed") { DefaultValueFactory = _ => 1 };
+        var field = new Option<string?>("--field") { Description = "Write only this top-level field of each record (verifier_metadata: swe's SWE-bench records)" };
+        var outFile = new Option<string>("--out") { Description = "The JSONL file to write (one task per line)", Required = true };
+        var cmd = new Command("export", "Write an environment's task records as JSONL (NeMo-Gym's task shape, or one field of it).")
+            { name, split, count, seed, field, outFile, Plugins, Settings };
+        cmd.SetAction((parse, ct) => Cli.Run(async () =>
+        {
+            var plugin = Resolve(parse.GetValue(name)!, SearchPaths(parse));
+            var env = await HostedEnvironment.StartAsync(plugin, ParseSettings(parse), HostLimits.Default, cancellation: ct);
+            var tasks = await env.LoadTasksAsync(new TaskQuery(parse.GetValue(split)!, parse.GetValue(count), parse.GetValue(seed)), ct);
+            var lines = new List<string>();
+            foreach (var t in tasks)
+            {
+                var line = t.ToJsonLine();
+                if (parse.GetValue(field) is { } f)
+                {
+                    var node = System.Text.Json.Nodes.JsonNode.Parse(line)![f] ?? throw new CliException($"task {t.Id} has no field '{f}'");
+                    line = node.ToJsonString(new System.Text.Json.JsonSerializerOptions { Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping });
+                }
+                lines.Add(line);
+            }
+            string path = parse.GetValue(outFile)!;
+            Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(path))!);
+            await File.WriteAllLinesAsync(path, lines, ct);
+            AnsiConsole.MarkupLineInterpolated($"wrote {lines.Count} task records of {env.Name} ({parse.GetValue(split)}) to {path}");
             return 0;
         }));
         return cmd;

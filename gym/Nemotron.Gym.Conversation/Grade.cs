@@ -15,13 +15,20 @@ public sealed record Grade(double Reward, IReadOnlyDictionary<string, double> Co
     public static Grade Of(double reward, string reason) => new(reward, new Dictionary<string, double>(), reason, new Dictionary<string, string>());
 
     /// <summary>
-    /// Set when the episode could not be graded at all (the judge was unreachable, its verdict unreadable, ...): why.
-    /// Such a grade says nothing about the response, so the trainer leaves the rollout out of its group's baseline and
-    /// out of the loss (and the store keeps the reason) instead of reading <see cref="Reward"/> as a score of 0.
+    /// Set when the episode could not be judged because something other than the model's answer failed (the sandbox
+    /// broke, its engine went away, a judge was unreachable). The host retries such an episode a bounded number of
+    /// times; if it still cannot be judged, the trainer leaves the rollout out of the gradient with this reason
+    /// (stored with it) instead of learning from <see cref="Reward"/>, which means nothing then. Null for a real verdict.
     /// </summary>
-    public string? MaskedReason { get; init; }
+    public string? MaskReason { get; init; }
 
-    /// <summary>A grade that is no verdict: the rollout is masked with <paramref name="reason"/>.</summary>
-    public static Grade Masked(string reason, IReadOnlyDictionary<string, string>? evidence = null) =>
-        new(0, new Dictionary<string, double> { ["masked"] = 1 }, reason, evidence ?? new Dictionary<string, string>()) { MaskedReason = reason };
+    /// <summary>True when the episode could not be judged (see <see cref="MaskReason"/>).</summary>
+    public bool Masked => MaskReason is not null;
+
+    /// <summary>
+    /// A grade that is no verdict: the episode could not be judged for <paramref name="maskReason"/>. Reward 0 is a
+    /// placeholder the trainer never uses; <see cref="Reason"/> says the same as the mask reason.
+    /// </summary>
+    public static Grade NotJudged(string maskReason, IReadOnlyDictionary<string, double>? components = null, IReadOnlyDictionary<string, string>? evidence = null) =>
+        new(0, components ?? new Dictionary<string, double>(), $"not judged: {maskReason}", evidence ?? new Dictionary<string, string>()) { MaskReason = maskReason };
 }

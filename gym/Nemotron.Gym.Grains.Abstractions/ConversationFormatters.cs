@@ -160,13 +160,13 @@ public static class ConversationFormatters
             writer.Write(value.Reason);
             writer.WriteMapHeader(value.Evidence.Count);
             foreach (var (k, v) in value.Evidence) { writer.Write(k); writer.Write(v); }
-            writer.Write(value.MaskedReason);
+            writer.Write(value.MaskReason);
         }
 
         public Grade Deserialize(ref MessagePackReader reader, MessagePackSerializerOptions options)
         {
             int fields = reader.ReadArrayHeader();
-            if (fields < 4) throw new MessagePackSerializationException($"{nameof(Grade)}: expected 4 fields, found {fields}");
+            if (fields < 4) throw new MessagePackSerializationException($"{nameof(Grade)}: expected 4 or 5 fields, found {fields}");
             double reward = reader.ReadDouble();
             int nc = reader.ReadMapHeader();
             var components = new Dictionary<string, double>(Math.Min(nc, 1024));
@@ -175,10 +175,10 @@ public static class ConversationFormatters
             int ne = reader.ReadMapHeader();
             var evidence = new Dictionary<string, string>(Math.Min(ne, 1024));
             for (int i = 0; i < ne; i++) evidence[ReadString(ref reader)] = ReadString(ref reader);
-            // The fifth field (the masked reason) came later; a grade written without it is not masked.
-            string? masked = fields >= 5 ? ReadNullableString(ref reader) : null;
+            // The fifth field (the mask reason) came later; a grade written without it is a verdict.
+            string? maskReason = fields >= 5 && !reader.TryReadNil() ? reader.ReadString() : null;
             for (int i = 5; i < fields; i++) reader.Skip();
-            return new Grade(reward, components, reason, evidence) { MaskedReason = masked };
+            return new Grade(reward, components, reason, evidence) { MaskReason = maskReason };
         }
     }
 

@@ -51,6 +51,16 @@ public interface IRunGrain : IGrainWithStringKey
     /// <summary>Registers the run (idempotent for the same config); a different config for an existing run is refused.</summary>
     Task<RunInfo> Create(string configYaml, int totalSteps);
     /// <summary>
+    /// Discards whatever is stored for this run id and registers it anew (Created, step 0): the run folder was deleted,
+    /// or the user asked for a new run in the same folder.
+    /// </summary>
+    Task<RunInfo> Restart(string configYaml, int totalSteps);
+    /// <summary>
+    /// Records a config that differs from the stored one only in how the run executes (device, threads, cluster), not in
+    /// what it computes; the status and step stay.
+    /// </summary>
+    Task<RunInfo> Reconfigure(string configYaml);
+    /// <summary>
     /// Created or Paused → Running from step <paramref name="fromStep"/> (the last checkpoint's; later steps are redone).
     /// A Running run is taken over by the caller: its previous host is gone.
     /// </summary>

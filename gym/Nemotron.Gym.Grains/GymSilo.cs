@@ -49,6 +49,8 @@ public sealed class GymSiloOptions : ClusterSettings
     public string StateStorage { get; set; } = "sqlite:runs/gym-state.db";
     /// <summary>Plugin folders.</summary>
     public List<string> PluginFolders { get; set; } = [.. Plugins.PluginLoader.DefaultSearchPaths()];
+    /// <summary>The silo's sandbox pool for its environments; null for none.</summary>
+    public SiloSandboxOptions? Sandbox { get; set; }
     /// <summary>The judge endpoint environments on this silo may use (through its judge pool); null or no base URL: none.</summary>
     public Judges.JudgeSettings? Judge { get; set; }
 
@@ -83,16 +85,17 @@ public static class GymSilo
     public static void AddGrainServices(ISiloBuilder silo, GymSiloOptions options)
     {
         AddCommon(silo.Services);
-        // One judge pool per silo: every environment here shares its concurrency limit, circuit breaker and cache.
-        var services = new Dictionary<Type, object>();
-        if (options.Judge is { Enabled: true } judge)
-        {
-            var pool = new Judges.JudgePool(judge);
-            silo.Services.AddSingleton(pool);
-            services[typeof(Abstractions.IJudgeService)] = pool;
-        }
-        silo.Services.AddSingleton(new EnvironmentPoolOptions { PluginFolders = options.PluginFolders, Services = new Plugins.HostServices(services) });
+        silo.Services.AddSingleton(new EnvironmentPoolOptions { PluginFolders = options.PluginFolders });
         silo.Services.AddSingleton<EnvironmentPool>();
+        // One judge pool per silo: every environment here shares its concurrency limit, circuit breaker and cache.
+        if (options.Judge is { Enabled: true } judge) silo.Services.AddSingleton(new Judges.JudgePool(judge));
+        if (options.Sandbox is { } sandbox)
+        {
+            // Started (and health-probed) with the silo, stopped with it; the environment pool awaits it.
+            silo.Services.AddSingleton(sandbox);
+            silo.Services.AddSingleton<SiloSandbox>();
+            silo.Services.AddHostedService(sp => sp.GetRequiredService<SiloSandbox>());
+        }
         string storage = options.Membership == "postgres" && options.StateStorage.StartsWith("sqlite:", StringComparison.Ordinal) && options.Postgres.Length > 0
             ? "postgres:" + options.Postgres : options.StateStorage;
         silo.Services.AddGrainStorage(RunGrain.StorageName, (_, _) => new SqlGrainStorage(storage));
@@ -141,7 +144,15 @@ public static class GymSilo
             configure?.Invoke(silo);
         });
         var host = builder.Build();
-        await host.StartAsync(cancellation);
+        try { await host.StartAsync(cancellation); }
+        catch
+        {
+            // A part that failed to start (a required sandbox) must not leave the rest holding its ports.
+            try { await host.StopAsync(CancellationToken.None); }
+            catch (Exception) { /* the start's error is the one to report */ }
+            host.Dispose();
+            throw;
+        }
         return host;
     }
 }

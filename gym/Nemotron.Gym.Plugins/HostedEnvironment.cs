@@ -111,7 +111,7 @@ public sealed class HostedEnvironment
         }
         catch (EnvironmentCallException e)
         {
-            return members.Select(_ => Grade.Masked(e.Message)).ToList();
+            return members.Select(_ => Grade.NotJudged(e.Message)).ToList();
         }
     }
 

@@ -157,8 +157,16 @@ public static class PluginLoader
             System.Text.Json.Nodes.JsonNode? node;
             try { node = System.Text.Json.Nodes.JsonNode.Parse(File.ReadAllText(manifest)); }
             catch (System.Text.Json.JsonException e) { throw new InvalidDataException($"{manifest}: not valid JSON ({e.Message})"); }
-            var name = node?["assembly"]?.GetValue<string>() ?? throw new InvalidDataException($"{manifest}: field 'assembly' is missing");
-            var path = Path.Combine(folder, name);
+            var name = node?["assembly"] switch
+            {
+                null => throw new InvalidDataException($"{manifest}: field 'assembly' is missing (the plugin's .dll file name, inside its folder)"),
+                System.Text.Json.Nodes.JsonValue v when v.TryGetValue(out string? text) && text.Length > 0 => text,
+                var other => throw new InvalidDataException($"{manifest}: field 'assembly' is {other.ToJsonString()}; expected the plugin's .dll file name as a string"),
+            };
+            // Confined to the plugin's folder: a plugin names its own assembly, never one elsewhere on the machine.
+            var path = Path.GetFullPath(Path.Combine(folder, name));
+            if (Path.IsPathRooted(name) || !path.StartsWith(Path.TrimEndingDirectorySeparator(folder) + Path.DirectorySeparatorChar, StringComparison.Ordinal))
+                throw new InvalidDataException($"{manifest}: field 'assembly' is '{name}', outside the plugin folder {folder}; name a .dll inside it");
             return File.Exists(path) ? path : throw new FileNotFoundException($"{manifest}: assembly '{name}' not found in {folder}");
         }
         var byName = Path.Combine(folder, Path.GetFileName(folder) + ".dll");

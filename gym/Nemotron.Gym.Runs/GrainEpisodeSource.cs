@@ -10,7 +10,9 @@ namespace Nemotron.Gym.Runs;
 /// call fails because its silo went away (or the grain lost its state), the episode is replayed on a new grain:
 /// opened again and stepped with the turns already taken, which gives the same state because environments are
 /// deterministic given the task and seed. An environment that keeps failing ends the episode with reward 0 and
-/// the error as its reason, so one broken task never stops a run.
+/// the error as its reason, so one broken task never stops a run. A grade that comes back not judged
+/// (<see cref="Grade.MaskReason"/>: the sandbox or a judge failed) is replayed the same way, up to
+/// <see cref="MaxAttempts"/> attempts in all, and then handed to the trainer as it is, to be masked.
 /// </summary>
 public sealed class GrainEpisodeSource : IEpisodeSource, IGroupGradingSource
 {
@@ -31,6 +33,10 @@ public sealed class GrainEpisodeSource : IEpisodeSource, IGroupGradingSource
     /// <summary>Episodes replayed on a new grain after a failure (for tests and metrics).</summary>
     public long Replays => Interlocked.Read(ref _replays);
     private long _replays;
+
+    /// <summary>Of <see cref="Replays"/>, those made because the grade came back not judged (an infrastructure failure).</summary>
+    public long NotJudgedRetries => Interlocked.Read(ref _notJudgedRetries);
+    private long _notJudgedRetries;
 
     private GrainEpisodeSource(IGrainFactory grains, string scope, ILogger? log)
     {
@@ -88,7 +94,7 @@ public sealed class GrainEpisodeSource : IEpisodeSource, IGroupGradingSource
             catch (Exception e) when (!cancellation.IsCancellationRequested)
             {
                 if (attempt >= MaxAttempts)
-                    return members.Select(_ => Grade.Masked($"group grading failed after {attempt} attempts: {e.Message}")).ToList();
+                    return members.Select(_ => Grade.NotJudged($"group grading failed after {attempt} attempts: {e.Message}")).ToList();
                 _log?.LogWarning("group of {Task}: grading failed ({Error}); trying again", task.Id, e.Message);
                 await Task.Delay(ReplayBackoff * (1 << (attempt - 1)), cancellation);
             }
@@ -157,7 +163,23 @@ public sealed class GrainEpisodeSource : IEpisodeSource, IGroupGradingSource
         public async Task<Grade> GradeAsync(bool truncated, CancellationToken ct)
         {
             if (_failure != null) return EnvironmentError(_failure);
-            try { return (await WithReplay(g => g.Grade(truncated), ct, "grade")).Grade; }
+            try
+            {
+                while (true)
+                {
+                    var grade = (await WithReplay(g => g.Grade(truncated), ct, "grade")).Grade;
+                    if (!grade.Masked || _attempt + 1 >= source.MaxAttempts)
+                        return grade.Masked && _attempt > 0 ? grade with { MaskReason = $"{grade.MaskReason} (after {_attempt + 1} attempts)" } : grade;
+                    // Not judged (the sandbox or a judge failed): the same episode replayed on a new grain gets another
+                    // chance; after the last one the trainer masks it, it is never learned from as a 0.
+                    _attempt++;
+                    _grain = null;
+                    Interlocked.Increment(ref source._replays);
+                    Interlocked.Increment(ref source._notJudgedRetries);
+                    source._log?.LogWarning("episode {Key}: not judged ({Reason}); replaying on a new grain", key, grade.MaskReason);
+                    await Task.Delay(source.ReplayBackoff * (1 << (_attempt - 1)), ct);
+                }
+            }
             catch (Exception e) when (!ct.IsCancellationRequested) { return EnvironmentError($"grading failed: {e.Message}"); }
         }
 

@@ -28,15 +28,24 @@ public static class GymRun
         cfg.Environments.Where(e => e.EvalTasks > 0).Select(e => new TaskSetSpec(e.Name, e.Settings, e.EvalSplit, e.EvalTasks, cfg.Seed + 1000));
 
     /// <summary>Runs or resumes the run of <paramref name="cfg"/> on the cluster behind <paramref name="grains"/>.</summary>
-    public static async Task<RlOutcome> RunAsync(GymRunConfig cfg, IComputeBackend backend, IGrainFactory grains, IRolloutStore store, IRlObserver progress, CancellationToken cancellation)
+    /// <param name="cfg">The run.</param>
+    /// <param name="backend">Where the model computes.</param>
+    /// <param name="grains">The cluster.</param>
+    /// <param name="store">Where rollouts and step metrics go.</param>
+    /// <param name="progress">Progress and warnings.</param>
+    /// <param name="cancellation">Pauses the run (a checkpoint is written).</param>
+    /// <param name="newRun">Discard what the run folder and the run state hold for this run id and start again.</param>
+    public static async Task<RlOutcome> RunAsync(GymRunConfig cfg, IComputeBackend backend, IGrainFactory grains, IRolloutStore store, IRlObserver progress,
+        CancellationToken cancellation, bool newRun = false)
     {
         string runId = cfg.RunId;
         string yaml = YamlConfig.ToYaml(cfg);
         var run = grains.GetGrain<IRunGrain>(runId);
-        var info = await CallRunGrain(run, g => g.Create(yaml, cfg.Train.Steps));
-        Directory.CreateDirectory(cfg.Out);
-        File.WriteAllText(Path.Combine(cfg.Out, "config.yaml"), yaml);
         var folder = new RunFolder(cfg.Out);
+        if (newRun) folder.Discard();
+        var info = await OpenRunState(run, folder, yaml, cfg.Train.Steps, newRun, progress);
+        Directory.CreateDirectory(cfg.Out);
+        File.WriteAllText(folder.ConfigRecord, yaml);
         int resumeStep = folder.ResumeStep();
         if (info.Status != RunStatus.Completed) info = await CallRunGrain(run, g => g.Start(resumeStep));
         await store.PutRunAsync(Record(info), cancellation);
@@ -77,6 +86,35 @@ public static class GymRun
     }
 
     /// <summary>
+    /// Keys that change how a run executes but not what it computes: a resume may change them.
+    /// </summary>
+    public static readonly string[] ExecutionKeys = ["device", "threads", "cluster"];
+
+    /// <summary>
+    /// Brings the run state in line with the run folder. A folder without its config record holds no run (it was
+    /// deleted, or never ran), so stored state for the id is stale and is replaced by a new run. A folder that holds a
+    /// run resumes it when its config is the same; a config that differs in what it computes is refused naming the
+    /// record and every key that differs, since resuming would mix two runs' steps.
+    /// </summary>
+    private static async Task<RunInfo> OpenRunState(IRunGrain run, RunFolder folder, string yaml, int totalSteps, bool newRun, IRlObserver progress)
+    {
+        var stored = await run.Get();
+        if (stored == null) return await CallRunGrain(run, g => g.Create(yaml, totalSteps));
+        if (newRun || !File.Exists(folder.ConfigRecord))
+        {
+            if (!newRun) progress.OnMessage($"{folder.Directory} holds no run (deleted?): the state stored for run '{stored.RunId}' ({stored.Status.ToString().ToLowerInvariant()}, step {stored.Step}) is replaced by a new run");
+            return await CallRunGrain(run, g => g.Restart(yaml, totalSteps));
+        }
+        if (stored.ConfigYaml == yaml) return stored;
+        var changes = ConfigDiff.Compare(stored.ConfigYaml, yaml, ExecutionKeys);
+        if (changes.Count > 0)
+            throw new ConfigException($"{folder.ConfigRecord}: run '{stored.RunId}' was started with a different config ({string.Join("; ", changes.Take(8))}" +
+                (changes.Count > 8 ? $"; and {changes.Count - 8} more" : "") +
+                "): run with the same config to resume it, with --new-run to discard it (checkpoints, metrics, rollouts) and start again, or choose another out folder");
+        return await CallRunGrain(run, g => g.Reconfigure(yaml));
+    }
+
+    /// <summary>
     /// Calls the run grain, riding out the loss of the silo it lives on: the next call activates it again on a
     /// live silo from its stored state. Only failures of delivery are retried, after a doubling wait (a dead silo
     /// can stay in the membership for a few seconds). A transition retried after its reply was lost may already
@@ -100,15 +138,15 @@ public static class GymRun
         }
     }
 
-    /// <summary>Mean greedy reward per environment over the held-out tasks (one episode each); masked grades are no
-    /// verdicts and are left out (an environment whose every grade was masked has no held-out score).</summary>
+    /// <summary>Mean greedy reward per environment over the held-out tasks (one episode each).</summary>
     public static RlEvaluator HeldOutReward(GrainEpisodeSource heldout, ChatTemplate template, RolloutSettings rollout) => async (model, cancellation) =>
     {
         var greedy = new RolloutSettings { MaxNewTokens = rollout.MaxNewTokens, MaxTurns = rollout.MaxTurns, MaxBatch = rollout.MaxBatch, Temperature = 0 };
         var collector = new RolloutCollector(model, template, greedy);
         var (groups, _) = await collector.CollectAsync(heldout.Tasks, 1, heldout, seed: 1, cancellation);
-        return groups.SelectMany(g => g.Rollouts).Where(r => !r.GradeMasked).GroupBy(r => r.Task.Environment).OrderBy(g => g.Key, StringComparer.Ordinal)
-            .ToDictionary(g => g.Key, g => g.Average(r => r.Grade.Reward));
+        // Episodes that could not be judged (infrastructure failures) are left out of the mean, not counted as 0.
+        return groups.SelectMany(g => g.Rollouts).GroupBy(r => r.Task.Environment).OrderBy(g => g.Key, StringComparer.Ordinal)
+            .ToDictionary(g => g.Key, g => g.Where(r => !r.Grade.Masked).Select(r => r.Grade.Reward).DefaultIfEmpty(0).Average());
     };
 
     internal static RunRecord Record(RunInfo i) => new(i.RunId, i.Status.ToString().ToLowerInvariant(), i.Step, i.TotalSteps, i.ConfigYaml, i.Created, i.Updated);

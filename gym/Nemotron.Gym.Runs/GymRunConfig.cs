@@ -52,6 +52,8 @@ public sealed class GymRunConfig : IValidatedConfig
     public string Store { get; set; } = "sqlite";
     /// <summary>The cluster.</summary>
     public ClusterSettings Cluster { get; set; } = new();
+    /// <summary>How the run's silos run model-written code (absent: the default bubblewrap sandbox when this host can run it).</summary>
+    public RunSandboxSection? Sandbox { get; set; }
     /// <summary>The objective and its options.</summary>
     public GrpoSettings Grpo { get; set; } = new();
     /// <summary>Generation.</summary>

@@ -41,11 +41,23 @@ public sealed record SandboxSettings
     /// <summary>docker: how often the reaper removes this silo's containers that no sandbox owns any more.</summary>
     public TimeSpan ReaperPeriod { get; init; } = TimeSpan.FromSeconds(60);
 
+    /// <summary>Admission control: sandboxes a host runs at once (0: two per core, bounded by memory and by <see cref="Slots"/>).</summary>
+    public int Concurrency { get; init; }
+
+    /// <summary>Admission control: callers that may wait for a place; one more is refused at once (a sandbox error).</summary>
+    public int QueueCapacity { get; init; } = 1024;
+
+    /// <summary>Admission control: the longest a caller waits for a place before it is refused (a sandbox error).</summary>
+    public TimeSpan QueueWait { get; init; } = TimeSpan.FromSeconds(120);
+
+    /// <summary>The concurrency admission control uses: <see cref="Concurrency"/>, or the machine's when that is 0.</summary>
+    public int EffectiveConcurrency => Math.Min(Slots, Concurrency > 0 ? Concurrency : SandboxAdmission.ConcurrencyFor(Limits.MemoryBytes));
+
     /// <summary>
     /// Reads settings from flat keys as they appear under <c>sandbox:</c> (<c>backend</c>, <c>docker.endpoint</c>,
     /// <c>docker.runtime</c>, <c>images</c>, <c>scratch</c>, <c>silo</c>, <c>slots</c>, <c>first_uid</c>,
     /// <c>wall_time_s</c>, <c>cpu_time_s</c>, <c>memory_mb</c>, <c>processes</c>, <c>file_size_mb</c>,
-    /// <c>open_files</c>, <c>output_kb</c>). <paramref name="source"/> names the file for errors.
+    /// <c>open_files</c>, <c>output_kb</c>, <c>concurrency</c>, <c>queue_capacity</c>, <c>queue_wait_s</c>). <paramref name="source"/> names the file for errors.
     /// </summary>
     public static SandboxSettings FromValues(IReadOnlyDictionary<string, string> values, string source)
     {
@@ -86,7 +98,10 @@ public sealed record SandboxSettings
                 case "file_size_mb": limits = limits with { FileSizeBytes = (long)Int(1, 1 << 20) << 20 }; break;
                 case "open_files": limits = limits with { OpenFiles = Int(16, 20000) }; break;
                 case "output_kb": limits = limits with { OutputBytes = (long)Int(1, 1 << 20) << 10 }; break;
-                default: throw new FormatException($"{Where()}: unknown setting (known: backend, docker.endpoint, docker.runtime, images, scratch, silo, slots, first_uid, wall_time_s, cpu_time_s, memory_mb, processes, file_size_mb, open_files, output_kb)");
+                case "concurrency": settings = settings with { Concurrency = Int(0, 1000) }; break;
+                case "queue_capacity": settings = settings with { QueueCapacity = Int(0, 1_000_000) }; break;
+                case "queue_wait_s": settings = settings with { QueueWait = TimeSpan.FromSeconds(Number(0, 86400)) }; break;
+                default: throw new FormatException($"{Where()}: unknown setting (known: backend, docker.endpoint, docker.runtime, images, scratch, silo, slots, first_uid, wall_time_s, cpu_time_s, memory_mb, processes, file_size_mb, open_files, output_kb, concurrency, queue_capacity, queue_wait_s)");
             }
         }
         return settings with { Limits = limits };

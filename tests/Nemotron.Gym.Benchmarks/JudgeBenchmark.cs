@@ -67,7 +67,7 @@ public sealed class JudgeBenchmark : IBenchmark
                     [Message.User($"Question {g}: explain how tides work."), Message.Assistant($"Answer {i} to {g}: the Moon's gravity pulls the oceans, {new string('.', 10 * i)}")],
                     Grade.Of(0, "provisional"), false)).ToList();
                 var grades = await GroupJudging.GradeAsync(pool, true, members, null, new GroupJudgingSettings(Pairing.Circular, Swap: true, ParseRetries: 0), ct);
-                masked += grades.Count(x => x.MaskedReason != null);
+                masked += grades.Count(x => x.Masked);
             }
             double seconds = clock.Elapsed.TotalSeconds;
             Console.WriteLine($"{c,12} {(pool.Stats.Requests - before) / seconds,10:F2} {seconds / serveGroups,8:F2} {masked,7}");

@@ -42,7 +42,7 @@ public class GroupJudgingTests
         // Pairs (0,1), (1,2), (2,0): each response is scored by its own quality twice; reward = (score - 1)/4.
         Assert.Equal(3, server.Requests);
         Assert.Equal([1.0, 0.5, 0.0], grades.Select(g => g.Reward));
-        Assert.All(grades, g => Assert.Null(g.MaskedReason));
+        Assert.All(grades, g => Assert.Null(g.MaskReason));
         Assert.Equal(2, grades[0].Components["judge_comparisons"]);
         Assert.Contains("judge_vs_1_shown_first", grades[0].Evidence.Keys);
         Assert.Contains("score_1 5, score_2 3, ranking 2", grades[0].Evidence["judge_vs_1_shown_first"]);
@@ -127,7 +127,7 @@ public class GroupJudgingTests
         await using var server = await ScriptedJudgeServer.StartAsync(ByQuality);
         var pool = new JudgePool(Settings(server.BaseUrl));
         var truncated = Member(2, "charlie", truncated: true, grade: Grade.Of(0, "cut off"));
-        var masked = Member(3, "delta", grade: Grade.Masked("environment went away"));
+        var masked = Member(3, "delta", grade: Grade.NotJudged("environment went away"));
         var failed = Member(4, "delta", grade: new Grade(0, new Dictionary<string, double> { ["environment_error"] = 1 }, "boom", new Dictionary<string, string>()));
         var grades = await GroupJudging.GradeAsync(pool, true, [Member(0, "alpha"), Member(1, "bravo"), truncated, masked, failed], null, new GroupJudgingSettings(Swap: false), Ct);
         // alpha, bravo and the cut-off charlie in a circle: three comparisons.
@@ -142,7 +142,7 @@ public class GroupJudgingTests
     public async Task WithoutAJudgeEveryJudgedResponseIsMaskedWithTheReason()
     {
         var grades = await GroupJudging.GradeAsync(null, true, [Member(0, "alpha"), Member(1, "bravo")], null, new GroupJudgingSettings(), Ct);
-        Assert.All(grades, g => Assert.Contains("no judge is configured", g.MaskedReason));
+        Assert.All(grades, g => Assert.Contains("no judge is configured", g.MaskReason));
     }
 
     [Fact]

@@ -42,6 +42,6 @@ public class HostedRlhfTests
         var (env, task) = await StartAsync(new JudgePool(Settings(server.BaseUrl)), new HostLimits(TimeSpan.FromSeconds(30), TimeSpan.FromMilliseconds(500)));
         var members = new[] { "one", "two" }.Select((a, i) => new GroupMember(i, [.. task.Input, Message.Assistant(a)], Grade.Of(0, "provisional"), false)).ToList();
         var grades = await env.GradeGroupAsync(task, members, Ct);
-        Assert.All(grades, g => Assert.Contains("grade group did not finish within 0.5s", g.MaskedReason));
+        Assert.All(grades, g => Assert.Contains("grade group did not finish within 0.5s", g.MaskReason));
     }
 }

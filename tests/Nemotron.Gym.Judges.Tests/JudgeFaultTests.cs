@@ -36,7 +36,7 @@ public class JudgeFaultTests
         Assert.All(grades, g =>
         {
             Assert.Equal(0, g.Reward);
-            Assert.Contains("HTTP 500", g.MaskedReason);
+            Assert.Contains("HTTP 500", g.MaskReason);
             Assert.Equal(1, g.Components["judge_failures"]);
         });
         Assert.Equal(3, server.Requests); // the first try and two retries, then the breaker (threshold 3) is open
@@ -44,7 +44,7 @@ public class JudgeFaultTests
 
         // While open, calls are refused at once without reaching the endpoint.
         var again = await GroupJudging.GradeAsync(pool, true, [Member(0, "charlie"), Member(1, "delta")], null, new GroupJudgingSettings(Swap: false), Ct);
-        Assert.All(again, g => Assert.Contains("CircuitOpen", g.MaskedReason));
+        Assert.All(again, g => Assert.Contains("CircuitOpen", g.MaskReason));
         Assert.Equal(3, server.Requests);
         Assert.Equal(1, pool.Stats.BreakerOpenings);
     }
@@ -77,7 +77,7 @@ public class JudgeFaultTests
         var grades = await GroupJudging.GradeAsync(pool, true, Pair, null, new GroupJudgingSettings(Swap: false, ParseRetries: 2), Ct);
         Assert.All(grades, g =>
         {
-            Assert.Contains("unreadable verdict after 3 answer(s): no JSON object", g.MaskedReason);
+            Assert.Contains("unreadable verdict after 3 answer(s): no JSON object", g.MaskReason);
             Assert.Equal(1, g.Components["judge_parse_failures"]);
         });
         // Three asks, each a new sample: the seed moves with the attempt.
@@ -93,7 +93,7 @@ public class JudgeFaultTests
         var grades = await GroupJudging.GradeAsync(pool, true, Pair, null,
             new GroupJudgingSettings(Swap: false, ParseRetries: 0, OnFailure: JudgeFailurePolicy.Neutral), Ct);
         Assert.Equal([0.5, 0.5], grades.Select(g => g.Reward));
-        Assert.All(grades, g => Assert.Null(g.MaskedReason));
+        Assert.All(grades, g => Assert.Null(g.MaskReason));
         Assert.Contains("counted as 3 each", grades[0].Evidence["judge_vs_1_shown_first"]);
     }
 
@@ -108,7 +108,7 @@ public class JudgeFaultTests
         var clock = System.Diagnostics.Stopwatch.StartNew();
         var grades = await GroupJudging.GradeAsync(pool, true, Pair, null, new GroupJudgingSettings(Swap: false), Ct);
         Assert.True(clock.Elapsed < TimeSpan.FromSeconds(5), $"took {clock.Elapsed}");
-        Assert.All(grades, g => Assert.Contains("judge Timeout: no answer within 0.3 s", g.MaskedReason));
+        Assert.All(grades, g => Assert.Contains("judge Timeout: no answer within 0.3 s", g.MaskReason));
         Assert.Equal(2, server.Requests);
     }
 
@@ -119,7 +119,7 @@ public class JudgeFaultTests
         settings.MaxRetries = 1;
         var pool = new JudgePool(settings);
         var grades = await GroupJudging.GradeAsync(pool, true, Pair, null, new GroupJudgingSettings(Swap: false), Ct);
-        Assert.All(grades, g => Assert.Contains("judge Unavailable: cannot reach", g.MaskedReason));
+        Assert.All(grades, g => Assert.Contains("judge Unavailable: cannot reach", g.MaskReason));
     }
 
     [Fact]

@@ -95,12 +95,12 @@ public sealed class RlhfRunTests : IDisposable
         Assert.Contains(rollouts, r => r.Environment == "math");
         foreach (var r in rlhf)
         {
-            Assert.DoesNotContain("grade masked", r.MaskedReason ?? "");
+            Assert.DoesNotContain("not judged", r.MaskedReason ?? "");
             Assert.True(r.Components.ContainsKey("judge_score"), r.Reason);
             Assert.Contains(r.Evidence, e => e.Key.StartsWith("judge_vs_", StringComparison.Ordinal) && e.Value.Contains("more concise"));
         }
         Assert.True(stats.Requests > 0);
-        Assert.All(seen.Steps, m => Assert.Equal(0, m.GradeMaskedFraction));
+        Assert.All(seen.Steps, m => Assert.Equal(0, m.NotJudgedFraction));
     }
 
     [Fact]
@@ -115,14 +115,14 @@ public sealed class RlhfRunTests : IDisposable
         // A random small model writes no verdict: every rlhf rollout is masked with the reason, none scored.
         foreach (var r in rlhf)
         {
-            Assert.StartsWith("grade masked: the judge gave no verdict", r.MaskedReason);
+            Assert.StartsWith("not judged: the judge gave no verdict", r.MaskedReason);
             Assert.True(r.SequenceMasked);
         }
         // Math trains as usual beside it.
-        Assert.All(rollouts.Where(r => r.Environment == "math"), r => Assert.DoesNotContain("grade masked", r.MaskedReason ?? ""));
+        Assert.All(rollouts.Where(r => r.Environment == "math"), r => Assert.DoesNotContain("not judged", r.MaskedReason ?? ""));
         Assert.True(stats.Requests > 0);
-        Assert.Contains(seen.Steps, m => m.GradeMaskedFraction > 0 && m.JudgeParseFailureRate == 1);
-        var line = JsonNode.Parse(File.ReadLines(Path.Combine(cfg.Out, "metrics.jsonl")).First(l => l.Contains("\"grade_masked_fraction\"")))!;
-        Assert.NotNull(line["grade_masked_fraction"]);
+        Assert.Contains(seen.Steps, m => m.NotJudgedFraction > 0 && m.JudgeParseFailureRate == 1);
+        var line = JsonNode.Parse(File.ReadLines(Path.Combine(cfg.Out, "metrics.jsonl")).First(l => l.Contains("\"judge_parse_failure_rate\"")))!;
+        Assert.Equal(1.0, line["judge_parse_failure_rate"]!.GetValue<double>());
     }
 }

@@ -4,7 +4,6 @@ using Nemotron.Gym.Conversation;
 using Nemotron.Gym.Grains;
 using Nemotron.Gym.Rewards.Judging;
 using Nemotron.Gym.Serve.Tests;
-using Nemotron.Gym.Training.Grpo;
 using static Nemotron.Gym.Judges.Tests.GroupJudgingTests;
 
 namespace Nemotron.Gym.Judges.Tests;
@@ -34,7 +33,7 @@ public class ServeJudgeTests
             new GroupJudgingSettings(Swap: false, ParseRetries: 1), Ct);
         Assert.All(grades, g =>
         {
-            Assert.Contains("unreadable verdict after 2 answer(s)", g.MaskedReason);
+            Assert.Contains("unreadable verdict after 2 answer(s)", g.MaskReason);
             Assert.Equal(1, g.Components["judge_parse_failures"]);
             Assert.Equal("tiny@" + settings.BaseUrl, g.Evidence["judge"]);
         });
@@ -44,37 +43,14 @@ public class ServeJudgeTests
     public void MaskedGradesAndGroupMembersCrossTheGrainBoundaryIntact()
     {
         var options = MessagePackSerializerOptions.Standard.WithResolver(ConversationFormatters.Resolver);
-        var masked = Grade.Masked("judge Timeout: no answer", new Dictionary<string, string> { ["judge"] = "j" });
+        var masked = Grade.NotJudged("judge Timeout: no answer", evidence: new Dictionary<string, string> { ["judge"] = "j" });
         var member = new GroupMember(3, [Message.User("q"), Message.Assistant("a", "think")], masked, true);
         var back = MessagePackSerializer.Deserialize<GroupMember>(MessagePackSerializer.Serialize(member, options), options);
         Assert.Equal(member.SampleIndex, back.SampleIndex);
         Assert.Equal(member.Conversation, back.Conversation);
         Assert.True(back.Truncated);
-        Assert.Equal("judge Timeout: no answer", back.Grade.MaskedReason);
+        Assert.Equal("judge Timeout: no answer", back.Grade.MaskReason);
         Assert.Equal(masked.Components, back.Grade.Components);
-        Assert.Null(MessagePackSerializer.Deserialize<Grade>(MessagePackSerializer.Serialize(Grade.Of(1, "ok"), options), options).MaskedReason);
-    }
-
-    [Fact]
-    public void MaskedRolloutsTakeNoPartInTheGroupsAdvantages()
-    {
-        static Rollout R(int i, double reward, bool masked) => new()
-        {
-            Task = new RlTask("rlhf/t", "rlhf"), SampleIndex = i, Tokens = [1, 2], Generated = [0, 1], SamplerLogProbs = [0, -1], Messages = [],
-            Truncated = false, Turns = 1, Grade = masked ? Grade.Masked("judge failed") : Grade.Of(reward, "judged"),
-        };
-        var group = new RolloutGroup(new RlTask("rlhf/t", "rlhf"), [R(0, 1, false), R(1, 0, true), R(2, 0, false), R(3, 0.5, false)]);
-        Advantages.Prepare(group, new GrpoSettings());
-        // Over the graded rewards 1, 0, 0.5: mean 0.5, sample std 0.5.
-        Assert.Equal(1, group.Advantages[0], 5);
-        Assert.Equal(0, group.Advantages[1]);
-        Assert.Equal(-1, group.Advantages[2], 5);
-        Assert.Equal(0, group.Advantages[3], 5);
-        Assert.False(group.ZeroVariance);
-
-        var allButOne = new RolloutGroup(new RlTask("rlhf/t", "rlhf"), [R(0, 1, false), R(1, 0, true)]);
-        Advantages.Prepare(allButOne, new GrpoSettings());
-        Assert.True(allButOne.ZeroVariance);
-        Assert.Equal([0.0, 0.0], allButOne.Advantages);
+        Assert.Null(MessagePackSerializer.Deserialize<Grade>(MessagePackSerializer.Serialize(Grade.Of(1, "ok"), options), options).MaskReason);
     }
 }

@@ -179,7 +179,8 @@ public sealed class CodeEnvironmentTests(SandboxHost host) : IClassFixture<Sandb
     {
         var env = await Start(new NoServices());
         var grade = await Play(env, StdinTask(("", "1")), "```python\nprint(1)\n```");
-        Assert.Equal(0, grade.Reward);
+        Assert.True(grade.Masked, "no sandbox is no verdict: the grade must be masked, not a 0");
+        Assert.Contains("no sandbox", grade.MaskReason);
         Assert.Equal(1, grade.Components["sandbox_unavailable"]);
         Assert.Contains(host.Log, l => l.Contains("no sandbox"));
     }

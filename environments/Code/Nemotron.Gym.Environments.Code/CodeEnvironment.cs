@@ -13,8 +13,8 @@ namespace Nemotron.Gym.Environments.Code;
 /// fn_name?}</c>, either stdin/stdout programs or calls of a named function (inputs are JSON argument
 /// lists, outputs JSON values). The answer's code is the last fenced code block. Evidence per test:
 /// its verdict (pass, wrong_answer, timeout, runtime_error, compile_error), the first differing line,
-/// and the trimmed stderr. A sandbox failure is reported as such (component <c>sandbox_error</c>), never
-/// as a wrong answer.
+/// and the trimmed stderr. A sandbox failure (or no sandbox at all) is reported as such: a grade that is
+/// no verdict (<see cref="Grade.MaskReason"/>, component <c>sandbox_error</c>), never a wrong answer.
 /// </summary>
 public sealed partial class CodeEnvironment : EnvironmentBase
 {
@@ -39,7 +39,7 @@ public sealed partial class CodeEnvironment : EnvironmentBase
     {
         await base.InitializeAsync(context, cancellation);
         sandbox = Context.Services.Get<ISandboxService>();
-        if (sandbox is null) Context.Log.Write("code: no sandbox service is configured; every answer will be graded 0 with reason 'no sandbox'");
+        if (sandbox is null) Context.Log.Write("code: no sandbox service is configured; no answer can be judged (each grade comes back not judged, and the trainer masks it)");
     }
 
     /// <inheritdoc />

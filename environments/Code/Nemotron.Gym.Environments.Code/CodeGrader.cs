@@ -72,8 +72,9 @@ public static partial class CodeGrader
         components["code_found"] = 1;
         if (sandbox is null)
         {
+            // A host without a sandbox cannot judge code: a 0 here would teach the model that its answer was wrong.
             components["sandbox_unavailable"] = 1;
-            return new Grade(0, components, "no sandbox is configured on this host, so the code could not be run", evidence);
+            return Grade.NotJudged("no sandbox is configured on this host, so the code could not be run", components, evidence);
         }
         var tests = (JsonObject)verifierMetadata["unit_tests"]!;
         var inputs = ((JsonArray)tests["inputs"]!).Select(n => n!.GetValue<string>()).ToList();
@@ -143,10 +144,10 @@ public static partial class CodeGrader
 
     private static Grade SandboxFailure(Dictionary<string, double> components, Dictionary<string, string> evidence, string detail)
     {
-        // Not a verdict on the code: the trainer must mask this rollout, not learn from a 0.
+        // Not a verdict on the code: the host retries the episode, then the trainer masks it; it never learns from a 0.
         components["sandbox_error"] = 1;
         evidence["sandbox_error"] = detail;
-        return new Grade(0, components, $"the sandbox failed, the code was not judged: {detail}", evidence);
+        return Grade.NotJudged($"the sandbox failed: {detail}", components, evidence);
     }
 
     private static (TestVerdict Verdict, string? Detail) Judge(SandboxResult result, string expected, bool json, bool graderOutOfTime)

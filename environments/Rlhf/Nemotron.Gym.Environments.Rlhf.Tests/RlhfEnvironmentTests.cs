@@ -53,6 +53,6 @@ public class RlhfEnvironmentTests
         Assert.Equal(1, own.Components["provisional"]);
         var members = new[] { 0, 1 }.Select(i => new GroupMember(i, [.. task.Input, Message.Assistant($"answer {i}")], own, false)).ToList();
         var grades = await ((IGroupGradedEnvironment)env).GradeGroupAsync(task, members, default);
-        Assert.All(grades, g => Assert.Contains("no judge is configured", g.MaskedReason));
+        Assert.All(grades, g => Assert.Contains("no judge is configured", g.MaskReason));
     }
 }

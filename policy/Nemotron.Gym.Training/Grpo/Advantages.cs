@@ -14,8 +14,7 @@ public static class Advantages
     {
         foreach (var r in group.Rollouts)
             r.Reward = r.Truncated && settings.Truncation == TruncationPolicy.ZeroReward ? 0 : r.Grade.Reward;
-        var graded = group.Rollouts.Where(r => !r.GradeMasked).ToList();
-        if (settings.LengthPenalty > 0 && graded.Count > 0) ApplyLengthControl(graded, settings.LengthPenalty);
+        if (settings.LengthPenalty > 0) ApplyLengthControl(group.Rollouts, settings.LengthPenalty);
     }
 
     /// <summary>
@@ -68,21 +67,10 @@ public static class Advantages
         return a;
     }
 
-    /// <summary>
-    /// Shapes rewards and sets advantages for a group. Rollouts whose grade is masked (no verdict) take no part: the
-    /// baseline and spread come from the others, and their own advantage is 0 (they are also left out of the loss).
-    /// </summary>
+    /// <summary>Shapes rewards and sets advantages for a group.</summary>
     public static void Prepare(RolloutGroup group, GrpoSettings settings)
     {
         ShapeRewards(group, settings);
-        var graded = Enumerable.Range(0, group.Rollouts.Count).Where(i => !group.Rollouts[i].GradeMasked).ToList();
-        var advantages = new double[group.Rollouts.Count];
-        // Fewer than two graded rollouts: nothing to compare them with, no signal (and leave-one-out needs two).
-        if (graded.Count >= 2)
-        {
-            var a = Compute(graded.Select(i => group.Rollouts[i].Reward).ToList(), settings);
-            for (int k = 0; k < graded.Count; k++) advantages[graded[k]] = a[k];
-        }
-        group.Advantages = advantages;
+        group.Advantages = Compute(group.Rollouts.Select(r => r.Reward).ToList(), settings);
     }
 }

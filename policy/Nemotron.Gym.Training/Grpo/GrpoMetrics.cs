@@ -59,11 +59,12 @@ public sealed record GrpoStepMetrics
     public int TasksRetired { get; init; }
     /// <summary>Fraction of the step's rollouts cut off at the length limit.</summary>
     public double TruncatedFraction { get; init; }
-    /// <summary>Fraction of the step's rollouts whose grade was masked (no verdict: a judge failed, ...); rewards, pass rate
-    /// and advantages are over the others.</summary>
-    public double GradeMaskedFraction { get; init; }
-    /// <summary>Comparisons whose judge answers held no readable verdict (after the re-asks) over comparisons the judge answered, in the step's judged rollouts (null: none judged).</summary>
+    /// <summary>Fraction of the step's rollouts that could not be judged (infrastructure failures, masked out of the loss).</summary>
+    public double NotJudgedFraction { get; init; }
+    /// <summary>Comparisons whose judge answers held no readable verdict (after the re-asks) over comparisons the judge answered, in the step's judged rollouts (null: none judged by a model).</summary>
     public double? JudgeParseFailureRate { get; init; }
+    /// <summary>Share of the step's wall time spent waiting on environments (stepping and grading).</summary>
+    public double GradeShare => GenerateSeconds + GradeSeconds + TrainSeconds > 0 ? GradeSeconds / (GenerateSeconds + GradeSeconds + TrainSeconds) : 0;
     /// <summary>Held-out reward per environment, on the steps that ran the held-out evaluation (null on the others).</summary>
     public IReadOnlyDictionary<string, double>? HeldOutByEnvironment { get; init; }
 
@@ -82,7 +83,7 @@ public sealed record GrpoStepMetrics
             ["grad_norm"] = GradNorm, ["lr"] = LearningRate, ["time_generate_s"] = GenerateSeconds, ["time_grade_s"] = GradeSeconds,
             ["time_train_s"] = TrainSeconds, ["generate_tokens_per_second"] = GenerateTokensPerSecond,
             ["train_tokens_per_second"] = TrainTokensPerSecond, ["tasks_retired"] = TasksRetired, ["truncated_fraction"] = TruncatedFraction,
-            ["grade_masked_fraction"] = GradeMaskedFraction,
+            ["not_judged_fraction"] = NotJudgedFraction, ["grade_share"] = GradeShare,
         };
         if (JudgeParseFailureRate is { } parse) json["judge_parse_failure_rate"] = parse;
         if (HeldOutByEnvironment != null)

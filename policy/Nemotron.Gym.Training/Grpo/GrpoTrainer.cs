@@ -68,7 +68,8 @@ public sealed class GrpoTrainer(
         var curriculum = new Curriculum(source.Tasks, grpo, blend);
         int step = 0;
         IReadOnlyDictionary<string, double> before = new Dictionary<string, double>();
-        var resumeFrom = _folder.LatestCheckpoint();
+        foreach (var orphan in _folder.RemoveInterruptedSaves()) observer.OnMessage($"removed {orphan}, left by an interrupted checkpoint write");
+        var resumeFrom = _folder.LatestCheckpoint(observer.OnMessage);
         if (resumeFrom != null)
         {
             Checkpoint.LoadWeights(resumeFrom, model);
@@ -86,6 +87,8 @@ public sealed class GrpoTrainer(
         }
 
         SyncSampler();
+        // Lines of steps after the checkpoint are redone below; without this cut they would appear twice.
+        _folder.TruncateMetricsAfter(resumeFrom != null ? step : -1);
         using var metrics = new StreamWriter(_folder.Metrics, append: true);
         if (resumeFrom == null && before.Count > 0) metrics.WriteLine(EvalLine(0, before));
         IReadOnlyDictionary<string, double> after = before;
@@ -134,7 +137,8 @@ public sealed class GrpoTrainer(
     public async Task<GrpoStepMetrics> StepAsync(int step, IEpisodeSource source, Curriculum curriculum, AdamWOptimizer optimizer, CancellationToken cancellation)
     {
         var collector = new RolloutCollector(SamplerModel(), _template, rollout);
-        var kept = new List<RolloutGroup>();
+        var kept = new List<RolloutGroup>();     // what the loss trains on (judged rollouts only)
+        var keptGroups = new HashSet<RolloutGroup>(); // the same groups as generated, for the records
         var all = new List<RolloutGroup>();
         var used = new HashSet<string>();
         double genSeconds = 0, envSeconds = 0;
@@ -150,12 +154,21 @@ public sealed class GrpoTrainer(
             rounds++;
             foreach (var g in groups)
             {
-                Advantages.Prepare(g, grpo);
-                // Masked rollouts (no verdict) say nothing about the task's difficulty.
-                var graded = g.Rollouts.Where(r => !r.GradeMasked).ToList();
-                if (graded.Count > 0) curriculum.Record(g.Task.Id, graded.Count(r => r.Reward >= grpo.PassThreshold), graded.Count);
+                // A rollout that could not be judged (the sandbox or a judge failed) says nothing about its answer: the
+                // group's baseline, the curriculum and the loss see only the judged ones.
+                var judged = Judged(g);
                 all.Add(g);
-                if (!(grpo.DynamicFiltering && g.ZeroVariance)) kept.Add(g);
+                if (judged.Rollouts.Count == 0) continue;
+                Advantages.Prepare(judged, grpo);
+                if (judged != g)
+                    for (int i = 0, j = 0; i < g.Rollouts.Count; i++)
+                        g.Advantages[i] = g.Rollouts[i].Grade.Masked ? 0 : judged.Advantages[j++];
+                curriculum.Record(g.Task.Id, judged.Rollouts.Count(r => r.Reward >= grpo.PassThreshold), judged.Rollouts.Count);
+                if ((judged == g || judged.Rollouts.Count >= 2) && !(grpo.DynamicFiltering && judged.ZeroVariance))
+                {
+                    kept.Add(judged);
+                    keptGroups.Add(g);
+                }
             }
             if (!grpo.DynamicFiltering) break;
         }
@@ -165,17 +178,17 @@ public sealed class GrpoTrainer(
         var result = kept.Count > 0 ? Train(kept, step, lr, optimizer) : null;
         SyncSampler();
         double trainSeconds = clock.Elapsed.TotalSeconds;
-        RecordAdvantages(all, kept);
+        RecordAdvantages(all, keptGroups);
         // Persisted once the step is done (a finished step is kept even when Ctrl-C comes during the write).
         if (sink != null) await sink.AddRolloutsAsync(step, all, CancellationToken.None);
 
-        var everyRollout = all.SelectMany(g => g.Rollouts).ToList();
-        // Rewards of masked rollouts are no verdicts: the step's reward figures are over the graded ones.
-        var rollouts = everyRollout.Where(r => !r.GradeMasked).ToList();
-        if (rollouts.Count == 0) rollouts = everyRollout;
+        var generatedRollouts = all.SelectMany(g => g.Rollouts).ToList();
+        // Rewards, pass rate and lengths are over judged rollouts: a not-judged one's reward is a placeholder.
+        var rollouts = generatedRollouts.Where(r => !r.Grade.Masked).ToList();
+        if (rollouts.Count == 0) rollouts = generatedRollouts;
         var keptAdv = kept.SelectMany(g => g.Advantages).ToList();
         double advMean = keptAdv.Count > 0 ? keptAdv.Average() : 0;
-        long generated = everyRollout.Sum(r => (long)r.GeneratedCount);
+        long generated = rollouts.Sum(r => (long)r.GeneratedCount);
         var stats = result?.Stats ?? new ObjectiveStats();
         return new GrpoStepMetrics
         {
@@ -192,8 +205,8 @@ public sealed class GrpoTrainer(
             Mismatch = stats.AllTokens > 0 ? stats.MismatchSum / stats.AllTokens : 0,
             Kl = stats.Tokens > 0 ? stats.KlSum / stats.Tokens : 0,
             Entropy = result?.Entropy ?? 0,
-            ResponseLengthMean = everyRollout.Average(r => r.GeneratedCount),
-            ResponseLengthMax = everyRollout.Max(r => r.GeneratedCount),
+            ResponseLengthMean = rollouts.Average(r => r.GeneratedCount),
+            ResponseLengthMax = rollouts.Max(r => r.GeneratedCount),
             DroppedGroupFraction = all.Count > 0 ? 1.0 - (double)kept.Count / all.Count : 0,
             GenerationRounds = rounds,
             Loss = result?.Loss ?? 0,
@@ -205,15 +218,16 @@ public sealed class GrpoTrainer(
             GenerateTokensPerSecond = genSeconds > 0 ? generated / genSeconds : 0,
             TrainTokensPerSecond = trainSeconds > 0 && result != null ? result.TrainedTokens / trainSeconds : 0,
             TasksRetired = source.Tasks.Count - curriculum.ActiveCount,
-            TruncatedFraction = everyRollout.Count(r => r.Truncated) / (double)everyRollout.Count,
-            GradeMaskedFraction = everyRollout.Count(r => r.GradeMasked) / (double)everyRollout.Count,
-            JudgeParseFailureRate = JudgeParseFailures(everyRollout),
+            TruncatedFraction = rollouts.Count(r => r.Truncated) / (double)rollouts.Count,
+            NotJudgedFraction = generatedRollouts.Count(r => r.Grade.Masked) / (double)generatedRollouts.Count,
+            JudgeParseFailureRate = JudgeParseFailures(generatedRollouts),
         };
     }
 
     /// <summary>
-    /// Unreadable judge answers over judge answers, from the components group judges record per rollout
-    /// (judge_parse_failures, judge_verdicts); each comparison is counted once per response it scored. Null when no rollout was judged.
+    /// Comparisons whose judge answers held no readable verdict over comparisons the judge answered, from the components
+    /// group judges record per rollout (judge_parse_failures, judge_verdicts); a comparison counts once per response it
+    /// scored. Null when no rollout of the step was judged by a model.
     /// </summary>
     private static double? JudgeParseFailures(IEnumerable<Rollout> rollouts)
     {
@@ -229,17 +243,32 @@ public sealed class GrpoTrainer(
 
     internal sealed record TrainResult(double Loss, double GradNorm, double Entropy, ObjectiveStats Stats, long TrainedTokens);
 
-    /// <summary>Every rollout's advantage, and the reason a group that was filtered out never reached the loss.</summary>
-    private static void RecordAdvantages(List<RolloutGroup> all, List<RolloutGroup> kept)
+    /// <summary>The group's judged rollouts: the group itself when every rollout was judged.</summary>
+    internal static RolloutGroup Judged(RolloutGroup g) =>
+        g.Rollouts.Any(r => r.Grade.Masked) ? new RolloutGroup(g.Task, [.. g.Rollouts.Where(r => !r.Grade.Masked)]) : g;
+
+    /// <summary>
+    /// Every rollout's advantage, and why a rollout never reached the loss: it could not be judged, or its group was
+    /// filtered out (zero variance, or fewer than two judged rollouts to compare).
+    /// </summary>
+    private static void RecordAdvantages(List<RolloutGroup> all, HashSet<RolloutGroup> trained)
     {
-        var trained = kept.ToHashSet();
         foreach (var g in all)
+        {
+            int judged = g.Rollouts.Count(r => !r.Grade.Masked);
             for (int i = 0; i < g.Rollouts.Count; i++)
             {
-                var record = g.Rollouts[i].Training ??= new TrainingRecord { Advantage = g.Advantages[i] };
-                if (g.Rollouts[i].Grade.MaskedReason is { } why) { record.SequenceMasked = true; record.MaskedReason = $"grade masked: {why}"; }
-                else if (!trained.Contains(g)) { record.SequenceMasked = true; record.MaskedReason = "zero-variance group: filtered out of the step"; }
+                var r = g.Rollouts[i];
+                var record = r.Training ??= new TrainingRecord { Advantage = g.Advantages[i] };
+                if (r.Grade.MaskReason is { } notJudged) { record.SequenceMasked = true; record.MaskedReason = $"not judged: {notJudged}"; }
+                else if (!trained.Contains(g))
+                {
+                    record.SequenceMasked = true;
+                    record.MaskedReason = judged < 2 && judged < g.Rollouts.Count ? $"only {judged} of {g.Rollouts.Count} rollouts of the group could be judged: filtered out of the step"
+                        : "zero-variance group: filtered out of the step";
+                }
             }
+        }
     }
 
     /// <summary>
@@ -265,8 +294,7 @@ public sealed class GrpoTrainer(
                 if (grpo.IsCorrection == IsCorrection.TokenMis && weights[b * t + p] == 0) masked[p + 1] = 1;
             }
             (record.TrainerLogProbs, record.ImportanceWeights, record.TokenMasked) = (lp, w, masked);
-            if (r.Grade.MaskedReason is { } why) (record.SequenceMasked, record.MaskedReason) = (true, $"grade masked: {why}");
-            else if (!micro.Spans[b].Kept) (record.SequenceMasked, record.MaskedReason) = (true, "cut off at the length limit (truncation: mask)");
+            if (!micro.Spans[b].Kept) (record.SequenceMasked, record.MaskedReason) = (true, "cut off at the length limit (truncation: mask)");
             else if (!kept[b]) (record.SequenceMasked, record.MaskedReason) = (true, $"{YamlConfig.Snake(grpo.IsCorrection.ToString())}: sequence importance ratio outside [{grpo.IsMin}, {grpo.IsMax}]");
         }
     }
@@ -381,7 +409,7 @@ public sealed class GrpoTrainer(
                     mask[b * t + p] = r.Generated[p + 1];
                     lpGen[b * t + p] = r.SamplerLogProbs[p + 1];
                 }
-                bool keep = !(r.Truncated && grpo.Truncation == TruncationPolicy.Mask) && !r.GradeMasked;
+                bool keep = !(r.Truncated && grpo.Truncation == TruncationPolicy.Mask);
                 spans.Add(new SampleSpan(b * t, t, part[b].Advantage, keep));
             }
             list.Add(new Micro { Batch = batch, Mask = mask, LpGen = lpGen, Spans = spans, Rows = part });

@@ -57,7 +57,7 @@ public interface IGroupGradingSource
 {
     /// <summary>
     /// The final grades of the group of <paramref name="task"/>, one per member in order. Must not throw for a failing
-    /// grader: members it cannot grade come back masked (<see cref="Grade.MaskedReason"/>) with the reason.
+    /// grader: members it cannot grade come back not judged (<see cref="Grade.MaskReason"/>) with the reason.
     /// </summary>
     Task<IReadOnlyList<Grade>> GradeGroupAsync(RlTask task, IReadOnlyList<GroupMember> members, CancellationToken cancellation);
 }
@@ -87,8 +87,6 @@ public sealed class Rollout
     public required int Turns { get; init; }
     /// <summary>The environment's grade.</summary>
     public required Grade Grade { get; init; }
-    /// <summary>The grade is no verdict (the judge failed, ...): the rollout is left out of its group's baseline and of the loss.</summary>
-    public bool GradeMasked => Grade.MaskedReason != null;
     /// <summary>Reward after shaping (truncation, length control): what advantages use.</summary>
     public double Reward { get; set; }
     /// <summary>Wall-clock seconds of the batched generation rounds this rollout took part in (generation is
@@ -134,6 +132,6 @@ public sealed class RolloutGroup(RlTask task, IReadOnlyList<Rollout> rollouts)
     public IReadOnlyList<Rollout> Rollouts { get; } = rollouts;
     /// <summary>One advantage per rollout (set by <see cref="Advantages.Compute"/>).</summary>
     public double[] Advantages { get; set; } = new double[rollouts.Count];
-    /// <summary>True when every reward is equal (among rollouts whose grade is not masked): the group carries no learning signal.</summary>
-    public bool ZeroVariance => Rollouts.Where(r => !r.GradeMasked).Select(r => r.Reward).Distinct().Count() <= 1;
+    /// <summary>True when every reward is equal: the group carries no learning signal.</summary>
+    public bool ZeroVariance => Rollouts.All(r => r.Reward == Rollouts[0].Reward);
 }

@@ -115,12 +115,12 @@ public static class GroupJudging
         if (candidates.Count == 0) return grades;
         if (judge == null)
         {
-            foreach (var c in candidates) grades[c.Member] = Grade.Masked("no judge is configured on this silo (set judge.base_url in the run config)");
+            foreach (var c in candidates) grades[c.Member] = Grade.NotJudged("no judge is configured on this silo (set judge.base_url in the run config)");
             return grades;
         }
         if (pairwise && candidates.Count < 2)
         {
-            foreach (var c in candidates) grades[c.Member] = Grade.Masked("only one complete response in the group: nothing to compare it with");
+            foreach (var c in candidates) grades[c.Member] = Grade.NotJudged("only one complete response in the group: nothing to compare it with");
             return grades;
         }
 
@@ -137,7 +137,7 @@ public static class GroupJudging
             {
                 var why = string.Join("; ", c.Results.Select(r => r.Result.Failure).OfType<string>().Distinct().Take(3));
                 string reason = $"the judge gave no verdict for this response: {why}";
-                grades[c.Member] = new Grade(0, Counts(c, new Dictionary<string, double> { ["masked"] = 1 }), reason, Evidence(judge, c, stats)) { MaskedReason = reason };
+                grades[c.Member] = Grade.NotJudged(reason, Counts(c, new Dictionary<string, double>()), Evidence(judge, c, stats));
                 continue;
             }
             double score = scores.Average();
@@ -177,7 +177,7 @@ public static class GroupJudging
     private static (IReadOnlyList<Message> Prompt, string Answer, string Reasoning)? Judgeable(GroupMember m)
     {
         // A cut-off response is judged like the others (the judge sees it cut off); the trainer's truncation policy applies after.
-        if (m.Grade.MaskedReason != null) return null;
+        if (m.Grade.Masked) return null;
         if (m.Grade.Components.ContainsKey("environment_error") || m.Grade.Components.ContainsKey("grader_error")) return null;
         int first = -1;
         for (int i = 0; i < m.Conversation.Count && first < 0; i++) if (m.Conversation[i].Role == Role.Assistant) first = i;
