@@ -22,8 +22,10 @@ internal static class SiloCommand
         var gatewayPort = new Option<int>("--gateway-port") { Description = "Client gateway port", DefaultValueFactory = _ => 30000 };
         var address = new Option<string>("--address") { Description = "Address the other silos reach this one at: IP, host name or auto", DefaultValueFactory = _ => "auto" };
         var plugins = new Option<string[]>("--plugins") { Description = "Extra plugin folders (repeatable), beside the built-in environments" };
+        var sandbox = new Option<string?>("--sandbox") { Description = "The sandbox pool's backend for this silo's environments: bwrap, docker or none (default: bwrap when this host can run it)" };
+        var dockerEndpoint = new Option<string?>("--docker-endpoint") { Description = "With --sandbox docker: the engine's endpoint" };
         var cmd = new Command("silo", "Join a PostgreSQL-membership cluster as a worker silo that serves episodes and environments; Ctrl-C leaves.")
-            { postgres, clusterId, siloPort, gatewayPort, address, plugins };
+            { postgres, clusterId, siloPort, gatewayPort, address, plugins, sandbox, dockerEndpoint };
         cmd.SetAction((parse, ct) => Cli.Run(async () =>
         {
             var options = new GymSiloOptions
@@ -34,6 +36,16 @@ internal static class SiloCommand
             if (options.SiloPort is < 1 or > 65535) throw new CliException($"--silo-port: expected 1-65535, got {options.SiloPort}");
             if (options.GatewayPort is < 1 or > 65535) throw new CliException($"--gateway-port: expected 1-65535, got {options.GatewayPort}");
             options.PluginFolders.AddRange(parse.GetValue(plugins) ?? []);
+            // Like a run's silo: a backend named here is required, the default is tried and left out if it cannot run.
+            var backend = parse.GetValue(sandbox);
+            if (backend != "none")
+            {
+                var values = new Dictionary<string, string> { ["silo"] = $"silo-{options.SiloPort}" };
+                if (backend is not null) values["backend"] = backend;
+                if (parse.GetValue(dockerEndpoint) is { } endpoint) values["docker.endpoint"] = endpoint;
+                try { options.Sandbox = new SiloSandboxOptions(Nemotron.Gym.Sandbox.SandboxSettings.FromValues(values, "command line"), Required: backend is not null); }
+                catch (FormatException e) { throw new CliException(e.Message.Replace("command line: sandbox.backend", "--sandbox", StringComparison.Ordinal)); }
+            }
             var at = GymSilo.AdvertisedAddress(options.Address);
 
             IHost silo;
@@ -44,6 +56,12 @@ internal static class SiloCommand
             }
             try
             {
+                if (silo.Services.GetService<SiloSandbox>() is { } siloSandbox)
+                {
+                    if (await siloSandbox.Ready is { } sandboxPool)
+                        AnsiConsole.MarkupLineInterpolated($"sandbox pool: {siloSandbox.Settings.Backend}, {sandboxPool.Concurrency} at once; health probe {siloSandbox.Probe!.WallTime.TotalMilliseconds:0} ms");
+                    else AnsiConsole.MarkupLineInterpolated($"[yellow]no sandbox[/] on this silo: {siloSandbox.Unavailable}");
+                }
                 var pool = silo.Services.GetRequiredService<EnvironmentPool>();
                 var (envs, errors) = pool.Plugins;
                 foreach (var err in errors) AnsiConsole.MarkupLineInterpolated($"[yellow]plugin not loaded[/]: {err.Source}: {err.Error}");
