@@ -24,8 +24,8 @@ public enum SweRewardMode
 /// <param name="MemoryBytes">Memory of the hidden test run.</param>
 public sealed record SweGradingSettings(SweRewardMode Mode, TimeSpan TestTimeout, long MemoryBytes)
 {
-    /// <summary>Resolved, 60 s, 512 MiB.</summary>
-    public static SweGradingSettings Default { get; } = new(SweRewardMode.Resolved, TimeSpan.FromSeconds(60), 512L << 20);
+    /// <summary>Resolved, 20 s, 512 MiB.</summary>
+    public static SweGradingSettings Default { get; } = new(SweRewardMode.Resolved, TimeSpan.FromSeconds(20), 512L << 20);
 }
 
 /// <summary>What one hidden-test run found.</summary>
