@@ -19,6 +19,7 @@ internal static class GymRunCommands
         o.StateStorage = "sqlite:" + RunStateFile.PathFor(cfg.Out);
         o.PluginFolders.AddRange(cfg.Plugins);
         o.Sandbox = RunSandboxSection.For(cfg.Sandbox, cfg.RunId);
+        o.Judge = cfg.Judge;
         return o;
     }
 

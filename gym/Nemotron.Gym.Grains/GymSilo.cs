@@ -69,6 +69,8 @@ public sealed class GymSiloOptions : ClusterSettings
     public List<string> PluginFolders { get; set; } = [.. Plugins.PluginLoader.DefaultSearchPaths()];
     /// <summary>The silo's sandbox pool for its environments; null for none.</summary>
     public SiloSandboxOptions? Sandbox { get; set; }
+    /// <summary>The judge endpoint environments on this silo may use (through its judge pool); null or no base URL: none.</summary>
+    public Judges.JudgeSettings? Judge { get; set; }
 
     /// <summary>Options that join the cluster <paramref name="cluster"/> describes.</summary>
     public static GymSiloOptions For(ClusterSettings cluster) => new()
@@ -109,6 +111,8 @@ public static class GymSilo
         AddCommon(silo.Services);
         silo.Services.AddSingleton(new EnvironmentPoolOptions { PluginFolders = options.PluginFolders });
         silo.Services.AddSingleton<EnvironmentPool>();
+        // One judge pool per silo: every environment here shares its concurrency limit, circuit breaker and cache.
+        if (options.Judge is { Enabled: true } judge) silo.Services.AddSingleton(new Judges.JudgePool(judge));
         if (options.Sandbox is { } sandbox)
         {
             // Started (and health-probed) with the silo, stopped with it; the environment pool awaits it.

@@ -220,7 +220,25 @@ public sealed class GrpoTrainer(
             TasksRetired = source.Tasks.Count - curriculum.ActiveCount,
             TruncatedFraction = rollouts.Count(r => r.Truncated) / (double)rollouts.Count,
             NotJudgedFraction = generatedRollouts.Count(r => r.Grade.Masked) / (double)generatedRollouts.Count,
+            JudgeParseFailureRate = JudgeParseFailures(generatedRollouts),
         };
+    }
+
+    /// <summary>
+    /// Comparisons whose judge answers held no readable verdict over comparisons the judge answered, from the components
+    /// group judges record per rollout (judge_parse_failures, judge_verdicts); a comparison counts once per response it
+    /// scored. Null when no rollout of the step was judged by a model.
+    /// </summary>
+    private static double? JudgeParseFailures(IEnumerable<Rollout> rollouts)
+    {
+        double failures = 0, answers = 0;
+        foreach (var r in rollouts)
+        {
+            if (!r.Grade.Components.TryGetValue("judge_parse_failures", out double f)) continue;
+            failures += f;
+            answers += f + r.Grade.Components.GetValueOrDefault("judge_verdicts");
+        }
+        return answers > 0 ? failures / answers : null;
     }
 
     internal sealed record TrainResult(double Loss, double GradNorm, double Entropy, ObjectiveStats Stats, long TrainedTokens);
