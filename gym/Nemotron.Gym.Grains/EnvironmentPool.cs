@@ -1,6 +1,7 @@
 using System.Collections.Concurrent;
 using Nemotron.Gym.Abstractions;
 using Nemotron.Gym.Conversation;
+using Nemotron.Gym.PluginWorker;
 using Nemotron.Gym.Plugins;
 
 namespace Nemotron.Gym.Grains;
@@ -18,9 +19,10 @@ public sealed class EnvironmentPoolOptions
 /// The environments of one silo: plugins are loaded once, each (environment, settings) is initialized once, and
 /// each task set is built once, then shared by every episode grain on the silo.
 /// </summary>
-public sealed class EnvironmentPool(EnvironmentPoolOptions options)
+/// <remarks>Plugins run where <paramref name="workers"/> hosts them: in worker processes by default, in this process with --in-process.</remarks>
+public sealed class EnvironmentPool(EnvironmentPoolOptions options, PluginWorkers workers)
 {
-    private readonly Lazy<(List<PluginEnvironment> Environments, List<PluginError> Errors)> _plugins = new(() => PluginLoader.LoadAll(options.PluginFolders));
+    private readonly Lazy<(List<PluginEnvironment> Environments, List<PluginError> Errors)> _plugins = new(() => workers.LoadAll(options.PluginFolders));
     private readonly ConcurrentDictionary<string, Lazy<Task<HostedEnvironment>>> _environments = new();
     private readonly ConcurrentDictionary<string, Lazy<Task<Dictionary<string, TaskRecord>>>> _taskSets = new();
 

@@ -49,6 +49,8 @@ public sealed class GymSiloOptions : ClusterSettings
     public string StateStorage { get; set; } = "sqlite:runs/gym-state.db";
     /// <summary>Plugin folders.</summary>
     public List<string> PluginFolders { get; set; } = [.. Plugins.PluginLoader.DefaultSearchPaths()];
+    /// <summary>How plugins are hosted (worker processes, or this process with --in-process).</summary>
+    public PluginWorker.PluginWorkerSettings PluginHosting { get; set; } = PluginWorker.PluginWorkerSettings.Default;
 
     /// <summary>Options that join the cluster <paramref name="cluster"/> describes.</summary>
     public static GymSiloOptions For(ClusterSettings cluster) => new()
@@ -82,6 +84,11 @@ public static class GymSilo
     {
         AddCommon(silo.Services);
         silo.Services.AddSingleton(new EnvironmentPoolOptions { PluginFolders = options.PluginFolders });
+        silo.Services.AddSingleton(sp =>
+        {
+            var log = sp.GetRequiredService<ILoggerFactory>().CreateLogger("Nemotron.Gym.PluginWorker");
+            return new PluginWorker.PluginWorkers(options.PluginHosting with { Log = line => { options.PluginHosting.Log(line); log.LogWarning("{Line}", line); } });
+        });
         silo.Services.AddSingleton<EnvironmentPool>();
         string storage = options.Membership == "postgres" && options.StateStorage.StartsWith("sqlite:", StringComparison.Ordinal) && options.Postgres.Length > 0
             ? "postgres:" + options.Postgres : options.StateStorage;
