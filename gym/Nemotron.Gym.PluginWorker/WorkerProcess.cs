@@ -102,6 +102,7 @@ internal sealed class WorkerProcess : IAsyncDisposable
 
     private async Task KillIfStillRunning(Task reply, int id, string what, TimeSpan grace)
     {
+        _hostLog($"plugin worker {Name}: {what} was cancelled; waiting {grace.TotalSeconds:0.#}s for it to stop");
         await Task.WhenAny(reply, Task.Delay(grace));
         if (!reply.IsCompleted && _pending.ContainsKey(id))
             Kill($"killed: {what} ran past its time limit and did not stop within {grace.TotalSeconds:0.#}s of being cancelled");
@@ -117,9 +118,14 @@ internal sealed class WorkerProcess : IAsyncDisposable
     public void Kill(string reason)
     {
         Interlocked.CompareExchange(ref _killReason, reason, null);
+        _hostLog($"plugin worker {Name}: {reason}");
         try { _process.Kill(entireProcessTree: true); }
-        catch (InvalidOperationException) { } // already gone
-        catch (System.ComponentModel.Win32Exception) { }
+        catch (Exception e) when (e is not OutOfMemoryException)
+        {
+            // Already gone, or a part of its tree could not be signalled: the process itself still must go.
+            try { _process.Kill(); } catch (Exception again) when (again is InvalidOperationException or System.ComponentModel.Win32Exception) { }
+            _hostLog($"plugin worker {Name}: kill: {e.GetType().Name}: {e.Message}");
+        }
     }
 
     private async Task ReadLoopAsync()

@@ -102,7 +102,7 @@ public sealed class HostilePluginTests : IAsyncLifetime
         Assert.True(clock.Elapsed < CallTimeout + TimeSpan.FromSeconds(20), $"took {clock.Elapsed}");
         // The spinning thread cannot be stopped inside .NET: its whole worker goes, and the next episode gets a new one.
         for (int i = 0; i < 100 && _workers.Counts.Killed == 0; i++) await Task.Delay(100);
-        Assert.Equal(1, _workers.Counts.Killed);
+        Assert.True(_workers.Counts.Killed == 1, $"{_workers.Counts}; log: {string.Join("\n", _log)}");
         await HonestEpisodeStillGradesOne();
     }
 
@@ -128,7 +128,7 @@ public sealed class HostilePluginTests : IAsyncLifetime
         Assert.Equal(1, grade.Components["grader_error"]);
         Assert.Contains(reason, grade.Reason);
         Assert.Contains($"task {attack}", grade.Reason);
-        Assert.Equal(1, _workers.Counts.Started); // nothing died
+        Assert.Equal(0, _workers.Counts.Died);
     }
 
     [Fact]
