@@ -104,14 +104,19 @@ public sealed class PluginWorkers(PluginWorkerSettings settings) : IAsyncDisposa
     /// Loads a plugin in a worker of its own, just to read what it says about itself: a plugin whose constructor ends
     /// the process is reported as a plugin error, and this process never runs its code.
     /// </summary>
-    private (List<PluginEnvironment>, PluginError?) Describe(Request kind, string path, string folder)
+    private (List<PluginEnvironment>, PluginError?) Describe(Request kind, string path, string folder) =>
+        // Off the caller's scheduler: a grain's turn (the pool's first use) must not wait on a continuation queued behind itself.
+        Task.Run(() => DescribeAsync(kind, path, folder)).GetAwaiter().GetResult();
+
+    private async Task<(List<PluginEnvironment>, PluginError?)> DescribeAsync(Request kind, string path, string folder)
     {
         WorkerProcess? worker = null;
         try
         {
             worker = StartWorker(folder, "describe");
-            var payload = worker.CallAsync(kind, (ref MessagePackWriter w) => { w.WriteArrayHeader(1); w.Write(path); },
-                $"describe {path}", settings.KillGrace, new CancellationTokenSource(settings.StartTimeout).Token).GetAwaiter().GetResult();
+            using var timeout = new CancellationTokenSource(settings.StartTimeout);
+            var payload = await worker.CallAsync(kind, (ref MessagePackWriter w) => { w.WriteArrayHeader(1); w.Write(path); },
+                $"describe {path}", settings.KillGrace, timeout.Token);
             var r = new MessagePackReader(payload);
             r.ReadArrayHeader();
             int n = r.ReadArrayHeader();
@@ -142,7 +147,7 @@ public sealed class PluginWorkers(PluginWorkerSettings settings) : IAsyncDisposa
         }
         finally
         {
-            if (worker != null) worker.DisposeAsync().AsTask().GetAwaiter().GetResult();
+            if (worker != null) await worker.DisposeAsync();
         }
     }
 

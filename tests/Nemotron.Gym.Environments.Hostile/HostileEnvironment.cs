@@ -11,12 +11,13 @@ namespace Nemotron.Gym.Environments.Hostile;
 /// "stack_overflow" (unbounded recursion), "hang" (spins and ignores its cancellation token), "shadow" (reads
 /// /etc/shadow and reports what it got), "nan" (reward NaN), "infinite_component" (a component of +∞),
 /// "throw" (an exception), "step_exit" (exits while taking the turn instead of grading it), "network" (connects to
-/// the loopback port of the setting "port": reward 1 when it can).
+/// the loopback port of the setting "port": reward 1 when it can), "sandbox" (not an attack: uses the host's
+/// sandbox service, a one-shot run and a session, and gets reward 1 when both print 42).
 /// A file named exit-on-load in the plugin folder makes the constructor end the process.
 /// </summary>
 public sealed class HostileEnvironment : EnvironmentBase
 {
-    public static readonly string[] Attacks = ["none", "exit", "kill", "stack_overflow", "hang", "shadow", "nan", "infinite_component", "throw", "step_exit", "network"];
+    public static readonly string[] Attacks = ["none", "exit", "kill", "stack_overflow", "hang", "shadow", "nan", "infinite_component", "throw", "step_exit", "network", "sandbox"];
 
     public HostileEnvironment()
     {
@@ -50,9 +51,9 @@ public sealed class HostileEnvironment : EnvironmentBase
         Attacks.Contains(task.VerifierMetadata["attack"]?.GetValue<string>()) ? [] : ["unknown attack"];
 
     public override ValueTask<IEpisode> OpenEpisodeAsync(TaskRecord task, EpisodeContext context, CancellationToken cancellation) =>
-        ValueTask.FromResult<IEpisode>(new HostileEpisode(task, task.VerifierMetadata["attack"]!.GetValue<string>(), Context.GetInt("port")));
+        ValueTask.FromResult<IEpisode>(new HostileEpisode(task, task.VerifierMetadata["attack"]!.GetValue<string>(), Context.GetInt("port"), Context.Services));
 
-    private sealed class HostileEpisode(TaskRecord task, string attack, int port) : IEpisode
+    private sealed class HostileEpisode(TaskRecord task, string attack, int port, IEnvironmentServices services) : IEpisode
     {
         private AssistantTurn? _answer;
 
@@ -92,6 +93,19 @@ public sealed class HostileEnvironment : EnvironmentBase
                         return Grade.Of(1, "connected");
                     }
                     catch (Exception e) { return Grade.Of(0, $"no connection: {e.GetType().Name}"); }
+                case "sandbox":
+                    var sandbox = services.Get<ISandboxService>();
+                    if (sandbox == null) return Grade.Of(0, "no sandbox service");
+                    var run = await sandbox.RunAsync(new SandboxRunRequest(new SandboxCommand(["python3", "main.py"]), [SandboxFile.Text("main.py", "print(6*7)")]), cancellation);
+                    await using (var session = await sandbox.OpenSessionAsync(new SandboxSessionOptions(), cancellation))
+                    {
+                        var put = await session.PutFilesAsync([SandboxFile.Text("a.py", "open('out.txt', 'w').write(str(6*7))")], cancellation);
+                        var exec = await session.ExecAsync(new SandboxCommand(["python3", "a.py"]), cancellation);
+                        var read = await session.GetFileAsync("out.txt", 100, cancellation);
+                        string got = read.Content is { } bytes ? System.Text.Encoding.UTF8.GetString(bytes) : $"(no file: {read.Error})";
+                        bool ok = run.Stdout.Text.Trim() == "42" && put.Ok && exec.Outcome == SandboxOutcome.Ok && got == "42";
+                        return new Grade(ok ? 1 : 0, new Dictionary<string, double>(), $"{sandbox.Backend}: run said '{run.Stdout.Text.Trim()}' ({run.Outcome} {run.Detail}), session file said '{got}' ({exec.Outcome} {exec.Detail})", new Dictionary<string, string>());
+                    }
                 case "nan": return Grade.Of(double.NaN, "not a number");
                 case "infinite_component": return new Grade(1, new Dictionary<string, double> { ["bonus"] = double.PositiveInfinity }, "infinite bonus", new Dictionary<string, string>());
                 case "throw": throw new InvalidOperationException("the grader broke");
