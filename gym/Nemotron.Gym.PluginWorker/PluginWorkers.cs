@@ -76,20 +76,50 @@ public sealed class PluginWorkers(PluginWorkerSettings settings) : IAsyncDisposa
     public (List<PluginEnvironment> Environments, List<PluginError> Errors) LoadAll(IEnumerable<string> searchPaths)
     {
         if (settings.InProcess) return PluginLoader.LoadAll(searchPaths);
-        var envs = new List<PluginEnvironment>();
-        var errors = new List<PluginError>();
-        foreach (var folder in PluginLoader.FindPluginFolders(searchPaths))
-        {
-            var (found, error) = Describe(Request.DescribeFolder, Path.GetFullPath(folder), Path.GetFullPath(folder));
-            envs.AddRange(found);
-            if (error != null) errors.Add(error);
-        }
+        var folders = PluginLoader.FindPluginFolders(searchPaths).Select(f => Path.GetFullPath(f)).ToList();
+        var (envs, errors) = Task.Run(() => DescribeAllAsync(folders)).GetAwaiter().GetResult();
         return PluginLoader.KeepFirstByName(envs, errors);
     }
 
+    /// <summary>
+    /// Describes many plugin folders in one worker (one start instead of one per plugin). A plugin that ends that worker
+    /// is reported, and the folders after it go to a new worker.
+    /// </summary>
+    private async Task<(List<PluginEnvironment>, List<PluginError>)> DescribeAllAsync(List<string> folders)
+    {
+        var envs = new List<PluginEnvironment>();
+        var errors = new List<PluginError>();
+        var pending = new Queue<string>(folders);
+        while (pending.Count > 0)
+        {
+            WorkerProcess worker;
+            try { worker = StartWorker([.. pending], "describe", network: false); }
+            catch (EnvironmentCallException e)
+            {
+                errors.AddRange(pending.Select(f => new PluginError(f, e.Message)));
+                break;
+            }
+            try
+            {
+                while (pending.Count > 0 && worker.Alive)
+                {
+                    var (found, error) = await DescribeIn(worker, Request.DescribeFolder, pending.Dequeue());
+                    envs.AddRange(found);
+                    if (error != null) errors.Add(error);
+                }
+            }
+            finally { await worker.DisposeAsync(); }
+        }
+        return (envs, errors);
+    }
+
     /// <summary>The environments of one plugin folder.</summary>
-    public (List<PluginEnvironment> Environments, PluginError? Error) LoadFolder(string folder) =>
-        settings.InProcess ? PluginLoader.LoadFolder(folder) : Describe(Request.DescribeFolder, Path.GetFullPath(folder), Path.GetFullPath(folder));
+    public (List<PluginEnvironment> Environments, PluginError? Error) LoadFolder(string folder)
+    {
+        if (settings.InProcess) return PluginLoader.LoadFolder(folder);
+        var (envs, errors) = Task.Run(() => DescribeAllAsync([Path.GetFullPath(folder)])).GetAwaiter().GetResult();
+        return (envs, errors.FirstOrDefault());
+    }
 
     /// <summary>The environments of one plugin assembly.</summary>
     public (List<PluginEnvironment> Environments, PluginError? Error) LoadAssembly(string assembly)
@@ -97,23 +127,22 @@ public sealed class PluginWorkers(PluginWorkerSettings settings) : IAsyncDisposa
         if (settings.InProcess) return PluginLoader.LoadAssembly(assembly);
         assembly = Path.GetFullPath(assembly);
         if (!File.Exists(assembly)) return ([], new PluginError(assembly, "assembly not found"));
-        return Describe(Request.DescribeAssembly, assembly, Path.GetDirectoryName(assembly)!);
+        return Task.Run(async () =>
+        {
+            var worker = StartWorker([Path.GetDirectoryName(assembly)!], "describe", network: false);
+            try { return await DescribeIn(worker, Request.DescribeAssembly, assembly); }
+            finally { await worker.DisposeAsync(); }
+        }).GetAwaiter().GetResult();
     }
 
     /// <summary>
-    /// Loads a plugin in a worker of its own, just to read what it says about itself: a plugin whose constructor ends
-    /// the process is reported as a plugin error, and this process never runs its code.
+    /// Asks a worker to load a plugin and say what it holds: a plugin whose constructor ends the process is reported as
+    /// a plugin error, and this process never runs its code. The answer is untrusted and checked like a plugin's own.
     /// </summary>
-    private (List<PluginEnvironment>, PluginError?) Describe(Request kind, string path, string folder) =>
-        // Off the caller's scheduler: a grain's turn (the pool's first use) must not wait on a continuation queued behind itself.
-        Task.Run(() => DescribeAsync(kind, path, folder)).GetAwaiter().GetResult();
-
-    private async Task<(List<PluginEnvironment>, PluginError?)> DescribeAsync(Request kind, string path, string folder)
+    private async Task<(List<PluginEnvironment>, PluginError?)> DescribeIn(WorkerProcess worker, Request kind, string path)
     {
-        WorkerProcess? worker = null;
         try
         {
-            worker = StartWorker(folder, "describe");
             using var timeout = new CancellationTokenSource(settings.StartTimeout);
             var payload = await worker.CallAsync(kind, (ref MessagePackWriter w) => { w.WriteArrayHeader(1); w.Write(path); },
                 $"describe {path}", settings.KillGrace, timeout.Token);
@@ -126,7 +155,6 @@ public sealed class PluginWorkers(PluginWorkerSettings settings) : IAsyncDisposa
                 r.ReadArrayHeader();
                 string assembly = WorkerProtocol.Text(ref r), type = WorkerProtocol.Text(ref r), json = WorkerProtocol.Text(ref r);
                 var descriptor = JsonSerializer.Deserialize<EnvironmentDescriptor>(json) ?? throw new InvalidDataException("descriptor: null");
-                // The worker is untrusted: its answer is checked as the in-process loader checks a plugin's.
                 if (PluginLoader.CheckDescriptor(descriptor) is { } problem) return ([], new PluginError(assembly, $"{type}: {problem}"));
                 string pluginFolder = Path.GetDirectoryName(assembly)!;
                 var pool = Pool(assembly, pluginFolder);
@@ -142,12 +170,9 @@ public sealed class PluginWorkers(PluginWorkerSettings settings) : IAsyncDisposa
         }
         catch (Exception e) when (e is EnvironmentCallException or OperationCanceledException or InvalidDataException or MessagePackSerializationException or JsonException)
         {
+            if (e is OperationCanceledException) worker.Kill($"killed: loading {path} did not finish within {settings.StartTimeout.TotalSeconds:0}s");
             string why = e is OperationCanceledException ? $"loading it did not finish within {settings.StartTimeout.TotalSeconds:0}s" : e.Message;
             return ([], new PluginError(path, $"the plugin's worker failed while loading it: {why}"));
-        }
-        finally
-        {
-            if (worker != null) await worker.DisposeAsync();
         }
     }
 
@@ -155,12 +180,14 @@ public sealed class PluginWorkers(PluginWorkerSettings settings) : IAsyncDisposa
         _pools.GetOrAdd(assembly, _ => new WorkerPool(this, folder, Math.Max(1, settings.WorkersPerPlugin)));
 
     /// <summary>Starts one worker for the plugin in <paramref name="folder"/>.</summary>
-    internal WorkerProcess StartWorker(string folder, string role)
+    internal WorkerProcess StartWorker(string folder, string role) => StartWorker([folder], role, PluginManifest.Read(folder).Network);
+
+    /// <summary>Starts one worker that may read <paramref name="folders"/> (its working folder is the first).</summary>
+    private WorkerProcess StartWorker(IReadOnlyList<string> folders, string role, bool network)
     {
-        bool network = PluginManifest.Read(folder).Network;
-        string name = $"{Path.GetFileName(folder)}/{role}";
+        string name = $"{Path.GetFileName(folders[0])}/{role}";
         WorkerCgroup? cgroup = Bubblewrapped ? WorkerCgroup.TryCreate($"{Environment.ProcessId}-{Guid.NewGuid():N}", settings.MemoryBytes, settings.Cpus) : null;
-        var start = WorkerLaunch.Build(settings with { Isolation = Bubblewrapped ? "bwrap" : "none" }, folder, network, cgroup);
+        var start = WorkerLaunch.Build(settings with { Isolation = Bubblewrapped ? "bwrap" : "none" }, folders, network, cgroup);
         WorkerProcess worker;
         try { worker = WorkerProcess.Start(start, name, settings.Log); }
         catch { cgroup?.Dispose(); throw; }

@@ -66,8 +66,13 @@ internal static class WorkerLaunch
             .Select(d => Path.Combine(d, tool)).FirstOrDefault(File.Exists);
 
     /// <summary>The start of a worker for the plugin in <paramref name="pluginFolder"/>.</summary>
-    public static ProcessStartInfo Build(PluginWorkerSettings settings, string pluginFolder, bool network, WorkerCgroup? cgroup)
+    public static ProcessStartInfo Build(PluginWorkerSettings settings, string pluginFolder, bool network, WorkerCgroup? cgroup) =>
+        Build(settings, [pluginFolder], network, cgroup);
+
+    /// <summary>The start of a worker that may read several plugin folders (discovery reads them all in one worker).</summary>
+    public static ProcessStartInfo Build(PluginWorkerSettings settings, IReadOnlyList<string> pluginFolders, bool network, WorkerCgroup? cgroup)
     {
+        string pluginFolder = pluginFolders[0];
         string dotnet = DotnetHost();
         string[] worker = [dotnet, "exec", "--runtimeconfig", RuntimeConfig(), WorkerAssembly];
         if (!settings.UseBubblewrap)
@@ -94,7 +99,7 @@ internal static class WorkerLaunch
         }
         // /tmp first: folders under the host's /tmp (a test's plugins) are bound on top of the private one.
         args.AddRange(["--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp"]);
-        var binds = new List<string> { DotnetRoot(dotnet), Path.GetDirectoryName(WorkerAssembly)!, Path.GetDirectoryName(RuntimeConfig())!, pluginFolder };
+        List<string> binds = [DotnetRoot(dotnet), Path.GetDirectoryName(WorkerAssembly)!, Path.GetDirectoryName(RuntimeConfig())!, .. pluginFolders];
         foreach (var b in binds.Distinct().Where(b => !b.StartsWith("/usr/", StringComparison.Ordinal))) args.AddRange(["--ro-bind", b, b]);
         // What the runtime and a networked plugin read from /etc; nothing else of it (no passwd, no shadow).
         foreach (var etc in network ? new[] { "/etc/ld.so.cache", "/etc/resolv.conf", "/etc/hosts", "/etc/nsswitch.conf", "/etc/ssl", "/etc/ca-certificates" } : ["/etc/ld.so.cache"])
