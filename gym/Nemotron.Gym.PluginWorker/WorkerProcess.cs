@@ -61,7 +61,7 @@ internal sealed class WorkerProcess : IAsyncDisposable
         start.RedirectStandardInput = start.RedirectStandardOutput = start.RedirectStandardError = true;
         start.UseShellExecute = false;
         Process process;
-        try { process = Process.Start(start) ?? throw new InvalidOperationException("Process.Start returned null"); }
+        try { process = Launcher.Start(start); }
         catch (Exception e) when (e is System.ComponentModel.Win32Exception or InvalidOperationException)
         {
             throw new EnvironmentCallException($"plugin worker {name}: cannot start '{start.FileName}': {e.Message}", e);
@@ -234,4 +234,35 @@ internal sealed class SentTask(int handle)
     public int Handle { get; } = handle;
     /// <summary>Set once the frame carrying its JSON is queued (only then may a request name the handle alone).</summary>
     public TaskCompletionSource Queued { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
+}
+
+/// <summary>
+/// Starts processes from one thread that lives as long as this process. bubblewrap's --die-with-parent (the kernel's
+/// parent-death signal) fires when the THREAD that started it ends, not the process: a worker started from a
+/// thread-pool thread would be killed whenever the pool retires that thread.
+/// </summary>
+internal static class Launcher
+{
+    private static readonly System.Collections.Concurrent.BlockingCollection<(ProcessStartInfo Start, TaskCompletionSource<Process> Started)> Queue = new();
+
+    static Launcher()
+    {
+        var thread = new Thread(() =>
+        {
+            foreach (var (start, started) in Queue.GetConsumingEnumerable())
+            {
+                try { started.SetResult(Process.Start(start) ?? throw new InvalidOperationException("Process.Start returned null")); }
+                catch (Exception e) { started.SetException(e); }
+            }
+        }) { IsBackground = true, Name = "plugin worker launcher" };
+        thread.Start();
+    }
+
+    /// <summary>Starts a process from the launcher thread and waits for it to be started.</summary>
+    public static Process Start(ProcessStartInfo start)
+    {
+        var started = new TaskCompletionSource<Process>(TaskCreationOptions.RunContinuationsAsynchronously);
+        Queue.Add((start, started));
+        return started.Task.GetAwaiter().GetResult();
+    }
 }
