@@ -133,7 +133,7 @@ internal sealed class WorkerProcess : IAsyncDisposable
         string? protocolError = null;
         try
         {
-            var stream = _process.StandardOutput.BaseStream;
+            var stream = new BufferedStream(_process.StandardOutput.BaseStream, 1 << 16); // a burst of replies in one read
             while (await WorkerProtocol.ReadAsync(stream, CancellationToken.None) is { } frame)
             {
                 switch ((Reply)frame.Kind)

@@ -33,6 +33,8 @@ internal sealed class WorkerServer
     public static async Task RunAsync(Stream input, Stream output)
     {
         var server = new WorkerServer(output);
+        // Buffered: a burst of requests arrives in one read instead of two reads per frame.
+        input = new BufferedStream(input, 1 << 16);
         while (await WorkerProtocol.ReadAsync(input, CancellationToken.None) is { } frame)
             server.Dispatch(frame.Id, (Request)frame.Kind, frame.Payload);
     }

@@ -9,8 +9,8 @@ namespace Nemotron.Gym.Benchmarks;
 /// <summary>
 /// What running plugins out of process costs: math grades/s (open, one step, grade) through <see cref="HostedEnvironment"/>
 /// with the plugin in this process and with it in worker processes (under bubblewrap where it can run), at the same
-/// number of calls in flight. Half the answers are the reference, half wrong. Prints grades/s, grades/s per core and
-/// the out-of-process/in-process ratio. Args: [--tasks N] [--in-flight N] [--workers N].
+/// number of calls in flight. Half the answers are the reference, half wrong. Prints grades/s, grades per CPU-second of
+/// the host and its workers together (per core), and the ratio of the two modes. Args: [--tasks N] [--in-flight N] [--workers N].
 /// </summary>
 public sealed class PluginHostingBenchmark : IBenchmark
 {
@@ -34,14 +34,19 @@ public sealed class PluginHostingBenchmark : IBenchmark
             var work = records.Select((t, i) => (Task: t, Response: i % 2 == 0 ? t.Reference[0] : AssistantTurn.FromContent($"The result is \\boxed{{{i * 37 % 1000 - 500}}}"))).ToArray();
             await Run(host, work.Take(2000), inFlight); // warm-up: every worker started, the tasks sent once
             var cpu0 = Process.GetCurrentProcess().TotalProcessorTime;
+            double workerCpu0 = WorkerCpuSeconds();
             var clock = Stopwatch.StartNew();
             double rewards = await Run(host, work, inFlight);
             double rate = work.Length / clock.Elapsed.TotalSeconds;
-            var hostCpu = Process.GetCurrentProcess().TotalProcessorTime - cpu0;
+            double hostCpu = (Process.GetCurrentProcess().TotalProcessorTime - cpu0).TotalSeconds;
+            double workerCpu = WorkerCpuSeconds() - workerCpu0;
+            // Per core = grades per CPU-second of every process involved (the host and its workers): it does not depend
+            // on how much of the machine other programs take, unlike grades/s.
+            double perCore = work.Length / (hostCpu + workerCpu);
             string mode = inProcess ? "in process" : $"out of process{(workers.Bubblewrapped ? " (bwrap)" : "")}";
-            string ratio = inProcessRate is { } r ? $"; in-process/out-of-process = {r / rate:0.00}x" : "";
-            Console.WriteLine($"{mode,-26} {rate,9:0} grades/s  {rate / cores,8:0} per core  host CPU {hostCpu.TotalSeconds / clock.Elapsed.TotalSeconds:0.00} cores  mean reward {rewards / work.Length:0.00}{ratio}");
-            inProcessRate ??= rate;
+            string ratio = inProcessRate is { } r ? $"; in-process/out-of-process per core = {r / perCore:0.00}x" : "";
+            Console.WriteLine($"{mode,-26} {rate,9:0} grades/s  {perCore,8:0} grades per CPU-second  (host {hostCpu:0.0} s, workers {workerCpu:0.0} s of CPU)  mean reward {rewards / work.Length:0.00}{ratio}");
+            inProcessRate ??= perCore;
         }
         return 0;
     }
@@ -57,6 +62,24 @@ public sealed class PluginHostingBenchmark : IBenchmark
             lock (host) sum += grade.Reward;
         });
         return sum;
+    }
+
+    /// <summary>CPU seconds used so far by the plugin worker processes of this machine (from /proc).</summary>
+    private static double WorkerCpuSeconds()
+    {
+        double total = 0;
+        foreach (var dir in Directory.GetDirectories("/proc"))
+        {
+            try
+            {
+                if (!File.ReadAllText(Path.Combine(dir, "cmdline")).Contains("Nemotron.Gym.PluginWorker.dll", StringComparison.Ordinal)) continue;
+                var stat = File.ReadAllText(Path.Combine(dir, "stat"));
+                var fields = stat[(stat.LastIndexOf(')') + 2)..].Split(' ');
+                total += (long.Parse(fields[11]) + long.Parse(fields[12])) / 100.0; // utime, stime in clock ticks
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException or FormatException) { }
+        }
+        return total;
     }
 
     private static int Arg(string[] args, string name, int fallback)
