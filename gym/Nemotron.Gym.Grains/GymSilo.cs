@@ -71,6 +71,8 @@ public sealed class GymSiloOptions : ClusterSettings
     public SiloSandboxOptions? Sandbox { get; set; }
     /// <summary>The judge endpoint environments on this silo may use (through its judge pool); null or no base URL: none.</summary>
     public Judges.JudgeSettings? Judge { get; set; }
+    /// <summary>How plugins are hosted (worker processes, or this process with --in-process).</summary>
+    public PluginWorker.PluginWorkerSettings PluginHosting { get; set; } = PluginWorker.PluginWorkerSettings.Default;
 
     /// <summary>Options that join the cluster <paramref name="cluster"/> describes.</summary>
     public static GymSiloOptions For(ClusterSettings cluster) => new()
@@ -110,6 +112,11 @@ public static class GymSilo
     {
         AddCommon(silo.Services);
         silo.Services.AddSingleton(new EnvironmentPoolOptions { PluginFolders = options.PluginFolders });
+        silo.Services.AddSingleton(sp =>
+        {
+            var log = sp.GetRequiredService<ILoggerFactory>().CreateLogger("Nemotron.Gym.PluginWorker");
+            return new PluginWorker.PluginWorkers(options.PluginHosting with { Log = line => { options.PluginHosting.Log(line); log.LogWarning("{Line}", line); } });
+        });
         silo.Services.AddSingleton<EnvironmentPool>();
         // One judge pool per silo: every environment here shares its concurrency limit, circuit breaker and cache.
         if (options.Judge is { Enabled: true } judge) silo.Services.AddSingleton(new Judges.JudgePool(judge));
