@@ -1,6 +1,7 @@
 using System.Collections.Concurrent;
 using Nemotron.Gym.Abstractions;
 using Nemotron.Gym.Conversation;
+using Nemotron.Gym.PluginWorker;
 using Nemotron.Gym.Plugins;
 
 namespace Nemotron.Gym.Grains;
@@ -21,9 +22,10 @@ public sealed class EnvironmentPoolOptions
 /// each task set is built once, then shared by every episode grain on the silo.
 /// Environments get the silo's sandbox pool and judge pool (when it has them) through <see cref="IEnvironmentServices"/>.
 /// </summary>
-public sealed class EnvironmentPool(EnvironmentPoolOptions options, SiloSandbox? sandbox = null, Judges.JudgePool? judge = null)
+/// <remarks>Plugins run where <paramref name="workers"/> hosts them: in worker processes by default, in this process with --in-process.</remarks>
+public sealed class EnvironmentPool(EnvironmentPoolOptions options, PluginWorkers workers, SiloSandbox? sandbox = null, Judges.JudgePool? judge = null)
 {
-    private readonly Lazy<(List<PluginEnvironment> Environments, List<PluginError> Errors)> _plugins = new(() => PluginLoader.LoadAll(options.PluginFolders));
+    private readonly Lazy<(List<PluginEnvironment> Environments, List<PluginError> Errors)> _plugins = new(() => workers.LoadAll(options.PluginFolders));
     private readonly ConcurrentDictionary<string, Lazy<Task<HostedEnvironment>>> _environments = new();
     private readonly ConcurrentDictionary<string, Lazy<Task<Dictionary<string, TaskRecord>>>> _taskSets = new();
 

@@ -14,7 +14,7 @@ namespace Nemotron.Gym.Grains;
 /// </summary>
 public sealed class EpisodeGrain(EnvironmentPool pool, ILogger<EpisodeGrain> log) : Grain, IEpisodeGrain
 {
-    private enum Trigger { Open, Opened, Step, Continue, End, Grade, Graded, Fail, TimeOut }
+    private enum Trigger { Open, Opened, Step, Continue, End, CutOff, Grade, Graded, Fail, TimeOut }
 
     /// <summary>An episode that waits this long for the model's next turn is abandoned.</summary>
     internal static TimeSpan IdleTimeout { get; set; } = TimeSpan.FromMinutes(10);
@@ -33,7 +33,7 @@ public sealed class EpisodeGrain(EnvironmentPool pool, ILogger<EpisodeGrain> log
         var m = new StateMachine<EpisodeState, Trigger>(() => _state, s => _state = s);
         m.Configure(EpisodeState.Created).Permit(Trigger.Open, EpisodeState.Opened);
         m.Configure(EpisodeState.Opened).Permit(Trigger.Opened, EpisodeState.AwaitingModel).Permit(Trigger.Fail, EpisodeState.Failed).Permit(Trigger.TimeOut, EpisodeState.TimedOut);
-        m.Configure(EpisodeState.AwaitingModel).Permit(Trigger.Step, EpisodeState.Stepping).Permit(Trigger.TimeOut, EpisodeState.TimedOut).Permit(Trigger.Fail, EpisodeState.Failed);
+        m.Configure(EpisodeState.AwaitingModel).Permit(Trigger.Step, EpisodeState.Stepping).Permit(Trigger.CutOff, EpisodeState.AwaitingGrade).Permit(Trigger.TimeOut, EpisodeState.TimedOut).Permit(Trigger.Fail, EpisodeState.Failed);
         m.Configure(EpisodeState.Stepping).Permit(Trigger.Continue, EpisodeState.AwaitingModel).Permit(Trigger.End, EpisodeState.AwaitingGrade)
             .Permit(Trigger.Fail, EpisodeState.Failed).Permit(Trigger.TimeOut, EpisodeState.TimedOut);
         m.Configure(EpisodeState.AwaitingGrade).Permit(Trigger.Grade, EpisodeState.Grading).Permit(Trigger.TimeOut, EpisodeState.TimedOut);
@@ -87,9 +87,22 @@ public sealed class EpisodeGrain(EnvironmentPool pool, ILogger<EpisodeGrain> log
     /// <inheritdoc />
     public async Task<EpisodeGrade> Grade(bool truncated)
     {
+        // An episode whose context was full before the model's turn began (a long prompt or tool output) is graded as it
+        // stands; only a truncated one may skip its final step.
+        if (truncated && _state == EpisodeState.AwaitingModel)
+        {
+            _idle?.Dispose();
+            Fsm.Fire(Trigger.CutOff);
+        }
         Fsm.Fire(Trigger.Grade);
         var clock = Stopwatch.StartNew();
-        var g = await _episode!.GradeAsync(); // never throws: a failing grader is reward 0 with its reason
+        Grade g; // a failing grader is reward 0 with its reason; only an episode lost with its plugin worker throws
+        try { g = await _episode!.GradeAsync(); }
+        catch (Exception e)
+        {
+            DeactivateOnIdle();
+            throw Failed(e); // the trainer replays the episode on a new grain
+        }
         _environmentSeconds += clock.Elapsed.TotalSeconds;
         Fsm.Fire(Trigger.Graded);
         await CloseEpisode();

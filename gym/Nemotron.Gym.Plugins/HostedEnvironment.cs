@@ -133,7 +133,7 @@ public sealed class HostedEnvironment
         }
         catch (Exception e) when (e is not EnvironmentCallException)
         {
-            throw new EnvironmentCallException($"{where} failed: {e.GetType().Name}: {e.Message}", e);
+            throw new EnvironmentCallException($"{where} failed: {(e is PluginFaultException f ? f.TypeName : e.GetType().Name)}: {e.Message}", e);
         }
     }
 }
@@ -161,15 +161,28 @@ public sealed class HostedEpisode : IAsyncDisposable
     public Task<StepResult> StepAsync(AssistantTurn turn, CancellationToken cancellation = default) =>
         _host.Call("step", _taskId, ct => _episode.StepAsync(turn, ct).AsTask(), cancellation);
 
-    /// <summary>Grades; a grader that fails or hangs gives reward 0 with the reason (never throws, except for cancellation by the caller).</summary>
+    /// <summary>
+    /// Grades; a grader that fails, hangs, or returns a reward or component that is not a finite number gives reward 0
+    /// with the component <c>grader_error</c> and the reason. Throws only for cancellation by the caller, and
+    /// <see cref="EpisodeLostException"/> when the episode was lost with its worker process (it is replayed, not graded).
+    /// </summary>
     public async Task<Grade> GradeAsync(CancellationToken cancellation = default)
     {
-        try { return await _host.Call("grade", _taskId, ct => _episode.GradeAsync(ct).AsTask(), cancellation); }
-        catch (EnvironmentCallException e)
-        {
-            return new Grade(0, new Dictionary<string, double> { ["grader_error"] = 1 }, e.Message, new Dictionary<string, string>());
-        }
+        Grade? grade;
+        try { grade = await _host.Call("grade", _taskId, ct => _episode.GradeAsync(ct).AsTask(), cancellation); }
+        catch (EnvironmentCallException e) when (e is not EpisodeLostException) { return GraderError(e.Message); }
+        string where = $"environment '{_host.Name}', task {_taskId}: grade";
+        // Checked here, at the boundary, in both hosting modes: a NaN reaching the trainer poisons a whole step.
+        if (grade is null) return GraderError($"{where} returned no grade (null)");
+        if (!double.IsFinite(grade.Reward)) return GraderError($"{where} returned the reward {grade.Reward}, not a finite number (its reason: {grade.Reason})");
+        if (grade.Components is null || grade.Evidence is null || grade.Reason is null) return GraderError($"{where} returned a grade with a null field");
+        foreach (var (name, value) in grade.Components)
+            if (!double.IsFinite(value)) return GraderError($"{where} returned the component {name} = {value}, not a finite number (its reason: {grade.Reason})");
+        return grade;
     }
+
+    private static Grade GraderError(string reason) =>
+        new(0, new Dictionary<string, double> { ["grader_error"] = 1 }, reason, new Dictionary<string, string>());
 
     /// <inheritdoc />
     public async ValueTask DisposeAsync()

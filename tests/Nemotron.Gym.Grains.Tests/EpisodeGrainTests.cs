@@ -34,6 +34,19 @@ public sealed class EpisodeGrainTests(ClusterFixture fixture) : IClassFixture<Cl
     }
 
     [Fact]
+    public async Task AnEpisodeCutOffBeforeTheModelsTurnIsGradedAsItStands()
+    {
+        // The collector grades an episode whose context is already full (a prompt longer than the model's context)
+        // without a step; only a truncated grade may skip it.
+        string id = await FirstTask(Math);
+        var g = Grains.GetGrain<IEpisodeGrain>($"t1b/{Guid.NewGuid()}");
+        await g.Open(new EpisodeSpec(Math, id, 0, 1));
+        var grade = await g.Grade(truncated: true);
+        Assert.Equal(0, grade.Grade.Reward);
+        Assert.NotEmpty(grade.Grade.Reason);
+    }
+
+    [Fact]
     public async Task InvalidTransitionsAreErrorsNamingTheState()
     {
         var fresh = Grains.GetGrain<IEpisodeGrain>($"t2/{Guid.NewGuid()}");

@@ -130,6 +130,19 @@ public sealed class BadInputTests : IClassFixture<BadInputTests.Fixtures>
             return (["generate", "--checkpoint", fx.Checkpoint, "--eval", file, "--device", "cpu"], file + ":2", []);
         },
 
+        ["pretrain data: bytes that are not UTF-8"] = (dir, _) =>
+        {
+            var file = Write(dir, "pre.yaml", "out: run\ndata:\n  train: [t.txt]\n  valid: [t.txt]\n"u8.ToArray());
+            Write(dir, "t.txt", [.. "one line\nsecond line\n"u8.ToArray(), 0xFF, 0xFE, .. "\n"u8.ToArray()]);
+            return (["pretrain", "-c", file, "--device", "cpu"], "t.txt:3", []);
+        },
+        ["sft data: bytes that are not UTF-8"] = (dir, fx) =>
+        {
+            var file = Write(dir, "sft.yaml", Encoding.UTF8.GetBytes($"out: run\ninit: {fx.Checkpoint}\ndata:\n  train: [c.jsonl]\n  valid: [c.jsonl]\n"));
+            Write(dir, "c.jsonl", [.. "{\"messages\": [{\"role\": \"user\", \"content\": \"caf"u8.ToArray(), 0xE9, .. "\"}]}\n"u8.ToArray()]);
+            return (["sft", "-c", file, "--device", "cpu"], "c.jsonl:1", []);
+        },
+
         // ---- configs -------------------------------------------------------------------------------------------
         ["config: unclosed { then a tab"] = (dir, _) =>
         {
@@ -161,6 +174,8 @@ public sealed class BadInputTests : IClassFixture<BadInputTests.Fixtures>
         },
 
         // ---- environments and plugins --------------------------------------------------------------------------
+        ["plugin: InitializeAsync throws"] = (dir, _) =>
+            (["env", "grade", "reasoning", "--setting", "families=no_such_family", "--task", "0", "--response", "x"], "no_such_family", []),
         ["env grade: unknown split"] = (dir, _) => (["env", "grade", "math", "--task", "0", "--response", "4", "--split", "no-such-split"], "no-such-split", []),
         ["env sft-data: negative count"] = (dir, _) => (["env", "sft-data", "math", "--count", "-5", "--out", Path.Combine(dir, "sft.jsonl")], "--count", []),
         ["plugin.json: assembly is a number"] = (dir, _) => (["env", "check", Plugin(dir, "5")], "plugin.json", []),

@@ -15,7 +15,9 @@ public sealed class SoakTests : IDisposable
     [Fact]
     public async Task KilledAtRandomMomentsAndResumedEachTimeTheRunStoresEveryRolloutAndStepOnce()
     {
-        var report = await KillSoak.RunAsync(_dir, kills: 4, steps: 60, seed: 11, maxDelay: TimeSpan.FromMilliseconds(400),
+        // NG_SOAK_KILLS=20 runs the full soak here too (the same as `benchmarks soak`).
+        int kills = int.TryParse(Environment.GetEnvironmentVariable("NG_SOAK_KILLS"), out int k) && k > 0 ? k : 4;
+        var report = await KillSoak.RunAsync(_dir, kills, steps: Math.Max(60, 20 * kills), seed: 11, maxDelay: TimeSpan.FromMilliseconds(400),
             log: TestContext.Current.TestOutputHelper!.WriteLine);
         TestContext.Current.TestOutputHelper!.WriteLine(report.ToString());
         Assert.True(report.Clean, report.ToString());

@@ -31,7 +31,7 @@ public sealed class SweEnvironment : EnvironmentBase
             new ConfigOption("max_steps", ConfigType.Integer, "30", "Assistant turns before the episode ends and the tree is graded as it stands.", 1, 1000),
             new ConfigOption("command_timeout_s", ConfigType.Number, "10", "Wall-clock limit of one bash command (it is killed and the agent told).", 0.5, 600),
             new ConfigOption("episode_timeout_s", ConfigType.Number, "900", "Wall clock of the whole episode from its opening; past it the episode ends and the rollout is masked.", 1, 86400),
-            new ConfigOption("test_timeout_s", ConfigType.Number, "60", "Wall-clock limit of the hidden test run when grading; a run past it masks the rollout.", 1, 3600),
+            new ConfigOption("test_timeout_s", ConfigType.Number, "20", "Wall-clock limit of the hidden test run when grading; a run past it masks the rollout. Keep it under the host's call timeout (30 s by default).", 1, 3600),
             new ConfigOption("memory_mb", ConfigType.Integer, "512", "Memory of the agent's sandbox and of the test run.", 64, 16384),
             new ConfigOption("output_chars", ConfigType.Integer, "6000", "Most characters of a tool result shown to the model (head and tail kept).", 200, 1_000_000),
         ],

@@ -22,7 +22,9 @@ public sealed record SweEpisodeSettings(int MaxSteps, TimeSpan CommandTimeout, T
 
 /// <summary>
 /// One agent episode on a task: a sandbox session whose scratch folder holds the task's starting tree under
-/// <c>repo/</c> (the buggy sources, no tests, no history), and five tools. <c>submit</c> (or the step limit) ends it;
+/// <c>repo/</c> (the buggy sources, no tests, no history), and five tools. The session is opened at the agent's first
+/// tool call, not at the opening: a pool's sandbox is not held while the model writes its first turn, and an episode
+/// that never acts (cut off at the prompt) takes none. <c>submit</c> (or the step limit) ends it;
 /// grading takes the diff of the tree against the starting tree (computed in the session by a script the grader
 /// passes in after the agent's last command, so nothing the agent left behind can stand in for it) and hands it
 /// to <see cref="SweGrader"/>, which judges it in a fresh sandbox. A sandbox failure during the episode, or the
@@ -66,7 +68,11 @@ public sealed class SweEpisode : IEpisode
         return new ToolDefinition(name, description, schema);
     }
 
-    private readonly ISandboxSession? _session;
+    /// <summary>The longest wait for a sandbox session when the agent first acts.</summary>
+    public static TimeSpan SessionWait { get; set; } = TimeSpan.FromSeconds(20);
+
+    private readonly ISandboxService? _sandbox;
+    private ISandboxSession? _session;
     private readonly SweTask _task;
     private readonly TaskRecord _record;
     private readonly IReadOnlyDictionary<string, string> _start;
@@ -80,25 +86,39 @@ public sealed class SweEpisode : IEpisode
     private string _endedBy = "not ended";
     private bool _disposed;
 
-    private SweEpisode(ISandboxSession? session, SweTask task, TaskRecord record, IReadOnlyDictionary<string, string> start, SweGrader grader,
+    private SweEpisode(ISandboxService? sandbox, SweTask task, TaskRecord record, IReadOnlyDictionary<string, string> start, SweGrader grader,
         SweGradingSettings grading, SweEpisodeSettings settings, string diffScript, string? broken)
     {
-        (_session, _task, _record, _start, _grader, _grading, _settings, _diffScript, _broken) = (session, task, record, start, grader, grading, settings, diffScript, broken);
+        (_sandbox, _task, _record, _start, _grader, _grading, _settings, _diffScript, _broken) = (sandbox, task, record, start, grader, grading, settings, diffScript, broken);
     }
 
-    /// <summary>Opens a session and writes the starting tree into it. Never throws for a sandbox failure: the episode is then marked broken and will be masked.</summary>
-    public static async Task<SweEpisode> OpenAsync(ISandboxService? sandbox, SweTask task, TaskRecord record, IReadOnlyDictionary<string, string> start,
-        SweGrader grader, SweGradingSettings grading, SweEpisodeSettings settings, string diffScript, CancellationToken cancellation)
+    /// <summary>An episode over <paramref name="sandbox"/>; without one, every call is answered and the grade is not judged.</summary>
+    public static Task<SweEpisode> OpenAsync(ISandboxService? sandbox, SweTask task, TaskRecord record, IReadOnlyDictionary<string, string> start,
+        SweGrader grader, SweGradingSettings grading, SweEpisodeSettings settings, string diffScript, CancellationToken cancellation) =>
+        Task.FromResult(new SweEpisode(sandbox, task, record, start, grader, grading, settings, diffScript, sandbox is null ? "no sandbox is configured on this host" : null));
+
+    /// <summary>
+    /// Opens the session and writes the starting tree into it, once. Never throws for a sandbox failure: the episode
+    /// is marked broken (and will not be judged) and false comes back.
+    /// </summary>
+    private async Task<bool> EnsureSessionAsync(CancellationToken cancellation)
     {
-        if (sandbox is null) return new SweEpisode(null, task, record, start, grader, grading, settings, diffScript, "no sandbox is configured on this host");
+        if (_session is not null) return true;
+        if (_broken is not null || _disposed) return false;
         var limits = SandboxLimits.Default with
         {
-            WallTime = settings.CommandTimeout, CpuTime = settings.CommandTimeout, MemoryBytes = settings.MemoryBytes,
+            WallTime = _settings.CommandTimeout, CpuTime = _settings.CommandTimeout, MemoryBytes = _settings.MemoryBytes,
             FileSizeBytes = 64L << 20, OutputBytes = 1L << 20,
         };
-        var session = await sandbox.OpenSessionAsync(new SandboxSessionOptions(task.Image, limits), cancellation);
-        var put = await session.PutFilesAsync(start.Select(f => SandboxFile.Text("repo/" + f.Key, f.Value)).ToList(), cancellation);
-        return new SweEpisode(session, task, record, start, grader, grading, settings, diffScript, put.Ok ? null : $"the repository could not be written into the sandbox: {put.Error}");
+        // A pool may make us wait for a free sandbox; we stop waiting before the host gives up on the whole call (30 s
+        // by default), so a busy pool makes the episode not judged rather than failed.
+        using var wait = CancellationTokenSource.CreateLinkedTokenSource(cancellation);
+        wait.CancelAfter(SessionWait);
+        _session = await _sandbox!.OpenSessionAsync(new SandboxSessionOptions(_task.Image, limits), wait.Token);
+        cancellation.ThrowIfCancellationRequested();
+        var put = await _session.PutFilesAsync(_start.Select(f => SandboxFile.Text("repo/" + f.Key, f.Value)).ToList(), cancellation);
+        if (!put.Ok) _broken = $"the repository could not be written into the sandbox: {put.Error}";
+        return put.Ok;
     }
 
     /// <inheritdoc />
@@ -150,6 +170,7 @@ public sealed class SweEpisode : IEpisode
     {
         try
         {
+            if (call.Name is "bash" or "view" or "str_replace" or "create" && !await EnsureSessionAsync(cancellation)) return $"Error: {_broken}";
             return call.Name switch
             {
                 "bash" => await BashAsync(Argument(call, "command"), cancellation),
@@ -203,7 +224,6 @@ public sealed class SweEpisode : IEpisode
 
     private async Task<string> BashAsync(string command, CancellationToken cancellation)
     {
-        if (_session is null) return "Error: no sandbox";
         // Each command starts in the repository root; "$0" keeps the agent's text out of our own quoting.
         var result = await ExecAsync(["sh", "-c", "cd repo 2>/dev/null || echo '(the repository folder is gone: running in /work)' >&2; eval \"$0\"", command], cancellation);
         var text = new StringBuilder();
@@ -235,7 +255,6 @@ public sealed class SweEpisode : IEpisode
 
     private async Task<string> ViewAsync(string path, int? startLine, int? endLine, CancellationToken cancellation)
     {
-        if (_session is null) return "Error: no sandbox";
         var (text, error) = path == "repo" ? (null, "a folder") : await ReadAsync(path, cancellation);
         if (text is null)
         {
@@ -256,7 +275,6 @@ public sealed class SweEpisode : IEpisode
 
     private async Task<string> ReplaceAsync(string path, string oldText, string newText, CancellationToken cancellation)
     {
-        if (_session is null) return "Error: no sandbox";
         if (oldText.Length == 0) return "Error: old_str is empty; give the exact text to replace";
         var (text, error) = await ReadAsync(path, cancellation);
         if (text is null) return $"Error: {Shown(path)}: {error}";
@@ -265,7 +283,7 @@ public sealed class SweEpisode : IEpisode
         if (count > 1) return $"Error: old_str occurs {count} times in {Shown(path)}; include more surrounding lines so it occurs exactly once; no change made";
         int at = text.IndexOf(oldText, StringComparison.Ordinal);
         var updated = string.Concat(text.AsSpan(0, at), newText, text.AsSpan(at + oldText.Length));
-        var put = await _session.PutFilesAsync([SandboxFile.Text(path, updated)], cancellation);
+        var put = await _session!.PutFilesAsync([SandboxFile.Text(path, updated)], cancellation);
         if (!put.Ok) return $"Error: {Shown(path)} could not be written: {put.Error}";
         // Show the edited region so the agent can check it.
         int line = text[..at].Count(c => c == '\n') + 1;
@@ -276,9 +294,8 @@ public sealed class SweEpisode : IEpisode
 
     private async Task<string> CreateAsync(string path, string fileText, CancellationToken cancellation)
     {
-        if (_session is null) return "Error: no sandbox";
         if (path == "repo") return "Error: give a file path";
-        var put = await _session.PutFilesAsync([SandboxFile.Text(path, fileText)], cancellation);
+        var put = await _session!.PutFilesAsync([SandboxFile.Text(path, fileText)], cancellation);
         return put.Ok ? $"Wrote {Shown(path)} ({fileText.Count(c => c == '\n') + (fileText.EndsWith('\n') || fileText.Length == 0 ? 0 : 1)} lines)." : $"Error: {Shown(path)} could not be written: {put.Error}";
     }
 
@@ -288,7 +305,8 @@ public sealed class SweEpisode : IEpisode
     /// </summary>
     public async Task<(string? Patch, string? Error, IReadOnlyList<string> Skipped)> DiffAsync(CancellationToken cancellation)
     {
-        if (_session is null) return (null, "no sandbox", []);
+        // An agent that never used a tool changed nothing.
+        if (_session is null) return (_broken is null ? "" : null, _broken, []);
         var baseJson = JsonSerializer.SerializeToUtf8Bytes(_start);
         var result = await ExecAsync(["python3", "-I", "-B", "-c", _diffScript, "repo"], cancellation, baseJson, 8L << 20);
         if (result.Outcome == SandboxOutcome.SandboxError) return (null, $"sandbox error: {result.Detail}", []);

@@ -24,8 +24,8 @@ public enum SweRewardMode
 /// <param name="MemoryBytes">Memory of the hidden test run.</param>
 public sealed record SweGradingSettings(SweRewardMode Mode, TimeSpan TestTimeout, long MemoryBytes)
 {
-    /// <summary>Resolved, 60 s, 512 MiB.</summary>
-    public static SweGradingSettings Default { get; } = new(SweRewardMode.Resolved, TimeSpan.FromSeconds(60), 512L << 20);
+    /// <summary>Resolved, 20 s, 512 MiB.</summary>
+    public static SweGradingSettings Default { get; } = new(SweRewardMode.Resolved, TimeSpan.FromSeconds(20), 512L << 20);
 }
 
 /// <summary>What one hidden-test run found.</summary>
@@ -135,7 +135,11 @@ public sealed class SweGrader(ISandboxService? sandbox, SweRepositories reposito
             FileSizeBytes = 64L << 20, OutputBytes = 4L << 20,
         };
         var command = new SandboxCommand(["python3", "-I", "-B", "grader/grade_run.py", "repo"], Encoding.UTF8.GetBytes(nonce + "\n"), limits);
-        var result = await sandbox!.RunAsync(new SandboxRunRequest(command, files, task.Image), cancellation);
+        // A deadline of our own, a little past the test run's: a run that waits too long for a sandbox ends as stopped
+        // (not judged) before the host gives up on the whole call, which it would count as a failed grader.
+        using var deadline = CancellationTokenSource.CreateLinkedTokenSource(cancellation);
+        deadline.CancelAfter(settings.TestTimeout + TimeSpan.FromSeconds(5));
+        var result = await sandbox!.RunAsync(new SandboxRunRequest(command, files, task.Image), deadline.Token);
         evidence["test_run"] = $"{result.Outcome}, exit {result.ExitCode?.ToString() ?? "-"}, {result.WallTime.TotalSeconds:0.00} s";
         switch (result.Outcome)
         {
