@@ -34,6 +34,8 @@ internal enum Request : byte
     Cancel = 10,
     /// <summary>[call id, payload]: the host's answer to a service call the worker made.</summary>
     ServiceReply = 11,
+    /// <summary>[env, task ref, [group members]] → [grades]: a group-graded environment grades a whole group.</summary>
+    GradeGroup = 12,
 }
 
 /// <summary>What a worker sends back (the byte after the request id).</summary>
@@ -76,6 +78,8 @@ internal static class WorkerProtocol
     private static readonly IMessagePackFormatter<IReadOnlyList<ToolDefinition>> Tools = Options.Resolver.GetFormatterWithVerify<IReadOnlyList<ToolDefinition>>();
     private static readonly IMessagePackFormatter<AssistantTurn> Turns = Options.Resolver.GetFormatterWithVerify<AssistantTurn>();
     private static readonly IMessagePackFormatter<Grade> Grades = Options.Resolver.GetFormatterWithVerify<Grade>();
+    private static readonly IMessagePackFormatter<IReadOnlyList<GroupMember>> Members = Options.Resolver.GetFormatterWithVerify<IReadOnlyList<GroupMember>>();
+    private static readonly IMessagePackFormatter<IReadOnlyList<Grade>> GradeLists = Options.Resolver.GetFormatterWithVerify<IReadOnlyList<Grade>>();
 
     /// <summary>One frame: id, kind and payload (the caller's writer fills the payload).</summary>
     public static byte[] Frame(int id, byte kind, WritePayload? payload)
@@ -129,6 +133,10 @@ internal static class WorkerProtocol
     public static AssistantTurn ReadTurn(ref MessagePackReader r) => Turns.Deserialize(ref r, Options);
     public static void WriteGrade(ref MessagePackWriter w, Grade grade) => Grades.Serialize(ref w, grade, Options);
     public static Grade ReadGrade(ref MessagePackReader r) => Grades.Deserialize(ref r, Options);
+    public static void WriteMembers(ref MessagePackWriter w, IReadOnlyList<GroupMember> members) => Members.Serialize(ref w, members, Options);
+    public static IReadOnlyList<GroupMember> ReadMembers(ref MessagePackReader r) => Members.Deserialize(ref r, Options) ?? [];
+    public static void WriteGrades(ref MessagePackWriter w, IReadOnlyList<Grade> grades) => GradeLists.Serialize(ref w, grades, Options);
+    public static IReadOnlyList<Grade> ReadGrades(ref MessagePackReader r) => GradeLists.Deserialize(ref r, Options) ?? [];
 
     public static void WriteTaskRef(ref MessagePackWriter w, TaskRef task)
     {

@@ -108,10 +108,11 @@ internal sealed class WorkerServer
                     w.WriteArrayHeader(envs.Count);
                     foreach (var e in envs)
                     {
-                        w.WriteArrayHeader(3);
+                        w.WriteArrayHeader(4);
                         w.Write(e.AssemblyPath);
                         w.Write(e.Type!.FullName);
                         w.Write(JsonSerializer.Serialize(e.Descriptor));
+                        w.Write(typeof(IGroupGradedEnvironment).IsAssignableFrom(e.Type));
                     }
                     if (error == null) w.WriteNil();
                     else
@@ -201,6 +202,15 @@ internal sealed class WorkerServer
                 var grade = await EpisodeOf(r.ReadInt32()).GradeAsync(ct)
                     ?? throw new InvalidOperationException("the grader returned no grade (null)");
                 return (ref MessagePackWriter w) => WorkerProtocol.WriteGrade(ref w, grade);
+            }
+            case Request.GradeGroup:
+            {
+                var env = EnvironmentOf(r.ReadInt32()) as IGroupGradedEnvironment
+                    ?? throw new InvalidOperationException("the environment does not grade groups");
+                var task = TaskOf(WorkerProtocol.ReadTaskRef(ref r));
+                var members = WorkerProtocol.ReadMembers(ref r);
+                var grades = await env.GradeGroupAsync(task, members, ct) ?? throw new InvalidOperationException("the group grader returned no grades (null)");
+                return (ref MessagePackWriter w) => WorkerProtocol.WriteGrades(ref w, grades);
             }
             default:
                 throw new InvalidDataException($"unknown request kind {(byte)kind}");
