@@ -14,9 +14,10 @@ internal static class Cli
         {
             return await body();
         }
-        catch (Exception e) when (e is CliException or ConfigException or InvalidDataException or FileNotFoundException or DirectoryNotFoundException or ArgumentException)
+        catch (Exception e) when (e is CliException or ConfigException or InvalidDataException or FileNotFoundException or DirectoryNotFoundException or ArgumentException
+            or Nemotron.Gym.Plugins.EnvironmentCallException or Nemotron.Gym.Abstractions.TaskFormatException)
         {
-            AnsiConsole.MarkupLineInterpolated($"[red]error:[/] {e.Message}");
+            Error(e.Message);
             return 2;
         }
         catch (OperationCanceledException)
@@ -24,5 +25,16 @@ internal static class Cli
             AnsiConsole.MarkupLine("[yellow]cancelled[/]");
             return 130;
         }
+    }
+
+    /// <summary>
+    /// The one line a failed command ends with. Written whole (never wrapped at the console width, so a long path stays
+    /// on the line that says what is wrong), on standard error.
+    /// </summary>
+    public static void Error(string message)
+    {
+        Console.Out.Flush();
+        bool color = !Console.IsErrorRedirected;
+        Console.Error.WriteLine((color ? "\e[31merror:\e[0m " : "error: ") + message);
     }
 }

@@ -98,7 +98,7 @@ internal static class DemoCommand
     /// </summary>
     private static async Task WriteEnvironmentSftData(GymRunConfig rl, string dataDir, CancellationToken ct)
     {
-        var loaded = PluginLoader.LoadAll(PluginLoader.DefaultSearchPaths().Concat(rl.Plugins));
+        var loaded = EnvCommands.Workers.LoadAll(PluginLoader.DefaultSearchPaths().Concat(rl.Plugins));
         var train = new List<string>();
         var valid = new List<string>();
         foreach (var entry in rl.Environments)

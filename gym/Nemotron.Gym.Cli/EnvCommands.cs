@@ -2,6 +2,7 @@ using System.CommandLine;
 using System.Diagnostics;
 using Nemotron.Gym.Abstractions;
 using Nemotron.Gym.Conversation;
+using Nemotron.Gym.PluginWorker;
 using Nemotron.Gym.Plugins;
 using Nemotron.Gym.Model.Chat;
 using Spectre.Console;
@@ -27,6 +28,13 @@ internal static class EnvCommands
         root.Subcommands.Add(env);
     }
 
+    /// <summary>
+    /// Where this process runs plugins: in worker processes (the default; the CLI itself never runs plugin code, so a
+    /// plugin that exits or hangs cannot take a command down with it), or here with --in-process.
+    /// </summary>
+    public static PluginWorkers Workers => _workers.Value;
+    private static readonly Lazy<PluginWorkers> _workers = new(() => new PluginWorkers(PluginWorkerSettings.Default));
+
     private static IEnumerable<string> SearchPaths(ParseResult parse) => PluginLoader.DefaultSearchPaths().Concat(parse.GetValue(Plugins) ?? []);
 
     private static Dictionary<string, string> ParseSettings(ParseResult parse)
@@ -46,7 +54,7 @@ internal static class EnvCommands
         var cmd = new Command("list", "List the environments found, and the plugins that failed to load.") { Plugins };
         cmd.SetAction(parse => Cli.Run(() =>
         {
-            var (envs, errors) = PluginLoader.LoadAll(SearchPaths(parse));
+            var (envs, errors) = Workers.LoadAll(SearchPaths(parse));
             var table = new Table().AddColumns("name", "version", "splits", "settings", "description");
             foreach (var e in envs.OrderBy(e => e.Descriptor.Name))
                 table.AddRow(Markup.Escape(e.Descriptor.Name), Markup.Escape(e.Descriptor.Version), Markup.Escape(string.Join(", ", e.Descriptor.Splits)),
@@ -62,14 +70,14 @@ internal static class EnvCommands
     /// <summary>Finds an environment by name, plugin folder, assembly, or project folder (built first).</summary>
     public static PluginEnvironment Resolve(string target, IEnumerable<string> searchPaths)
     {
-        if (File.Exists(target) && target.EndsWith(".dll", StringComparison.OrdinalIgnoreCase)) return Single(PluginLoader.LoadAssembly(target), target);
+        if (File.Exists(target) && target.EndsWith(".dll", StringComparison.OrdinalIgnoreCase)) return Single(Workers.LoadAssembly(target), target);
         if (Directory.Exists(target))
         {
             var projects = Directory.GetFiles(target, "*.csproj").Where(p => !p.EndsWith(".Tests.csproj", StringComparison.Ordinal)).ToArray();
-            if (projects.Length == 1) return Single(PluginLoader.LoadAssembly(Build(projects[0])), target);
-            return Single(PluginLoader.LoadFolder(target), target);
+            if (projects.Length == 1) return Single(Workers.LoadAssembly(Build(projects[0])), target);
+            return Single(Workers.LoadFolder(target), target);
         }
-        return ByName(target, PluginLoader.LoadAll(searchPaths));
+        return ByName(target, Workers.LoadAll(searchPaths));
     }
 
     /// <summary>The environment called <paramref name="name"/> among those loaded; if none, an error naming the known ones and the plugins that failed.</summary>
@@ -151,6 +159,7 @@ internal static class EnvCommands
         {
             var plugin = Resolve(parse.GetValue(name)!, SearchPaths(parse));
             var env = await HostedEnvironment.StartAsync(plugin, ParseSettings(parse), HostLimits.Default, cancellation: ct);
+            RequireSplit(env, parse.GetValue(split));
             var record = await FindTask(env, parse.GetValue(task)!, parse.GetValue(split), ct);
             string text = parse.GetValue(response)!;
             if (File.Exists(text)) text = await File.ReadAllTextAsync(text, ct);
@@ -162,6 +171,13 @@ internal static class EnvCommands
             return 0;
         }));
         return cmd;
+    }
+
+    /// <summary>A split the environment does not declare is named back with the ones it does (instead of failing inside the plugin).</summary>
+    private static void RequireSplit(HostedEnvironment env, string? split)
+    {
+        if (split != null && !env.Descriptor.Splits.Contains(split))
+            throw new CliException($"--split {split}: environment '{env.Name}' has no such split; it has {string.Join(", ", env.Descriptor.Splits)}");
     }
 
     public static void PrintGrade(Grade grade)
@@ -214,8 +230,10 @@ internal static class EnvCommands
             { name, split, count, seed, outFile, Plugins, Settings };
         cmd.SetAction((parse, ct) => Cli.Run(async () =>
         {
+            if (parse.GetValue(count) < 1) throw new CliException($"--count {parse.GetValue(count)}: give how many tasks to use, 1 or more");
             var plugin = Resolve(parse.GetValue(name)!, SearchPaths(parse));
             var env = await HostedEnvironment.StartAsync(plugin, ParseSettings(parse), HostLimits.Default, cancellation: ct);
+            RequireSplit(env, parse.GetValue(split));
             var result = await ReferenceConversations.BuildAsync(env, new TaskQuery(parse.GetValue(split)!, parse.GetValue(count), parse.GetValue(seed)), ct);
             string path = parse.GetValue(outFile)!;
             Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(path))!);

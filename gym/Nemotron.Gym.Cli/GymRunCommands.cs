@@ -14,13 +14,16 @@ internal static class GymRunCommands
     public static GymSiloOptions SiloOptions(GymRunConfig cfg)
     {
         var o = GymSiloOptions.For(cfg.Cluster);
-        o.StateStorage = "sqlite:" + Path.Combine(Path.GetDirectoryName(Path.GetFullPath(cfg.Out))!, "gym-state.db");
+        // The run's state lives in its folder; a run that an earlier version kept beside the folder is moved in.
+        RunStateFile.MoveLegacyState(cfg.Out, cfg.RunId);
+        o.StateStorage = "sqlite:" + RunStateFile.PathFor(cfg.Out);
         o.PluginFolders.AddRange(cfg.Plugins);
         o.Sandbox = RunSandboxSection.For(cfg.Sandbox, cfg.RunId);
+        o.Judge = cfg.Judge;
         return o;
     }
 
-    public static async Task<int> RunAsync(GymRunConfig cfg, CancellationToken ct)
+    public static async Task<int> RunAsync(GymRunConfig cfg, CancellationToken ct, bool newRun = false)
     {
         var observer = new RlConsoleObserver();
         observer.OnMessage(cfg.Cluster.Membership == "postgres"
@@ -41,7 +44,7 @@ internal static class GymRunCommands
                 if (pool is not null) progress = new SandboxMetricsObserver(observer, sandbox, cfg.Out);
             }
             RlOutcome outcome;
-            try { outcome = await GymRun.RunAsync(cfg, backend, grains, store, progress, ct); }
+            try { outcome = await GymRun.RunAsync(cfg, backend, grains, store, progress, ct, newRun); }
             catch (OperationCanceledException) when (ct.IsCancellationRequested)
             {
                 AnsiConsole.MarkupLine("[yellow]paused[/]: run the same command to resume");
@@ -70,7 +73,7 @@ internal static class GymRunCommands
         var runs = new Command("runs", "Runs and their state.");
         var store = new Option<string>("--store") { Description = "A run folder, its rollouts.db, sqlite:PATH or postgres:CONNECTION", Required = true };
         var list = new Command("list", "List the runs in a store: status, step, totals.") { store };
-        list.SetAction((parse, ct) => Cli.Run(async () =>
+        list.SetAction((parse, ct) => Cli.Run(() => WithStore(parse.GetValue(store)!, async () =>
         {
             await using var s = await OpenStore(parse.GetValue(store)!, ct);
             var table = new Table().AddColumns("run", "status", "step", "rollouts", "updated");
@@ -78,7 +81,7 @@ internal static class GymRunCommands
                 table.AddRow(Markup.Escape(r.RunId), r.Status, $"{r.Step}/{r.TotalSteps}", (await s.CountRolloutsAsync(r.RunId, ct)).ToString(), r.Updated.ToLocalTime().ToString("yyyy-MM-dd HH:mm"));
             AnsiConsole.Write(table);
             return 0;
-        }));
+        })));
         runs.Subcommands.Add(list);
         root.Subcommands.Add(runs);
 
@@ -89,22 +92,34 @@ internal static class GymRunCommands
         var from = new Option<int?>("--from-step");
         var to = new Option<int?>("--to-step");
         var export = new Command("export", "Write a run's rollouts as JSONL.") { store, run, output, env, from, to };
-        export.SetAction((parse, ct) => Cli.Run(async () =>
+        export.SetAction((parse, ct) => Cli.Run(() => WithStore(parse.GetValue(store)!, async () =>
         {
             await using var s = await OpenStore(parse.GetValue(store)!, ct);
             string runId = parse.GetValue(run) ?? await OnlyRun(s, ct);
-            await using var writer = new StreamWriter(parse.GetValue(output)!);
+            string path = parse.GetValue(output)!;
+            if (Directory.Exists(path)) throw new CliException($"{path}: is a folder; give --out a file name (e.g. {Path.Combine(path, runId + ".jsonl")})");
             int n = 0;
-            await RolloutJsonl.ExportAsync(Count(s.ReadRolloutsAsync(new RolloutQuery(runId, parse.GetValue(from), parse.GetValue(to), parse.GetValue(env)), ct), () => n++), writer, ct);
-            AnsiConsole.MarkupLineInterpolated($"wrote {n} rollouts of run {runId} to {parse.GetValue(output)}");
+            try
+            {
+                await using var writer = new StreamWriter(path);
+                await RolloutJsonl.ExportAsync(Count(s.ReadRolloutsAsync(new RolloutQuery(runId, parse.GetValue(from), parse.GetValue(to), parse.GetValue(env)), ct), () => n++), writer, ct);
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException && e is not RolloutStoreUnavailableException)
+            {
+                throw new CliException($"{path}: cannot write the export ({e.Message}): choose a writable place with free space for --out");
+            }
+            AnsiConsole.MarkupLineInterpolated($"wrote {n} rollouts of run {runId} to {path}");
             return 0;
-        }));
+        })));
         var input = new Option<string>("--in", "-i") { Description = "JSONL file to read", Required = true };
         var import = new Command("import", "Read rollouts from JSONL into a store (rollouts already there are skipped).") { store, input };
-        import.SetAction((parse, ct) => Cli.Run(async () =>
+        import.SetAction((parse, ct) => Cli.Run(() => WithStore(parse.GetValue(store)!, async () =>
         {
-            await using var s = await OpenStore(parse.GetValue(store)!, ct);
             string path = parse.GetValue(input)!;
+            if (!File.Exists(path)) throw new CliException($"{path}: no such file");
+            // Bytes that are not UTF-8 would otherwise become U+FFFD without a word.
+            Nemotron.Gym.Conversation.StrictText.RequireUtf8(path);
+            await using var s = await OpenStore(parse.GetValue(store)!, ct, mayCreate: true);
             using var reader = new StreamReader(path);
             // All or nothing: every line is read and checked first, then the rollouts go in one transaction, so a bad
             // line leaves the store as it was instead of half imported.
@@ -125,7 +140,7 @@ internal static class GymRunCommands
                 await s.PutRunAsync(new RunRecord(runId, "imported", step, step, "", now, now), ct);
             AnsiConsole.MarkupLineInterpolated($"read {read} rollouts from {path}; {added} new, {read - added} already stored");
             return 0;
-        }));
+        })));
         rollouts.Subcommands.Add(export);
         rollouts.Subcommands.Add(import);
         root.Subcommands.Add(rollouts);
@@ -143,10 +158,34 @@ internal static class GymRunCommands
             : throw new CliException(all.Count == 0 ? "the store holds no runs" : $"the store holds {all.Count} runs: pass --run ({string.Join(", ", all.Select(r => r.RunId))})");
     }
 
-    private static Task<IRolloutStore> OpenStore(string target, CancellationToken ct)
+    /// <summary>
+    /// Opens the store a command names. Only an import may make a new SQLite file (a mistyped path to read from must not
+    /// leave an empty store behind).
+    /// </summary>
+    private static Task<IRolloutStore> OpenStore(string target, CancellationToken ct, bool mayCreate = false)
     {
         if (Directory.Exists(target)) target = Path.Combine(target, "rollouts.db");
-        if (!target.Contains(':') && !File.Exists(target)) throw new CliException($"{target}: no rollout store there");
-        return RolloutStores.OpenAsync(target.Contains(':') ? target : "sqlite:" + target, ct);
+        bool postgres = target.StartsWith("postgres:", StringComparison.Ordinal);
+        string file = target.StartsWith("sqlite:", StringComparison.Ordinal) ? target["sqlite:".Length..] : target;
+        if (!postgres && !File.Exists(file) && (!mayCreate || !target.StartsWith("sqlite:", StringComparison.Ordinal)))
+            throw new CliException($"{file}: no rollout store there (check the path{(mayCreate ? "; to import into a new store, write sqlite:PATH" : "")})");
+        return RolloutStores.OpenAsync(postgres || target.StartsWith("sqlite:", StringComparison.Ordinal) ? target : "sqlite:" + target, ct);
+    }
+
+    /// <summary>
+    /// Runs a command over a store, turning the store's own failures (a file that is not a database or is damaged, a
+    /// server that cannot be reached) into one line naming the store and what to do.
+    /// </summary>
+    private static async Task<int> WithStore(string target, Func<Task<int>> body)
+    {
+        try { return await body(); }
+        catch (System.Data.Common.DbException e)
+        {
+            throw new CliException($"{target}: cannot read the rollout store ({e.Message.TrimEnd('.')}): it is damaged or not a rollout store; restore it from a copy or point --store at the right file");
+        }
+        catch (RolloutStoreUnavailableException e)
+        {
+            throw new CliException(e.Message);
+        }
     }
 }

@@ -15,4 +15,9 @@ SiloCommand.AddTo(root);
 ServeCommand.AddTo(root);
 UiCommand.AddTo(root);
 SandboxCommands.AddTo(root);
-return await root.Parse(args).InvokeAsync();
+// Plugins run in worker processes; --in-process (any command) keeps them in this process, to debug one in an IDE.
+var inProcess = new Option<bool>("--in-process") { Description = "Run environment plugins inside this process (for debugging) instead of in worker processes", Recursive = true };
+root.Options.Add(inProcess);
+var parsed = root.Parse(args);
+if (parsed.GetValue(inProcess)) Nemotron.Gym.PluginWorker.PluginWorkerSettings.Default = Nemotron.Gym.PluginWorker.PluginWorkerSettings.Default with { InProcess = true };
+return await parsed.InvokeAsync();

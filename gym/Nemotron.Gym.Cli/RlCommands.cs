@@ -15,13 +15,14 @@ internal static class RlCommands
     public static void AddTo(RootCommand root)
     {
         var config = new Option<string>("--config", "-c") { Description = "YAML config file (out, init, environments, grpo, rollout, train, cluster)", Required = true };
+        var newRun = new Option<bool>("--new-run") { Description = "Discard the run already in the out folder (checkpoints, metrics, rollouts, state) and start again" };
         var cmd = new Command("rl", "Post-train an SFT checkpoint with synchronous GRPO and masked importance sampling over environments; Ctrl-C pauses, the same command resumes.")
-            { config, StageCommands.Set, StageCommands.Device };
+            { config, StageCommands.Set, StageCommands.Device, newRun };
         cmd.SetAction((parse, ct) => Cli.Run(async () =>
         {
             var overrides = (parse.GetValue(StageCommands.Set) ?? []).ToList();
             if (parse.GetValue(StageCommands.Device) is { } d) overrides.Add($"device={d}");
-            return await GymRunCommands.RunAsync(YamlConfig.Load<GymRunConfig>(parse.GetValue(config), overrides), ct);
+            return await GymRunCommands.RunAsync(YamlConfig.Load<GymRunConfig>(parse.GetValue(config), overrides), ct, parse.GetValue(newRun));
         }));
         root.Subcommands.Add(cmd);
     }

@@ -14,6 +14,17 @@ internal static partial class Scaffold
     [GeneratedRegex("^[A-Z][A-Za-z0-9]{0,40}$")]
     private static partial Regex ValidName();
 
+    /// <summary>
+    /// Names the project cannot take: the scaffold's namespace is the name, so a type the generated code uses unqualified
+    /// (every public type of the plugin and conversation contracts) or a root namespace it imports would be shadowed.
+    /// </summary>
+    private static readonly HashSet<string> ReservedNames =
+    [
+        .. typeof(Nemotron.Gym.Abstractions.EnvironmentBase).Assembly.GetExportedTypes().Select(t => t.Name.Split('`')[0]),
+        .. typeof(Nemotron.Gym.Conversation.Grade).Assembly.GetExportedTypes().Select(t => t.Name.Split('`')[0]),
+        "System", "Microsoft", "Nemotron", "Xunit", "Assert", "Fact", "Theory", "Task", "Tests", "Enumerable",
+    ];
+
     public static Command Command()
     {
         var name = new Argument<string>("name") { Description = "PascalCase name, e.g. WordCount" };
@@ -32,6 +43,8 @@ internal static partial class Scaffold
     public static string Write(string name, string parent)
     {
         if (!ValidName().IsMatch(name)) throw new CliException($"'{name}' is not a valid environment name: use PascalCase letters and digits, e.g. WordCount");
+        if (ReservedNames.Contains(name))
+            throw new CliException($"'{name}' is not a valid environment name: the generated code uses '{name}' as a type or namespace already (it would not compile); pick another, e.g. {name}Task");
         var folder = Path.GetFullPath(Path.Combine(parent, name));
         if (Directory.Exists(folder) && Directory.EnumerateFileSystemEntries(folder).Any())
             throw new CliException($"{folder} already exists and is not empty");

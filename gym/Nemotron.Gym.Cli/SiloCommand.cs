@@ -22,35 +22,60 @@ internal static class SiloCommand
         var gatewayPort = new Option<int>("--gateway-port") { Description = "Client gateway port", DefaultValueFactory = _ => 30000 };
         var address = new Option<string>("--address") { Description = "Address the other silos reach this one at: IP, host name or auto", DefaultValueFactory = _ => "auto" };
         var plugins = new Option<string[]>("--plugins") { Description = "Extra plugin folders (repeatable), beside the built-in environments" };
+        var sandbox = new Option<string?>("--sandbox") { Description = "The sandbox pool's backend for this silo's environments: bwrap, docker or none (default: bwrap when this host can run it)" };
+        var dockerEndpoint = new Option<string?>("--docker-endpoint") { Description = "With --sandbox docker: the engine's endpoint" };
+        var tlsCertificate = new Option<string>("--tls-certificate") { Description = "This silo's TLS certificate: PEM (with --tls-key) or .pfx/.p12 (the run's cluster.tls_certificate)", DefaultValueFactory = _ => "" };
+        var tlsKey = new Option<string>("--tls-key") { Description = "The PEM certificate's private key (cluster.tls_key)", DefaultValueFactory = _ => "" };
+        var tlsCa = new Option<string>("--tls-ca") { Description = "CA certificate (PEM) that peers' certificates must chain to; without it peers must show this silo's certificate (cluster.tls_ca)", DefaultValueFactory = _ => "" };
+        var insecure = new Option<bool>("--insecure") { Description = "Listen beyond loopback without TLS: anyone who reaches the ports can join or call grains" };
         var cmd = new Command("silo", "Join a PostgreSQL-membership cluster as a worker silo that serves episodes and environments; Ctrl-C leaves.")
-            { postgres, clusterId, siloPort, gatewayPort, address, plugins };
+            { postgres, clusterId, siloPort, gatewayPort, address, plugins, sandbox, dockerEndpoint, tlsCertificate, tlsKey, tlsCa, insecure };
         cmd.SetAction((parse, ct) => Cli.Run(async () =>
         {
             var options = new GymSiloOptions
             {
                 Membership = "postgres", Postgres = parse.GetValue(postgres)!, ClusterId = parse.GetValue(clusterId)!,
                 SiloPort = parse.GetValue(siloPort), GatewayPort = parse.GetValue(gatewayPort), Address = parse.GetValue(address)!,
+                TlsCertificate = parse.GetValue(tlsCertificate)!, TlsKey = parse.GetValue(tlsKey)!, TlsCa = parse.GetValue(tlsCa)!, Insecure = parse.GetValue(insecure),
             };
+            if (options.Check() is { } bad) throw new CliException($"--{bad.Key.Replace('_', '-')}: {bad.Problem}");
             if (options.SiloPort is < 1 or > 65535) throw new CliException($"--silo-port: expected 1-65535, got {options.SiloPort}");
             if (options.GatewayPort is < 1 or > 65535) throw new CliException($"--gateway-port: expected 1-65535, got {options.GatewayPort}");
             options.PluginFolders.AddRange(parse.GetValue(plugins) ?? []);
+            // Like a run's silo: a backend named here is required, the default is tried and left out if it cannot run.
+            var backend = parse.GetValue(sandbox);
+            if (backend != "none")
+            {
+                var values = new Dictionary<string, string> { ["silo"] = $"silo-{options.SiloPort}" };
+                if (backend is not null) values["backend"] = backend;
+                if (parse.GetValue(dockerEndpoint) is { } endpoint) values["docker.endpoint"] = endpoint;
+                try { options.Sandbox = new SiloSandboxOptions(Nemotron.Gym.Sandbox.SandboxSettings.FromValues(values, "command line"), Required: backend is not null); }
+                catch (FormatException e) { throw new CliException(e.Message.Replace("command line: sandbox.backend", "--sandbox", StringComparison.Ordinal)); }
+            }
             var at = GymSilo.AdvertisedAddress(options.Address);
 
             IHost silo;
             try { silo = await GymSilo.StartAsync(options, ct); }
+            catch (ArgumentException) { throw; } // a setting refused before anything started: its own message names it
             catch (Exception e) when (e is not OperationCanceledException)
             {
                 throw new CliException($"the silo at {at}:{options.SiloPort} could not join cluster '{options.ClusterId}': {e.GetBaseException().Message}");
             }
             try
             {
+                if (silo.Services.GetService<SiloSandbox>() is { } siloSandbox)
+                {
+                    if (await siloSandbox.Ready is { } sandboxPool)
+                        AnsiConsole.MarkupLineInterpolated($"sandbox pool: {siloSandbox.Settings.Backend}, {sandboxPool.Concurrency} at once; health probe {siloSandbox.Probe!.WallTime.TotalMilliseconds:0} ms");
+                    else AnsiConsole.MarkupLineInterpolated($"[yellow]no sandbox[/] on this silo: {siloSandbox.Unavailable}");
+                }
                 var pool = silo.Services.GetRequiredService<EnvironmentPool>();
                 var (envs, errors) = pool.Plugins;
                 foreach (var err in errors) AnsiConsole.MarkupLineInterpolated($"[yellow]plugin not loaded[/]: {err.Source}: {err.Error}");
                 var grains = silo.Services.GetRequiredService<IGrainFactory>();
                 var hosts = await grains.GetGrain<IManagementGrain>(0).GetHosts(onlyActive: true);
                 AnsiConsole.MarkupLineInterpolated(
-                    $"[green]joined[/] cluster '{options.ClusterId}' at {at}:{options.SiloPort} ({hosts.Count} active silos); environments: {string.Join(", ", envs.Select(e => e.Descriptor.Name).Order(StringComparer.Ordinal))}; Ctrl-C leaves");
+                    $"[green]joined[/] cluster '{options.ClusterId}' at {at}:{options.SiloPort} ({hosts.Count} active silos; {(options.TlsCertificate.Length > 0 ? "mutual TLS" : "no TLS")}); environments: {string.Join(", ", envs.Select(e => e.Descriptor.Name).Order(StringComparer.Ordinal))}; Ctrl-C leaves");
                 try { await Task.Delay(Timeout.Infinite, ct); }
                 catch (OperationCanceledException) { }
                 AnsiConsole.MarkupLine("leaving the cluster ...");

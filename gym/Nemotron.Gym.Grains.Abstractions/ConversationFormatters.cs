@@ -17,12 +17,12 @@ public static class ConversationFormatters
     /// <summary>The conversation types these formatters carry.</summary>
     public static readonly IReadOnlySet<Type> Types = new HashSet<Type>
     {
-        typeof(Message), typeof(ToolCall), typeof(ToolDefinition), typeof(AssistantTurn), typeof(Grade),
+        typeof(Message), typeof(ToolCall), typeof(ToolDefinition), typeof(AssistantTurn), typeof(Grade), typeof(GroupMember),
     };
 
     /// <summary>The resolver: these formatters first, then MessagePack's standard ones.</summary>
     public static readonly IFormatterResolver Resolver = CompositeResolver.Create(
-        [new MessageFormatter(), new ToolCallFormatter(), new ToolDefinitionFormatter(), new AssistantTurnFormatter(), new GradeFormatter()],
+        [new MessageFormatter(), new ToolCallFormatter(), new ToolDefinitionFormatter(), new AssistantTurnFormatter(), new GradeFormatter(), new GroupMemberFormatter()],
         [StandardResolver.Instance]);
 
     private static string? ReadNullableString(ref MessagePackReader reader) => reader.TryReadNil() ? null : reader.ReadString();
@@ -179,6 +179,30 @@ public static class ConversationFormatters
             string? maskReason = fields >= 5 && !reader.TryReadNil() ? reader.ReadString() : null;
             for (int i = 5; i < fields; i++) reader.Skip();
             return new Grade(reward, components, reason, evidence) { MaskReason = maskReason };
+        }
+    }
+
+    private sealed class GroupMemberFormatter : IMessagePackFormatter<GroupMember>
+    {
+        private static readonly MessageFormatter Messages = new();
+        private static readonly GradeFormatter Grades = new();
+
+        public void Serialize(ref MessagePackWriter writer, GroupMember value, MessagePackSerializerOptions options)
+        {
+            writer.WriteArrayHeader(4);
+            writer.Write(value.SampleIndex);
+            WriteList(ref writer, value.Conversation, Messages, options);
+            Grades.Serialize(ref writer, value.Grade, options);
+            writer.Write(value.Truncated);
+        }
+
+        public GroupMember Deserialize(ref MessagePackReader reader, MessagePackSerializerOptions options)
+        {
+            ExpectArray(ref reader, 4, nameof(GroupMember));
+            int sample = reader.ReadInt32();
+            var conversation = ReadList(ref reader, Messages, options) ?? throw new MessagePackSerializationException("group member: conversation is nil");
+            var grade = Grades.Deserialize(ref reader, options);
+            return new GroupMember(sample, conversation, grade, reader.ReadBoolean());
         }
     }
 }

@@ -29,6 +29,17 @@ public interface IEnvironmentGrain : IGrainWithStringKey
     Task<EnvironmentInfo> Describe();
     /// <summary>The task ids of a task set.</summary>
     Task<IReadOnlyList<string>> ListTasks(TaskSetSpec taskSet);
+    /// <summary>Whether the environment (with the task set's settings) grades whole groups of rollouts together.</summary>
+    Task<bool> GradesGroups(TaskSetSpec taskSet);
+    /// <summary>
+    /// The final grades of a group of rollouts of one task, one per member in order, from an environment that grades
+    /// groups (the members' own grades, unchanged, from one that does not). A failing grader masks the members with
+    /// its reason. Stateless: any silo can answer, and calling it again for a replayed group is safe. A judge may take
+    /// minutes over a group, so the call waits longer than Orleans' 30-second default; the host's group limit
+    /// (<c>EnvironmentPoolOptions.GroupCallTimeout</c>) ends it first.
+    /// </summary>
+    [ResponseTimeout("00:30:00")]
+    Task<IReadOnlyList<Grade>> GradeGroup(TaskSetSpec taskSet, string taskId, IReadOnlyList<GroupMember> members);
 }
 
 /// <summary>
@@ -39,6 +50,16 @@ public interface IRunGrain : IGrainWithStringKey
 {
     /// <summary>Registers the run (idempotent for the same config); a different config for an existing run is refused.</summary>
     Task<RunInfo> Create(string configYaml, int totalSteps);
+    /// <summary>
+    /// Discards whatever is stored for this run id and registers it anew (Created, step 0): the run folder was deleted,
+    /// or the user asked for a new run in the same folder.
+    /// </summary>
+    Task<RunInfo> Restart(string configYaml, int totalSteps);
+    /// <summary>
+    /// Records a config that differs from the stored one only in how the run executes (device, threads, cluster), not in
+    /// what it computes; the status and step stay.
+    /// </summary>
+    Task<RunInfo> Reconfigure(string configYaml);
     /// <summary>
     /// Created or Paused → Running from step <paramref name="fromStep"/> (the last checkpoint's; later steps are redone).
     /// A Running run is taken over by the caller: its previous host is gone.

@@ -1,6 +1,7 @@
 using System.Collections.Concurrent;
 using Nemotron.Gym.Abstractions;
 using Nemotron.Gym.Conversation;
+using Nemotron.Gym.PluginWorker;
 using Nemotron.Gym.Plugins;
 
 namespace Nemotron.Gym.Grains;
@@ -12,16 +13,19 @@ public sealed class EnvironmentPoolOptions
     public List<string> PluginFolders { get; set; } = [.. PluginLoader.DefaultSearchPaths()];
     /// <summary>Per-call timeout for environment code.</summary>
     public TimeSpan CallTimeout { get; set; } = HostLimits.Default.CallTimeout;
+    /// <summary>The limit for grading a whole group (a judge compares many pairs); null: 10 × <see cref="CallTimeout"/>.</summary>
+    public TimeSpan? GroupCallTimeout { get; set; }
 }
 
 /// <summary>
 /// The environments of one silo: plugins are loaded once, each (environment, settings) is initialized once, and
 /// each task set is built once, then shared by every episode grain on the silo.
-/// Environments get the silo's sandbox pool (when it has one) through <see cref="IEnvironmentServices"/>.
+/// Environments get the silo's sandbox pool and judge pool (when it has them) through <see cref="IEnvironmentServices"/>.
 /// </summary>
-public sealed class EnvironmentPool(EnvironmentPoolOptions options, SiloSandbox? sandbox = null)
+/// <remarks>Plugins run where <paramref name="workers"/> hosts them: in worker processes by default, in this process with --in-process.</remarks>
+public sealed class EnvironmentPool(EnvironmentPoolOptions options, PluginWorkers workers, SiloSandbox? sandbox = null, Judges.JudgePool? judge = null)
 {
-    private readonly Lazy<(List<PluginEnvironment> Environments, List<PluginError> Errors)> _plugins = new(() => PluginLoader.LoadAll(options.PluginFolders));
+    private readonly Lazy<(List<PluginEnvironment> Environments, List<PluginError> Errors)> _plugins = new(() => workers.LoadAll(options.PluginFolders));
     private readonly ConcurrentDictionary<string, Lazy<Task<HostedEnvironment>>> _environments = new();
     private readonly ConcurrentDictionary<string, Lazy<Task<Dictionary<string, TaskRecord>>>> _taskSets = new();
 
@@ -45,14 +49,15 @@ public sealed class EnvironmentPool(EnvironmentPoolOptions options, SiloSandbox?
             var hint = errors.Count > 0 ? $"; plugins that failed to load: {string.Join("; ", errors.Select(e => $"{e.Source}: {e.Error}"))}" : "";
             throw new InvalidOperationException($"no environment named '{name}' in {string.Join(", ", options.PluginFolders)} (found: {string.Join(", ", envs.Select(e => e.Descriptor.Name))}){hint}");
         }
-        return await HostedEnvironment.StartAsync(plugin, settings, new HostLimits(options.CallTimeout), services: await ServicesAsync());
+        return await HostedEnvironment.StartAsync(plugin, settings, new HostLimits(options.CallTimeout, options.GroupCallTimeout), services: await ServicesAsync());
     }
 
-    /// <summary>What environments on this silo may ask for: the sandbox pool, once it has started (when the silo has one).</summary>
+    /// <summary>What environments on this silo may ask for: the sandbox pool, once it has started, and the judge pool (when the silo has them).</summary>
     private async Task<IEnvironmentServices> ServicesAsync()
     {
         var offered = new Dictionary<Type, object>();
         if (sandbox is not null && await sandbox.Ready is { } pool) offered[typeof(ISandboxService)] = pool;
+        if (judge is not null) offered[typeof(IJudgeService)] = judge;
         return new HostServices(offered);
     }
 

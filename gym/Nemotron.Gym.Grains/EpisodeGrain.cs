@@ -96,7 +96,13 @@ public sealed class EpisodeGrain(EnvironmentPool pool, ILogger<EpisodeGrain> log
         }
         Fsm.Fire(Trigger.Grade);
         var clock = Stopwatch.StartNew();
-        var g = await _episode!.GradeAsync(); // never throws: a failing grader is reward 0 with its reason
+        Grade g; // a failing grader is reward 0 with its reason; only an episode lost with its plugin worker throws
+        try { g = await _episode!.GradeAsync(); }
+        catch (Exception e)
+        {
+            DeactivateOnIdle();
+            throw Failed(e); // the trainer replays the episode on a new grain
+        }
         _environmentSeconds += clock.Elapsed.TotalSeconds;
         Fsm.Fire(Trigger.Graded);
         await CloseEpisode();

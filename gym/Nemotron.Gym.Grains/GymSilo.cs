@@ -30,10 +30,28 @@ public class ClusterSettings
     /// address keeps the silo to this machine; any other one listens on every interface.
     /// </summary>
     public string Address { get; set; } = "auto";
+    /// <summary>
+    /// TLS for silo-to-silo and client traffic (membership: postgres): this silo's certificate, a PEM file (with
+    /// <see cref="TlsKey"/>) or a PKCS#12 file (.pfx/.p12, key inside). Empty: no TLS, which a silo listening beyond
+    /// loopback refuses unless <see cref="Insecure"/> is set.
+    /// </summary>
+    public string TlsCertificate { get; set; } = "";
+    /// <summary>The private key of a PEM <see cref="TlsCertificate"/>.</summary>
+    public string TlsKey { get; set; } = "";
+    /// <summary>
+    /// A CA certificate (PEM): peers must present a certificate it issued. Empty: peers must present the same
+    /// certificate as this silo (one certificate shared by the cluster). Either way every connection is mutual TLS.
+    /// </summary>
+    public string TlsCa { get; set; } = "";
+    /// <summary>Listen beyond loopback without TLS: any machine that reaches the ports can join the cluster or call grains.</summary>
+    public bool Insecure { get; set; }
 
     /// <summary>The first bad value as (key, problem), or null when the settings are usable.</summary>
     public (string Key, string Problem)? Check()
     {
+        if (TlsCertificate.Length == 0 && (TlsKey.Length > 0 || TlsCa.Length > 0)) return ("tls_certificate", "tls_key and tls_ca need a tls_certificate");
+        foreach (var (key, file) in new[] { ("tls_certificate", TlsCertificate), ("tls_key", TlsKey), ("tls_ca", TlsCa) })
+            if (file.Length > 0 && !File.Exists(file)) return (key, $"{file}: no such file");
         if (Membership is not ("localhost" or "postgres")) return ("membership", $"expected localhost or postgres, got '{Membership}'");
         if (Membership == "postgres" && string.IsNullOrWhiteSpace(Postgres)) return ("postgres", "a connection string is required with membership: postgres");
         if (SiloPort is < 1 or > 65535) return ("silo_port", $"expected 1-65535, got {SiloPort}");
@@ -51,12 +69,17 @@ public sealed class GymSiloOptions : ClusterSettings
     public List<string> PluginFolders { get; set; } = [.. Plugins.PluginLoader.DefaultSearchPaths()];
     /// <summary>The silo's sandbox pool for its environments; null for none.</summary>
     public SiloSandboxOptions? Sandbox { get; set; }
+    /// <summary>The judge endpoint environments on this silo may use (through its judge pool); null or no base URL: none.</summary>
+    public Judges.JudgeSettings? Judge { get; set; }
+    /// <summary>How plugins are hosted (worker processes, or this process with --in-process).</summary>
+    public PluginWorker.PluginWorkerSettings PluginHosting { get; set; } = PluginWorker.PluginWorkerSettings.Default;
 
     /// <summary>Options that join the cluster <paramref name="cluster"/> describes.</summary>
     public static GymSiloOptions For(ClusterSettings cluster) => new()
     {
         Membership = cluster.Membership, Postgres = cluster.Postgres, SiloPort = cluster.SiloPort, GatewayPort = cluster.GatewayPort,
         ClusterId = cluster.ClusterId, Address = cluster.Address,
+        TlsCertificate = cluster.TlsCertificate, TlsKey = cluster.TlsKey, TlsCa = cluster.TlsCa, Insecure = cluster.Insecure,
     };
 }
 
@@ -72,7 +95,12 @@ public static class GymSilo
         {
             silo.Configure<ClusterOptions>(o => { o.ClusterId = options.ClusterId; o.ServiceId = options.ClusterId; });
             var address = AdvertisedAddress(options.Address);
+            if (options.Check() is { } bad) throw new ArgumentException($"cluster.{bad.Key}: {bad.Problem}");
+            if (!IPAddress.IsLoopback(address) && options.TlsCertificate.Length == 0 && !options.Insecure)
+                throw new ArgumentException($"cluster address {address}: a silo reachable from other machines needs TLS (cluster.tls_certificate, tls_key, tls_ca; " +
+                    $"gym silo --tls-certificate ...), or an explicit cluster.insecure: true / gym silo --insecure to listen on ports {options.SiloPort} and {options.GatewayPort} without it");
             silo.ConfigureEndpoints(address, options.SiloPort, options.GatewayPort, listenOnAnyHostAddress: !IPAddress.IsLoopback(address));
+            if (options.TlsCertificate.Length > 0) ClusterTls.Use(silo, options);
             silo.Services.AddSingleton<IMembershipTable>(_ => new PostgresMembershipTable(options.Postgres, options.ClusterId));
         }
         else throw new ArgumentException($"membership: expected localhost or postgres, got '{options.Membership}'");
@@ -84,7 +112,14 @@ public static class GymSilo
     {
         AddCommon(silo.Services);
         silo.Services.AddSingleton(new EnvironmentPoolOptions { PluginFolders = options.PluginFolders });
+        silo.Services.AddSingleton(sp =>
+        {
+            var log = sp.GetRequiredService<ILoggerFactory>().CreateLogger("Nemotron.Gym.PluginWorker");
+            return new PluginWorker.PluginWorkers(options.PluginHosting with { Log = line => { options.PluginHosting.Log(line); log.LogWarning("{Line}", line); } });
+        });
         silo.Services.AddSingleton<EnvironmentPool>();
+        // One judge pool per silo: every environment here shares its concurrency limit, circuit breaker and cache.
+        if (options.Judge is { Enabled: true } judge) silo.Services.AddSingleton(new Judges.JudgePool(judge));
         if (options.Sandbox is { } sandbox)
         {
             // Started (and health-probed) with the silo, stopped with it; the environment pool awaits it.

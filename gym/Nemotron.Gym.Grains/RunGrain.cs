@@ -53,6 +53,25 @@ public sealed class RunGrain([PersistentState("run", RunGrain.StorageName)] IPer
     }
 
     /// <inheritdoc />
+    public async Task<RunInfo> Restart(string configYaml, int totalSteps)
+    {
+        var now = DateTimeOffset.UtcNow;
+        run.State = new RunState { Exists = true, ConfigYaml = configYaml, TotalSteps = totalSteps, Created = now, Updated = now };
+        await run.WriteStateAsync();
+        return Info();
+    }
+
+    /// <inheritdoc />
+    public async Task<RunInfo> Reconfigure(string configYaml)
+    {
+        Require();
+        run.State.ConfigYaml = configYaml;
+        run.State.Updated = DateTimeOffset.UtcNow;
+        await run.WriteStateAsync();
+        return Info();
+    }
+
+    /// <inheritdoc />
     public Task<RunInfo> Start(int fromStep) => Change(Trigger.Start, s => { s.Error = null; s.Step = fromStep; });
     /// <inheritdoc />
     public Task<RunInfo> Pause() => Change(Trigger.Pause, _ => { });

@@ -5,8 +5,12 @@ namespace Nemotron.Gym.Plugins;
 
 /// <summary>Limits the host puts on environment calls.</summary>
 /// <param name="CallTimeout">Any single call (load, open, step, grade) longer than this is cancelled and reported.</param>
-public sealed record HostLimits(TimeSpan CallTimeout)
+/// <param name="GroupCallTimeout">The limit for grading a whole group (a judge compares many pairs); null: 10 × <paramref name="CallTimeout"/>.</param>
+public sealed record HostLimits(TimeSpan CallTimeout, TimeSpan? GroupCallTimeout = null)
 {
+    /// <summary>The limit that applies to a group grading call.</summary>
+    public TimeSpan GroupTimeout => GroupCallTimeout ?? CallTimeout * 10;
+
     /// <summary>30 seconds a call.</summary>
     public static HostLimits Default { get; } = new(TimeSpan.FromSeconds(30));
 }
@@ -87,24 +91,49 @@ public sealed class HostedEnvironment
         return new HostedEpisode(this, episode, task.Id);
     }
 
-    internal async Task<T> Call<T>(string what, string? taskId, Func<CancellationToken, Task<T>> call, CancellationToken cancellation)
+    /// <summary>Whether the environment grades whole groups (<see cref="IGroupGradedEnvironment"/>).</summary>
+    public bool GradesGroups => _environment is IGroupGradedEnvironment;
+
+    /// <summary>
+    /// The final grades of a group (one per member, in order) from a group-graded environment, within the group limit.
+    /// Never throws except for the caller's cancellation: a grader that fails, hangs or answers with the wrong number of
+    /// grades masks every member with the reason (a failure of the grader says nothing about the responses).
+    /// </summary>
+    public async Task<IReadOnlyList<Grade>> GradeGroupAsync(TaskRecord task, IReadOnlyList<GroupMember> members, CancellationToken cancellation = default)
     {
+        if (_environment is not IGroupGradedEnvironment grader) return members.Select(m => m.Grade).ToList();
+        try
+        {
+            var grades = await Call("grade group", task.Id, ct => grader.GradeGroupAsync(task, members, ct).AsTask(), cancellation, _limits.GroupTimeout);
+            if (grades.Count != members.Count)
+                throw new EnvironmentCallException($"environment '{Name}', task {task.Id}: grade group returned {grades.Count} grades for {members.Count} members");
+            return grades;
+        }
+        catch (EnvironmentCallException e)
+        {
+            return members.Select(_ => Grade.NotJudged(e.Message)).ToList();
+        }
+    }
+
+    internal async Task<T> Call<T>(string what, string? taskId, Func<CancellationToken, Task<T>> call, CancellationToken cancellation, TimeSpan? limit = null)
+    {
+        var timeout = limit ?? _limits.CallTimeout;
         using var cts = CancellationTokenSource.CreateLinkedTokenSource(cancellation);
-        cts.CancelAfter(_limits.CallTimeout);
+        cts.CancelAfter(timeout);
         string where = $"environment '{Name}'{(taskId != null ? $", task {taskId}" : "")}: {what}";
         try
         {
             // WaitAsync bounds the wait even if the plugin ignores its token.
-            return await Task.Run(() => call(cts.Token), cts.Token).WaitAsync(_limits.CallTimeout, cancellation);
+            return await Task.Run(() => call(cts.Token), cts.Token).WaitAsync(timeout, cancellation);
         }
         catch (OperationCanceledException) when (cancellation.IsCancellationRequested) { throw; }
         catch (Exception e) when (e is TimeoutException or OperationCanceledException)
         {
-            throw new EnvironmentTimeoutException($"{where} did not finish within {_limits.CallTimeout.TotalSeconds:0.#}s");
+            throw new EnvironmentTimeoutException($"{where} did not finish within {timeout.TotalSeconds:0.#}s");
         }
         catch (Exception e) when (e is not EnvironmentCallException)
         {
-            throw new EnvironmentCallException($"{where} failed: {e.GetType().Name}: {e.Message}", e);
+            throw new EnvironmentCallException($"{where} failed: {(e is PluginFaultException f ? f.TypeName : e.GetType().Name)}: {e.Message}", e);
         }
     }
 }
@@ -132,15 +161,28 @@ public sealed class HostedEpisode : IAsyncDisposable
     public Task<StepResult> StepAsync(AssistantTurn turn, CancellationToken cancellation = default) =>
         _host.Call("step", _taskId, ct => _episode.StepAsync(turn, ct).AsTask(), cancellation);
 
-    /// <summary>Grades; a grader that fails or hangs gives reward 0 with the reason (never throws, except for cancellation by the caller).</summary>
+    /// <summary>
+    /// Grades; a grader that fails, hangs, or returns a reward or component that is not a finite number gives reward 0
+    /// with the component <c>grader_error</c> and the reason. Throws only for cancellation by the caller, and
+    /// <see cref="EpisodeLostException"/> when the episode was lost with its worker process (it is replayed, not graded).
+    /// </summary>
     public async Task<Grade> GradeAsync(CancellationToken cancellation = default)
     {
-        try { return await _host.Call("grade", _taskId, ct => _episode.GradeAsync(ct).AsTask(), cancellation); }
-        catch (EnvironmentCallException e)
-        {
-            return new Grade(0, new Dictionary<string, double> { ["grader_error"] = 1 }, e.Message, new Dictionary<string, string>());
-        }
+        Grade? grade;
+        try { grade = await _host.Call("grade", _taskId, ct => _episode.GradeAsync(ct).AsTask(), cancellation); }
+        catch (EnvironmentCallException e) when (e is not EpisodeLostException) { return GraderError(e.Message); }
+        string where = $"environment '{_host.Name}', task {_taskId}: grade";
+        // Checked here, at the boundary, in both hosting modes: a NaN reaching the trainer poisons a whole step.
+        if (grade is null) return GraderError($"{where} returned no grade (null)");
+        if (!double.IsFinite(grade.Reward)) return GraderError($"{where} returned the reward {grade.Reward}, not a finite number (its reason: {grade.Reason})");
+        if (grade.Components is null || grade.Evidence is null || grade.Reason is null) return GraderError($"{where} returned a grade with a null field");
+        foreach (var (name, value) in grade.Components)
+            if (!double.IsFinite(value)) return GraderError($"{where} returned the component {name} = {value}, not a finite number (its reason: {grade.Reason})");
+        return grade;
     }
+
+    private static Grade GraderError(string reason) =>
+        new(0, new Dictionary<string, double> { ["grader_error"] = 1 }, reason, new Dictionary<string, string>());
 
     /// <inheritdoc />
     public async ValueTask DisposeAsync()

@@ -34,14 +34,22 @@ internal sealed class PluginLoadContext(string entryAssemblyPath) : AssemblyLoad
 /// <param name="Descriptor">What it says about itself.</param>
 /// <param name="Folder">The plugin folder.</param>
 /// <param name="AssemblyPath">The assembly it came from.</param>
-/// <param name="Type">The class.</param>
-public sealed record PluginEnvironment(EnvironmentDescriptor Descriptor, string Folder, string AssemblyPath, Type Type)
+/// <param name="Type">The class (null when the plugin runs in a worker process and only <see cref="Factory"/> can make one).</param>
+public sealed record PluginEnvironment(EnvironmentDescriptor Descriptor, string Folder, string AssemblyPath, Type? Type)
 {
     /// <summary>The environment's data folder (data/ in the plugin folder).</summary>
     public string DataDirectory => Path.Combine(Folder, "data");
 
+    /// <summary>
+    /// Makes the instance instead of <see cref="Type"/>: a plugin hosted in a worker process is created as a proxy that
+    /// forwards every call to the worker, so the host never runs plugin code itself.
+    /// </summary>
+    public Func<IEnvironment>? Factory { get; init; }
+
     /// <summary>A new instance.</summary>
-    public IEnvironment Create() => (IEnvironment)Activator.CreateInstance(Type)!;
+    public IEnvironment Create() => Factory != null ? Factory()
+        : Type != null ? (IEnvironment)Activator.CreateInstance(Type)!
+        : throw new InvalidOperationException($"{AssemblyPath}: environment '{Descriptor.Name}' has neither a type nor a factory");
 }
 
 /// <summary>A plugin that could not be used, and why.</summary>
@@ -73,18 +81,30 @@ public static class PluginLoader
     {
         var envs = new List<PluginEnvironment>();
         var errors = new List<PluginError>();
+        foreach (var folder in FindPluginFolders(searchPaths))
+        {
+            var (found, error) = LoadFolder(folder);
+            envs.AddRange(found);
+            if (error != null) errors.Add(error);
+        }
+        return KeepFirstByName(envs, errors);
+    }
+
+    /// <summary>The folders <see cref="LoadAll"/> tries, in its order: each search path that is a plugin folder, else its subfolders.</summary>
+    public static IReadOnlyList<string> FindPluginFolders(IEnumerable<string> searchPaths)
+    {
+        var list = new List<string>();
         foreach (var root in searchPaths)
         {
             if (!Directory.Exists(root)) continue;
-            var folders = IsPluginFolder(root) ? [root] : Directory.GetDirectories(root).OrderBy(d => d, StringComparer.Ordinal).ToArray();
-            foreach (var folder in folders)
-            {
-                var (found, error) = LoadFolder(folder);
-                envs.AddRange(found);
-                if (error != null) errors.Add(error);
-            }
+            list.AddRange(IsPluginFolder(root) ? [root] : Directory.GetDirectories(root).OrderBy(d => d, StringComparer.Ordinal));
         }
-        // Two plugins claiming one name: keep the first, report the second.
+        return list;
+    }
+
+    /// <summary>Two plugins claiming one name: keeps the first and reports the second in the errors.</summary>
+    public static (List<PluginEnvironment> Environments, List<PluginError> Errors) KeepFirstByName(List<PluginEnvironment> envs, List<PluginError> errors)
+    {
         var byName = new Dictionary<string, PluginEnvironment>(StringComparer.Ordinal);
         var unique = new List<PluginEnvironment>();
         foreach (var e in envs)
@@ -157,8 +177,16 @@ public static class PluginLoader
             System.Text.Json.Nodes.JsonNode? node;
             try { node = System.Text.Json.Nodes.JsonNode.Parse(File.ReadAllText(manifest)); }
             catch (System.Text.Json.JsonException e) { throw new InvalidDataException($"{manifest}: not valid JSON ({e.Message})"); }
-            var name = node?["assembly"]?.GetValue<string>() ?? throw new InvalidDataException($"{manifest}: field 'assembly' is missing");
-            var path = Path.Combine(folder, name);
+            var name = node?["assembly"] switch
+            {
+                null => throw new InvalidDataException($"{manifest}: field 'assembly' is missing (the plugin's .dll file name, inside its folder)"),
+                System.Text.Json.Nodes.JsonValue v when v.TryGetValue(out string? text) && text.Length > 0 => text,
+                var other => throw new InvalidDataException($"{manifest}: field 'assembly' is {other.ToJsonString()}; expected the plugin's .dll file name as a string"),
+            };
+            // Confined to the plugin's folder: a plugin names its own assembly, never one elsewhere on the machine.
+            var path = Path.GetFullPath(Path.Combine(folder, name));
+            if (Path.IsPathRooted(name) || !path.StartsWith(Path.TrimEndingDirectorySeparator(folder) + Path.DirectorySeparatorChar, StringComparison.Ordinal))
+                throw new InvalidDataException($"{manifest}: field 'assembly' is '{name}', outside the plugin folder {folder}; name a .dll inside it");
             return File.Exists(path) ? path : throw new FileNotFoundException($"{manifest}: assembly '{name}' not found in {folder}");
         }
         var byName = Path.Combine(folder, Path.GetFileName(folder) + ".dll");

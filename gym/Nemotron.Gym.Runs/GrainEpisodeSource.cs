@@ -14,11 +14,12 @@ namespace Nemotron.Gym.Runs;
 /// (<see cref="Grade.MaskReason"/>: the sandbox or a judge failed) is replayed the same way, up to
 /// <see cref="MaxAttempts"/> attempts in all, and then handed to the trainer as it is, to be masked.
 /// </summary>
-public sealed class GrainEpisodeSource : IEpisodeSource
+public sealed class GrainEpisodeSource : IEpisodeSource, IGroupGradingSource
 {
     private readonly IGrainFactory _grains;
     private readonly string _scope;
     private readonly Dictionary<string, (TaskSetSpec Set, string TaskId)> _tasks = new();
+    private readonly HashSet<string> _groupGraded = new(StringComparer.Ordinal); // environments that grade whole groups
     private readonly ILogger? _log;
     private long _opened;
 
@@ -52,6 +53,7 @@ public sealed class GrainEpisodeSource : IEpisodeSource
         foreach (var set in sets)
         {
             var ids = await grains.GetGrain<IEnvironmentGrain>(set.Environment).ListTasks(set);
+            if (await grains.GetGrain<IEnvironmentGrain>(set.Environment).GradesGroups(set)) source._groupGraded.Add(set.Environment);
             foreach (var id in ids)
             {
                 var task = new RlTask($"{set.Environment}/{id}", set.Environment);
@@ -73,6 +75,30 @@ public sealed class GrainEpisodeSource : IEpisodeSource
         var episode = new GrainEpisode(this, new EpisodeSpec(set, id, sampleIndex, seed), $"{_scope}/{task.Id}/{sampleIndex}/{Interlocked.Increment(ref _opened)}");
         await episode.OpenAsync(cancellation);
         return episode;
+    }
+
+    /// <summary>
+    /// Group grading through the environment grain, for environments that grade groups (the others keep their
+    /// episodes' grades and cost no call). The members' conversations travel with the call, so it does not matter on
+    /// which silos they ran or whether one was replayed. A failed call is retried like an episode call; after the last
+    /// attempt every member is masked with the error (a grader that could not run says nothing about the responses).
+    /// </summary>
+    public async Task<IReadOnlyList<Grade>> GradeGroupAsync(RlTask task, IReadOnlyList<GroupMember> members, CancellationToken cancellation)
+    {
+        var (set, id) = _tasks.TryGetValue(task.Id, out var t) ? t : throw new ArgumentException($"unknown task '{task.Id}'");
+        if (!_groupGraded.Contains(set.Environment)) return members.Select(m => m.Grade).ToList();
+        for (int attempt = 1; ; attempt++)
+        {
+            cancellation.ThrowIfCancellationRequested();
+            try { return await _grains.GetGrain<IEnvironmentGrain>(set.Environment).GradeGroup(set, id, members); }
+            catch (Exception e) when (!cancellation.IsCancellationRequested)
+            {
+                if (attempt >= MaxAttempts)
+                    return members.Select(_ => Grade.NotJudged($"group grading failed after {attempt} attempts: {e.Message}")).ToList();
+                _log?.LogWarning("group of {Task}: grading failed ({Error}); trying again", task.Id, e.Message);
+                await Task.Delay(ReplayBackoff * (1 << (attempt - 1)), cancellation);
+            }
+        }
     }
 
     private sealed class GrainEpisode(GrainEpisodeSource source, EpisodeSpec spec, string key) : IEpisode

@@ -28,15 +28,24 @@ public static class GymRun
         cfg.Environments.Where(e => e.EvalTasks > 0).Select(e => new TaskSetSpec(e.Name, e.Settings, e.EvalSplit, e.EvalTasks, cfg.Seed + 1000));
 
     /// <summary>Runs or resumes the run of <paramref name="cfg"/> on the cluster behind <paramref name="grains"/>.</summary>
-    public static async Task<RlOutcome> RunAsync(GymRunConfig cfg, IComputeBackend backend, IGrainFactory grains, IRolloutStore store, IRlObserver progress, CancellationToken cancellation)
+    /// <param name="cfg">The run.</param>
+    /// <param name="backend">Where the model computes.</param>
+    /// <param name="grains">The cluster.</param>
+    /// <param name="store">Where rollouts and step metrics go.</param>
+    /// <param name="progress">Progress and warnings.</param>
+    /// <param name="cancellation">Pauses the run (a checkpoint is written).</param>
+    /// <param name="newRun">Discard what the run folder and the run state hold for this run id and start again.</param>
+    public static async Task<RlOutcome> RunAsync(GymRunConfig cfg, IComputeBackend backend, IGrainFactory grains, IRolloutStore store, IRlObserver progress,
+        CancellationToken cancellation, bool newRun = false)
     {
         string runId = cfg.RunId;
         string yaml = YamlConfig.ToYaml(cfg);
         var run = grains.GetGrain<IRunGrain>(runId);
-        var info = await CallRunGrain(run, g => g.Create(yaml, cfg.Train.Steps));
-        Directory.CreateDirectory(cfg.Out);
-        File.WriteAllText(Path.Combine(cfg.Out, "config.yaml"), yaml);
         var folder = new RunFolder(cfg.Out);
+        if (newRun) folder.Discard();
+        var info = await OpenRunState(run, folder, yaml, cfg.Train.Steps, newRun, progress);
+        Directory.CreateDirectory(cfg.Out);
+        File.WriteAllText(folder.ConfigRecord, yaml);
         int resumeStep = folder.ResumeStep();
         if (info.Status != RunStatus.Completed) info = await CallRunGrain(run, g => g.Start(resumeStep));
         await store.PutRunAsync(Record(info), cancellation);
@@ -74,6 +83,35 @@ public static class GymRun
             await store.PutRunAsync(Record(info), CancellationToken.None);
             throw;
         }
+    }
+
+    /// <summary>
+    /// Keys that change how a run executes but not what it computes: a resume may change them.
+    /// </summary>
+    public static readonly string[] ExecutionKeys = ["device", "threads", "cluster"];
+
+    /// <summary>
+    /// Brings the run state in line with the run folder. A folder without its config record holds no run (it was
+    /// deleted, or never ran), so stored state for the id is stale and is replaced by a new run. A folder that holds a
+    /// run resumes it when its config is the same; a config that differs in what it computes is refused naming the
+    /// record and every key that differs, since resuming would mix two runs' steps.
+    /// </summary>
+    private static async Task<RunInfo> OpenRunState(IRunGrain run, RunFolder folder, string yaml, int totalSteps, bool newRun, IRlObserver progress)
+    {
+        var stored = await run.Get();
+        if (stored == null) return await CallRunGrain(run, g => g.Create(yaml, totalSteps));
+        if (newRun || !File.Exists(folder.ConfigRecord))
+        {
+            if (!newRun) progress.OnMessage($"{folder.Directory} holds no run (deleted?): the state stored for run '{stored.RunId}' ({stored.Status.ToString().ToLowerInvariant()}, step {stored.Step}) is replaced by a new run");
+            return await CallRunGrain(run, g => g.Restart(yaml, totalSteps));
+        }
+        if (stored.ConfigYaml == yaml) return stored;
+        var changes = ConfigDiff.Compare(stored.ConfigYaml, yaml, ExecutionKeys);
+        if (changes.Count > 0)
+            throw new ConfigException($"{folder.ConfigRecord}: run '{stored.RunId}' was started with a different config ({string.Join("; ", changes.Take(8))}" +
+                (changes.Count > 8 ? $"; and {changes.Count - 8} more" : "") +
+                "): run with the same config to resume it, with --new-run to discard it (checkpoints, metrics, rollouts) and start again, or choose another out folder");
+        return await CallRunGrain(run, g => g.Reconfigure(yaml));
     }
 
     /// <summary>

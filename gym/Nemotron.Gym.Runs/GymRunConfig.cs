@@ -60,6 +60,8 @@ public sealed class GymRunConfig : IValidatedConfig
     public RolloutSettings Rollout { get; set; } = new();
     /// <summary>Optimization.</summary>
     public RlTrainSettings Train { get; set; } = new();
+    /// <summary>The judge model environments such as rlhf ask (any OpenAI-compatible endpoint); no base_url: none.</summary>
+    public Judges.JudgeSettings Judge { get; set; } = new();
 
     /// <summary>The run id: the out folder's name.</summary>
     public string RunId => Path.GetFileName(Path.GetFullPath(Out).TrimEnd(Path.DirectorySeparatorChar));
@@ -74,6 +76,7 @@ public sealed class GymRunConfig : IValidatedConfig
         var dup = Environments.GroupBy(e => e.Name).FirstOrDefault(g => g.Count() > 1);
         if (dup != null) throw new ConfigException($"environments: '{dup.Key}' is listed twice");
         if (Cluster.Check() is { } bad) throw new ConfigException($"cluster.{bad.Key}: {bad.Problem}");
+        if (Judge.Check() is { } badJudge) throw new ConfigException($"judge.{badJudge.Key}: {badJudge.Problem}");
     }
 
     /// <summary>The store connection for this run.</summary>

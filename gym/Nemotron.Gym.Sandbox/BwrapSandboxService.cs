@@ -8,7 +8,7 @@ namespace Nemotron.Gym.Sandbox;
 
 /// <summary>
 /// The default backend: bubblewrap, with no daemon. Each run goes through
-/// <c>sh (joins the run's cgroups) → prlimit (rlimits) → setpriv (drops to the slot's uid) → bwrap</c>,
+/// <c>dash (joins the run's cgroups, sets the rlimits) → setpriv (drops to the slot's uid) → bwrap</c>,
 /// and bwrap gives the program new user, pid, network, ipc, uts, cgroup and mount namespaces, the image's
 /// root filesystem read-only, its own scratch tmpfs at /work and a small tmpfs at /tmp, no capabilities,
 /// an empty environment, and forbids nested user namespaces. Limits: rlimits for CPU per process, file
@@ -44,16 +44,16 @@ public sealed class BwrapSandboxService : ISandboxService, IDisposable
     }
 
     /// <summary>
-    /// Checks the machine (root, bwrap, setpriv, prlimit), claims uids, finds cgroups, and clears what an
+    /// Checks the machine (root, bwrap, setpriv, dash), claims uids, finds cgroups, and clears what an
     /// earlier process left on the claimed uids. Returns the reason instead when this host cannot run it.
     /// </summary>
     public static (BwrapSandboxService? Service, string? Error) Create(SandboxSettings settings)
     {
         if (!OperatingSystem.IsLinux()) return (null, "the bwrap backend needs Linux");
         if (!Native.IsRoot) return (null, "the bwrap backend runs as root (it drops each sandbox to an unprivileged uid of its own)");
-        foreach (var tool in new[] { "bwrap", "setpriv", "prlimit" })
+        foreach (var tool in new[] { "bwrap", "setpriv", "dash" })
             if (FindOnPath(tool) is null)
-                return (null, $"'{tool}' is not installed (Debian: apt-get install bubblewrap util-linux)");
+                return (null, $"'{tool}' is not installed (Debian: apt-get install bubblewrap util-linux dash)");
         try
         {
             var scratchRoot = Path.Combine(settings.ScratchDirectory, "bwrap");
@@ -111,8 +111,8 @@ public sealed class BwrapSandboxService : ISandboxService, IDisposable
         }
         finally
         {
+            // The run's processes are gone by now (ExecuteAsync made sure): nothing else ran as this uid.
             scratch?.Dispose();
-            UidSlots.KillAllOf(uid);
             slots.Release(uid);
         }
     }
@@ -239,6 +239,10 @@ public sealed class BwrapSandboxService : ISandboxService, IDisposable
         finally
         {
             cgroup?.Dispose();
+            // A run whose cgroups were emptied and removed left no process anywhere (a process cannot leave its
+            // cgroup unprivileged); without cgroups, or when one would not go, every process of the uid is swept
+            // (a /proc scan, a few ms a run on a busy host).
+            if (cgroup is not { Removed: true }) UidSlots.KillAllOf(uid);
             try { File.Delete(statusFile); } catch (IOException) { }
         }
     }
@@ -289,11 +293,21 @@ public sealed class BwrapSandboxService : ISandboxService, IDisposable
     {
         string Number(long n) => n.ToString(CultureInfo.InvariantCulture);
         var cpuSeconds = (long)Math.Max(1, Math.Ceiling(limits.CpuTime.TotalSeconds));
-        // The shell joins the run's cgroups before anything of the run exists, and opens bwrap's status file as fd 3.
+        // The shell joins the run's cgroups before anything of the run exists, sets the rlimits with its own ulimit
+        // (dash's units: -f in 512-byte blocks, -v in KiB; one exec fewer than prlimit, which cost a few ms a run),
+        // and opens bwrap's status file as fd 3. A limit given alone sets soft and hard; CPU gets a soft limit one
+        // second under the hard one, so SIGXCPU comes before SIGKILL.
         var script = new StringBuilder();
         foreach (var procs in cgroup?.ProcsFiles ?? []) script.Append("echo $$ > '").Append(procs).Append("' && ");
-        script.Append("exec 3>'").Append(statusFile).Append("' && exec \"$@\"");
-        var start = new ProcessStartInfo("/bin/sh")
+        script.Append("ulimit -p ").Append(processLimit)
+            .Append(" && ulimit -n ").Append(limits.OpenFiles)
+            .Append(" && ulimit -f ").Append(Number((sessionLimits.FileSizeBytes + 511) / 512))
+            .Append(" && ulimit -t ").Append(cpuSeconds + 1).Append(" && ulimit -S -t ").Append(cpuSeconds)
+            .Append(" && ulimit -c 0");
+        // Without a memory cgroup, address space is the only memory limit there is.
+        if (cgroup is null) script.Append(" && ulimit -v ").Append(Number((sessionLimits.MemoryBytes + 1023) / 1024));
+        script.Append(" && exec 3>'").Append(statusFile).Append("' && exec \"$@\"");
+        var start = new ProcessStartInfo(Dash)
         {
             RedirectStandardInput = true,
             RedirectStandardOutput = true,
@@ -306,15 +320,6 @@ public sealed class BwrapSandboxService : ISandboxService, IDisposable
         start.Environment["PATH"] = "/usr/sbin:/usr/bin:/sbin:/bin";
         var args = start.ArgumentList;
         foreach (var a in new[] { "-c", script.ToString(), "sh" }) args.Add(a);
-        args.Add("prlimit");
-        args.Add($"--nproc={processLimit}");
-        args.Add($"--nofile={limits.OpenFiles}");
-        args.Add($"--fsize={Number(sessionLimits.FileSizeBytes)}");
-        args.Add($"--cpu={cpuSeconds}:{cpuSeconds + 1}");
-        args.Add("--core=0");
-        // Without a memory cgroup, address space is the only memory limit there is.
-        if (cgroup is null) args.Add($"--as={Number(sessionLimits.MemoryBytes)}");
-        args.Add("--");
         foreach (var a in new[] { "setpriv", $"--reuid={uid}", $"--regid={uid}", "--clear-groups", "--" }) args.Add(a);
         foreach (var a in new[]
         {
@@ -334,6 +339,8 @@ public sealed class BwrapSandboxService : ISandboxService, IDisposable
         foreach (var a in command.Argv) args.Add(a);
         return start;
     }
+
+    private static readonly string Dash = FindOnPath("dash") ?? "/bin/dash";
 
     private static string? FindOnPath(string tool) =>
         (Environment.GetEnvironmentVariable("PATH") ?? "/usr/sbin:/usr/bin:/sbin:/bin").Split(':')

@@ -204,19 +204,26 @@ internal sealed class RunCgroup(bool isV2, IReadOnlyDictionary<string, string> f
         }
     }
 
+    /// <summary>True once <see cref="Dispose"/> removed every group: no process of the run is left anywhere.</summary>
+    public bool Removed { get; private set; }
+
     public void Dispose()
     {
         KillAll();
+        var removed = true;
         foreach (var folder in folders.Values)
         {
             // A group can be removed once its last process is reaped, which may take a moment after SIGKILL.
-            for (var attempt = 0; attempt < 100; attempt++)
+            var gone = false;
+            for (var attempt = 0; attempt < 100 && !gone; attempt++)
             {
-                try { Directory.Delete(folder); break; }
-                catch (DirectoryNotFoundException) { break; }
+                try { Directory.Delete(folder); gone = true; }
+                catch (DirectoryNotFoundException) { gone = true; }
                 catch (IOException) { KillAll(); Thread.Sleep(5); }
             }
+            removed &= gone;
         }
+        Removed = removed;
     }
 
     private long? ReadLong((string Controller, string File) at)

@@ -24,7 +24,7 @@ internal sealed class PostgresRolloutStore(NpgsqlConnectionStringBuilder builder
         try { return await _dataSource.OpenConnectionAsync(ct); }
         catch (Exception e) when (e is NpgsqlException or TimeoutException && !ct.IsCancellationRequested)
         {
-            throw new InvalidOperationException($"rollout store {Name}: cannot connect ({e.Message})", e);
+            throw new RolloutStoreUnavailableException($"rollout store {Name}: cannot connect ({e.Message}): check that the server is running and the connection string's host, port and database", e);
         }
     }
 

@@ -68,6 +68,17 @@ public sealed record StoredRollout
 
     /// <summary>How many tokens the policy generated.</summary>
     public int GeneratedTokens => Generated.Count(g => g != 0);
+
+    /// <summary>
+    /// Refuses a NaN reward or shaped reward, naming the rollout. A NaN reward is a failed grade, not a score; SQLite
+    /// cannot hold it in a REAL column (it becomes NULL) while PostgreSQL can, so every store refuses it alike and an
+    /// export never writes one that an import would then refuse. Infinities are numbers and are kept.
+    /// </summary>
+    public void CheckRewards(string where)
+    {
+        if (double.IsNaN(Reward) || double.IsNaN(ShapedReward))
+            throw new InvalidDataException($"{where}: rollout {RunId}/{Step}/{TaskId}/{SampleIndex}: {(double.IsNaN(Reward) ? "reward" : "shaped_reward")} is NaN; a rollout store keeps no NaN reward (a NaN reward is a failed grade)");
+    }
 }
 
 /// <summary>A run as the store lists it.</summary>

@@ -175,7 +175,7 @@ internal abstract partial class SqlRolloutStore : IRolloutBrowser
         {
             RunId = runId, Step = step, TaskId = task, SampleIndex = sample, Environment = r.GetString(3),
             Reward = r.GetDouble(4), ShapedReward = r.GetDouble(5), Truncated = r.GetInt32(6) != 0, Turns = r.GetInt32(7), Reason = r.GetString(8),
-            CreatedAt = ParseTime(r.GetString(9)),
+            CreatedAt = ParseTime(r.GetString(9), $"rollout {runId}/{step}/{task}/{sample}: field 'created_at'"),
             Tokens = b.Tokens, Generated = b.Generated, SamplerLogProbs = b.SamplerLogProbs, Messages = b.ToMessages($"{Name}: rollout {runId}/{step}/{task}/{sample}"),
             Components = b.Components, Evidence = b.Evidence, GenerateSeconds = b.GenerateSeconds, EnvironmentSeconds = b.EnvironmentSeconds,
             Advantage = b.Advantage, TrainerLogProbs = b.TrainerLogProbs, ImportanceWeights = b.ImportanceWeights, TokenMasked = b.TokenMasked,

@@ -212,9 +212,17 @@ public static class RolloutJsonl
 
     // ---- import --------------------------------------------------------------------------------------------
 
+    /// <summary>
+    /// A store keeps no NaN reward (<see cref="StoredRollout.CheckRewards"/>), so none is imported: the line is refused
+    /// by number instead of failing inside the database or being stored as something else.
+    /// </summary>
+    private static double NotNaN(double value, Line at, string field) => double.IsNaN(value)
+        ? throw new InvalidDataException($"{at.Where}: field '{field}': NaN is not a reward a rollout store keeps (a NaN reward is a failed grade): give a number or leave the line out")
+        : value;
+
     private static StoredRollout Read(JsonElement o, Line at, int lineNo, string fileName, Dictionary<string, int> samplesPerTask)
     {
-        double reward = at.Number(o, "reward", "reward") ?? throw at.Missing("reward");
+        double reward = NotNaN(at.Number(o, "reward", "reward") ?? throw at.Missing("reward"), at, "reward");
         var g = at.Object(o, ExtrasField, ExtrasField); // null on a plain NeMo-Gym line: every field below then has its default
         static string X(string key) => $"{ExtrasField}.{key}";
         var response = at.Object(o, "response", "response");
@@ -266,7 +274,7 @@ public static class RolloutJsonl
             Step = at.Int(g, "step", X("step")) ?? 0,
             TaskId = taskId, Environment = environment, SampleIndex = sample,
             Tokens = tokens, Generated = generated, SamplerLogProbs = logprobs, Messages = messages,
-            Reward = reward, ShapedReward = at.Number(g, "shaped_reward", X("shaped_reward")) ?? reward,
+            Reward = reward, ShapedReward = NotNaN(at.Number(g, "shaped_reward", X("shaped_reward")) ?? reward, at, X("shaped_reward")),
             Components = components, Reason = at.String(g, "reason", X("reason")) ?? "", Evidence = evidence,
             Truncated = truncated, Turns = at.Int(g, "turns", X("turns")) ?? messages.Count(m => m.Role == Role.Assistant),
             GenerateSeconds = at.Number(g, "generate_seconds", X("generate_seconds")) ?? 0,

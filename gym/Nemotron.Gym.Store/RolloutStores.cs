@@ -3,6 +3,9 @@ using Npgsql;
 
 namespace Nemotron.Gym.Store;
 
+/// <summary>A store that cannot be reached (a server down, a wrong address); the message names it and what to check.</summary>
+public sealed class RolloutStoreUnavailableException(string message, Exception inner) : IOException(message, inner);
+
 /// <summary>Opens rollout stores by connection text.</summary>
 public static class RolloutStores
 {

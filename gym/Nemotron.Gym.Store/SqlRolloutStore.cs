@@ -98,6 +98,7 @@ internal abstract partial class SqlRolloutStore(string name) : IRolloutStore
     public async Task<int> AddRolloutsAsync(IReadOnlyList<StoredRollout> rollouts, CancellationToken ct = default)
     {
         if (rollouts.Count == 0) return 0;
+        foreach (var r in rollouts) r.CheckRewards(Name);
         // Key order, so two writers whose batches overlap lock rows in the same order (PostgreSQL would otherwise deadlock them).
         var ordered = rollouts.OrderBy(r => r.RunId, StringComparer.Ordinal).ThenBy(r => r.Step)
             .ThenBy(r => r.TaskId, StringComparer.Ordinal).ThenBy(r => r.SampleIndex).ToList();
@@ -187,7 +188,7 @@ internal abstract partial class SqlRolloutStore(string name) : IRolloutStore
         await using var r = await cmd.ExecuteReaderAsync(ct);
         var all = new List<RunRecord>();
         while (await r.ReadAsync(ct))
-            all.Add(new RunRecord(r.GetString(0), r.GetString(1), r.GetInt32(2), r.GetInt32(3), r.GetString(4), ParseTime(r.GetString(5)), ParseTime(r.GetString(6))));
+            all.Add(new RunRecord(r.GetString(0), r.GetString(1), r.GetInt32(2), r.GetInt32(3), r.GetString(4), ParseTime(r.GetString(5), $"run {r.GetString(0)}: field 'created'"), ParseTime(r.GetString(6), $"run {r.GetString(0)}: field 'updated'")));
         // Sorted here: the text column would order mixed offsets wrongly.
         return [.. all.OrderBy(x => x.Created).ThenBy(x => x.RunId, StringComparer.Ordinal)];
     }
@@ -206,7 +207,10 @@ internal abstract partial class SqlRolloutStore(string name) : IRolloutStore
 
     public abstract ValueTask DisposeAsync();
 
-    private static DateTimeOffset ParseTime(string text) => DateTimeOffset.ParseExact(text, "O", CultureInfo.InvariantCulture);
+    /// <summary>A stored time (ISO 8601 round-trip text); anything else is an error naming the store and <paramref name="what"/>.</summary>
+    private DateTimeOffset ParseTime(string text, string what) =>
+        DateTimeOffset.TryParseExact(text, "O", CultureInfo.InvariantCulture, DateTimeStyles.None, out var t) ? t
+            : throw new InvalidDataException($"{Name}: {what} is '{text}', not an ISO 8601 time (yyyy-MM-ddTHH:mm:ss.fffffffzzz): correct the row or restore the store from a copy");
 
     private static async Task Exec(DbConnection c, DbTransaction? tx, string sql, CancellationToken ct)
     {

@@ -31,8 +31,22 @@ public sealed record GptConfig(int Layers = 4, int Width = 256, int Heads = 4, i
         if (Heads < 1 || Width % Heads != 0) throw new ArgumentException($"model.heads ({Heads}) must divide model.width ({Width})");
         if (Context < 2) throw new ArgumentException($"model.context must be >= 2, got {Context}");
         if (Vocab < 2) throw new ArgumentException($"model.vocab must be >= 2, got {Vocab}");
+        // All parameters live in one flat float buffer (and so do their gradients and moments), indexed by int.
+        if (ParameterEstimate > int.MaxValue)
+            throw new ArgumentException($"model.layers {Layers} × model.width {Width} (context {Context}, vocabulary {Vocab}) is {ParameterEstimate:0.###e0} parameters; at most {int.MaxValue:N0} fit: use fewer layers or a smaller width");
         return this;
     }
+
+    /// <summary>The parameter count in floating point: never overflows, so a shape can be judged before it is built.</summary>
+    public double ParameterEstimate => (double)PaddedVocab * Width + (double)Context * Width + Layers * (12.0 * Width * Width + 2.0 * Width) + Width;
+
+    /// <summary>
+    /// Bytes a training step needs, roughly: weights, gradients and the two AdamW moments (16 bytes a parameter), plus
+    /// the activations kept for the backward pass of <paramref name="tokens"/> tokens of <paramref name="seqLen"/>-token
+    /// sequences (about 20·C floats per token per layer, the attention weights, and the logits).
+    /// </summary>
+    public double TrainingBytesEstimate(long tokens, int seqLen) =>
+        16.0 * ParameterEstimate + 4.0 * tokens * (Layers * (20.0 * Width + (double)Heads * seqLen) + 2.0 * PaddedVocab);
 
     /// <summary>Parameters in the model.</summary>
     public long ParameterCount => (long)PaddedVocab * Width + (long)Context * Width + Layers * (12L * Width * Width + 2L * Width) + Width;

@@ -33,22 +33,93 @@ public sealed class RunFolder(string directory)
     /// <summary>True when the stage has finished (its final checkpoint is complete).</summary>
     public bool IsFinished => File.Exists(Path.Combine(Final, Checkpoint.ManifestFile));
 
-    /// <summary>The newest complete resumable checkpoint, or null.</summary>
-    public string? LatestCheckpoint()
+    /// <summary>The resolved config of the run, written when it starts.</summary>
+    public string ConfigRecord => Path.Combine(Directory, "config.yaml");
+
+    /// <summary>
+    /// The newest resumable checkpoint that is whole: listed in its manifest with matching checksums and a readable
+    /// trainer state with a step. A damaged newer one is skipped (with a warning through <paramref name="warn"/>) in
+    /// favour of the one before it, so one bad write costs the steps since that one instead of the run. Null: none.
+    /// </summary>
+    public string? LatestCheckpoint(Action<string>? warn = null) => LatestValid(warn)?.Directory;
+
+    /// <summary>The step of the newest whole resumable checkpoint (0: none); the same choice as <see cref="LatestCheckpoint"/>.</summary>
+    public int ResumeStep() => LatestValid(null)?.Step ?? 0;
+
+    private (string Directory, int Step)? LatestValid(Action<string>? warn)
     {
         if (!System.IO.Directory.Exists(Checkpoints)) return null;
-        return System.IO.Directory.GetDirectories(Checkpoints, "step-*")
-            .Where(d => File.Exists(Path.Combine(d, Checkpoint.ManifestFile)))
-            .OrderByDescending(d => d, StringComparer.Ordinal)
-            .FirstOrDefault();
+        foreach (var dir in System.IO.Directory.GetDirectories(Checkpoints, "step-*").OrderByDescending(d => d, StringComparer.Ordinal))
+        {
+            try
+            {
+                Checkpoint.Verify(dir);
+                var statePath = Path.Combine(dir, Checkpoint.StateFile);
+                if (!File.Exists(statePath)) throw new InvalidDataException($"checkpoint {dir}: {Checkpoint.StateFile} is missing (not resumable)");
+                var step = Checkpoint.ReadJson(statePath)["step"] is JsonValue v && v.TryGetValue(out int s) && s >= 0
+                    ? s : throw new InvalidDataException($"{statePath}: 'step' is missing or not a non-negative integer");
+                return (dir, step);
+            }
+            catch (InvalidDataException e)
+            {
+                warn?.Invoke($"warning: skipping damaged checkpoint {dir} ({e.Message}); falling back to the one before it");
+            }
+        }
+        return null;
     }
 
-    /// <summary>The step of the newest resumable checkpoint (0: none).</summary>
-    public int ResumeStep()
+    /// <summary>
+    /// Removes what an interrupted checkpoint write leaves behind: the temporary folders a save renames into place
+    /// (<c>.step-N.tmp-*</c>, <c>.final.tmp-*</c>). A run folder has one writer, so any such folder at start is
+    /// an orphan. Returns the folders removed.
+    /// </summary>
+    public IReadOnlyList<string> RemoveInterruptedSaves()
     {
-        var latest = LatestCheckpoint();
-        if (latest == null) return 0;
-        return Checkpoint.ReadJson(Path.Combine(latest, Checkpoint.StateFile))["step"]?.GetValue<int>() ?? 0;
+        var removed = new List<string>();
+        foreach (var parent in new[] { Directory, Checkpoints })
+        {
+            if (!System.IO.Directory.Exists(parent)) continue;
+            foreach (var d in System.IO.Directory.GetDirectories(parent, ".*.tmp-*"))
+            {
+                System.IO.Directory.Delete(d, recursive: true);
+                removed.Add(d);
+            }
+        }
+        return removed;
+    }
+
+    /// <summary>
+    /// Cuts metrics.jsonl back to the lines of steps up to <paramref name="step"/> (all of them go when it is
+    /// negative: a fresh start), so steps redone after a resume appear once. A line torn by a kill (not JSON, or with
+    /// no step) is dropped too. The file is rewritten through a temporary file and a rename.
+    /// </summary>
+    public void TruncateMetricsAfter(int step)
+    {
+        if (!File.Exists(Metrics)) return;
+        var kept = new List<string>();
+        foreach (var line in File.ReadLines(Metrics))
+        {
+            JsonNode? node;
+            try { node = JsonNode.Parse(line); }
+            catch (System.Text.Json.JsonException) { continue; }
+            if (node is JsonObject o && o["step"] is JsonValue v && v.TryGetValue(out int s) && s <= step) kept.Add(line);
+        }
+        var temp = Metrics + ".tmp";
+        File.WriteAllLines(temp, kept);
+        File.Move(temp, Metrics, overwrite: true);
+    }
+
+    /// <summary>
+    /// Deletes what a run has written into the folder (checkpoints, final/, best/, metrics.jsonl, config.yaml), for
+    /// a new run in the same folder. Stores and run state beside them are the caller's to reset.
+    /// </summary>
+    public void Discard()
+    {
+        foreach (var d in new[] { Checkpoints, Final, Best })
+            if (System.IO.Directory.Exists(d)) System.IO.Directory.Delete(d, recursive: true);
+        foreach (var f in new[] { Metrics, ConfigRecord })
+            if (File.Exists(f)) File.Delete(f);
+        RemoveInterruptedSaves();
     }
 
     /// <summary>Writes a resumable checkpoint after <paramref name="step"/> and deletes all but the newest <see cref="ResumableKept"/>.</summary>

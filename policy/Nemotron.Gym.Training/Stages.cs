@@ -17,8 +17,8 @@ public static class Stages
         if (Completed(config.Out, observer) is { } done) return done;
         var tokenizer = TokenizerFactory.Create(config.Tokenizer);
         var m = config.Model;
-        var modelConfig = new GptConfig(m.Layers, m.Width, m.Heads, m.Context, tokenizer.VocabSize);
         int seqLen = config.SeqLen > 0 ? config.SeqLen : m.Context;
+        var modelConfig = RequireMemory(new GptConfig(m.Layers, m.Width, m.Heads, m.Context, tokenizer.VocabSize), (long)config.Train.MicroBatchSize * seqLen, seqLen);
         var train = TextCorpus.Load(config.Data.Train, tokenizer);
         var valid = TextCorpus.Load(config.Data.Valid, tokenizer);
         observer.OnMessage($"pretrain: {modelConfig.ParameterCount / 1e6:F2}M parameters ({m.Layers} layers, width {m.Width}, {m.Heads} heads, context {m.Context}); " +
@@ -47,6 +47,22 @@ public static class Stages
             var loop = new TrainingLoop(model, tokenizer, config.Train, config.Out, "sft", observer);
             return loop.Run(source, cancellation);
         }
+    }
+
+    /// <summary>
+    /// Refuses a model shape that cannot be built or trained in this machine's memory, with the estimate, before a byte
+    /// of it is allocated (a shape too big for memory used to be killed by the kernel minutes later).
+    /// </summary>
+    public static GptConfig RequireMemory(GptConfig model, long tokensPerMicroBatch, int seqLen)
+    {
+        try { model.Validate(); }
+        catch (ArgumentException e) { throw new ConfigException(e.Message); }
+        double need = model.TrainingBytesEstimate(tokensPerMicroBatch, seqLen);
+        long have = GC.GetGCMemoryInfo().TotalAvailableMemoryBytes;
+        if (need > have)
+            throw new ConfigException($"model.layers {model.Layers} × model.width {model.Width}: {model.ParameterEstimate / 1e6:N0}M parameters need about {need / 1e9:N1} GB to train " +
+                $"(weights, gradients, AdamW moments, activations of {tokensPerMicroBatch} tokens), and this machine has {have / 1e9:N1} GB: use fewer layers, a smaller width or a smaller micro_batch");
+        return model;
     }
 
     /// <summary>A finished run (final/ exists) is not run again: its outcome is read back.</summary>

@@ -46,6 +46,7 @@ public sealed class TextCorpus
 
     private static IEnumerable<string> ReadDocuments(string path)
     {
+        if (File.Exists(path)) Nemotron.Gym.Conversation.StrictText.RequireUtf8(path);
         if (path.EndsWith(".jsonl", StringComparison.OrdinalIgnoreCase))
         {
             int lineNo = 0;

@@ -66,7 +66,8 @@ public sealed class TrainingLoop(GptModel model, ITokenizer tokenizer, TrainSett
         double best = double.PositiveInfinity, lastValid = double.NaN;
         int bestStep = 0, evalsSinceBest = 0;
 
-        var resumeFrom = _folder.LatestCheckpoint();
+        foreach (var orphan in _folder.RemoveInterruptedSaves()) observer.OnMessage($"removed {orphan}, left by an interrupted checkpoint write");
+        var resumeFrom = _folder.LatestCheckpoint(observer.OnMessage);
         if (resumeFrom != null)
         {
             Checkpoint.LoadWeights(resumeFrom, model);
@@ -81,6 +82,8 @@ public sealed class TrainingLoop(GptModel model, ITokenizer tokenizer, TrainSett
         }
 
         var metricsPath = _folder.Metrics;
+        // Lines of steps after the checkpoint are redone below; without this cut they would appear twice.
+        _folder.TruncateMetricsAfter(resumeFrom != null ? startStep : -1);
         using var metrics = new StreamWriter(metricsPath, append: true);
         var clock = Stopwatch.StartNew();
         long tokensThisRun = 0;

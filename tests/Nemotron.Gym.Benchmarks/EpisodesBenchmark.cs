@@ -9,18 +9,20 @@ namespace Nemotron.Gym.Benchmarks;
 /// Episode grains under load, with a scripted stand-in for the model (fixed responses, no trainer): keeps N
 /// episodes in flight on one in-process silo (each worker opens an episode, sends a scripted answer, grades it,
 /// and starts the next) over math and instruction-following tasks, and prints episodes/s and the p50/p99 latency
-/// of the grade call. Args: [--in-flight N] [--seconds S].
+/// of the grade call. Args: [--in-flight N] [--seconds S] [--in-process] (plugins in the silo's process instead of workers).
 /// </summary>
 public sealed class EpisodesBenchmark : IBenchmark
 {
     public string Name => "episodes";
-    public string Description => "episodes/s and grading latency with N episodes in flight on one silo [--in-flight 2000] [--seconds 20]";
+    public string Description => "episodes/s and grading latency with N episodes in flight on one silo [--in-flight 2000] [--seconds 20] [--in-process]";
 
     public async Task<int> RunAsync(string[] args)
     {
         int inFlight = Arg(args, "--in-flight", 2000), seconds = Arg(args, "--seconds", 20);
         var state = Path.Combine(Path.GetTempPath(), $"gym-bench-{Environment.ProcessId}.db");
-        var options = new GymSiloOptions { SiloPort = 22111, GatewayPort = 32000, StateStorage = "sqlite:" + state };
+        bool inProcess = args.Contains("--in-process");
+        var options = new GymSiloOptions { SiloPort = 22111, GatewayPort = 32000, StateStorage = "sqlite:" + state,
+            PluginHosting = new Nemotron.Gym.PluginWorker.PluginWorkerSettings { InProcess = inProcess } };
         options.PluginFolders.Add(Nemotron.Gym.TestSupport.RepoPaths.Plugins);
         using var silo = await GymSilo.StartAsync(options);
         var grains = (IGrainFactory)silo.Services.GetService(typeof(IGrainFactory))!;
@@ -30,7 +32,7 @@ public sealed class EpisodesBenchmark : IBenchmark
             new TaskSetSpec("instruction_following", new Dictionary<string, string>(), "train", 2000, 1),
         };
         var source = await GrainEpisodeSource.CreateAsync(grains, "bench", sets);
-        Console.WriteLine($"{source.Tasks.Count} tasks; {inFlight} episodes in flight for {seconds} s on one silo ({Environment.ProcessorCount} cores)");
+        Console.WriteLine($"{source.Tasks.Count} tasks; {inFlight} episodes in flight for {seconds} s on one silo ({Environment.ProcessorCount} cores), plugins {(inProcess ? "in process" : "in worker processes")}");
 
         var latencies = new List<double>();
         long done = 0, peak = 0, live = 0;

@@ -6,10 +6,12 @@ using Nemotron.Gym.Sandbox;
 namespace Nemotron.Gym.Benchmarks;
 
 /// <summary>
-/// What a sandbox costs per run: `python3 -c pass` bare on the host, then through each backend (bwrap;
+/// What a sandbox costs per run: `python3 -c pass` bare (the image's own files through chroot, no isolation; and the
+/// host's python3 for reference), then through each backend (bwrap;
 /// docker one-shot; docker warm exec; the same two under gVisor where runsc works), median and p99 of
 /// the whole call, and the overhead over bare. Needs root, bubblewrap, the python image and the private
-/// dockerd (`gym sandbox images build`, `gym sandbox docker start`); backends that cannot run say why.
+/// dockerd (`gym sandbox images build`, `gym sandbox docker start`); backends that cannot run say why. Then the parts
+/// of a bwrap run one by one (<see cref="SandboxPhases"/>).
 /// Run: dotnet run -c Release --project tests/Nemotron.Gym.Benchmarks -- sandbox [--runs N]
 /// </summary>
 public sealed class SandboxBenchmark : IBenchmark
@@ -23,15 +25,20 @@ public sealed class SandboxBenchmark : IBenchmark
         var command = new SandboxCommand(["python3", "-c", "pass"]);
         var rows = new List<(string Name, double Median, double P99, string Note)>();
 
-        var bare = await MeasureAsync(runs, async () =>
+        async Task<string?> Start(string file, params string[] arguments)
         {
-            using var process = Process.Start(new ProcessStartInfo("/usr/bin/python3", ["-c", "pass"]) { UseShellExecute = false })!;
+            using var process = Process.Start(new ProcessStartInfo(file, arguments) { UseShellExecute = false })!;
             await process.WaitForExitAsync();
             return process.ExitCode == 0 ? null : $"exit {process.ExitCode}";
-        });
-        rows.Add(("bare python3 -c pass", bare.Median, bare.P99, bare.Error ?? ""));
-
+        }
         var settings = new SandboxSettings { SiloName = "benchmark", Slots = 4 };
+        var host = await MeasureAsync(runs, () => Start("/usr/bin/python3", "-c", "pass"));
+        rows.Add(("host python3 -c pass", host.Median, host.P99, host.Error ?? "the host's python3, its own site-packages"));
+        // The baseline: the very files the sandboxes run (the image's root filesystem), without any isolation.
+        var image = SandboxImage.Load(settings.ImagesDirectory, "python");
+        var bare = image is null ? host : await MeasureAsync(runs, () => Start("/usr/sbin/chroot", image.RootFs, "python3", "-c", "pass"));
+        rows.Add(("bare python3 -c pass", bare.Median, bare.P99, image is null ? "no image: the host's python3" : "chroot into the image, no isolation: the baseline"));
+
         var (bwrap, bwrapError) = BwrapSandboxService.Create(settings);
         if (bwrap is null) rows.Add(("bwrap", double.NaN, double.NaN, bwrapError!));
         else
@@ -59,11 +66,12 @@ public sealed class SandboxBenchmark : IBenchmark
         }
 
         Console.WriteLine($"sandbox overhead per run, {runs} runs each (after 3 warm-up runs), {Environment.ProcessorCount} cores");
-        Console.WriteLine($"{"",-24} {"median ms",10} {"p99 ms",10} {"overhead ms",12}  note");
+        Console.WriteLine($"{"",-26} {"median ms",10} {"p99 ms",10} {"overhead ms",12}  note");
         foreach (var (name, median, p99, note) in rows)
             Console.WriteLine(double.IsNaN(median)
-                ? $"{name,-24} {"-",10} {"-",10} {"-",12}  not measured: {note}"
-                : $"{name,-24} {median,10:0.0} {p99,10:0.0} {median - bare.Median,12:0.0}  {note}");
+                ? $"{name,-26} {"-",10} {"-",10} {"-",12}  not measured: {note}"
+                : $"{name,-26} {median,10:0.0} {p99,10:0.0} {median - bare.Median,12:0.0}  {note}");
+        await SandboxPhases.PrintAsync(runs, settings);
         return 0;
     }
 

@@ -45,6 +45,8 @@ public sealed class RunGrainCallTests : IAsyncLifetime
         }
 
         public Task<RunInfo> Create(string configYaml, int totalSteps) => Forward("Create", () => real.Create(configYaml, totalSteps));
+        public Task<RunInfo> Restart(string configYaml, int totalSteps) => Forward("Restart", () => real.Restart(configYaml, totalSteps));
+        public Task<RunInfo> Reconfigure(string configYaml) => Forward("Reconfigure", () => real.Reconfigure(configYaml));
         public Task<RunInfo> Start(int fromStep) => Forward("Start", () => real.Start(fromStep));
         public Task<RunInfo> ReportStep(int step, string? checkpoint) => Forward("ReportStep", () => real.ReportStep(step, checkpoint));
         public Task<RunInfo> Pause() => Forward("Pause", real.Pause);

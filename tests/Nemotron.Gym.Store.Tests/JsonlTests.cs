@@ -31,7 +31,7 @@ public sealed class JsonlTests
         StoredRollout[] rollouts =
         [
             Make("r", 1, "math/a", 0),
-            Make("r", 2, "tool_use/b", 3, reward: 0.25) with { SamplerLogProbs = [0, float.NegativeInfinity, float.NaN, -1e-45f, 1.17549435E-38f], ShapedReward = double.NaN },
+            Make("r", 2, "tool_use/b", 3, reward: 0.25) with { SamplerLogProbs = [0, float.NegativeInfinity, float.NaN, -1e-45f, 1.17549435E-38f], ShapedReward = double.NegativeInfinity },
             Make("r", 2, "x", 0) with { Tokens = [], Generated = [], SamplerLogProbs = [], Messages = [], Components = new Dictionary<string, double>(), Evidence = new Dictionary<string, string>() },
         ];
         string text = await ExportAsync(rollouts);
@@ -39,6 +39,25 @@ public sealed class JsonlTests
         var back = await ImportAsync(text);
         Assert.Equal(rollouts.Length, back.Count);
         for (int i = 0; i < rollouts.Length; i++) AssertSame(rollouts[i], back[i]);
+    }
+
+    [Fact]
+    public async Task ANaNRewardIsRefusedByLineAndFieldAndInfinitiesAreKept()
+    {
+        var line = JsonNode.Parse((await ExportAsync(Make("r", 1, "math/a", 0))).TrimEnd())!.AsObject();
+        line["reward"] = "NaN";
+        var e = await Assert.ThrowsAsync<InvalidDataException>(() => ImportAsync("\n" + line.ToJsonString(), "in.jsonl"));
+        Assert.StartsWith("in.jsonl:2: field 'reward': NaN", e.Message);
+
+        line["reward"] = 1;
+        line["nemotron_gym"]!["shaped_reward"] = "NaN";
+        e = await Assert.ThrowsAsync<InvalidDataException>(() => ImportAsync(line.ToJsonString(), "in.jsonl"));
+        Assert.StartsWith("in.jsonl:1: field 'nemotron_gym.shaped_reward': NaN", e.Message);
+
+        line["reward"] = "-Infinity";
+        line["nemotron_gym"]!["shaped_reward"] = "Infinity";
+        var r = Assert.Single(await ImportAsync(line.ToJsonString()));
+        Assert.Equal((double.NegativeInfinity, double.PositiveInfinity), (r.Reward, r.ShapedReward));
     }
 
     [Fact]

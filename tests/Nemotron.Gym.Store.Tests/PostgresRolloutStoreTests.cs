@@ -26,7 +26,8 @@ public sealed class PostgresRolloutStoreTests(PostgresFixture pg) : RolloutStore
     [Fact]
     public async Task AnUnreachableServerIsNamedInTheError()
     {
-        var e = await Assert.ThrowsAsync<InvalidOperationException>(() => RolloutStores.OpenAsync("postgres:Host=127.0.0.1;Port=1;Database=nowhere;Timeout=2"));
+        var e = await Assert.ThrowsAsync<RolloutStoreUnavailableException>(() => RolloutStores.OpenAsync("postgres:Host=127.0.0.1;Port=1;Database=nowhere;Timeout=2"));
         Assert.Contains("127.0.0.1:1/nowhere", e.Message);
+        Assert.Contains("check that the server is running", e.Message);
     }
 }

@@ -31,6 +31,18 @@ public abstract class RolloutStoreContract
     }
 
     [Fact]
+    public async Task ANaNRewardIsRefusedNamingTheRolloutAndNothingOfTheBatchIsStored()
+    {
+        var (s, _) = await OpenNewAsync();
+        await using var _s = s;
+        var e = await Assert.ThrowsAsync<InvalidDataException>(() => s.AddRolloutsAsync([Make("run1", 1, "a", 0), Make("run1", 1, "b", 0) with { Reward = double.NaN }]));
+        Assert.Contains("rollout run1/1/b/0: reward is NaN", e.Message);
+        e = await Assert.ThrowsAsync<InvalidDataException>(() => s.AddRolloutsAsync([Make("run1", 1, "c", 0) with { ShapedReward = double.NaN }]));
+        Assert.Contains("shaped_reward is NaN", e.Message);
+        Assert.Equal(0, await s.CountRolloutsAsync("run1"));
+    }
+
+    [Fact]
     public async Task AddingTheSameKeysAgainAddsNothing()
     {
         var (s, _) = await OpenNewAsync();

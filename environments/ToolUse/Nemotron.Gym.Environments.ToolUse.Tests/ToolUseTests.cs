@@ -62,6 +62,28 @@ public class ToolUseTests
         Assert.True((await ep.GradeAsync(default)).Reward < 1);
     }
 
+    [Fact]
+    public void AKeyOrValueTooLongToStoreIsRefusedToTheModelInsteadOfCut()
+    {
+        var state = new ToolState();
+        string longKey = new('k', ToolState.MaxLength + 1);
+        var (result, error) = state.Execute(new ToolCall("c1", "kv_set", new JsonObject { ["key"] = longKey, ["value"] = "v" }));
+        Assert.True(error);
+        Assert.Contains($"the key is {ToolState.MaxLength + 1} characters long; at most {ToolState.MaxLength}", result);
+        Assert.Empty(state.Store);
+        (result, error) = state.Execute(new ToolCall("c2", "kv_set", new JsonObject { ["key"] = "k", ["value"] = new string('v', 500) }));
+        Assert.True(error);
+        Assert.Contains("the value is 500 characters long", result);
+        (result, error) = state.Execute(new ToolCall("c3", "calendar_add", new JsonObject { ["date"] = "2026-03-14", ["title"] = new string('t', 201) }));
+        Assert.True(error);
+        Assert.Contains("the title is 201 characters long", result);
+
+        // At the limit it is stored whole, and read back under the same key.
+        string key = new('k', ToolState.MaxLength);
+        Assert.False(state.Execute(new ToolCall("c4", "kv_set", new JsonObject { ["key"] = key, ["value"] = "x" })).Error);
+        Assert.Equal(("x", false), state.Execute(new ToolCall("c5", "kv_get", new JsonObject { ["key"] = key })));
+    }
+
     [Theory]
     [InlineData("The result is 1517.", "1517", true)]
     [InlineData("It is 1,517", "1517", true)]

@@ -10,7 +10,9 @@ namespace Nemotron.Gym.Environments.ToolUse;
 /// with JSON arguments; the environment executes them against the episode's state and answers with tool
 /// messages; the episode ends when the model answers without calling a tool. Malformed or failing calls
 /// come back as error messages in the episode, never as exceptions. The grade checks the final answer,
-/// the final state and that the required tools were used.
+/// the final state and that the required tools were used. With <c>python: true</c> the model also has a
+/// <c>python</c> tool (<see cref="PythonTool"/>: a sandbox session per episode, state kept between calls) and a share
+/// of the tasks need it; an episode whose sandbox failed is not judged (the trainer masks it), never graded 0.
 /// </summary>
 public sealed class ToolUseEnvironment : EnvironmentBase
 {
@@ -21,10 +23,29 @@ public sealed class ToolUseEnvironment : EnvironmentBase
     public override EnvironmentDescriptor Descriptor { get; } = new(
         "tool_use", "1.0.0",
         "Multi-turn function calling with a calculator, a key-value store and a calendar; graded on the final answer, the final state and the tools used.",
-        [new ConfigOption("difficulty", ConfigType.Integer, "2", "1: one tool call; 2: two; 3: up to three, mixing tools.", 1, 3)],
+        [
+            new ConfigOption("difficulty", ConfigType.Integer, "2", "1: one tool call; 2: two; 3: up to three, mixing tools.", 1, 3),
+            new ConfigOption("python", ConfigType.Boolean, "false", "Offer a python tool (a sandbox session per episode; the host must offer a sandbox) and make about a third of the tasks need it."),
+        ],
         ["train", "heldout"]);
 
     private const string SystemPrompt = "You are an assistant with tools. Call a tool when the user asks you to use it, then give a short final answer.";
+
+    private ISandboxService? _sandbox;
+    private bool _python;
+
+    /// <summary>Every tool offered: the simulated ones, and python when it is on.</summary>
+    public IReadOnlyList<ToolDefinition> ToolDefinitions => _python ? [.. ToolState.Definitions, PythonTool.Definition] : ToolState.Definitions;
+
+    /// <inheritdoc />
+    public override async ValueTask InitializeAsync(EnvironmentContext context, CancellationToken cancellation)
+    {
+        await base.InitializeAsync(context, cancellation);
+        _python = Context.GetBool("python");
+        _sandbox = Context.Services.Get<ISandboxService>();
+        if (_python && _sandbox is null)
+            Context.Log.Write("tool_use: python is on but the host offers no sandbox; episodes that call python are not judged (the trainer masks them)");
+    }
 
     /// <inheritdoc />
     public override ValueTask<IReadOnlyList<TaskRecord>> LoadTasksAsync(TaskQuery query, CancellationToken cancellation)
@@ -36,12 +57,12 @@ public sealed class ToolUseEnvironment : EnvironmentBase
         var tasks = new List<TaskRecord>();
         for (int i = 0; i < target; i++)
         {
-            var t = ToolTasks.Generate(rng, difficulty);
+            var t = _python && rng.Next(3) == 0 ? PythonTasks.Generate(rng) : ToolTasks.Generate(rng, difficulty);
             tasks.Add(new TaskRecord
             {
                 Id = $"tool-{query.Split}-{i:D5}",
                 Input = [Message.System(SystemPrompt), Message.User(t.Request)],
-                Tools = ToolState.Definitions,
+                Tools = ToolDefinitions,
                 VerifierMetadata = t.Metadata,
                 Reference = t.Reference,
             });
@@ -57,7 +78,7 @@ public sealed class ToolUseEnvironment : EnvironmentBase
         if (m["initial_state"] is not JsonObject) p.Add("verifier_metadata.initial_state must be an object");
         if (m["required_calls"] is not JsonArray calls) p.Add("verifier_metadata.required_calls must be a list");
         else foreach (var c in calls)
-            if (c?["name"]?.GetValue<string>() is not { } n || ToolState.Definitions.All(d => d.Name != n)) p.Add($"verifier_metadata.required_calls: unknown tool in {c?.ToJsonString()}");
+            if (c?["name"]?.GetValue<string>() is not { } n || ToolDefinitions.All(d => d.Name != n)) p.Add($"verifier_metadata.required_calls: unknown tool in {c?.ToJsonString()}");
         if (m["answer"] is null && m["final_state"] is null) p.Add("verifier_metadata needs an answer or a final_state to check");
         if (task.Tools.Count == 0) p.Add("the task offers no tools");
         return p;
@@ -65,9 +86,9 @@ public sealed class ToolUseEnvironment : EnvironmentBase
 
     /// <inheritdoc />
     public override ValueTask<IEpisode> OpenEpisodeAsync(TaskRecord task, EpisodeContext context, CancellationToken cancellation) =>
-        ValueTask.FromResult<IEpisode>(new Episode(task));
+        ValueTask.FromResult<IEpisode>(new Episode(task, _python ? new PythonTool(_sandbox) : null));
 
-    private sealed class Episode(TaskRecord task) : IEpisode
+    private sealed class Episode(TaskRecord task, PythonTool? python) : IEpisode
     {
         private readonly ToolState _state = ToolState.FromJson(task.VerifierMetadata["initial_state"] as JsonObject);
         private readonly List<string> _calls = [];
@@ -79,10 +100,10 @@ public sealed class ToolUseEnvironment : EnvironmentBase
         public IReadOnlyList<Message> Opening => task.Input;
         public IReadOnlyList<ToolDefinition> Tools => task.Tools;
 
-        public ValueTask<StepResult> StepAsync(AssistantTurn turn, CancellationToken cancellation)
+        public async ValueTask<StepResult> StepAsync(AssistantTurn turn, CancellationToken cancellation)
         {
             _steps++;
-            if (turn.Truncated) { _truncated = true; return ValueTask.FromResult(StepResult.End); }
+            if (turn.Truncated) { _truncated = true; return StepResult.End; }
             var replies = new List<Message>();
             foreach (var error in turn.FormatErrors)
             {
@@ -91,7 +112,8 @@ public sealed class ToolUseEnvironment : EnvironmentBase
             }
             foreach (var call in turn.ToolCalls)
             {
-                var (result, isError) = _state.Execute(call);
+                var (result, isError) = python is not null && call.Name == PythonTool.Definition.Name
+                    ? await python.ExecuteAsync(call, cancellation) : _state.Execute(call);
                 _calls.Add($"{call.Name}({call.Arguments.ToJsonString()}) -> {result}");
                 if (isError) _errors++;
                 else _succeeded.Add(call);
@@ -100,10 +122,10 @@ public sealed class ToolUseEnvironment : EnvironmentBase
             if (replies.Count == 0)
             {
                 _finalAnswer = turn.Content;
-                return ValueTask.FromResult(StepResult.End);
+                return StepResult.End;
             }
-            if (_steps >= MaxSteps) return ValueTask.FromResult(StepResult.End);
-            return ValueTask.FromResult(StepResult.Continue([.. replies]));
+            if (_steps >= MaxSteps) return StepResult.End;
+            return StepResult.Continue([.. replies]);
         }
 
         public ValueTask<Grade> GradeAsync(CancellationToken cancellation)
@@ -148,10 +170,17 @@ public sealed class ToolUseEnvironment : EnvironmentBase
             components["tool_errors"] = _errors;
             var scored = components.Where(kv => kv.Key != "tool_errors").Select(kv => kv.Value).ToList();
             double reward = _truncated ? 0 : scored.Average();
+            // The sandbox broke under the python tool: what the model saw was not its doing, so this is no verdict.
+            if (python?.Failure is { } failure)
+            {
+                components["sandbox_error"] = 1;
+                evidence["sandbox_error"] = failure;
+                return ValueTask.FromResult(Grade.NotJudged($"the python tool's sandbox failed: {failure}", components, evidence));
+            }
             return ValueTask.FromResult(new Grade(reward, components, string.Join("; ", reasons) + (_errors > 0 ? $"; {_errors} tool error(s)" : ""), evidence));
         }
 
-        public ValueTask DisposeAsync() => ValueTask.CompletedTask;
+        public ValueTask DisposeAsync() => python?.DisposeAsync() ?? ValueTask.CompletedTask;
     }
 
     /// <summary>The answer states the expected value: numerically equivalent, or contains the expected text as a word.</summary>

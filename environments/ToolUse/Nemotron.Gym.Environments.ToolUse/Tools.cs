@@ -60,8 +60,10 @@ public sealed class ToolState
             case "kv_get":
                 return Store.TryGetValue(Arg("key")!, out var got) ? (got, false) : ($"error: no key '{Short(Arg("key")!)}'", true);
             case "kv_set":
+                // Too long is refused and said so: a key cut short would later be "no key" under the name the model used.
+                if ((TooLong("key", Arg("key")!) ?? TooLong("value", Arg("value")!)) is { } tooLong) return (tooLong, true);
                 if (Store.Count >= 100 && !Store.ContainsKey(Arg("key")!)) return ("error: the store is full (100 keys)", true);
-                Store[Short(Arg("key")!)] = Short(Arg("value")!);
+                Store[Arg("key")!] = Arg("value")!;
                 return ("ok", false);
             case "kv_delete":
                 return Store.Remove(Arg("key")!) ? ("ok", false) : ($"error: no key '{Short(Arg("key")!)}'", true);
@@ -71,7 +73,8 @@ public sealed class ToolState
                 if (!DateOnly.TryParseExact(date, "yyyy-MM-dd", CultureInfo.InvariantCulture, DateTimeStyles.None, out _)) return ($"error: '{Short(date)}' is not a date like 2026-03-14", true);
                 if (!Calendar.TryGetValue(date, out var events)) Calendar[date] = events = [];
                 if (events.Count >= 50) return ("error: that day is full", true);
-                events.Add(Short(Arg("title")!));
+                if (TooLong("title", Arg("title")!) is { } titleTooLong) return (titleTooLong, true);
+                events.Add(Arg("title")!);
                 return ("ok", false);
             }
             case "calendar_list":
@@ -85,7 +88,13 @@ public sealed class ToolState
         return ("error: unsupported", true);
     }
 
-    private static string Short(string s) => s.Length <= 200 ? s : s[..200];
+    /// <summary>The longest key, value or title stored.</summary>
+    public const int MaxLength = 200;
+
+    private static string Short(string s) => s.Length <= MaxLength ? s : s[..MaxLength];
+
+    private static string? TooLong(string what, string text) =>
+        text.Length <= MaxLength ? null : $"error: the {what} is {text.Length} characters long; at most {MaxLength} are stored (nothing was changed)";
 
     /// <summary>Numbers as a calculator shows them: integers without a decimal point.</summary>
     public static string Format(double v) => Math.Abs(v - Math.Round(v)) < 1e-9 && Math.Abs(v) < 1e15 ? ((long)Math.Round(v)).ToString(CultureInfo.InvariantCulture) : v.ToString("G10", CultureInfo.InvariantCulture);

@@ -63,14 +63,21 @@ public static class ArithmeticCorpus
     {
         var list = new List<(string, string)>();
         int lineNo = 0;
+        Nemotron.Gym.Conversation.StrictText.RequireUtf8(path);
         foreach (var line in File.ReadLines(path))
         {
             lineNo++;
             if (string.IsNullOrWhiteSpace(line)) continue;
-            var o = JsonNode.Parse(line) as JsonObject ?? throw new InvalidDataException($"{path}:{lineNo}: expected an object");
-            string q = o["question"]?.GetValue<string>() ?? throw new InvalidDataException($"{path}:{lineNo}: 'question' missing");
-            string a = o["answer"]?.GetValue<string>() ?? throw new InvalidDataException($"{path}:{lineNo}: 'answer' missing");
-            list.Add((q, a));
+            JsonObject o;
+            try { o = JsonNode.Parse(line) as JsonObject ?? throw new InvalidDataException($"{path}:{lineNo}: expected a JSON object {{\"question\": ..., \"answer\": ...}}"); }
+            catch (System.Text.Json.JsonException e) { throw new InvalidDataException($"{path}:{lineNo}: not valid JSON ({e.Message})", e); }
+            string Text(string field) => o[field] switch
+            {
+                null => throw new InvalidDataException($"{path}:{lineNo}: field '{field}' is missing"),
+                JsonValue v when v.TryGetValue(out string? s) => s,
+                var other => throw new InvalidDataException($"{path}:{lineNo}: field '{field}' is {other.ToJsonString()}; expected text (a JSON string)"),
+            };
+            list.Add((Text("question"), Text("answer")));
         }
         return list;
     }

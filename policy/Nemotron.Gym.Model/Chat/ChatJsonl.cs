@@ -18,6 +18,7 @@ public static class ChatJsonl
     public static List<ChatTranscript> Read(string path)
     {
         if (!File.Exists(path)) throw new FileNotFoundException($"{path}: chat data file not found", path);
+        Conversation.StrictText.RequireUtf8(path);
         var result = new List<ChatTranscript>();
         int lineNo = 0;
         foreach (var line in File.ReadLines(path))

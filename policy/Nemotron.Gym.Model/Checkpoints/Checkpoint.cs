@@ -77,9 +77,13 @@ public static class Checkpoint
             if (!files.ContainsKey(required)) throw new InvalidDataException($"checkpoint {directory}: manifest does not list {required}");
         foreach (var (name, info) in files)
         {
+            // Entries are files of this folder: a name with a path in it ("../../etc/shadow") is never opened.
+            if (name.Length == 0 || name != Path.GetFileName(name) || name is "." or "..")
+                throw new InvalidDataException($"{manifestPath}: entry '{name}' is not a file name inside the checkpoint folder");
             var path = Path.Combine(directory, name);
             if (!File.Exists(path)) throw new InvalidDataException($"checkpoint {directory}: {name} is missing");
-            string want = info?["sha256"]?.GetValue<string>() ?? "";
+            string want = info is JsonObject o && o["sha256"] is JsonValue v && v.TryGetValue(out string? sha) ? sha
+                : throw new InvalidDataException($"{manifestPath}: files.{name}.sha256 is missing or not a string");
             if (Sha256(path) != want)
                 throw new InvalidDataException($"checkpoint {directory}: {name} does not match its checksum (the file is corrupt or was modified)");
         }
@@ -105,6 +109,13 @@ public static class Checkpoint
             throw new InvalidDataException($"checkpoint {directory}: its model is {Describe(config)} but {Describe(model.Config)} was expected");
         var path = Path.Combine(directory, ModelFile);
         var (tensors, _) = SafeTensors.Read(path);
+        // A NaN or infinite weight (a diverged run, a bad conversion) would generate garbage with no error: refused here.
+        foreach (var t in tensors.Values)
+        {
+            int bad = Array.FindIndex(t.Data, x => !float.IsFinite(x));
+            if (bad >= 0)
+                throw new InvalidDataException($"{path}: tensor '{t.Name}' holds {t.Data[bad]} at element {bad}; a model's weights must be finite (did training diverge? use an earlier checkpoint)");
+        }
         model.UploadParameters(Join(model.Layout, tensors, "", path));
     }
 

@@ -52,6 +52,17 @@ public static class SafeTensors
         }
     }
 
+    /// <summary>A JSON array of integers, each passing <paramref name="valid"/> and fitting an int; else an error naming the tensor and field.</summary>
+    private static long[] Integers(JsonNode? node, string path, string tensor, string field, Func<long, bool> valid, string expected)
+    {
+        if (node is not JsonArray array) throw new InvalidDataException($"{path}: tensor '{tensor}': '{field}' is missing or not a list of {expected}");
+        var values = new long[array.Count];
+        for (int i = 0; i < array.Count; i++)
+            values[i] = array[i] is JsonValue v && v.TryGetValue(out long n) && valid(n) && n <= int.MaxValue ? n
+                : throw new InvalidDataException($"{path}: tensor '{tensor}': {field}[{i}] is {array[i]?.ToJsonString() ?? "null"}; expected {expected}");
+        return values;
+    }
+
     /// <summary>Reads every tensor and the metadata; any inconsistency is an error naming the file.</summary>
     public static (Dictionary<string, NamedTensor> Tensors, Dictionary<string, string> Metadata) Read(string path)
     {
@@ -71,19 +82,25 @@ public static class SafeTensors
         {
             if (name == "__metadata__")
             {
-                if (node is JsonObject m)
-                    foreach (var (k, v) in m) metadata[k] = v?.GetValue<string>() ?? "";
+                if (node is not JsonObject m) throw new InvalidDataException($"{path}: '__metadata__' is not an object of strings");
+                foreach (var (k, v) in m)
+                    metadata[k] = v is JsonValue sv && sv.TryGetValue(out string? text) ? text : throw new InvalidDataException($"{path}: __metadata__.{k} is not a string");
                 continue;
             }
             if (node is not JsonObject info) throw new InvalidDataException($"{path}: entry '{name}' is not an object");
-            string dtype = info["dtype"]?.GetValue<string>() ?? "";
+            string dtype = info["dtype"] is JsonValue dv && dv.TryGetValue(out string? d) ? d : throw new InvalidDataException($"{path}: tensor '{name}': 'dtype' is missing or not a string");
             if (dtype != "F32") throw new InvalidDataException($"{path}: tensor '{name}' has dtype {dtype}; only F32 is supported");
-            var shape = (info["shape"] as JsonArray ?? throw new InvalidDataException($"{path}: tensor '{name}' has no shape")).Select(x => x!.GetValue<int>()).ToArray();
-            var offs = info["data_offsets"] as JsonArray ?? throw new InvalidDataException($"{path}: tensor '{name}' has no data_offsets");
-            long begin = offs[0]!.GetValue<long>(), end = offs[1]!.GetValue<long>();
-            long count = shape.Aggregate(1L, (a, b) => a * b);
-            if (begin < 0 || end > dataLen || end - begin != count * 4)
-                throw new InvalidDataException($"{path}: tensor '{name}' offsets [{begin}, {end}) do not fit its shape [{string.Join(",", shape)}] or the file");
+            var shape = Integers(info["shape"], path, name, "shape", n => n >= 0, "non-negative integers").Select(x => (int)x).ToArray();
+            var offs = Integers(info["data_offsets"], path, name, "data_offsets", n => n >= 0, "two non-negative integers [begin, end]");
+            if (offs.Length != 2) throw new InvalidDataException($"{path}: tensor '{name}': data_offsets has {offs.Length} entries; expected two, [begin, end]");
+            long begin = offs[0], end = offs[1];
+            // The element count of a hostile header can overflow; anything past the file is refused before it is multiplied out.
+            long count = 1;
+            foreach (int dim in shape)
+                if (dim != 0 && count > dataLen / 4 / dim) { count = -1; break; }
+                else count *= dim;
+            if (count < 0 || begin > end || end > dataLen || end - begin != count * 4)
+                throw new InvalidDataException($"{path}: tensor '{name}' offsets [{begin}, {end}) do not fit its shape [{string.Join(",", shape)}] or the file ({dataLen} data bytes)");
             var data = new float[count];
             MemoryMarshal.Cast<byte, float>(all.AsSpan((int)(dataStart + begin), (int)(end - begin))).CopyTo(data);
             tensors[name] = new NamedTensor(name, shape, data);

@@ -61,6 +61,8 @@ public sealed record GrpoStepMetrics
     public double TruncatedFraction { get; init; }
     /// <summary>Fraction of the step's rollouts that could not be judged (infrastructure failures, masked out of the loss).</summary>
     public double NotJudgedFraction { get; init; }
+    /// <summary>Comparisons whose judge answers held no readable verdict (after the re-asks) over comparisons the judge answered, in the step's judged rollouts (null: none judged by a model).</summary>
+    public double? JudgeParseFailureRate { get; init; }
     /// <summary>Share of the step's wall time spent waiting on environments (stepping and grading).</summary>
     public double GradeShare => GenerateSeconds + GradeSeconds + TrainSeconds > 0 ? GradeSeconds / (GenerateSeconds + GradeSeconds + TrainSeconds) : 0;
     /// <summary>Held-out reward per environment, on the steps that ran the held-out evaluation (null on the others).</summary>
@@ -83,6 +85,7 @@ public sealed record GrpoStepMetrics
             ["train_tokens_per_second"] = TrainTokensPerSecond, ["tasks_retired"] = TasksRetired, ["truncated_fraction"] = TruncatedFraction,
             ["not_judged_fraction"] = NotJudgedFraction, ["grade_share"] = GradeShare,
         };
+        if (JudgeParseFailureRate is { } parse) json["judge_parse_failure_rate"] = parse;
         if (HeldOutByEnvironment != null)
         {
             var heldOut = new JsonObject();

@@ -68,7 +68,8 @@ public sealed class GrpoTrainer(
         var curriculum = new Curriculum(source.Tasks, grpo, blend);
         int step = 0;
         IReadOnlyDictionary<string, double> before = new Dictionary<string, double>();
-        var resumeFrom = _folder.LatestCheckpoint();
+        foreach (var orphan in _folder.RemoveInterruptedSaves()) observer.OnMessage($"removed {orphan}, left by an interrupted checkpoint write");
+        var resumeFrom = _folder.LatestCheckpoint(observer.OnMessage);
         if (resumeFrom != null)
         {
             Checkpoint.LoadWeights(resumeFrom, model);
@@ -86,6 +87,8 @@ public sealed class GrpoTrainer(
         }
 
         SyncSampler();
+        // Lines of steps after the checkpoint are redone below; without this cut they would appear twice.
+        _folder.TruncateMetricsAfter(resumeFrom != null ? step : -1);
         using var metrics = new StreamWriter(_folder.Metrics, append: true);
         if (resumeFrom == null && before.Count > 0) metrics.WriteLine(EvalLine(0, before));
         IReadOnlyDictionary<string, double> after = before;
@@ -217,7 +220,25 @@ public sealed class GrpoTrainer(
             TasksRetired = source.Tasks.Count - curriculum.ActiveCount,
             TruncatedFraction = rollouts.Count(r => r.Truncated) / (double)rollouts.Count,
             NotJudgedFraction = generatedRollouts.Count(r => r.Grade.Masked) / (double)generatedRollouts.Count,
+            JudgeParseFailureRate = JudgeParseFailures(generatedRollouts),
         };
+    }
+
+    /// <summary>
+    /// Comparisons whose judge answers held no readable verdict over comparisons the judge answered, from the components
+    /// group judges record per rollout (judge_parse_failures, judge_verdicts); a comparison counts once per response it
+    /// scored. Null when no rollout of the step was judged by a model.
+    /// </summary>
+    private static double? JudgeParseFailures(IEnumerable<Rollout> rollouts)
+    {
+        double failures = 0, answers = 0;
+        foreach (var r in rollouts)
+        {
+            if (!r.Grade.Components.TryGetValue("judge_parse_failures", out double f)) continue;
+            failures += f;
+            answers += f + r.Grade.Components.GetValueOrDefault("judge_verdicts");
+        }
+        return answers > 0 ? failures / answers : null;
     }
 
     internal sealed record TrainResult(double Loss, double GradNorm, double Entropy, ObjectiveStats Stats, long TrainedTokens);

@@ -48,6 +48,21 @@ public interface IEpisodeSource
 }
 
 /// <summary>
+/// An episode source whose environments may grade a whole group of rollouts together (a pairwise judge compares the
+/// responses to one prompt with each other). The collector calls it once per group, after every member has finished
+/// and been graded by its own episode; the grades it returns replace the members' own. Sources without it are graded
+/// one episode at a time.
+/// </summary>
+public interface IGroupGradingSource
+{
+    /// <summary>
+    /// The final grades of the group of <paramref name="task"/>, one per member in order. Must not throw for a failing
+    /// grader: members it cannot grade come back not judged (<see cref="Grade.MaskReason"/>) with the reason.
+    /// </summary>
+    Task<IReadOnlyList<Grade>> GradeGroupAsync(RlTask task, IReadOnlyList<GroupMember> members, CancellationToken cancellation);
+}
+
+/// <summary>
 /// One rollout: the whole episode as tokens, exactly as generated (never re-tokenized), with the
 /// mask of the tokens the policy generated (only those are trained on) and the sampler's
 /// log-probability of each.

@@ -181,6 +181,23 @@ public sealed class RolloutCollector(GptModel model, ChatTemplate template, Roll
 
         clock.Restart();
         var grades = await Task.WhenAll(opened.Select(e => e.Grading!));
+        // Group grading, once every member of every group is graded on its own: groups are independent, so all at once.
+        if (source is IGroupGradingSource groupGrader)
+            await Task.WhenAll(tasks.Select(async (task, t) =>
+            {
+                var members = Enumerable.Range(t * groupSize, groupSize)
+                    .Select(i => new GroupMember(opened[i].SampleIndex, opened[i].Messages, grades[i], opened[i].Truncated)).ToList();
+                var started = Stopwatch.GetTimestamp();
+                var final = await groupGrader.GradeGroupAsync(task, members, cancellation);
+                if (final.Count != groupSize)
+                    throw new InvalidOperationException($"group grading of {task.Id} returned {final.Count} grades for {groupSize} rollouts");
+                double seconds = Stopwatch.GetElapsedTime(started).TotalSeconds;
+                for (int g = 0; g < groupSize; g++)
+                {
+                    grades[t * groupSize + g] = final[g];
+                    opened[t * groupSize + g].EnvSeconds += seconds;
+                }
+            }));
         environmentSeconds += clock.Elapsed.TotalSeconds;
 
         var groups = new List<RolloutGroup>();

@@ -1,0 +1,215 @@
+using System.Runtime.CompilerServices;
+using MessagePack;
+using Nemotron.Gym.Abstractions;
+using Nemotron.Gym.Conversation;
+using Nemotron.Gym.Plugins;
+
+namespace Nemotron.Gym.PluginWorker;
+
+/// <summary>
+/// An environment whose plugin runs in worker processes, seen through the plugin contract: <see cref="HostedEnvironment"/>
+/// drives it exactly as it drives a plugin object in process. It is initialized again, with the same settings, in
+/// every worker that serves it (a new worker after a crash, the other workers of the pool); tasks are sent to a
+/// worker once and named by handle afterwards.
+/// </summary>
+internal sealed class WorkerEnvironment(WorkerPool pool, string assembly, string type, EnvironmentDescriptor descriptor) : IEnvironment
+{
+    private readonly ConditionalWeakTable<WorkerProcess, Lazy<Task<int>>> _initialized = new();
+    private EnvironmentContext? _context;
+    private List<(Type Type, object Service)> _services = [];
+
+    public EnvironmentDescriptor Descriptor => descriptor;
+
+    private string Name => descriptor.Name;
+    private TimeSpan KillGrace => pool.Settings.KillGrace;
+
+    public async ValueTask InitializeAsync(EnvironmentContext context, CancellationToken cancellation)
+    {
+        _context = context;
+        _services = [];
+        foreach (var t in WorkerServices.Proxied)
+        {
+            var get = typeof(IEnvironmentServices).GetMethod(nameof(IEnvironmentServices.Get))!.MakeGenericMethod(t);
+            if (get.Invoke(context.Services, null) is { } service) _services.Add((t, service));
+        }
+        // The first worker starts now, so a plugin that cannot start fails here, as it would in process.
+        await InitializedIn(pool.First.Current(), cancellation);
+    }
+
+    /// <summary>This environment's handle in <paramref name="worker"/>, initializing it there first if needed.</summary>
+    private async Task<int> InitializedIn(WorkerProcess worker, CancellationToken cancellation)
+    {
+        var context = _context ?? throw new InvalidOperationException($"environment '{Name}' used before InitializeAsync");
+        var lazy = _initialized.GetValue(worker, w => new Lazy<Task<int>>(() => InitializeIn(w, context, cancellation)));
+        try { return await lazy.Value.WaitAsync(cancellation); }
+        catch when (lazy.Value.IsFaulted || lazy.Value.IsCanceled)
+        {
+            _initialized.Remove(worker); // not cached: the next call tries again
+            throw;
+        }
+    }
+
+    private async Task<int> InitializeIn(WorkerProcess worker, EnvironmentContext context, CancellationToken cancellation)
+    {
+        int handle = worker.NewHandle();
+        worker.AddLog(handle, context.Log);
+        var offered = new List<string>();
+        foreach (var (t, service) in _services) offered.AddRange([t.FullName!, worker.Services.Offer(service, t).ToString(System.Globalization.CultureInfo.InvariantCulture)]);
+        await worker.CallAsync(Request.Initialize, (ref MessagePackWriter w) =>
+        {
+            w.WriteArrayHeader(6);
+            w.Write(handle);
+            w.Write(assembly);
+            w.Write(type);
+            w.WriteMapHeader(context.Settings.Count);
+            foreach (var (k, v) in context.Settings) { w.Write(k); w.Write(v); }
+            w.Write(context.DataDirectory);
+            WorkerProtocol.WriteStrings(ref w, offered);
+        }, "initialize", KillGrace, cancellation);
+        return handle;
+    }
+
+    public async ValueTask<IReadOnlyList<TaskRecord>> LoadTasksAsync(TaskQuery query, CancellationToken cancellation)
+    {
+        var worker = pool.First.Current();
+        int env = await InitializedIn(worker, cancellation);
+        var payload = await Lost(worker.CallAsync(Request.LoadTasks, (ref MessagePackWriter w) =>
+        {
+            w.WriteArrayHeader(4);
+            w.Write(env);
+            w.Write(query.Split);
+            w.Write(query.Count);
+            w.Write(query.Seed);
+        }, $"load tasks ({query.Split})", KillGrace, cancellation), $"load tasks ({query.Split})", null);
+        var r = new MessagePackReader(payload);
+        int n = r.ReadArrayHeader();
+        var tasks = new List<TaskRecord>(Math.Min(n, 1 << 20));
+        for (int i = 0; i < n; i++)
+        {
+            r.ReadArrayHeader();
+            int handle = r.ReadInt32();
+            var task = TaskRecord.Parse(WorkerProtocol.Text(ref r), $"environment '{Name}', split {query.Split}, task {i + 1} from its worker");
+            var sent = new SentTask(handle);
+            sent.Queued.TrySetResult();
+            worker.Tasks.AddOrUpdate(task, sent);
+            tasks.Add(task);
+        }
+        return tasks;
+    }
+
+    public IReadOnlyList<string> ValidateTask(TaskRecord task)
+    {
+        // The contract makes this call synchronous; it still runs in the worker, bounded like every other call.
+        using var timeout = new CancellationTokenSource(pool.Settings.StartTimeout);
+        var worker = pool.First.Current();
+        return Task.Run(async () =>
+        {
+            int env = await InitializedIn(worker, timeout.Token);
+            var payload = await SendWithTask(worker, task, Request.Validate, "validate", (ref MessagePackWriter w, TaskRef t) =>
+            {
+                w.WriteArrayHeader(2);
+                w.Write(env);
+                WorkerProtocol.WriteTaskRef(ref w, t);
+            }, timeout.Token);
+            var r = new MessagePackReader(payload);
+            return (IReadOnlyList<string>)WorkerProtocol.ReadStrings(ref r);
+        }).GetAwaiter().GetResult();
+    }
+
+    public async ValueTask<IEpisode> OpenEpisodeAsync(TaskRecord task, EpisodeContext context, CancellationToken cancellation)
+    {
+        var worker = pool.Next().Current();
+        int env = await InitializedIn(worker, cancellation);
+        var payload = await SendWithTask(worker, task, Request.Open, "open episode", (ref MessagePackWriter w, TaskRef t) =>
+        {
+            w.WriteArrayHeader(4);
+            w.Write(env);
+            WorkerProtocol.WriteTaskRef(ref w, t);
+            w.Write(context.Seed);
+            w.Write(context.SampleIndex);
+        }, cancellation);
+        var r = new MessagePackReader(payload);
+        r.ReadArrayHeader();
+        int handle = r.ReadInt32();
+        var opening = WorkerProtocol.ReadMessages(ref r);
+        var tools = WorkerProtocol.ReadTools(ref r);
+        return new WorkerEpisode(worker, handle, opening, tools, Name, task.Id, KillGrace);
+    }
+
+    private delegate void WriteWithTask(ref MessagePackWriter writer, TaskRef task);
+
+    /// <summary>Sends a request that names a task: with its JSON the first time this worker sees it, by handle after that.</summary>
+    private async Task<ReadOnlyMemory<byte>> SendWithTask(WorkerProcess worker, TaskRecord task, Request kind, string what, WriteWithTask write, CancellationToken cancellation)
+    {
+        bool first = false;
+        if (!worker.Tasks.TryGetValue(task, out var sent))
+        {
+            var mine = new SentTask(worker.NewHandle());
+            first = worker.Tasks.TryAdd(task, mine);
+            if (!first) worker.Tasks.TryGetValue(task, out sent);
+            else sent = mine;
+        }
+        var taskRef = new TaskRef(sent!.Handle, first ? task.ToJsonLine() : null);
+        if (!first) await sent.Queued.Task.WaitAsync(cancellation);
+        // The request is queued before CallAsync first awaits, so marking the task as sent after the call starts is safe.
+        var call = worker.CallAsync(kind, (ref MessagePackWriter w) => write(ref w, taskRef), $"{what} of task {task.Id}", KillGrace, cancellation);
+        if (first) sent.Queued.TrySetResult();
+        return await Lost(call, what, task.Id);
+    }
+
+    /// <summary>Names the environment, task and call in the message of an episode lost with its worker.</summary>
+    internal static async Task<T> Lost<T>(Task<T> call, string what, string? taskId, string? name = null)
+    {
+        try { return await call; }
+        catch (EpisodeLostException e) { throw new EpisodeLostException($"{(name != null ? $"environment '{name}', " : "")}{(taskId != null ? $"task {taskId}: " : "")}{what}: {e.Message}"); }
+    }
+}
+
+/// <summary>An episode held by one worker process; if that process is gone, so is the episode.</summary>
+internal sealed class WorkerEpisode(WorkerProcess worker, int handle, IReadOnlyList<Message> opening, IReadOnlyList<ToolDefinition> tools,
+    string environment, string taskId, TimeSpan killGrace) : IEpisode
+{
+    public IReadOnlyList<Message> Opening => opening;
+    public IReadOnlyList<ToolDefinition> Tools => tools;
+
+    public async ValueTask<StepResult> StepAsync(AssistantTurn turn, CancellationToken cancellation)
+    {
+        var payload = await Call(Request.Step, "step", (ref MessagePackWriter w) =>
+        {
+            w.WriteArrayHeader(2);
+            w.Write(handle);
+            WorkerProtocol.WriteTurn(ref w, turn);
+        }, cancellation);
+        var r = new MessagePackReader(payload);
+        r.ReadArrayHeader();
+        bool done = r.ReadBoolean();
+        var reply = WorkerProtocol.ReadMessages(ref r);
+        if (done) return StepResult.End;
+        // StepResult checks the reply (at least one message, tool or user roles): a worker cannot send what a plugin could not.
+        try { return StepResult.Continue([.. reply]); }
+        catch (ArgumentException e) { throw new PluginFaultException(nameof(ArgumentException), e.Message); }
+    }
+
+    public async ValueTask<Grade> GradeAsync(CancellationToken cancellation)
+    {
+        var payload = await Call(Request.Grade, "grade", (ref MessagePackWriter w) =>
+        {
+            w.WriteArrayHeader(1);
+            w.Write(handle);
+        }, cancellation);
+        var r = new MessagePackReader(payload);
+        return WorkerProtocol.ReadGrade(ref r);
+    }
+
+    private Task<ReadOnlyMemory<byte>> Call(Request kind, string what, WritePayload payload, CancellationToken cancellation)
+    {
+        if (!worker.Alive) throw new EpisodeLostException($"environment '{environment}', task {taskId}: {what}: plugin worker {worker.Name} {worker.DeathReason}, and the episode with it");
+        return WorkerEnvironment.Lost(worker.CallAsync(kind, payload, $"{what} of task {taskId}", killGrace, cancellation), what, taskId, environment);
+    }
+
+    public ValueTask DisposeAsync()
+    {
+        if (worker.Alive) worker.Send(Request.Dispose, (ref MessagePackWriter w) => w.Write(handle));
+        return ValueTask.CompletedTask;
+    }
+}

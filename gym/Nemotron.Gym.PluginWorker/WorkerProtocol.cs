@@ -1,0 +1,201 @@
+using System.Buffers;
+using System.Buffers.Binary;
+using System.Threading.Channels;
+using MessagePack;
+using MessagePack.Formatters;
+using Nemotron.Gym.Abstractions;
+using Nemotron.Gym.Conversation;
+using Nemotron.Gym.Grains;
+
+namespace Nemotron.Gym.PluginWorker;
+
+/// <summary>What the host asks a worker to do (the byte after a request's id).</summary>
+internal enum Request : byte
+{
+    /// <summary>[folder]: load a plugin folder and describe its environments → [[assembly, type, descriptor JSON]...], error or nil.</summary>
+    DescribeFolder = 1,
+    /// <summary>[assembly]: the same for one assembly.</summary>
+    DescribeAssembly = 2,
+    /// <summary>[env, assembly, type, {settings}, data folder, [service names]]: create and initialize an environment under the handle env.</summary>
+    Initialize = 3,
+    /// <summary>[env, split, count, seed] → [[task handle, task JSON]...].</summary>
+    LoadTasks = 4,
+    /// <summary>[env, task ref] → [problems].</summary>
+    Validate = 5,
+    /// <summary>[env, task ref, seed, sample] → [episode, opening, tools].</summary>
+    Open = 6,
+    /// <summary>[episode, turn] → [done, reply].</summary>
+    Step = 7,
+    /// <summary>[episode] → grade.</summary>
+    Grade = 8,
+    /// <summary>[episode], no reply: the episode is over.</summary>
+    Dispose = 9,
+    /// <summary>[request id], no reply: cancel that request's token.</summary>
+    Cancel = 10,
+    /// <summary>[call id, payload]: the host's answer to a service call the worker made.</summary>
+    ServiceReply = 11,
+}
+
+/// <summary>What a worker sends back (the byte after the request id).</summary>
+internal enum Reply : byte
+{
+    /// <summary>The request succeeded; the payload is its result.</summary>
+    Ok = 0,
+    /// <summary>The request failed: [exception type name, message].</summary>
+    Error = 1,
+    /// <summary>Not a reply (id 0): [env, line] from an environment's log.</summary>
+    Log = 2,
+    /// <summary>Not a reply: [call id, service, method, payload]: the plugin calls a host service.</summary>
+    ServiceCall = 3,
+}
+
+/// <summary>A task as the host sends it: a handle the worker already holds, or the handle with the task's JSON line.</summary>
+/// <param name="Handle">The task's number in this worker.</param>
+/// <param name="Json">The task as a JSONL line, when the worker does not hold it yet.</param>
+internal readonly record struct TaskRef(int Handle, string? Json);
+
+/// <summary>Writes the arguments or result of one frame.</summary>
+internal delegate void WritePayload(ref MessagePackWriter writer);
+
+/// <summary>
+/// The channel between host and worker: frames of [length: 4 bytes][id: 4 bytes][kind: 1 byte][MessagePack payload],
+/// little-endian. A request's id comes back on its reply, so any number of requests are in flight at once. Payloads
+/// use the conversation types' formatters (the same as grain calls) and MessagePack's untrusted-data mode: the host
+/// reads what a worker writes as untrusted, since the worker runs plugin code.
+/// </summary>
+internal static class WorkerProtocol
+{
+    /// <summary>The serializer options for payloads.</summary>
+    public static readonly MessagePackSerializerOptions Options = MessagePackSerializerOptions.Standard
+        .WithResolver(ConversationFormatters.Resolver).WithSecurity(MessagePackSecurity.UntrustedData);
+
+    /// <summary>The largest frame either side accepts (a task set of a large split, say).</summary>
+    public const int MaxFrameBytes = 512 << 20;
+
+    private static readonly IMessagePackFormatter<IReadOnlyList<Message>> Messages = Options.Resolver.GetFormatterWithVerify<IReadOnlyList<Message>>();
+    private static readonly IMessagePackFormatter<IReadOnlyList<ToolDefinition>> Tools = Options.Resolver.GetFormatterWithVerify<IReadOnlyList<ToolDefinition>>();
+    private static readonly IMessagePackFormatter<AssistantTurn> Turns = Options.Resolver.GetFormatterWithVerify<AssistantTurn>();
+    private static readonly IMessagePackFormatter<Grade> Grades = Options.Resolver.GetFormatterWithVerify<Grade>();
+
+    /// <summary>One frame: id, kind and payload (the caller's writer fills the payload).</summary>
+    public static byte[] Frame(int id, byte kind, WritePayload? payload)
+    {
+        var buffer = new ArrayBufferWriter<byte>(256);
+        buffer.Advance(9); // length, id, kind: filled in below
+        if (payload != null)
+        {
+            var writer = new MessagePackWriter(buffer);
+            payload(ref writer);
+            writer.Flush();
+        }
+        var frame = buffer.WrittenSpan.ToArray();
+        BinaryPrimitives.WriteInt32LittleEndian(frame, frame.Length - 4);
+        BinaryPrimitives.WriteInt32LittleEndian(frame.AsSpan(4), id);
+        frame[8] = kind;
+        return frame;
+    }
+
+    /// <summary>Reads one frame: (id, kind, payload), or null at the end of the stream.</summary>
+    public static async Task<(int Id, byte Kind, ReadOnlyMemory<byte> Payload)?> ReadAsync(Stream stream, CancellationToken cancellation)
+    {
+        var header = new byte[9];
+        int got = await ReadFullyAsync(stream, header, cancellation);
+        if (got == 0) return null;
+        if (got < header.Length) throw new InvalidDataException($"the stream ended inside a frame header ({got} of 9 bytes)");
+        int length = BinaryPrimitives.ReadInt32LittleEndian(header);
+        if (length < 5 || length > MaxFrameBytes) throw new InvalidDataException($"a frame claims {length} bytes (expected 5..{MaxFrameBytes})");
+        var payload = new byte[length - 5];
+        if (await ReadFullyAsync(stream, payload, cancellation) < payload.Length) throw new InvalidDataException("the stream ended inside a frame");
+        return (BinaryPrimitives.ReadInt32LittleEndian(header.AsSpan(4)), header[8], payload);
+    }
+
+    private static async Task<int> ReadFullyAsync(Stream stream, byte[] buffer, CancellationToken cancellation)
+    {
+        int total = 0;
+        while (total < buffer.Length)
+        {
+            int n = await stream.ReadAsync(buffer.AsMemory(total), cancellation);
+            if (n == 0) break;
+            total += n;
+        }
+        return total;
+    }
+
+    public static void WriteMessages(ref MessagePackWriter w, IReadOnlyList<Message> list) => Messages.Serialize(ref w, list, Options);
+    public static IReadOnlyList<Message> ReadMessages(ref MessagePackReader r) => Messages.Deserialize(ref r, Options) ?? [];
+    public static void WriteTools(ref MessagePackWriter w, IReadOnlyList<ToolDefinition> list) => Tools.Serialize(ref w, list, Options);
+    public static IReadOnlyList<ToolDefinition> ReadTools(ref MessagePackReader r) => Tools.Deserialize(ref r, Options) ?? [];
+    public static void WriteTurn(ref MessagePackWriter w, AssistantTurn turn) => Turns.Serialize(ref w, turn, Options);
+    public static AssistantTurn ReadTurn(ref MessagePackReader r) => Turns.Deserialize(ref r, Options);
+    public static void WriteGrade(ref MessagePackWriter w, Grade grade) => Grades.Serialize(ref w, grade, Options);
+    public static Grade ReadGrade(ref MessagePackReader r) => Grades.Deserialize(ref r, Options);
+
+    public static void WriteTaskRef(ref MessagePackWriter w, TaskRef task)
+    {
+        w.WriteArrayHeader(2);
+        w.Write(task.Handle);
+        w.Write(task.Json);
+    }
+
+    public static TaskRef ReadTaskRef(ref MessagePackReader r)
+    {
+        if (r.ReadArrayHeader() != 2) throw new MessagePackSerializationException("task ref: expected 2 fields");
+        return new TaskRef(r.ReadInt32(), r.TryReadNil() ? null : r.ReadString());
+    }
+
+    public static string Text(ref MessagePackReader r) => r.ReadString() ?? throw new MessagePackSerializationException("expected a string, found nil");
+
+    public static void WriteStrings(ref MessagePackWriter w, IReadOnlyCollection<string> list)
+    {
+        w.WriteArrayHeader(list.Count);
+        foreach (var s in list) w.Write(s);
+    }
+
+    public static List<string> ReadStrings(ref MessagePackReader r)
+    {
+        int n = r.ReadArrayHeader();
+        var list = new List<string>(Math.Min(n, 4096));
+        for (int i = 0; i < n; i++) list.Add(Text(ref r));
+        return list;
+    }
+}
+
+/// <summary>
+/// Writes frames from any thread through one loop that drains everything queued before it flushes, so frames that
+/// arrive together (thousands of episodes finishing at once) leave in one write instead of one system call each.
+/// </summary>
+internal sealed class FrameWriter
+{
+    private readonly Channel<byte[]> _queue = Channel.CreateUnbounded<byte[]>(new UnboundedChannelOptions { SingleReader = true });
+    private readonly Stream _stream;
+
+    public FrameWriter(Stream stream)
+    {
+        _stream = stream;
+        Completion = Task.Run(LoopAsync);
+    }
+
+    /// <summary>Ends when the stream fails or <see cref="Complete"/> was called and everything queued is written.</summary>
+    public Task Completion { get; }
+
+    /// <summary>Queues a frame; false when the writer has stopped.</summary>
+    public bool Send(byte[] frame) => _queue.Writer.TryWrite(frame);
+
+    /// <summary>No more frames.</summary>
+    public void Complete() => _queue.Writer.TryComplete();
+
+    private async Task LoopAsync()
+    {
+        var buffer = new BufferedStream(_stream, 1 << 16);
+        try
+        {
+            while (await _queue.Reader.WaitToReadAsync())
+            {
+                while (_queue.Reader.TryRead(out var frame)) await buffer.WriteAsync(frame);
+                await buffer.FlushAsync();
+            }
+        }
+        catch (IOException) { _queue.Writer.TryComplete(); }
+        catch (ObjectDisposedException) { _queue.Writer.TryComplete(); }
+    }
+}

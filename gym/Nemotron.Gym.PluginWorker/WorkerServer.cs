@@ -1,0 +1,246 @@
+using System.Collections.Concurrent;
+using System.Text.Json;
+using MessagePack;
+using Nemotron.Gym.Abstractions;
+using Nemotron.Gym.Plugins;
+
+namespace Nemotron.Gym.PluginWorker;
+
+/// <summary>
+/// The worker's side of the channel: reads requests, runs each on the thread pool against the plugin, and writes the
+/// replies. Everything the plugin does happens in this process; when the host closes the channel the worker exits,
+/// whatever threads the plugin still has running.
+/// </summary>
+internal sealed class WorkerServer
+{
+    private readonly FrameWriter _output;
+    private readonly ConcurrentDictionary<int, IEnvironment> _environments = new();
+    private readonly ConcurrentDictionary<int, IEpisode> _episodes = new();
+    private readonly ConcurrentDictionary<int, TaskRecord> _tasks = new();
+    private readonly ConcurrentDictionary<int, CancellationTokenSource> _running = new();
+    private readonly ConcurrentDictionary<string, List<PluginEnvironment>> _assemblies = new(StringComparer.Ordinal);
+    private readonly ServiceClient _services;
+    private int _nextEpisode;
+    private int _nextTask = -1; // tasks this worker loads count down; the host numbers the ones it sends upwards
+
+    private WorkerServer(Stream output)
+    {
+        _output = new FrameWriter(output);
+        _services = new ServiceClient(_output);
+    }
+
+    /// <summary>Serves until the host closes <paramref name="input"/>.</summary>
+    public static async Task RunAsync(Stream input, Stream output)
+    {
+        var server = new WorkerServer(output);
+        // Buffered: a burst of requests arrives in one read instead of two reads per frame.
+        input = new BufferedStream(input, 1 << 16);
+        while (await WorkerProtocol.ReadAsync(input, CancellationToken.None) is { } frame)
+            server.Dispatch(frame.Id, (Request)frame.Kind, frame.Payload);
+    }
+
+    private void Dispatch(int id, Request kind, ReadOnlyMemory<byte> payload)
+    {
+        switch (kind)
+        {
+            case Request.Cancel:
+                var r = new MessagePackReader(payload);
+                if (_running.TryGetValue(r.ReadInt32(), out var cts)) cts.Cancel();
+                return;
+            case Request.Dispose:
+                var d = new MessagePackReader(payload);
+                if (_episodes.TryRemove(d.ReadInt32(), out var ended)) _ = DisposeQuietly(ended);
+                return;
+            case Request.ServiceReply:
+                _services.Complete(payload);
+                return;
+        }
+        // A task sent with its JSON is registered here, in frame order, so a later request that names only its handle finds it.
+        if (kind is Request.Open or Request.Validate)
+        {
+            var reader = new MessagePackReader(payload);
+            reader.ReadArrayHeader();
+            reader.ReadInt32();
+            var task = WorkerProtocol.ReadTaskRef(ref reader);
+            if (task.Json != null) _tasks.TryAdd(task.Handle, TaskRecord.Parse(task.Json, $"task #{task.Handle} from the host"));
+        }
+        var source = new CancellationTokenSource();
+        _running[id] = source;
+        _ = Task.Run(async () =>
+        {
+            byte[] reply;
+            try
+            {
+                var result = await HandleAsync(kind, payload, source.Token);
+                reply = WorkerProtocol.Frame(id, (byte)Reply.Ok, result);
+            }
+            catch (Exception e)
+            {
+                var error = e is System.Reflection.TargetInvocationException { InnerException: { } inner } ? inner : e;
+                reply = WorkerProtocol.Frame(id, (byte)Reply.Error, (ref MessagePackWriter w) =>
+                {
+                    w.WriteArrayHeader(2);
+                    w.Write(error.GetType().Name);
+                    w.Write(error.Message);
+                });
+            }
+            _running.TryRemove(id, out _);
+            source.Dispose();
+            _output.Send(reply);
+        });
+    }
+
+    private async Task<WritePayload?> HandleAsync(Request kind, ReadOnlyMemory<byte> payload, CancellationToken ct)
+    {
+        var r = new MessagePackReader(payload);
+        r.ReadArrayHeader();
+        switch (kind)
+        {
+            case Request.DescribeFolder:
+            case Request.DescribeAssembly:
+            {
+                string path = WorkerProtocol.Text(ref r);
+                var (envs, error) = kind == Request.DescribeFolder ? PluginLoader.LoadFolder(path) : PluginLoader.LoadAssembly(path);
+                foreach (var e in envs) _assemblies.GetOrAdd(e.AssemblyPath, _ => []).Add(e);
+                return (ref MessagePackWriter w) =>
+                {
+                    w.WriteArrayHeader(2);
+                    w.WriteArrayHeader(envs.Count);
+                    foreach (var e in envs)
+                    {
+                        w.WriteArrayHeader(3);
+                        w.Write(e.AssemblyPath);
+                        w.Write(e.Type!.FullName);
+                        w.Write(JsonSerializer.Serialize(e.Descriptor));
+                    }
+                    if (error == null) w.WriteNil();
+                    else
+                    {
+                        w.WriteArrayHeader(2);
+                        w.Write(error.Source);
+                        w.Write(error.Error);
+                    }
+                };
+            }
+            case Request.Initialize:
+            {
+                int handle = r.ReadInt32();
+                string assembly = WorkerProtocol.Text(ref r), type = WorkerProtocol.Text(ref r);
+                int n = r.ReadMapHeader();
+                var settings = new Dictionary<string, string>(n);
+                for (int i = 0; i < n; i++) settings[WorkerProtocol.Text(ref r)] = WorkerProtocol.Text(ref r);
+                string data = WorkerProtocol.Text(ref r);
+                var offered = WorkerProtocol.ReadStrings(ref r);
+                var plugin = Find(assembly, type);
+                IEnvironment env = plugin.Create();
+                var context = new EnvironmentContext(settings, data, _services.For(offered), new FrameLog(_output, handle));
+                await env.InitializeAsync(context, ct);
+                _environments[handle] = env;
+                return null;
+            }
+            case Request.LoadTasks:
+            {
+                var env = EnvironmentOf(r.ReadInt32());
+                var query = new TaskQuery(WorkerProtocol.Text(ref r), r.ReadInt32(), r.ReadInt32());
+                var tasks = await env.LoadTasksAsync(query, ct);
+                var handles = new int[tasks.Count];
+                for (int i = 0; i < tasks.Count; i++)
+                {
+                    handles[i] = Interlocked.Decrement(ref _nextTask);
+                    _tasks[handles[i]] = tasks[i];
+                }
+                var lines = tasks.Select(t => t.ToJsonLine()).ToArray();
+                return (ref MessagePackWriter w) =>
+                {
+                    w.WriteArrayHeader(lines.Length);
+                    for (int i = 0; i < lines.Length; i++)
+                    {
+                        w.WriteArrayHeader(2);
+                        w.Write(handles[i]);
+                        w.Write(lines[i]);
+                    }
+                };
+            }
+            case Request.Validate:
+            {
+                var env = EnvironmentOf(r.ReadInt32());
+                var problems = env.ValidateTask(TaskOf(WorkerProtocol.ReadTaskRef(ref r)));
+                return (ref MessagePackWriter w) => WorkerProtocol.WriteStrings(ref w, problems.ToList());
+            }
+            case Request.Open:
+            {
+                var env = EnvironmentOf(r.ReadInt32());
+                var task = TaskOf(WorkerProtocol.ReadTaskRef(ref r));
+                var context = new EpisodeContext(r.ReadInt32(), r.ReadInt32());
+                var episode = await env.OpenEpisodeAsync(task, context, ct);
+                int handle = Interlocked.Increment(ref _nextEpisode);
+                _episodes[handle] = episode;
+                var opening = episode.Opening;
+                var tools = episode.Tools;
+                return (ref MessagePackWriter w) =>
+                {
+                    w.WriteArrayHeader(3);
+                    w.Write(handle);
+                    WorkerProtocol.WriteMessages(ref w, opening);
+                    WorkerProtocol.WriteTools(ref w, tools);
+                };
+            }
+            case Request.Step:
+            {
+                var episode = EpisodeOf(r.ReadInt32());
+                var result = await episode.StepAsync(WorkerProtocol.ReadTurn(ref r), ct);
+                return (ref MessagePackWriter w) =>
+                {
+                    w.WriteArrayHeader(2);
+                    w.Write(result.Done);
+                    WorkerProtocol.WriteMessages(ref w, result.Reply);
+                };
+            }
+            case Request.Grade:
+            {
+                var grade = await EpisodeOf(r.ReadInt32()).GradeAsync(ct)
+                    ?? throw new InvalidOperationException("the grader returned no grade (null)");
+                return (ref MessagePackWriter w) => WorkerProtocol.WriteGrade(ref w, grade);
+            }
+            default:
+                throw new InvalidDataException($"unknown request kind {(byte)kind}");
+        }
+    }
+
+    private PluginEnvironment Find(string assembly, string type)
+    {
+        if (!_assemblies.TryGetValue(assembly, out var found))
+        {
+            var (envs, error) = PluginLoader.LoadAssembly(assembly);
+            if (error != null) throw new InvalidOperationException($"{error.Source}: {error.Error}");
+            found = _assemblies.GetOrAdd(assembly, envs);
+        }
+        return found.FirstOrDefault(e => e.Type!.FullName == type) ?? throw new InvalidOperationException($"{assembly}: no environment class {type}");
+    }
+
+    private IEnvironment EnvironmentOf(int handle) =>
+        _environments.TryGetValue(handle, out var env) ? env : throw new InvalidOperationException($"environment #{handle} is not initialized in this worker");
+
+    private IEpisode EpisodeOf(int handle) =>
+        _episodes.TryGetValue(handle, out var e) ? e : throw new InvalidOperationException($"episode #{handle} is not open in this worker");
+
+    private TaskRecord TaskOf(TaskRef task) =>
+        _tasks.TryGetValue(task.Handle, out var t) ? t : throw new InvalidOperationException($"task #{task.Handle} is not known to this worker");
+
+    private static async Task DisposeQuietly(IEpisode episode)
+    {
+        try { await episode.DisposeAsync(); }
+        catch { /* a plugin failing to clean up ends nothing but its own episode */ }
+    }
+
+    /// <summary>An environment's log lines go to the host, which prefixes and prints them.</summary>
+    private sealed class FrameLog(FrameWriter output, int environment) : IEnvironmentLog
+    {
+        public void Write(string message) => output.Send(WorkerProtocol.Frame(0, (byte)Reply.Log, (ref MessagePackWriter w) =>
+        {
+            w.WriteArrayHeader(2);
+            w.Write(environment);
+            w.Write(message);
+        }));
+    }
+}

@@ -1,0 +1,90 @@
+using System.Diagnostics;
+using Nemotron.Gym.Abstractions;
+using Nemotron.Gym.Conversation;
+using Nemotron.Gym.Plugins;
+using Nemotron.Gym.PluginWorker;
+
+namespace Nemotron.Gym.Benchmarks;
+
+/// <summary>
+/// What running plugins out of process costs: math grades/s (open, one step, grade) through <see cref="HostedEnvironment"/>
+/// with the plugin in this process and with it in worker processes (under bubblewrap where it can run), at the same
+/// number of calls in flight. Half the answers are the reference, half wrong. Prints grades/s, grades per CPU-second of
+/// the host and its workers together (per core), and the ratio of the two modes. Args: [--tasks N] [--in-flight N] [--workers N].
+/// </summary>
+public sealed class PluginHostingBenchmark : IBenchmark
+{
+    public string Name => "plugin-hosting";
+    public string Description => "math grades/s per core, plugins in process vs in worker processes [--tasks 20000] [--in-flight 64] [--workers 2]";
+
+    public async Task<int> RunAsync(string[] args)
+    {
+        int tasks = Arg(args, "--tasks", 20000), inFlight = Arg(args, "--in-flight", 64), workersPerPlugin = Arg(args, "--workers", 2);
+        string plugins = Nemotron.Gym.TestSupport.RepoPaths.Plugins;
+        int cores = Environment.ProcessorCount;
+        Console.WriteLine($"math, {tasks} episodes per mode, {inFlight} in flight, {cores} cores; out of process: {workersPerPlugin} worker(s)");
+        double? inProcessRate = null;
+        foreach (bool inProcess in new[] { true, false })
+        {
+            await using var workers = new PluginWorkers(new PluginWorkerSettings { InProcess = inProcess, WorkersPerPlugin = workersPerPlugin });
+            var (envs, errors) = workers.LoadAll([plugins]);
+            foreach (var e in errors) Console.Error.WriteLine($"{e.Source}: {e.Error}");
+            var host = await HostedEnvironment.StartAsync(envs.Single(e => e.Descriptor.Name == "math"), null, HostLimits.Default);
+            var records = await host.LoadTasksAsync(new TaskQuery("train", tasks, 7));
+            var work = records.Select((t, i) => (Task: t, Response: i % 2 == 0 ? t.Reference[0] : AssistantTurn.FromContent($"The result is \\boxed{{{i * 37 % 1000 - 500}}}"))).ToArray();
+            await Run(host, work.Take(2000), inFlight); // warm-up: every worker started, the tasks sent once
+            var cpu0 = Process.GetCurrentProcess().TotalProcessorTime;
+            double workerCpu0 = WorkerCpuSeconds();
+            var clock = Stopwatch.StartNew();
+            double rewards = await Run(host, work, inFlight);
+            double rate = work.Length / clock.Elapsed.TotalSeconds;
+            double hostCpu = (Process.GetCurrentProcess().TotalProcessorTime - cpu0).TotalSeconds;
+            double workerCpu = WorkerCpuSeconds() - workerCpu0;
+            // Per core = grades per CPU-second of every process involved (the host and its workers): it does not depend
+            // on how much of the machine other programs take, unlike grades/s.
+            double perCore = work.Length / (hostCpu + workerCpu);
+            string mode = inProcess ? "in process" : $"out of process{(workers.Bubblewrapped ? " (bwrap)" : "")}";
+            string ratio = inProcessRate is { } r ? $"; in-process/out-of-process per core = {r / perCore:0.00}x" : "";
+            Console.WriteLine($"{mode,-26} {rate,9:0} grades/s  {perCore,8:0} grades per CPU-second  (host {hostCpu:0.0} s, workers {workerCpu:0.0} s of CPU)  mean reward {rewards / work.Length:0.00}{ratio}");
+            inProcessRate ??= perCore;
+        }
+        return 0;
+    }
+
+    private static async Task<double> Run(HostedEnvironment host, IEnumerable<(TaskRecord Task, AssistantTurn Response)> work, int inFlight)
+    {
+        double sum = 0;
+        await Parallel.ForEachAsync(work, new ParallelOptions { MaxDegreeOfParallelism = inFlight }, async (w, ct) =>
+        {
+            await using var episode = await host.OpenAsync(w.Task, new EpisodeContext(1, 0), ct);
+            await episode.StepAsync(w.Response, ct);
+            var grade = await episode.GradeAsync(ct);
+            lock (host) sum += grade.Reward;
+        });
+        return sum;
+    }
+
+    /// <summary>CPU seconds used so far by the plugin worker processes of this machine (from /proc).</summary>
+    private static double WorkerCpuSeconds()
+    {
+        double total = 0;
+        foreach (var dir in Directory.GetDirectories("/proc"))
+        {
+            try
+            {
+                if (!File.ReadAllText(Path.Combine(dir, "cmdline")).Contains("Nemotron.Gym.PluginWorker.dll", StringComparison.Ordinal)) continue;
+                var stat = File.ReadAllText(Path.Combine(dir, "stat"));
+                var fields = stat[(stat.LastIndexOf(')') + 2)..].Split(' ');
+                total += (long.Parse(fields[11]) + long.Parse(fields[12])) / 100.0; // utime, stime in clock ticks
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException or FormatException) { }
+        }
+        return total;
+    }
+
+    private static int Arg(string[] args, string name, int fallback)
+    {
+        int i = Array.IndexOf(args, name);
+        return i >= 0 && i + 1 < args.Length ? int.Parse(args[i + 1]) : fallback;
+    }
+}

@@ -1,0 +1,74 @@
+using Nemotron.Gym.Conversation;
+using Nemotron.Gym.Grains;
+using Nemotron.Gym.Runs;
+using Nemotron.Gym.TestSupport;
+using Nemotron.Gym.Training.Grpo;
+
+namespace Nemotron.Gym.Judges.Tests;
+
+/// <summary>Group grading through the grains when the members' episodes were lost and replayed.</summary>
+public sealed class GroupReplayTests
+{
+    private static CancellationToken Ct => TestContext.Current.CancellationToken;
+
+    [Fact]
+    public async Task AGroupWhoseEpisodesWereReplayedIsGradedFromTheWholeConversationsAndNotJudgedTwice()
+    {
+        await using var judge = await ScriptedJudgeServer.StartAsync(c =>
+            ScriptedJudgeReply.Verdict(c.Reply1!.Contains("Moon") ? 5 : 2, c.Reply2!.Contains("Moon") ? 5 : 2, c.Reply1.Contains("Moon") ? 1 : 6));
+        var state = Path.Combine(Path.GetTempPath(), $"gym-group-replay-{Guid.NewGuid():N}.db");
+        var silo = await GymSilo.StartAsync(new GymSiloOptions
+        {
+            SiloPort = Ports.Free(), GatewayPort = Ports.Free(), PluginFolders = [RepoPaths.Plugins], StateStorage = "sqlite:" + state,
+            Judge = GroupJudgingTests.Settings(judge.BaseUrl),
+        }, Ct);
+        try
+        {
+            var grains = (IGrainFactory)silo.Services.GetService(typeof(IGrainFactory))!;
+            var set = new TaskSetSpec("rlhf", new Dictionary<string, string> { ["swap"] = "true", ["length_penalty_answer"] = "0" }, "train", 3, 1);
+            var source = await GrainEpisodeSource.CreateAsync(grains, "group-replay", [set]);
+            var task = source.Tasks[0];
+            string[] answers = ["The Moon's pull raises the sea twice a day.", "Tides are caused by wind."];
+            var members = new List<GroupMember>();
+            var episodes = new List<Training.Grpo.IEpisode>();
+            for (int i = 0; i < 2; i++)
+            {
+                var episode = await source.OpenAsync(task, i, 100 + i, Ct);
+                var turn = AssistantTurn.Parse(answers[i] + "<|end|>", true);
+                Assert.True((await episode.StepAsync(turn, true, Ct)).Done);
+                episodes.Add(episode);
+                members.Add(new GroupMember(i, [.. episode.Opening.Messages, turn.ToMessage()], Grade.Of(0, "placeholder"), false));
+            }
+
+            // Every episode grain goes, as when its silo dies; grading replays both on new grains.
+            await grains.GetGrain<IManagementGrain>(0).ForceActivationCollection(TimeSpan.Zero);
+            for (int i = 0; i < 2; i++)
+            {
+                var own = await episodes[i].GradeAsync(false, Ct);
+                Assert.Equal(1, own.Components["provisional"]);
+                members[i] = members[i] with { Grade = own };
+            }
+            Assert.Equal(2, source.Replays);
+
+            var grades = await source.GradeGroupAsync(task, members, Ct);
+            Assert.Equal([1.0, 0.25], grades.Select(g => g.Reward));
+            Assert.Equal(2, judge.Requests); // one pair, both orders
+
+            // The group graded again (a step redone): the verdicts come from the silo's cache.
+            var again = await source.GradeGroupAsync(task, members, Ct);
+            Assert.Equal(grades.Select(g => g.Reward), again.Select(g => g.Reward));
+            Assert.Equal(2, judge.Requests);
+
+            // An environment that grades episodes alone keeps their grades and costs no call.
+            var math = await GrainEpisodeSource.CreateAsync(grains, "group-replay-math", [new TaskSetSpec("math", new Dictionary<string, string> { ["difficulty"] = "1" }, "train", 2, 1)]);
+            var kept = Grade.Of(1, "right");
+            Assert.Same(kept, (await math.GradeGroupAsync(math.Tasks[0], [members[0] with { Grade = kept }], Ct))[0]);
+        }
+        finally
+        {
+            await silo.StopAsync(CancellationToken.None);
+            silo.Dispose();
+            File.Delete(state);
+        }
+    }
+}
