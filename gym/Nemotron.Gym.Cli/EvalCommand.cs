@@ -129,8 +129,9 @@ internal static class EvalCommand
     {
         var table = new Table().AddColumns("environment", "tasks", "pass@1 (greedy)", "mean reward", settings.K > 0 ? $"pass@{settings.K} (T={settings.Temperature:0.##}, n={settings.SamplesPerTask})" : "pass@k", "mean length", "truncated");
         foreach (var r in results)
-            table.AddRow(r.Environment.Name, r.Tasks.Count.ToString(), $"{r.Pass1:F3} {r.Pass1Interval}", $"{r.MeanReward:F3} {r.MeanRewardInterval}",
-                settings.K > 0 ? $"{r.PassK:F3} {r.PassKInterval}" : "-", $"{r.MeanLength:F1}", $"{r.TruncationRate:P1}");
+            // Cells are plain text: the intervals' brackets are not markup.
+            table.AddRow(new[] { r.Environment.Name, r.Tasks.Count.ToString(), $"{r.Pass1:F3} {r.Pass1Interval}", $"{r.MeanReward:F3} {r.MeanRewardInterval}",
+                settings.K > 0 ? $"{r.PassK:F3} {r.PassKInterval}" : "-", $"{r.MeanLength:F1}", $"{r.TruncationRate:P1}" }.Select(c => new Text(c)).ToArray());
         AnsiConsole.Write(table);
         AnsiConsole.MarkupLine("[grey]intervals: 95%, Wilson for pass rates, normal over tasks for mean reward with partial credit and for pass@k[/]");
     }

@@ -59,7 +59,9 @@ public static class GymRun
                 var blend = cfg.Environments.ToDictionary(e => e.Name, e => e.Weight);
                 var trainer = new GrpoTrainer(model, tokenizer, cfg.Grpo, cfg.Rollout, cfg.Train, cfg.Out, cfg.Seed, progress, reference, blend,
                     new StoreSink(store, run, runId, tokenizer));
-                var outcome = await trainer.RunAsync(source, HeldOutReward(heldout, new ChatTemplate(tokenizer), cfg.Rollout), cancellation);
+                // No held-out tasks (eval_tasks: 0 everywhere): no evaluation during the run (gym eval scores checkpoints afterwards).
+                var evaluate = heldout.Tasks.Count > 0 ? HeldOutReward(heldout, new ChatTemplate(tokenizer), cfg.Rollout) : null;
+                var outcome = await trainer.RunAsync(source, evaluate, cancellation);
                 if (info.Status != RunStatus.Completed)
                     info = outcome.Interrupted
                         ? await CallRunGrain(run, g => g.Pause(), i => i.Status == RunStatus.Paused)
