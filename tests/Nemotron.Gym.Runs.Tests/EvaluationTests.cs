@@ -66,8 +66,12 @@ public sealed class EvalStatisticsTests
         var i = EvalStatistics.Wilson(8, 10);
         Assert.Equal(0.4902, i.Low, 3);
         Assert.Equal(0.9433, i.High, 3);
+        foreach (int n in new[] { 1, 3, 7, 200 })
+        {
+            Assert.Equal(0.0, EvalStatistics.Wilson(0, n).Low);   // exactly: the observed rate lies inside
+            Assert.Equal(1.0, EvalStatistics.Wilson(n, n).High);
+        }
         var none = EvalStatistics.Wilson(0, 200);
-        Assert.Equal(0, none.Low, 12);
         Assert.InRange(none.High, 0.015, 0.025); // about 3.8/n: the "rule of three" at 95%
         var all = EvalStatistics.Wilson(200, 200);
         Assert.Equal(1, all.High, 12);

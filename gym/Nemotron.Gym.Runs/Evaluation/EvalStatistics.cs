@@ -42,7 +42,8 @@ public static class EvalStatistics
         double p = (double)successes / n, z2 = Z95 * Z95;
         double centre = (p + z2 / (2 * n)) / (1 + z2 / n);
         double half = Z95 * Math.Sqrt(p * (1 - p) / n + z2 / (4.0 * n * n)) / (1 + z2 / n);
-        return new Interval(Math.Max(0, centre - half), Math.Min(1, centre + half));
+        // At 0 or n successes one bound is exactly the observed rate; the formula gives it only up to rounding.
+        return new Interval(successes == 0 ? 0 : Math.Max(0, centre - half), successes == n ? 1 : Math.Min(1, centre + half));
     }
 
     /// <summary>
