@@ -51,15 +51,17 @@ internal static class EvalCommand
             catch (ConfigException e) { throw new CliException("--" + e.Message.Replace('_', '-')); }
             var environments = ParseEnvironments(parse.GetValue(envs)!, parse.GetValue(setting) ?? []);
             string? outPath = parse.GetValue(output);
-            string connection = parse.GetValue(store)
-                ?? "sqlite:" + Path.Combine(outPath != null ? Path.GetDirectoryName(Path.GetFullPath(outPath))! : Path.GetFullPath(Path.Combine("runs", "eval")), "eval-rollouts.db");
-            if (connection.StartsWith("sqlite:", StringComparison.Ordinal)) Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(connection["sqlite:".Length..]))!);
+            // The store beside the results (or under runs/eval/), and the silo's state file beside the store.
+            string folder = outPath != null ? Path.GetDirectoryName(Path.GetFullPath(outPath))! : Path.GetFullPath(Path.Combine("runs", "eval"));
+            string connection = parse.GetValue(store) ?? "sqlite:" + Path.Combine(folder, "eval-rollouts.db");
+            if (connection.StartsWith("sqlite:", StringComparison.Ordinal)) folder = Path.GetDirectoryName(Path.GetFullPath(connection["sqlite:".Length..]))!;
+            Directory.CreateDirectory(folder);
             string id = parse.GetValue(runId) ?? DefaultRunId(dir);
 
             var silo = new GymSiloOptions
             {
                 SiloPort = parse.GetValue(siloPort), GatewayPort = parse.GetValue(gatewayPort),
-                StateStorage = "sqlite:" + Path.Combine(Path.GetDirectoryName(Path.GetFullPath(connection.StartsWith("sqlite:", StringComparison.Ordinal) ? connection["sqlite:".Length..] : "runs/x"))!, "gym-state.db"),
+                StateStorage = "sqlite:" + Path.Combine(folder, "gym-state.db"),
             };
             silo.PluginFolders.AddRange(parse.GetValue(plugins) ?? []);
             var results = await WithSilo(silo, grains => Evaluate(dir, parse.GetValue(StageCommands.Device) ?? "auto", environments, settings, grains, connection, id, ct), ct);
