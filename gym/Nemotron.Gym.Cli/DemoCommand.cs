@@ -52,13 +52,14 @@ internal static class DemoCommand
             var clock = Stopwatch.StartNew();
 
             var dataDir = Path.Combine(runDir, "data");
-            DemoEvaluation.CheckSeed(runDir, pipelineSeed);
+            var rl = Load<GymRunConfig>("demo-rl", runDir, overrides, "rl.", device);
+            var eval = Load<EvalSettings>("demo-eval", runDir, overrides, "eval.", null);
+            DemoEvaluation.CheckSeed(runDir, pipelineSeed); // after the configs: a refused command writes nothing
             if (!File.Exists(Path.Combine(dataDir, ArithmeticCorpus.Eval)))
             {
                 ArithmeticCorpus.Write(dataDir, new ArithmeticCorpusSpec(), seed: pipelineSeed);
                 AnsiConsole.MarkupLineInterpolated($"[blue]data[/] wrote the arithmetic corpus to {dataDir}");
             }
-            var rl = Load<GymRunConfig>("demo-rl", runDir, overrides, "rl.", device);
             if (!File.Exists(Path.Combine(dataDir, EnvSftValid)))
                 await WriteEnvironmentSftData(rl, dataDir, ct);
 
@@ -84,7 +85,6 @@ internal static class DemoCommand
             }
             AnsiConsole.WriteLine();
             backend.Dispose();  // the RL stage opens its own backend
-            var eval = Load<EvalSettings>("demo-eval", runDir, overrides, "eval.", null);
             int rc = await GymRunCommands.RunAsync(rl, ct);
             if (rc != 0) return rc;
             AnsiConsole.WriteLine();
