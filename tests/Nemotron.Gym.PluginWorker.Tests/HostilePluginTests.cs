@@ -119,6 +119,21 @@ public sealed class HostilePluginTests : IAsyncLifetime
         Assert.DoesNotContain("shadow", grade.Evidence.Keys);
     }
 
+    [Fact]
+    public async Task APluginInAFolderOnlyRootCanReadStillRunsAndStillCannotReadEtcShadow()
+    {
+        using var folders = new PluginFolders(@private: true);
+        folders.Hostile();
+        Assert.False(WorkerLaunch.ReadableByEveryone(folders.Root));
+        await using var workers = new PluginWorkers(new PluginWorkerSettings { Isolation = "bwrap", WorkersPerPlugin = 1 });
+        var env = await Start(workers, folders.Root);
+        var tasks = (await env.LoadTasksAsync(new TaskQuery("train", 20, 1))).ToDictionary(t => t.Id);
+        var (shadow, _) = await Play(env, tasks["shadow"]);
+        Assert.Contains("could not read /etc/shadow", shadow!.Reason);
+        var (honest, _) = await Play(env, tasks.Values.First(t => t.Id.StartsWith("none-", StringComparison.Ordinal)));
+        Assert.Equal(1, honest!.Reward);
+    }
+
     [Theory]
     [InlineData("nan", "the reward NaN")]
     [InlineData("infinite_component", "the component bonus = Infinity")]
