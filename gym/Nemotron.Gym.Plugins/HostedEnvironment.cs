@@ -129,6 +129,9 @@ public sealed class HostedEnvironment
         catch (OperationCanceledException) when (cancellation.IsCancellationRequested) { throw; }
         catch (Exception e) when (e is TimeoutException or OperationCanceledException)
         {
+            // WaitAsync's timer may fire before CancelAfter's, and disposing the source does not cancel it: cancel here,
+            // so that the call is always told to stop (a worker-hosted call that ignores it then has its worker killed).
+            cts.Cancel();
             throw new EnvironmentTimeoutException($"{where} did not finish within {timeout.TotalSeconds:0.#}s");
         }
         catch (Exception e) when (e is not EnvironmentCallException)
