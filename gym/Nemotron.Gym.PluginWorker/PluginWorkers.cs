@@ -152,13 +152,17 @@ public sealed class PluginWorkers(PluginWorkerSettings settings) : IAsyncDisposa
             var envs = new List<PluginEnvironment>();
             for (int i = 0; i < n; i++)
             {
-                r.ReadArrayHeader();
+                int fields = r.ReadArrayHeader();
+                if (fields != 4) throw new InvalidDataException($"environment {i + 1} of {path}: expected 4 fields, got {fields}");
                 string assembly = WorkerProtocol.Text(ref r), type = WorkerProtocol.Text(ref r), json = WorkerProtocol.Text(ref r);
+                bool gradesGroups = r.ReadBoolean();
                 var descriptor = JsonSerializer.Deserialize<EnvironmentDescriptor>(json) ?? throw new InvalidDataException("descriptor: null");
                 if (PluginLoader.CheckDescriptor(descriptor) is { } problem) return ([], new PluginError(assembly, $"{type}: {problem}"));
                 string pluginFolder = Path.GetDirectoryName(assembly)!;
                 var pool = Pool(assembly, pluginFolder);
-                envs.Add(new PluginEnvironment(descriptor, pluginFolder, assembly, null) { Factory = () => new WorkerEnvironment(pool, assembly, type, descriptor) });
+                envs.Add(new PluginEnvironment(descriptor, pluginFolder, assembly, null) { Factory = gradesGroups
+                    ? () => new GroupGradedWorkerEnvironment(pool, assembly, type, descriptor)
+                    : () => new WorkerEnvironment(pool, assembly, type, descriptor) });
             }
             PluginError? error = null;
             if (!r.TryReadNil())

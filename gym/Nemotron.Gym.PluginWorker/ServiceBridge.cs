@@ -16,7 +16,7 @@ namespace Nemotron.Gym.PluginWorker;
 public static class WorkerServices
 {
     /// <summary>The service interfaces a plugin in a worker can use.</summary>
-    public static IReadOnlyList<Type> Proxied { get; } = [typeof(ISandboxService)];
+    public static IReadOnlyList<Type> Proxied { get; } = [typeof(ISandboxService), typeof(IJudgeService)];
 
     internal static readonly JsonSerializerOptions Json = new() { IncludeFields = false };
 

@@ -12,7 +12,7 @@ namespace Nemotron.Gym.PluginWorker;
 /// every worker that serves it (a new worker after a crash, the other workers of the pool); tasks are sent to a
 /// worker once and named by handle afterwards.
 /// </summary>
-internal sealed class WorkerEnvironment(WorkerPool pool, string assembly, string type, EnvironmentDescriptor descriptor) : IEnvironment
+internal class WorkerEnvironment(WorkerPool pool, string assembly, string type, EnvironmentDescriptor descriptor) : IEnvironment
 {
     private readonly ConditionalWeakTable<WorkerProcess, Lazy<Task<int>>> _initialized = new();
     private EnvironmentContext? _context;
@@ -136,6 +136,26 @@ internal sealed class WorkerEnvironment(WorkerPool pool, string assembly, string
         return new WorkerEpisode(worker, handle, opening, tools, Name, task.Id, KillGrace);
     }
 
+    /// <summary>
+    /// Grades a group in a worker of the pool (round robin, like episodes): the members travel whole, so any live worker
+    /// can grade them. A worker that dies meanwhile fails the call with <see cref="EpisodeLostException"/>, which the host
+    /// turns into masked grades; the next call goes to a new process.
+    /// </summary>
+    protected async ValueTask<IReadOnlyList<Grade>> GradeGroupInWorkerAsync(TaskRecord task, IReadOnlyList<GroupMember> members, CancellationToken cancellation)
+    {
+        var worker = pool.Next().Current();
+        int env = await InitializedIn(worker, cancellation);
+        var payload = await SendWithTask(worker, task, Request.GradeGroup, "grade group", (ref MessagePackWriter w, TaskRef t) =>
+        {
+            w.WriteArrayHeader(3);
+            w.Write(env);
+            WorkerProtocol.WriteTaskRef(ref w, t);
+            WorkerProtocol.WriteMembers(ref w, members);
+        }, cancellation);
+        var r = new MessagePackReader(payload);
+        return WorkerProtocol.ReadGrades(ref r);
+    }
+
     private delegate void WriteWithTask(ref MessagePackWriter writer, TaskRef task);
 
     /// <summary>Sends a request that names a task: with its JSON the first time this worker sees it, by handle after that.</summary>
@@ -163,6 +183,17 @@ internal sealed class WorkerEnvironment(WorkerPool pool, string assembly, string
         try { return await call; }
         catch (EpisodeLostException e) { throw new EpisodeLostException($"{(name != null ? $"environment '{name}', " : "")}{(taskId != null ? $"task {taskId}: " : "")}{what}: {e.Message}"); }
     }
+}
+
+/// <summary>
+/// A worker environment whose plugin class grades whole groups: the worker said so when it described the plugin, so
+/// <see cref="HostedEnvironment.GradesGroups"/> sees the same answer as for the plugin object in process.
+/// </summary>
+internal sealed class GroupGradedWorkerEnvironment(WorkerPool pool, string assembly, string type, EnvironmentDescriptor descriptor)
+    : WorkerEnvironment(pool, assembly, type, descriptor), IGroupGradedEnvironment
+{
+    public ValueTask<IReadOnlyList<Grade>> GradeGroupAsync(TaskRecord task, IReadOnlyList<GroupMember> members, CancellationToken cancellation) =>
+        GradeGroupInWorkerAsync(task, members, cancellation);
 }
 
 /// <summary>An episode held by one worker process; if that process is gone, so is the episode.</summary>

@@ -56,7 +56,7 @@ internal sealed class WorkerServer
                 return;
         }
         // A task sent with its JSON is registered here, in frame order, so a later request that names only its handle finds it.
-        if (kind is Request.Open or Request.Validate)
+        if (kind is Request.Open or Request.Validate or Request.GradeGroup)
         {
             var reader = new MessagePackReader(payload);
             reader.ReadArrayHeader();
@@ -108,10 +108,12 @@ internal sealed class WorkerServer
                     w.WriteArrayHeader(envs.Count);
                     foreach (var e in envs)
                     {
-                        w.WriteArrayHeader(3);
+                        w.WriteArrayHeader(4);
                         w.Write(e.AssemblyPath);
                         w.Write(e.Type!.FullName);
                         w.Write(JsonSerializer.Serialize(e.Descriptor));
+                        // The host gives the environment's proxy the group-grading interface only when the plugin's class has it.
+                        w.Write(typeof(IGroupGradedEnvironment).IsAssignableFrom(e.Type));
                     }
                     if (error == null) w.WriteNil();
                     else
@@ -201,6 +203,18 @@ internal sealed class WorkerServer
                 var grade = await EpisodeOf(r.ReadInt32()).GradeAsync(ct)
                     ?? throw new InvalidOperationException("the grader returned no grade (null)");
                 return (ref MessagePackWriter w) => WorkerProtocol.WriteGrade(ref w, grade);
+            }
+            case Request.GradeGroup:
+            {
+                int handle = r.ReadInt32();
+                var env = EnvironmentOf(handle) as IGroupGradedEnvironment
+                    ?? throw new InvalidOperationException($"environment #{handle} does not grade groups (it is not an IGroupGradedEnvironment)");
+                var task = TaskOf(WorkerProtocol.ReadTaskRef(ref r));
+                var members = WorkerProtocol.ReadMembers(ref r);
+                var grades = await env.GradeGroupAsync(task, members, ct)
+                    ?? throw new InvalidOperationException("the group grader returned no grades (null)");
+                if (grades.Any(g => g is null)) throw new InvalidOperationException("the group grader returned a null grade");
+                return (ref MessagePackWriter w) => WorkerProtocol.WriteGrades(ref w, grades);
             }
             default:
                 throw new InvalidDataException($"unknown request kind {(byte)kind}");
