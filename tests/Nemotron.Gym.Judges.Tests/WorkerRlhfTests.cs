@@ -141,6 +141,19 @@ public sealed class WorkerRlhfTests : IAsyncDisposable
         Assert.Equal(1, _workers.Counts.Died);
     }
 
+    [Fact]
+    public async Task AGroupGradingPastTheLimitIsMaskedAndCancelledInItsWorkerWithoutAKill()
+    {
+        await using var server = await ScriptedJudgeServer.StartAsync(_ => new ScriptedJudgeReply(200, "{}", TimeSpan.FromSeconds(8)));
+        var (env, task) = await StartAsync(new JudgePool(Settings(server.BaseUrl)), new HostLimits(TimeSpan.FromSeconds(30), TimeSpan.FromMilliseconds(500)));
+        var grades = await env.GradeGroupAsync(task, Members(task, "one", "two"), Ct);
+        Assert.All(grades, g => Assert.Contains("grade group did not finish within 0.5s", g.MaskReason));
+        // The plugin passes its token to the judge proxy, so the cancelled call ends in the worker and nothing is killed.
+        await Task.Delay(TimeSpan.FromSeconds(2), Ct); // past the kill grace (1 s)
+        Assert.Equal((0, 0), (_workers.Counts.Killed, _workers.Counts.Died));
+        Assert.DoesNotContain(_log, l => l.Contains("killed", StringComparison.Ordinal));
+    }
+
     /// <summary>This process's children whose command line or working folder names <paramref name="folder"/>: the workers of that plugin.</summary>
     private static List<int> WorkersUnder(string folder)
     {
