@@ -5,6 +5,7 @@ using Nemotron.Gym.Conversation;
 using Nemotron.Gym.Plugins;
 using Nemotron.Gym.Model.Chat;
 using Nemotron.Gym.Runs;
+using Nemotron.Gym.Runs.Evaluation;
 using Nemotron.Gym.Model.Checkpoints;
 using Nemotron.Gym.Training.Config;
 using Nemotron.Gym.Cli.Arithmetic;
@@ -26,20 +27,23 @@ internal static class DemoCommand
 {
     public static void AddTo(RootCommand root)
     {
-        var run = new Option<string>("--out") { Description = "Run folder", DefaultValueFactory = _ => "runs/demo" };
+        var run = new Option<string?>("--out") { Description = "Run folder (default runs/demo, or runs/demo-seed-N with --seed N)" };
+        var seed = new Option<int>("--seed") { Description = "Seed of the whole pipeline: data, initialization, data order, task sampling and generation", DefaultValueFactory = _ => 1 };
         var print = new Option<bool>("--print-configs") { Description = "Print the embedded stage configs and exit" };
         var cmd = new Command("demo", "The main job: procedural data → pretrain → SFT → multi-environment RL, held-out results of each, on CPU with the embedded configs.")
-            { run, StageCommands.Set, StageCommands.Device, print };
+            { run, seed, StageCommands.Set, StageCommands.Device, print };
         cmd.SetAction((parse, ct) => Cli.Run(async () =>
         {
-            string runDir = parse.GetValue(run)!;
+            int pipelineSeed = parse.GetValue(seed);
+            string runDir = parse.GetValue(run) ?? (pipelineSeed == 1 ? "runs/demo" : $"runs/demo-seed-{pipelineSeed}");
             if (parse.GetValue(print))
             {
-                foreach (var name in new[] { "demo-pretrain", "demo-sft", "demo-rl" })
+                foreach (var name in new[] { "demo-pretrain", "demo-sft", "demo-rl", "demo-eval" })
                     Console.WriteLine($"# ---- {name}.yaml\n{EmbeddedConfig(name, runDir)}");
                 return 0;
             }
-            var overrides = parse.GetValue(StageCommands.Set) ?? [];
+            // --seed first, so that an explicit --set of one stage's seed still wins for that stage.
+            var overrides = DemoEvaluation.SeedOverrides(pipelineSeed).Concat(parse.GetValue(StageCommands.Set) ?? []).ToList();
             // Every override is addressed to a stage; one that is not would be silently ignored.
             foreach (var o in overrides)
                 if (!StagePrefixes.Any(p => o.StartsWith(p, StringComparison.Ordinal)))
@@ -48,12 +52,14 @@ internal static class DemoCommand
             var clock = Stopwatch.StartNew();
 
             var dataDir = Path.Combine(runDir, "data");
+            var rl = Load<GymRunConfig>("demo-rl", runDir, overrides, "rl.", device);
+            var eval = Load<EvalSettings>("demo-eval", runDir, overrides, "eval.", null);
+            DemoEvaluation.CheckSeed(runDir, pipelineSeed); // after the configs: a refused command writes nothing
             if (!File.Exists(Path.Combine(dataDir, ArithmeticCorpus.Eval)))
             {
-                ArithmeticCorpus.Write(dataDir, new ArithmeticCorpusSpec(), seed: 1);
+                ArithmeticCorpus.Write(dataDir, new ArithmeticCorpusSpec(), seed: pipelineSeed);
                 AnsiConsole.MarkupLineInterpolated($"[blue]data[/] wrote the arithmetic corpus to {dataDir}");
             }
-            var rl = Load<GymRunConfig>("demo-rl", runDir, overrides, "rl.", device);
             if (!File.Exists(Path.Combine(dataDir, EnvSftValid)))
                 await WriteEnvironmentSftData(rl, dataDir, ct);
 
@@ -70,7 +76,7 @@ internal static class DemoCommand
             using (model)
             {
                 var items = ArithmeticCorpus.ReadEval(Path.Combine(dataDir, ArithmeticCorpus.Eval));
-                var result = ExactMatchEval.Run(model, new ChatTemplate(tokenizer), items, SamplingParams.Greedy, 160, seed: 1, ct);
+                var result = ExactMatchEval.Run(model, new ChatTemplate(tokenizer), items, SamplingParams.Greedy, 160, seed: pipelineSeed, ct);
                 AnsiConsole.WriteLine();
                 AnsiConsole.MarkupLine("[bold]Sample generations of the fine-tuned model on held-out problems:[/]");
                 StageCommands.Print(result.Items.Take(6));
@@ -81,13 +87,15 @@ internal static class DemoCommand
             backend.Dispose();  // the RL stage opens its own backend
             int rc = await GymRunCommands.RunAsync(rl, ct);
             if (rc != 0) return rc;
+            AnsiConsole.WriteLine();
+            await DemoEvaluation.RunAsync(rl, st.FinalCheckpoint, eval, DemoEvaluation.OutFolder(rl), device ?? rl.Device, ct);
             AnsiConsole.MarkupLineInterpolated($"total time {ConsoleObserver.Format(clock.Elapsed)}; checkpoints under {runDir}");
             return 0;
         }));
         root.Subcommands.Add(cmd);
     }
 
-    private static readonly string[] StagePrefixes = ["pretrain.", "sft.", "rl."];
+    private static readonly string[] StagePrefixes = ["pretrain.", "sft.", "rl.", "eval."];
 
     private const string EnvSftTrain = "env.sft.train.jsonl", EnvSftValid = "env.sft.valid.jsonl";
     private const int EnvSftTasks = 3000, EnvSftValidTasks = 100;

@@ -51,6 +51,12 @@ internal static class GymRunCommands
                 return 130;
             }
             if (outcome.Interrupted) return 130;
+            // A run without held-out tasks (the demo scores its checkpoints with gym eval afterwards) has no table.
+            if (outcome.Before.Count == 0 && outcome.After.Count == 0)
+            {
+                AnsiConsole.MarkupLineInterpolated($"[green]rl done[/]: checkpoint {outcome.FinalCheckpoint}; rollouts in {cfg.StoreConnection}");
+                return 0;
+            }
             AnsiConsole.MarkupLine("[green]rl done[/]: held-out reward per environment");
             var table = new Table().AddColumns("environment", "before", "after", "change");
             foreach (var env in outcome.After.Keys.Union(outcome.Before.Keys).Order(StringComparer.Ordinal))

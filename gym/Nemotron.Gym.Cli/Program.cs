@@ -9,6 +9,7 @@ StageCommands.AddTo(root);
 DataCommands.AddTo(root);
 DemoCommand.AddTo(root);
 RlCommands.AddTo(root);
+EvalCommand.AddTo(root);
 EnvCommands.AddTo(root);
 GymRunCommands.AddTo(root);
 SiloCommand.AddTo(root);

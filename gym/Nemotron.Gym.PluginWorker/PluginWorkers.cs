@@ -57,7 +57,7 @@ public sealed record WorkerCounts(int Started, int Died, int Killed);
 /// in-process loader makes them, so <see cref="HostedEnvironment"/> (timeouts, typed failures, grade checks) and
 /// everything above it works the same in both modes. In process, it is <see cref="PluginLoader"/>.
 /// </summary>
-public sealed class PluginWorkers(PluginWorkerSettings settings) : IAsyncDisposable
+public sealed class PluginWorkers(PluginWorkerSettings settings) : IAsyncDisposable, IDisposable
 {
     private readonly ConcurrentDictionary<string, WorkerPool> _pools = new(StringComparer.Ordinal);
     private readonly Lazy<bool> _bubblewrap = new(() => settings.UseBubblewrap);
@@ -153,16 +153,15 @@ public sealed class PluginWorkers(PluginWorkerSettings settings) : IAsyncDisposa
             for (int i = 0; i < n; i++)
             {
                 int fields = r.ReadArrayHeader();
-                if (fields != 4) throw new InvalidDataException($"environment {i + 1} of {path}: expected 4 fields, got {fields}");
                 string assembly = WorkerProtocol.Text(ref r), type = WorkerProtocol.Text(ref r), json = WorkerProtocol.Text(ref r);
-                bool gradesGroups = r.ReadBoolean();
+                // The fourth field: whether the class grades whole groups (IGroupGradedEnvironment).
+                bool gradesGroups = fields >= 4 && r.ReadBoolean();
+                for (int f = 4; f < fields; f++) r.Skip();
                 var descriptor = JsonSerializer.Deserialize<EnvironmentDescriptor>(json) ?? throw new InvalidDataException("descriptor: null");
                 if (PluginLoader.CheckDescriptor(descriptor) is { } problem) return ([], new PluginError(assembly, $"{type}: {problem}"));
                 string pluginFolder = Path.GetDirectoryName(assembly)!;
                 var pool = Pool(assembly, pluginFolder);
-                envs.Add(new PluginEnvironment(descriptor, pluginFolder, assembly, null) { Factory = gradesGroups
-                    ? () => new GroupGradedWorkerEnvironment(pool, assembly, type, descriptor)
-                    : () => new WorkerEnvironment(pool, assembly, type, descriptor) });
+                envs.Add(new PluginEnvironment(descriptor, pluginFolder, assembly, null) { Factory = () => gradesGroups ? new GroupGradedWorkerEnvironment(pool, assembly, type, descriptor) : new WorkerEnvironment(pool, assembly, type, descriptor) });
             }
             PluginError? error = null;
             if (!r.TryReadNil())
@@ -206,10 +205,13 @@ public sealed class PluginWorkers(PluginWorkerSettings settings) : IAsyncDisposa
         if (killed) Interlocked.Increment(ref _killed);
     }
 
+    /// <summary>Stops every worker (for hosts that dispose synchronously, such as a service provider's Dispose).</summary>
+    public void Dispose() => Task.Run(() => DisposeAsync().AsTask()).GetAwaiter().GetResult();
+
     /// <summary>Stops every worker.</summary>
     public async ValueTask DisposeAsync()
     {
-        foreach (var pool in _pools.Values) await pool.DisposeAsync();
+        await Task.WhenAll(_pools.Values.Select(p => p.DisposeAsync().AsTask()));
         _pools.Clear();
     }
 }
@@ -228,10 +230,7 @@ internal sealed class WorkerPool(PluginWorkers owner, string folder, int size) :
     /// <summary>The first slot (environment start-up and task loading go there).</summary>
     public WorkerSlot First => _slots[0];
 
-    public async ValueTask DisposeAsync()
-    {
-        foreach (var s in _slots) await s.DisposeAsync();
-    }
+    public async ValueTask DisposeAsync() => await Task.WhenAll(_slots.Select(s => s.DisposeAsync().AsTask()));
 }
 
 /// <summary>One place in a pool: the process serving it now, replaced by a new one after it dies.</summary>

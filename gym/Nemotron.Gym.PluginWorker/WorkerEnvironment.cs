@@ -136,11 +136,7 @@ internal class WorkerEnvironment(WorkerPool pool, string assembly, string type, 
         return new WorkerEpisode(worker, handle, opening, tools, Name, task.Id, KillGrace);
     }
 
-    /// <summary>
-    /// Grades a group in a worker of the pool (round robin, like episodes): the members travel whole, so any live worker
-    /// can grade them. A worker that dies meanwhile fails the call with <see cref="EpisodeLostException"/>, which the host
-    /// turns into masked grades; the next call goes to a new process.
-    /// </summary>
+    /// <summary>A whole group graded in a worker (the plugin's <see cref="IGroupGradedEnvironment"/>): members in, one grade each out.</summary>
     protected async ValueTask<IReadOnlyList<Grade>> GradeGroupInWorkerAsync(TaskRecord task, IReadOnlyList<GroupMember> members, CancellationToken cancellation)
     {
         var worker = pool.Next().Current();
@@ -185,10 +181,7 @@ internal class WorkerEnvironment(WorkerPool pool, string assembly, string type, 
     }
 }
 
-/// <summary>
-/// A worker environment whose plugin class grades whole groups: the worker said so when it described the plugin, so
-/// <see cref="HostedEnvironment.GradesGroups"/> sees the same answer as for the plugin object in process.
-/// </summary>
+/// <summary>A worker-hosted environment whose plugin grades whole groups: <see cref="HostedEnvironment"/> sees the capability as it would in process.</summary>
 internal sealed class GroupGradedWorkerEnvironment(WorkerPool pool, string assembly, string type, EnvironmentDescriptor descriptor)
     : WorkerEnvironment(pool, assembly, type, descriptor), IGroupGradedEnvironment
 {

@@ -5,7 +5,8 @@ namespace Nemotron.Gym.PluginWorker;
 
 /// <summary>
 /// How a worker process is started. Under bubblewrap (the default where it can run: Linux, root, bwrap and setpriv
-/// installed) the chain is <c>sh (joins the worker's cgroups) → prlimit → setpriv (an unprivileged uid) → bwrap →
+/// installed) the chain is <c>sh (joins the worker's cgroups) → prlimit → setpriv (an unprivileged uid; left out when a
+/// folder to bind is private to root, see <see cref="Build(PluginWorkerSettings, IReadOnlyList{string}, bool, WorkerCgroup?)"/>) → bwrap →
 /// dotnet worker</c>: new user, pid, network, ipc, uts and mount namespaces; the host's /usr (and the /bin, /lib
 /// links into it), the .NET runtime, the worker's own folder and the plugin's folder, all read-only; a private /tmp;
 /// no network unless the plugin's manifest asks for it; no capabilities; an empty environment. Memory is bounded by a
@@ -87,8 +88,16 @@ internal static class WorkerLaunch
         foreach (var procs in cgroup?.ProcsFiles ?? []) script += $"echo $$ > '{procs}' && ";
         args.AddRange(["-c", script + "exec \"$@\"", "sh"]);
         args.AddRange(["prlimit", "--nofile=4096", "--core=0", "--nproc=8192", "--"]);
-        args.AddRange(["setpriv", $"--reuid={settings.Uid}", $"--regid={settings.Uid}", "--clear-groups", "--"]);
-        args.AddRange(["bwrap", "--unshare-all", "--unshare-user", "--disable-userns", "--die-with-parent", "--new-session", "--cap-drop", "ALL"]);
+        List<string> binds = [DotnetRoot(dotnet), Path.GetDirectoryName(WorkerAssembly)!, Path.GetDirectoryName(RuntimeConfig())!, .. pluginFolders];
+        binds = binds.Distinct().Where(b => !b.StartsWith("/usr/", StringComparison.Ordinal)).ToList();
+        // bwrap resolves what it binds with the credentials it runs under. Best: an unprivileged uid (it can reach only
+        // what everyone may read). When a folder to bind is private to root (a plugin under /root, a tool installed
+        // in root's home), bwrap runs as root instead and maps root to the worker uid in the worker's user namespace:
+        // the worker then reads what is bound as its owner would, and still sees nothing else of the host.
+        if (binds.All(ReadableByEveryone))
+            args.AddRange(["setpriv", $"--reuid={settings.Uid}", $"--regid={settings.Uid}", "--clear-groups", "--"]);
+        args.AddRange(["bwrap", "--unshare-all", "--unshare-user", "--uid", settings.Uid.ToString(CultureInfo.InvariantCulture), "--gid", settings.Uid.ToString(CultureInfo.InvariantCulture),
+            "--disable-userns", "--die-with-parent", "--new-session", "--cap-drop", "ALL"]);
         if (network) args.Add("--share-net");
         args.AddRange(["--ro-bind", "/usr", "/usr"]);
         foreach (var top in new[] { "/bin", "/sbin", "/lib", "/lib32", "/lib64" })
@@ -99,8 +108,7 @@ internal static class WorkerLaunch
         }
         // /tmp first: folders under the host's /tmp (a test's plugins) are bound on top of the private one.
         args.AddRange(["--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp"]);
-        List<string> binds = [DotnetRoot(dotnet), Path.GetDirectoryName(WorkerAssembly)!, Path.GetDirectoryName(RuntimeConfig())!, .. pluginFolders];
-        foreach (var b in binds.Distinct().Where(b => !b.StartsWith("/usr/", StringComparison.Ordinal))) args.AddRange(["--ro-bind", b, b]);
+        foreach (var b in binds) args.AddRange(["--ro-bind", b, b]);
         // What the runtime and a networked plugin read from /etc; nothing else of it (no passwd, no shadow).
         foreach (var etc in network ? new[] { "/etc/ld.so.cache", "/etc/resolv.conf", "/etc/hosts", "/etc/nsswitch.conf", "/etc/ssl", "/etc/ca-certificates" } : ["/etc/ld.so.cache"])
             args.AddRange(["--ro-bind-try", etc, etc]);
@@ -114,6 +122,20 @@ internal static class WorkerLaunch
         var start = new ProcessStartInfo("/bin/sh");
         foreach (var a in args) start.ArgumentList.Add(a);
         return start;
+    }
+
+    /// <summary>Whether any user can list and read <paramref name="folder"/> (every folder above it searchable by others).</summary>
+    internal static bool ReadableByEveryone(string folder)
+    {
+        if (OperatingSystem.IsWindows()) return true;
+        try
+        {
+            if ((File.GetUnixFileMode(folder) & (UnixFileMode.OtherRead | UnixFileMode.OtherExecute)) != (UnixFileMode.OtherRead | UnixFileMode.OtherExecute)) return false;
+            for (var dir = Path.GetDirectoryName(Path.GetFullPath(folder)); dir != null; dir = Path.GetDirectoryName(dir))
+                if ((File.GetUnixFileMode(dir) & UnixFileMode.OtherExecute) == 0) return false;
+            return true;
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException) { return false; }
     }
 
     private static string DotnetRoot(string dotnet) => dotnet == "dotnet" ? "/usr/share/dotnet" : Path.GetDirectoryName(Path.GetFullPath(dotnet))!;

@@ -221,8 +221,9 @@ internal sealed class WorkerProcess : IAsyncDisposable
     public async ValueTask DisposeAsync()
     {
         _input.Complete();
-        // Closing its input ends a healthy worker; one that does not end promptly is killed.
-        if (await Task.WhenAny(Exited, Task.Delay(TimeSpan.FromSeconds(2))) != Exited) Kill("stopped with its host");
+        // Closing its input ends a healthy worker; one that does not end at once is killed (plugins have no shutdown
+        // step to wait for, and a host that stops on Ctrl-C has about two seconds before it is reported as killed).
+        if (await Task.WhenAny(Exited, Task.Delay(TimeSpan.FromMilliseconds(200))) != Exited) Kill("stopped with its host");
         await Exited;
     }
 }

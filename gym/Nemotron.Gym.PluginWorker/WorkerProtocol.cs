@@ -12,7 +12,7 @@ namespace Nemotron.Gym.PluginWorker;
 /// <summary>What the host asks a worker to do (the byte after a request's id).</summary>
 internal enum Request : byte
 {
-    /// <summary>[folder]: load a plugin folder and describe its environments → [[assembly, type, descriptor JSON, grades groups]...], error or nil.</summary>
+    /// <summary>[folder]: load a plugin folder and describe its environments → [[assembly, type, descriptor JSON]...], error or nil.</summary>
     DescribeFolder = 1,
     /// <summary>[assembly]: the same for one assembly.</summary>
     DescribeAssembly = 2,
@@ -34,7 +34,7 @@ internal enum Request : byte
     Cancel = 10,
     /// <summary>[call id, payload]: the host's answer to a service call the worker made.</summary>
     ServiceReply = 11,
-    /// <summary>[env, task ref, [members]] → [grades]: the environment's <see cref="IGroupGradedEnvironment"/> grades a whole group.</summary>
+    /// <summary>[env, task ref, [group members]] → [grades]: a group-graded environment grades a whole group.</summary>
     GradeGroup = 12,
 }
 
@@ -78,7 +78,8 @@ internal static class WorkerProtocol
     private static readonly IMessagePackFormatter<IReadOnlyList<ToolDefinition>> Tools = Options.Resolver.GetFormatterWithVerify<IReadOnlyList<ToolDefinition>>();
     private static readonly IMessagePackFormatter<AssistantTurn> Turns = Options.Resolver.GetFormatterWithVerify<AssistantTurn>();
     private static readonly IMessagePackFormatter<Grade> Grades = Options.Resolver.GetFormatterWithVerify<Grade>();
-    private static readonly IMessagePackFormatter<GroupMember> Members = Options.Resolver.GetFormatterWithVerify<GroupMember>();
+    private static readonly IMessagePackFormatter<IReadOnlyList<GroupMember>> Members = Options.Resolver.GetFormatterWithVerify<IReadOnlyList<GroupMember>>();
+    private static readonly IMessagePackFormatter<IReadOnlyList<Grade>> GradeLists = Options.Resolver.GetFormatterWithVerify<IReadOnlyList<Grade>>();
 
     /// <summary>One frame: id, kind and payload (the caller's writer fills the payload).</summary>
     public static byte[] Frame(int id, byte kind, WritePayload? payload)
@@ -132,34 +133,10 @@ internal static class WorkerProtocol
     public static AssistantTurn ReadTurn(ref MessagePackReader r) => Turns.Deserialize(ref r, Options);
     public static void WriteGrade(ref MessagePackWriter w, Grade grade) => Grades.Serialize(ref w, grade, Options);
     public static Grade ReadGrade(ref MessagePackReader r) => Grades.Deserialize(ref r, Options);
-
-    public static void WriteMembers(ref MessagePackWriter w, IReadOnlyList<GroupMember> members)
-    {
-        w.WriteArrayHeader(members.Count);
-        foreach (var m in members) Members.Serialize(ref w, m, Options);
-    }
-
-    public static List<GroupMember> ReadMembers(ref MessagePackReader r)
-    {
-        int n = r.ReadArrayHeader();
-        var list = new List<GroupMember>(Math.Min(n, 4096));
-        for (int i = 0; i < n; i++) list.Add(Members.Deserialize(ref r, Options));
-        return list;
-    }
-
-    public static void WriteGrades(ref MessagePackWriter w, IReadOnlyList<Grade> grades)
-    {
-        w.WriteArrayHeader(grades.Count);
-        foreach (var g in grades) Grades.Serialize(ref w, g, Options);
-    }
-
-    public static List<Grade> ReadGrades(ref MessagePackReader r)
-    {
-        int n = r.ReadArrayHeader();
-        var list = new List<Grade>(Math.Min(n, 4096));
-        for (int i = 0; i < n; i++) list.Add(Grades.Deserialize(ref r, Options));
-        return list;
-    }
+    public static void WriteMembers(ref MessagePackWriter w, IReadOnlyList<GroupMember> members) => Members.Serialize(ref w, members, Options);
+    public static IReadOnlyList<GroupMember> ReadMembers(ref MessagePackReader r) => Members.Deserialize(ref r, Options) ?? [];
+    public static void WriteGrades(ref MessagePackWriter w, IReadOnlyList<Grade> grades) => GradeLists.Serialize(ref w, grades, Options);
+    public static IReadOnlyList<Grade> ReadGrades(ref MessagePackReader r) => GradeLists.Deserialize(ref r, Options) ?? [];
 
     public static void WriteTaskRef(ref MessagePackWriter w, TaskRef task)
     {

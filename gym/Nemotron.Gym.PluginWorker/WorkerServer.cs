@@ -56,7 +56,7 @@ internal sealed class WorkerServer
                 return;
         }
         // A task sent with its JSON is registered here, in frame order, so a later request that names only its handle finds it.
-        if (kind is Request.Open or Request.Validate or Request.GradeGroup)
+        if (kind is Request.Open or Request.Validate)
         {
             var reader = new MessagePackReader(payload);
             reader.ReadArrayHeader();
@@ -112,7 +112,6 @@ internal sealed class WorkerServer
                         w.Write(e.AssemblyPath);
                         w.Write(e.Type!.FullName);
                         w.Write(JsonSerializer.Serialize(e.Descriptor));
-                        // The host gives the environment's proxy the group-grading interface only when the plugin's class has it.
                         w.Write(typeof(IGroupGradedEnvironment).IsAssignableFrom(e.Type));
                     }
                     if (error == null) w.WriteNil();
@@ -206,14 +205,11 @@ internal sealed class WorkerServer
             }
             case Request.GradeGroup:
             {
-                int handle = r.ReadInt32();
-                var env = EnvironmentOf(handle) as IGroupGradedEnvironment
-                    ?? throw new InvalidOperationException($"environment #{handle} does not grade groups (it is not an IGroupGradedEnvironment)");
+                var env = EnvironmentOf(r.ReadInt32()) as IGroupGradedEnvironment
+                    ?? throw new InvalidOperationException("the environment does not grade groups");
                 var task = TaskOf(WorkerProtocol.ReadTaskRef(ref r));
                 var members = WorkerProtocol.ReadMembers(ref r);
-                var grades = await env.GradeGroupAsync(task, members, ct)
-                    ?? throw new InvalidOperationException("the group grader returned no grades (null)");
-                if (grades.Any(g => g is null)) throw new InvalidOperationException("the group grader returned a null grade");
+                var grades = await env.GradeGroupAsync(task, members, ct) ?? throw new InvalidOperationException("the group grader returned no grades (null)");
                 return (ref MessagePackWriter w) => WorkerProtocol.WriteGrades(ref w, grades);
             }
             default:

@@ -175,8 +175,8 @@ public sealed class HostedEpisode : IAsyncDisposable
         _host.Call("step", _taskId, ct => _episode.StepAsync(turn, ct).AsTask(), cancellation);
 
     /// <summary>
-    /// Grades; a grader that fails, hangs, or returns a reward or component that is not a finite number gives reward 0
-    /// with the component <c>grader_error</c> and the reason. Throws only for cancellation by the caller, and
+    /// Grades; a grader that fails, hangs, or returns a reward or component that is not a finite number gives a not-judged grade
+    /// (<see cref="Grade.NotJudged"/>) with the component <c>grader_error</c> and the reason. Throws only for cancellation by the caller, and
     /// <see cref="EpisodeLostException"/> when the episode was lost with its worker process (it is replayed, not graded).
     /// </summary>
     public async Task<Grade> GradeAsync(CancellationToken cancellation = default)
@@ -194,8 +194,10 @@ public sealed class HostedEpisode : IAsyncDisposable
         return grade;
     }
 
+    // Not judged rather than 0: a broken grader says nothing about the answer, so the trainer masks the rollout
+    // (with this reason) instead of teaching the model that it was wrong (docs/grpo.md, masking).
     private static Grade GraderError(string reason) =>
-        new(0, new Dictionary<string, double> { ["grader_error"] = 1 }, reason, new Dictionary<string, string>());
+        Grade.NotJudged(reason, new Dictionary<string, double> { ["grader_error"] = 1 });
 
     /// <inheritdoc />
     public async ValueTask DisposeAsync()

@@ -9,7 +9,7 @@ namespace Nemotron.Gym.Runs;
 /// The trainer's <see cref="IEpisodeSource"/> over episode grains. Each opened episode is a fresh grain. If a
 /// call fails because its silo went away (or the grain lost its state), the episode is replayed on a new grain:
 /// opened again and stepped with the turns already taken, which gives the same state because environments are
-/// deterministic given the task and seed. An environment that keeps failing ends the episode with reward 0 and
+/// deterministic given the task and seed. An environment that keeps failing ends the episode not judged (masked by the trainer) with
 /// the error as its reason, so one broken task never stops a run. A grade that comes back not judged
 /// (<see cref="Grade.MaskReason"/>: the sandbox or a judge failed) is replayed the same way, up to
 /// <see cref="MaxAttempts"/> attempts in all, and then handed to the trainer as it is, to be masked.
@@ -183,7 +183,8 @@ public sealed class GrainEpisodeSource : IEpisodeSource, IGroupGradingSource
             catch (Exception e) when (!ct.IsCancellationRequested) { return EnvironmentError($"grading failed: {e.Message}"); }
         }
 
+        // Not judged: an environment that failed on every attempt has said nothing about the answer; the trainer masks it.
         private static Grade EnvironmentError(string reason) =>
-            new(0, new Dictionary<string, double> { ["environment_error"] = 1 }, reason, new Dictionary<string, string>());
+            Grade.NotJudged(reason, new Dictionary<string, double> { ["environment_error"] = 1 });
     }
 }

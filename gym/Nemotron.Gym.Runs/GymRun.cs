@@ -68,7 +68,9 @@ public static class GymRun
                 var blend = cfg.Environments.ToDictionary(e => e.Name, e => e.Weight);
                 var trainer = new GrpoTrainer(model, tokenizer, cfg.Grpo, cfg.Rollout, cfg.Train, cfg.Out, cfg.Seed, progress, reference, blend,
                     new StoreSink(store, run, runId, tokenizer));
-                var outcome = await trainer.RunAsync(source, HeldOutReward(heldout, new ChatTemplate(tokenizer), cfg.Rollout), cancellation);
+                // No held-out tasks (eval_tasks: 0 everywhere): no evaluation during the run (gym eval scores checkpoints afterwards).
+                var evaluate = heldout.Tasks.Count > 0 ? HeldOutReward(heldout, new ChatTemplate(tokenizer), cfg.Rollout) : null;
+                var outcome = await trainer.RunAsync(source, evaluate, cancellation);
                 if (info.Status != RunStatus.Completed)
                     info = outcome.Interrupted
                         ? await CallRunGrain(run, g => g.Pause(), i => i.Status == RunStatus.Paused)
@@ -149,6 +151,20 @@ public static class GymRun
             .ToDictionary(g => g.Key, g => g.Where(r => !r.Grade.Masked).Select(r => r.Grade.Reward).DefaultIfEmpty(0).Average());
     };
 
+    /// <summary>A rollout as the store keeps it, with what the trainer did with it when it was trained on.</summary>
+    internal static StoredRollout ToStored(Rollout r, string runId, int step, ITokenizer tokenizer, DateTimeOffset now) => new()
+    {
+        RunId = runId, Step = step, TaskId = r.Task.Id, Environment = r.Task.Environment, SampleIndex = r.SampleIndex,
+        Tokens = r.Tokens, Generated = r.Generated, SamplerLogProbs = r.SamplerLogProbs, Messages = r.Messages,
+        Reward = r.Grade.Reward, ShapedReward = r.Reward, Components = r.Grade.Components, Reason = r.Grade.Reason,
+        Evidence = r.Grade.Evidence, Truncated = r.Truncated, Turns = r.Turns,
+        GenerateSeconds = r.GenerateSeconds, EnvironmentSeconds = r.EnvironmentSeconds, CreatedAt = now,
+        Advantage = r.Training?.Advantage, TrainerLogProbs = r.Training?.TrainerLogProbs, ImportanceWeights = r.Training?.ImportanceWeights,
+        TokenMasked = r.Training?.TokenMasked, SequenceMasked = r.Training?.SequenceMasked, MaskedReason = r.Training?.MaskedReason,
+        // The store keeps no tokenizer: each token's text travels with the rollout for the token view.
+        TokenTexts = [.. r.Tokens.Select(t => tokenizer.Decode([t]))],
+    };
+
     internal static RunRecord Record(RunInfo i) => new(i.RunId, i.Status.ToString().ToLowerInvariant(), i.Step, i.TotalSteps, i.ConfigYaml, i.Created, i.Updated);
 
     private static string Describe(string connection) => connection.StartsWith("postgres:", StringComparison.Ordinal) ? "postgres" : connection;
@@ -169,18 +185,7 @@ public static class GymRun
         public Task AddRolloutsAsync(int step, IReadOnlyList<RolloutGroup> groups, CancellationToken cancellation)
         {
             var now = DateTimeOffset.UtcNow;
-            var rows = groups.SelectMany(g => g.Rollouts).Select(r => new StoredRollout
-            {
-                RunId = runId, Step = step, TaskId = r.Task.Id, Environment = r.Task.Environment, SampleIndex = r.SampleIndex,
-                Tokens = r.Tokens, Generated = r.Generated, SamplerLogProbs = r.SamplerLogProbs, Messages = r.Messages,
-                Reward = r.Grade.Reward, ShapedReward = r.Reward, Components = r.Grade.Components, Reason = r.Grade.Reason,
-                Evidence = r.Grade.Evidence, Truncated = r.Truncated, Turns = r.Turns,
-                GenerateSeconds = r.GenerateSeconds, EnvironmentSeconds = r.EnvironmentSeconds, CreatedAt = now,
-                Advantage = r.Training?.Advantage, TrainerLogProbs = r.Training?.TrainerLogProbs, ImportanceWeights = r.Training?.ImportanceWeights,
-                TokenMasked = r.Training?.TokenMasked, SequenceMasked = r.Training?.SequenceMasked, MaskedReason = r.Training?.MaskedReason,
-                // The store keeps no tokenizer: each token's text travels with the rollout for the token view.
-                TokenTexts = [.. r.Tokens.Select(t => tokenizer.Decode([t]))],
-            }).ToList();
+            var rows = groups.SelectMany(g => g.Rollouts).Select(r => ToStored(r, runId, step, tokenizer, now)).ToList();
             return store.AddRolloutsAsync(rows, cancellation);
         }
     }

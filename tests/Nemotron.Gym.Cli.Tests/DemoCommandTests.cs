@@ -17,22 +17,47 @@ public sealed class DemoCommandTests : IDisposable
             "--set", "pretrain.train.steps=3", "--set", "sft.train.steps=3",
             "--set", "rl.train.steps=1", "--set", "rl.grpo.tasks_per_step=3", "--set", "rl.grpo.group_size=2",
             "--set", "rl.rollout.max_new_tokens=16",
+            "--set", "eval.count=3", "--set", "eval.k=2", "--set", "eval.max_new_tokens=16",
             "--set", $"rl.cluster.silo_port={Ports.Free()}", "--set", $"rl.cluster.gateway_port={Ports.Free()}");
         Assert.True(code == 0, output);
         // SFT data from the environments' references, beside the arithmetic chat data.
         Assert.Matches(@"math: \d+ training and \d+ validation conversations", output);
         Assert.True(File.ReadLines(Path.Combine(run, "data", "env.sft.train.jsonl")).Count() > 1000);
         Assert.Contains("held-out exact-match accuracy of the SFT model", output);
-        // The RL stage: its table names the three environments; every rollout of its one step is stored.
-        Assert.Contains("held-out reward per environment", output);
-        foreach (var env in new[] { "math", "reasoning", "instruction_following" }) Assert.Contains(env, output);
+        // The RL stage: every rollout of its one step is stored.
         Assert.True(File.Exists(Path.Combine(run, "rl", "rollouts.db")));
         Assert.True(Directory.Exists(Path.Combine(run, "rl", "final")));
+        // The before/after table comes from the evaluation of both checkpoints: one row per environment, with the
+        // difference and its interval, and the results and every episode on disk.
+        Assert.Contains("held-out score per environment (mean greedy reward), SFT checkpoint vs RL checkpoint", output);
+        var summary = System.Text.Json.Nodes.JsonNode.Parse(File.ReadAllText(Path.Combine(run, "eval", "summary.json")))!;
+        Assert.Equal(1, (int)summary["seed"]!);
+        var rows = summary["environments"]!.AsArray();
+        Assert.Equal(["math", "reasoning", "instruction_following"], rows.Select(r => (string)r!["environment"]!));
+        Assert.All(rows, r =>
+        {
+            Assert.Equal(3, (int)r!["tasks"]!);
+            Assert.Equal((double)r["rl"]! - (double)r["sft"]!, (double)r["difference"]!, 9);
+            Assert.True((double)r["ci95"]![0]! <= (double)r["difference"]! && (double)r["difference"]! <= (double)r["ci95"]![1]!);
+        });
+        Assert.Equal(3, File.ReadLines(Path.Combine(run, "eval", "sft.jsonl")).Count());
+        Assert.Equal(3, File.ReadLines(Path.Combine(run, "eval", "rl.jsonl")).Count());
+        Assert.Equal("1", File.ReadAllText(Path.Combine(run, "seed.txt")).Trim());
 
         (code, output) = GymProcess.Run(_dir, "runs", "list", "--store", Path.Combine(run, "rl"));
         Assert.True(code == 0, output);
         Assert.Contains("completed", output);
         Assert.Contains("1/1", output);
+        // The evaluations' episodes are browsable like a run's: two runs, greedy (step 0) and sampled (step 1).
+        (code, output) = GymProcess.Run(_dir, "runs", "list", "--store", Path.Combine(run, "eval"));
+        Assert.True(code == 0, output);
+        Assert.Contains("eval-sft", output);
+        Assert.Contains("eval-rl", output);
+
+        // The run folder keeps its seed: resuming it with another is refused before anything is touched.
+        (code, output) = GymProcess.Run(_dir, "demo", "--out", run, "--seed", "4");
+        Assert.True(code == 2, output);
+        Assert.Contains("was made with --seed 1", output);
     }
 
     [Fact]

@@ -9,14 +9,14 @@ public class JudgeConfigTests
     [Fact]
     public void TheExampleRunOverRlhfAndMathBindsWithItsJudge()
     {
-        var cfg = YamlConfig.Load<GymRunConfig>(Path.Combine(RepoPaths.Root, "examples", "rlhf-math.yaml"));
+        var cfg = YamlConfig.Load<GymRunConfig>(Path.Combine(RepoPaths.Root, "gym", "Nemotron.Gym.Cli", "Configs", "rlhf-math-rl.yaml"));
         Assert.Equal(["rlhf", "math"], cfg.Environments.Select(e => e.Name));
         Assert.True(cfg.Judge.Enabled);
         Assert.Equal("http://127.0.0.1:8000/v1", cfg.Judge.BaseUrl);
         Assert.Equal(16, cfg.Judge.MaxConcurrency);
         Assert.Equal("JUDGE_API_KEY", cfg.Judge.ApiKeyEnv);
         // Without a judge section there is no judge.
-        Assert.False(YamlConfig.Load<GymRunConfig>(Path.Combine(RepoPaths.Root, "examples", "rlhf-math.yaml"), ["judge.base_url="]).Judge.Enabled);
+        Assert.False(YamlConfig.Load<GymRunConfig>(Path.Combine(RepoPaths.Root, "gym", "Nemotron.Gym.Cli", "Configs", "rlhf-math-rl.yaml"), ["judge.base_url="]).Judge.Enabled);
     }
 
     [Theory]
@@ -26,7 +26,7 @@ public class JudgeConfigTests
     [InlineData("judge.timeout_seconds=0", "judge.timeout_seconds: must be > 0")]
     public void BadJudgeSettingsAreErrorsNamingTheKey(string set, string message)
     {
-        var e = Assert.Throws<ConfigException>(() => YamlConfig.Load<GymRunConfig>(Path.Combine(RepoPaths.Root, "examples", "rlhf-math.yaml"), [set]));
+        var e = Assert.Throws<ConfigException>(() => YamlConfig.Load<GymRunConfig>(Path.Combine(RepoPaths.Root, "gym", "Nemotron.Gym.Cli", "Configs", "rlhf-math-rl.yaml"), [set]));
         Assert.Contains(message, e.Message);
     }
 }

@@ -7,10 +7,10 @@ public sealed class PluginFolders : IDisposable
 {
     public string Root { get; } = Directory.CreateTempSubdirectory("worker-plugins-").FullName;
 
-    public PluginFolders()
+    /// <param name="private">Leave the root private to its owner (0700), as a folder under /root would be.</param>
+    public PluginFolders(bool @private = false)
     {
-        // Workers under bubblewrap run as an unprivileged uid: the plugin folders must be readable by everyone.
-        if (!OperatingSystem.IsWindows()) File.SetUnixFileMode(Root, (UnixFileMode)0b111_101_101);
+        if (!OperatingSystem.IsWindows()) File.SetUnixFileMode(Root, @private ? (UnixFileMode)0b111_000_000 : (UnixFileMode)0b111_101_101);
     }
 
     public static string HostileBuild => RepoPaths.BuildOf("tests", "Nemotron.Gym.Environments.Hostile");

@@ -46,14 +46,16 @@ public sealed class SiloWithHostilePluginTests
                 var g = outcomes[attack];
                 Assert.Equal(0, g.Reward);
                 Assert.True(g.Components.ContainsKey("environment_error"), $"{attack}: {g.Reason}");
+                Assert.True(g.Masked, $"{attack}: a crashed environment is not judged, never a 0 to learn from");
                 Assert.Contains(cause, g.Reason);
             }
-            // Grader errors: reward 0 with the reason, no replay needed.
+            // Grader errors: not judged (the trainer masks them) with the reason, after the episode's replays.
             foreach (var (attack, reason) in new[] { ("hang", "did not finish within 3s"), ("nan", "the reward NaN"), ("infinite_component", "bonus = Infinity"), ("throw", "the grader broke") })
             {
                 var g = outcomes[attack];
                 Assert.Equal(0, g.Reward);
                 Assert.True(g.Components.ContainsKey("grader_error"), $"{attack}: {g.Reason}");
+                Assert.True(g.Masked, $"{attack}: a broken grader says nothing about the answer");
                 Assert.Contains(reason, g.Reason);
             }
             Assert.Contains("could not read /etc/shadow", outcomes["shadow"].Reason);

@@ -57,7 +57,7 @@ public sealed class PluginLoaderTests : IDisposable
         Assert.NotSame(a.Type!.Assembly, b.Type!.Assembly);
         var rewardsA = a.Type!.Assembly.GetReferencedAssemblies().Single(n => n.Name == "Nemotron.Gym.Rewards");
         // Resolving the dependency through the plugin's own context must find the copy in its folder.
-        var loadedA = System.Runtime.Loader.AssemblyLoadContext.GetLoadContext(a.Type.Assembly)!.LoadFromAssemblyName(rewardsA);
+        var loadedA = System.Runtime.Loader.AssemblyLoadContext.GetLoadContext(a.Type!.Assembly)!.LoadFromAssemblyName(rewardsA);
         Assert.StartsWith(Path.Combine(_root, "A"), loadedA.Location);
         // The contract is the host's, so the plugin's class is an IEnvironment here.
         Assert.IsAssignableFrom<IEnvironment>(a.Create());

@@ -211,6 +211,31 @@ public sealed class BadInputTests : IClassFixture<BadInputTests.Fixtures>
         Assert.Equal(fixturesBefore, Snapshot(Path.GetDirectoryName(_fx.Store)!, []));
     }
 
+    /// <summary>Model output is untrusted but it is not bad input: whatever the answer, it is graded (exit 0, a reward), never a crash.</summary>
+    public static TheoryData<string, string, string> ModelAnswers => new()
+    {
+        { "math", "math-hw-001", "\\boxed{" },
+        { "math", "math-hw-001", string.Concat(Enumerable.Repeat("\\boxed{", 5000)) + "40" },
+        { "math", "math-hw-001", "<tool_call>{\"name\": \"calculator\", \"arguments\": {\"expression\": \"8*5\"}}</tool_call>" },
+        { "tool_use", "tool-train-00000", "<tool_call>not json at all</tool_call>" },
+        { "tool_use", "tool-train-00000", "<tool_call>{\"name\": \"kv_set\", \"arguments\": {\"key\": \"" + new string('k', 300) + "\", \"value\": \"v\"}}</tool_call><|end|>done" },
+        { "tool_use", "tool-train-00000", "<tool_call>{\"name\": \"calculator\", \"arguments\": {\"expression\": \"" + string.Concat(Enumerable.Repeat("(", 20000)) + "\"}}</tool_call><|end|>?" },
+    };
+
+    [Theory]
+    [MemberData(nameof(ModelAnswers))]
+    public void AnyModelAnswerIsGradedWithoutACrash(string environment, string task, string answer)
+    {
+        var dir = Path.Combine(_fx.Root, "answers", Guid.NewGuid().ToString("N"));
+        Directory.CreateDirectory(dir);
+        var file = Write(dir, "answer.txt", Encoding.UTF8.GetBytes(answer));
+        var (exit, output) = RunGym(dir, ["env", "grade", environment, "--task", task, "--response", file]);
+        Assert.True(exit == 0, $"exit {exit}:\n{output}");
+        Assert.Contains("reward:", output);
+        Assert.DoesNotContain("Unhandled exception", output);
+        Assert.DoesNotMatch(@"(?m)^\s+at [\w.<>`]+\(", output);
+    }
+
     // ---- helpers --------------------------------------------------------------------------------------------
 
     private static (int Exit, string Output) RunGym(string dir, string[] args)

@@ -25,21 +25,35 @@ public sealed class InstructionFollowingEnvironment : EnvironmentBase
         if (query.Split is not ("train" or "heldout")) throw new ArgumentException($"instruction_following: unknown split '{query.Split}' (train, heldout)");
         int perPrompt = Context.GetInt("constraints");
         int target = query.Count > 0 ? query.Count : 1000;
-        // Separate seed streams keep the splits apart; a held-out prompt never repeats a training prompt's text.
-        var rng = new Random(query.Seed * 2 + (query.Split == "heldout" ? 1 : 0));
+        bool heldOut = query.Split == "heldout";
+        var rng = new Random(query.Seed * 2 + (heldOut ? 1 : 0));
         var tasks = new List<TaskRecord>();
-        for (int i = 0; i < target; i++)
+        // The split is decided by a hash of the prompt's text, so no seed can generate a held-out prompt for training
+        // (separate seed streams alone did not: with one constraint there are only topics × keywords prompts, and
+        // most held-out prompts reappeared among the training ones). Held-out prompts are also distinct, so a score
+        // counts each once; with few constraints the held-out space is small and the set may stop short of the count.
+        var seen = new HashSet<string>();
+        for (int i = 0, attempts = 0; tasks.Count < target && attempts < target * 50; attempts++, i++)
         {
-            var g = PromptGenerator.Generate(rng, perPrompt, i + (query.Split == "heldout" ? 23 : 0));
+            var g = PromptGenerator.Generate(rng, perPrompt, i + (heldOut ? 23 : 0));
+            if (IsHeldOut(g.Prompt) != heldOut || (heldOut && !seen.Add(g.Prompt))) continue;
             tasks.Add(new TaskRecord
             {
-                Id = $"if-{query.Split}-{i:D5}",
+                Id = $"if-{query.Split}-{tasks.Count:D5}",
                 Input = [Message.User(g.Prompt)],
                 VerifierMetadata = new JsonObject { ["topic"] = g.Topic, ["constraints"] = new JsonArray(g.Constraints.Select(c => (JsonNode)c.ToJson()).ToArray()) },
                 Reference = [AssistantTurn.FromContent(g.Reference)],
             });
         }
         return ValueTask.FromResult<IReadOnlyList<TaskRecord>>(tasks);
+    }
+
+    // One prompt in ten is held out (FNV-1a over the text).
+    private static bool IsHeldOut(string prompt)
+    {
+        uint h = 2166136261;
+        foreach (char ch in prompt) h = (h ^ ch) * 16777619;
+        return h % 10 == 0;
     }
 
     /// <inheritdoc />
