@@ -183,11 +183,15 @@ public class RemoteObject : DispatchProxy
         ArgumentNullException.ThrowIfNull(method);
         var parameters = method.GetParameters();
         var sent = new List<object?>();
+        var cancellation = CancellationToken.None;
         for (int i = 0; i < parameters.Length; i++)
             if (parameters[i].ParameterType != typeof(CancellationToken)) sent.Add(args![i]);
+            else if (args![i] is CancellationToken token) cancellation = token;
         string json = JsonSerializer.Serialize(sent.ToArray(), WorkerServices.Json);
         var (valueType, isAsync) = WorkerServices.Unwrap(method.ReturnType);
-        var call = _client.CallAsync(_handle, method.Name, json);
+        // The plugin's token ends its wait (the host's call runs on under the service's own limits): a plugin that
+        // passes its token on stops when its call is cancelled, instead of waiting to be killed with its worker.
+        var call = _client.CallAsync(_handle, method.Name, json).WaitAsync(cancellation);
         if (!isAsync)
         {
             // A synchronous member (a property such as Backend) waits for its answer.

@@ -56,7 +56,7 @@ internal sealed class WorkerServer
                 return;
         }
         // A task sent with its JSON is registered here, in frame order, so a later request that names only its handle finds it.
-        if (kind is Request.Open or Request.Validate)
+        if (kind is Request.Open or Request.Validate or Request.GradeGroup)
         {
             var reader = new MessagePackReader(payload);
             reader.ReadArrayHeader();

@@ -107,12 +107,25 @@ public sealed class HostedEnvironment
             var grades = await Call("grade group", task.Id, ct => grader.GradeGroupAsync(task, members, ct).AsTask(), cancellation, _limits.GroupTimeout);
             if (grades.Count != members.Count)
                 throw new EnvironmentCallException($"environment '{Name}', task {task.Id}: grade group returned {grades.Count} grades for {members.Count} members");
-            return grades;
+            // Checked here, as episode grades are: a grade from a plugin (or its worker) that is null or not finite masks its member.
+            return grades.Select((g, i) => GroupGradeProblem(g) is { } problem
+                ? Grade.NotJudged($"environment '{Name}', task {task.Id}: grade group gave member {i} {problem}")
+                : g).ToList();
         }
         catch (EnvironmentCallException e)
         {
             return members.Select(_ => Grade.NotJudged(e.Message)).ToList();
         }
+    }
+
+    private static string? GroupGradeProblem(Grade? grade)
+    {
+        if (grade is null) return "no grade (null)";
+        if (!double.IsFinite(grade.Reward)) return $"the reward {grade.Reward}, not a finite number";
+        if (grade.Components is null || grade.Evidence is null || grade.Reason is null) return "a grade with a null field";
+        foreach (var (name, value) in grade.Components)
+            if (!double.IsFinite(value)) return $"the component {name} = {value}, not a finite number";
+        return null;
     }
 
     internal async Task<T> Call<T>(string what, string? taskId, Func<CancellationToken, Task<T>> call, CancellationToken cancellation, TimeSpan? limit = null)
