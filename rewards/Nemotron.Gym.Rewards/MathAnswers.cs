@@ -168,6 +168,10 @@ public static partial class MathAnswers
     private static bool ScalarEquivalent(string a, string b)
     {
         if (a == b) return true;
+        // A final answer is a value, not the question's arithmetic restated: "15 + 14" for 29 would otherwise evaluate
+        // to the right number, and RL learns to copy the expression instead of computing it (seen in the demo's math
+        // runs). An operator-free answer is required unless the expected answer is itself an expression (2 + \sqrt{3}).
+        if (HasArithmeticOperator(a) && !HasArithmeticOperator(b)) return false;
         var va = MathExpression.TryEvaluate(a.TrimEnd('%'));
         var vb = MathExpression.TryEvaluate(b.TrimEnd('%'));
         if (va is null || vb is null) return false;
@@ -175,6 +179,22 @@ public static partial class MathAnswers
         // A percentage written with or without its sign: 50% matches 50 and 0.5.
         bool pa = a.EndsWith('%'), pb = b.EndsWith('%');
         if (pa != pb) return Close(pa ? va.Value / 100 : va.Value, pb ? vb.Value / 100 : vb.Value);
+        return false;
+    }
+
+    /// <summary>
+    /// Whether a normalized answer applies +, −, ×, ·, ÷ or * between two operands (a leading sign, an exponent's sign
+    /// as in 1.5e-3, a fraction's slash and a power are not operators here: 3/4, -5 and 2^{10} are final forms).
+    /// </summary>
+    internal static bool HasArithmeticOperator(string s)
+    {
+        if (s.Contains("\\times", StringComparison.Ordinal) || s.Contains("\\cdot", StringComparison.Ordinal) || s.Contains("\\div", StringComparison.Ordinal)) return true;
+        for (int i = 1; i < s.Length; i++)
+        {
+            char c = s[i], prev = s[i - 1];
+            if (c is '×' or '·' or '÷' or '*') return true;
+            if (c is '+' or '-' or '−' && (char.IsDigit(prev) || prev is ')' or '}' or ']')) return true;
+        }
         return false;
     }
 

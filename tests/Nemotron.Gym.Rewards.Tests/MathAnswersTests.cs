@@ -51,6 +51,8 @@ public class MathAnswersTests
     [InlineData("-0.5", "-\\frac{1}{2}")]
     [InlineData("2^{10}", "1024")]
     [InlineData("1.5e3", "1500")]
+    [InlineData("1.5e-3", "0.0015")]
+    [InlineData("\\sqrt{3} + 2", "2 + \\sqrt{3}")]
     public void EquivalentAnswers(string a, string b) => Assert.True(MathAnswers.Equivalent(a, b), $"{a} should equal {b}");
 
     [Theory]
@@ -62,6 +64,13 @@ public class MathAnswersTests
     [InlineData("x + 1", "2")]
     [InlineData("5", "-5")]
     [InlineData("1/0", "0")]
+    // The question's arithmetic restated is not a final answer, though it evaluates to one.
+    [InlineData("15 + 14", "29")]
+    [InlineData("3.5 × 7", "24.5")]
+    [InlineData("3 \\times 12", "36")]
+    [InlineData("1/4 + 1/4", "1/2")]
+    [InlineData("30-4", "26")]
+    [InlineData("6*7", "42")]
     public void DifferentAnswers(string a, string b) => Assert.False(MathAnswers.Equivalent(a, b), $"{a} should not equal {b}");
 
     [Fact]
