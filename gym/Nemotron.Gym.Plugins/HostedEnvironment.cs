@@ -108,7 +108,7 @@ public sealed class HostedEnvironment
             if (grades.Count != members.Count)
                 throw new EnvironmentCallException($"environment '{Name}', task {task.Id}: grade group returned {grades.Count} grades for {members.Count} members");
             // Checked here, as episode grades are: a grade from a plugin (or its worker) that is null or not finite masks its member.
-            return grades.Select((g, i) => GroupGradeProblem(g) is { } problem
+            return grades.Select((g, i) => GradeProblem(g) is { } problem
                 ? Grade.NotJudged($"environment '{Name}', task {task.Id}: grade group gave member {i} {problem}")
                 : g).ToList();
         }
@@ -118,7 +118,8 @@ public sealed class HostedEnvironment
         }
     }
 
-    private static string? GroupGradeProblem(Grade? grade)
+    /// <summary>What makes a grade from plugin code unusable (null, a null field, a reward or component that is not finite); null when it is sound.</summary>
+    internal static string? GradeProblem(Grade? grade)
     {
         if (grade is null) return "no grade (null)";
         if (!double.IsFinite(grade.Reward)) return $"the reward {grade.Reward}, not a finite number";
@@ -189,12 +190,9 @@ public sealed class HostedEpisode : IAsyncDisposable
         catch (EnvironmentCallException e) when (e is not EpisodeLostException) { return GraderError(e.Message); }
         string where = $"environment '{_host.Name}', task {_taskId}: grade";
         // Checked here, at the boundary, in both hosting modes: a NaN reaching the trainer poisons a whole step.
-        if (grade is null) return GraderError($"{where} returned no grade (null)");
-        if (!double.IsFinite(grade.Reward)) return GraderError($"{where} returned the reward {grade.Reward}, not a finite number (its reason: {grade.Reason})");
-        if (grade.Components is null || grade.Evidence is null || grade.Reason is null) return GraderError($"{where} returned a grade with a null field");
-        foreach (var (name, value) in grade.Components)
-            if (!double.IsFinite(value)) return GraderError($"{where} returned the component {name} = {value}, not a finite number (its reason: {grade.Reason})");
-        return grade;
+        if (HostedEnvironment.GradeProblem(grade) is { } problem)
+            return GraderError($"{where} returned {problem}{(grade?.Reason is { } reason ? $" (its reason: {reason})" : "")}");
+        return grade!;
     }
 
     // Not judged rather than 0: a broken grader says nothing about the answer, so the trainer masks the rollout
