@@ -63,4 +63,18 @@ echo "test.sh: SWE environment, Python side (bug generator, validator, task data
 python3 -B -m unittest discover -s environments/Swe/tools/tests -t environments/Swe/tools
 export DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1
 dotnet build Nemotron.Gym.sln -c Release --nologo -v q
-dotnet test --solution Nemotron.Gym.sln -c Release --no-build "$@"
+# The whole output is kept; on a failure its failed tests (name, message, the top of the stack) are printed again at
+# the end, since a CI log shows only its tail.
+log=$(mktemp /tmp/nemotron-gym-test.XXXXXX.log)
+set +e
+dotnet test --solution Nemotron.Gym.sln -c Release --no-build "$@" 2>&1 | tee "$log"
+status=${PIPESTATUS[0]}
+set -e
+if [ "$status" -ne 0 ]; then
+  echo
+  echo "test.sh: the suite failed (exit $status); its failed tests again, from $log:"
+  sed 's/\x1b\[[0-9;]*m//g' "$log" | grep -E -A14 '^(failed|error) ' | cut -c1-400 | head -c 9000 || true
+  echo
+  echo "test.sh: $(sed 's/\x1b\[[0-9;]*m//g' "$log" | grep -c -E '^failed ' || true) failed tests in all; the summary is above."
+fi
+exit "$status"

@@ -57,9 +57,46 @@ public sealed record SandboxImage(string Name, string Interpreter, string Versio
         Directory.GetDirectories(recipesDirectory).Where(d => File.Exists(Path.Combine(d, "build.sh")))
             .Select(Path.GetFileName).OfType<string>().Order(StringComparer.Ordinal).ToList();
 
-    /// <summary>Runs a recipe's build script into <c>IMAGES/NAME</c> and loads the result.</summary>
+    /// <summary>
+    /// The image as built, or built now when it is missing. Safe when several processes ask at once (test
+    /// assemblies run side by side, silos share a host): the first builds under the image's lock, the others wait
+    /// and load what it built instead of building over it.
+    /// </summary>
+    public static async Task<SandboxImage> EnsureAsync(string recipesDirectory, string imagesDirectory, string name, CancellationToken cancellation)
+    {
+        if (Load(imagesDirectory, name) is { } built) return built;
+        await using var held = await LockAsync(imagesDirectory, name, cancellation);
+        return Load(imagesDirectory, name) ?? await BuildLockedAsync(recipesDirectory, imagesDirectory, name, cancellation);
+    }
+
+    /// <summary>Runs a recipe's build script into <c>IMAGES/NAME</c> and loads the result (under the image's lock).</summary>
     /// <exception cref="InvalidOperationException">The script failed (its output is in the message).</exception>
     public static async Task<SandboxImage> BuildAsync(string recipesDirectory, string imagesDirectory, string name, CancellationToken cancellation)
+    {
+        await using var held = await LockAsync(imagesDirectory, name, cancellation);
+        return await BuildLockedAsync(recipesDirectory, imagesDirectory, name, cancellation);
+    }
+
+    /// <summary>
+    /// An exclusive lock on <c>IMAGES/.NAME.lock</c> (flock, released when the process dies): two builds into one
+    /// folder would delete each other's files, and a rebuild would pull the root filesystem from under running sandboxes.
+    /// </summary>
+    private static async Task<FileStream> LockAsync(string imagesDirectory, string name, CancellationToken cancellation)
+    {
+        Directory.CreateDirectory(imagesDirectory);
+        var path = Path.Combine(imagesDirectory, "." + name + ".lock");
+        var waited = System.Diagnostics.Stopwatch.StartNew();
+        while (true)
+        {
+            try { return new FileStream(path, FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.None); }
+            catch (IOException) when (waited.Elapsed < TimeSpan.FromMinutes(5))
+            {
+                await Task.Delay(200, cancellation);
+            }
+        }
+    }
+
+    private static async Task<SandboxImage> BuildLockedAsync(string recipesDirectory, string imagesDirectory, string name, CancellationToken cancellation)
     {
         var script = Path.Combine(recipesDirectory, name, "build.sh");
         if (!File.Exists(script)) throw new FileNotFoundException($"no recipe for image '{name}': {script} does not exist", script);

@@ -33,8 +33,7 @@ public sealed class SweBenchmark : IBenchmark
         {
             if (only is not null && only != backend) continue;
             var settings = new SandboxSettings { Backend = backend, SiloName = "swe-benchmark", FirstUid = 64700, Slots = 64, ScratchDirectory = "/run/nemotron-gym-sandbox-swe-benchmark" };
-            if (SandboxImage.Load(settings.ImagesDirectory, "python") is null)
-                await SandboxImage.BuildAsync(Path.Combine(Nemotron.Gym.TestSupport.RepoPaths.Root, "sandbox-images"), settings.ImagesDirectory, "python", default);
+            await SandboxImage.EnsureAsync(Path.Combine(Nemotron.Gym.TestSupport.RepoPaths.Root, "sandbox-images"), settings.ImagesDirectory, "python", default);
             if (backend == "docker")
             {
                 try { await PrivateDockerDaemon.EnsureRunningAsync(TimeSpan.FromSeconds(60), default); }

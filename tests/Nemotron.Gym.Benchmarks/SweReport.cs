@@ -39,8 +39,7 @@ public sealed class SweReport : IBenchmark
     {
         int limit = args.Length >= 2 && args[0] == "--tasks" ? int.Parse(args[1]) : int.MaxValue;
         var settings = new SandboxSettings { SiloName = "swe-report", FirstUid = 64700, Slots = 16, ScratchDirectory = "/run/nemotron-gym-sandbox-swe-report" };
-        if (SandboxImage.Load(settings.ImagesDirectory, "python") is null)
-            await SandboxImage.BuildAsync(Path.Combine(Nemotron.Gym.TestSupport.RepoPaths.Root, "sandbox-images"), settings.ImagesDirectory, "python", default);
+        await SandboxImage.EnsureAsync(Path.Combine(Nemotron.Gym.TestSupport.RepoPaths.Root, "sandbox-images"), settings.ImagesDirectory, "python", default);
         var (sandbox, error) = BwrapSandboxService.Create(settings);
         if (sandbox is null) { Console.Error.WriteLine(error); return 1; }
         using (sandbox)

@@ -19,8 +19,7 @@ public sealed class ServiceProxyTests
             ImagesDirectory = "/var/lib/nemotron-gym/sandbox-images",
             ScratchDirectory = "/run/nemotron-gym-worker-tests",
         };
-        if (SandboxImage.Load(settings.ImagesDirectory, "python") is null)
-            await SandboxImage.BuildAsync(Path.Combine(RepoPaths.Root, "sandbox-images"), settings.ImagesDirectory, "python", default);
+        await SandboxImage.EnsureAsync(Path.Combine(RepoPaths.Root, "sandbox-images"), settings.ImagesDirectory, "python", default);
         var (sandbox, error) = BwrapSandboxService.Create(settings);
         Assert.True(sandbox != null, error);
         using var _ = sandbox;

@@ -32,8 +32,7 @@ public sealed class SiloSandboxTests : IAsyncLifetime
     public async ValueTask InitializeAsync()
     {
         var images = new SandboxSettings().ImagesDirectory;
-        if (SandboxImage.Load(images, "python") is null)
-            await SandboxImage.BuildAsync(Path.Combine(RepoPaths.Root, "sandbox-images"), images, "python", default);
+        await SandboxImage.EnsureAsync(Path.Combine(RepoPaths.Root, "sandbox-images"), images, "python", default);
     }
 
     public ValueTask DisposeAsync()

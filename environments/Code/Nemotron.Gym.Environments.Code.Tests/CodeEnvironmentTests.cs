@@ -15,8 +15,7 @@ public sealed class SandboxHost : IAsyncLifetime, IEnvironmentServices, IEnviron
     public async ValueTask InitializeAsync()
     {
         var settings = new SandboxSettings { SiloName = "code-tests", FirstUid = 64000, Slots = 4, ScratchDirectory = "/run/nemotron-gym-sandbox-code-tests" };
-        if (SandboxImage.Load(settings.ImagesDirectory, "python") is null)
-            await SandboxImage.BuildAsync(Path.Combine(RepoPaths.Root, "sandbox-images"), settings.ImagesDirectory, "python", default);
+        await SandboxImage.EnsureAsync(Path.Combine(RepoPaths.Root, "sandbox-images"), settings.ImagesDirectory, "python", default);
         var (sandbox, error) = BwrapSandboxService.Create(settings);
         Sandbox = sandbox ?? throw new InvalidOperationException(error);
     }

@@ -25,8 +25,7 @@ public sealed class SweHost : IAsyncLifetime, IEnvironmentServices, IEnvironment
 
     public async ValueTask InitializeAsync()
     {
-        if (SandboxImage.Load(Settings.ImagesDirectory, "python") is null)
-            await SandboxImage.BuildAsync(Path.Combine(RepoPaths.Root, "sandbox-images"), Settings.ImagesDirectory, "python", default);
+        await SandboxImage.EnsureAsync(Path.Combine(RepoPaths.Root, "sandbox-images"), Settings.ImagesDirectory, "python", default);
         var (sandbox, error) = BwrapSandboxService.Create(Settings);
         Sandbox = sandbox ?? throw new InvalidOperationException(error);
         Env = await StartAsync(this);
