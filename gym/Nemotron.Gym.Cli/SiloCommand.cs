@@ -27,9 +27,13 @@ internal static class SiloCommand
         var tlsCertificate = new Option<string>("--tls-certificate") { Description = "This silo's TLS certificate: PEM (with --tls-key) or .pfx/.p12 (the run's cluster.tls_certificate)", DefaultValueFactory = _ => "" };
         var tlsKey = new Option<string>("--tls-key") { Description = "The PEM certificate's private key (cluster.tls_key)", DefaultValueFactory = _ => "" };
         var tlsCa = new Option<string>("--tls-ca") { Description = "CA certificate (PEM) that peers' certificates must chain to; without it peers must show this silo's certificate (cluster.tls_ca)", DefaultValueFactory = _ => "" };
+        var judgeUrl = new Option<string?>("--judge-url") { Description = "OpenAI-compatible base URL of the judge that environments on this silo use (the run's judge.base_url); none without it" };
+        var judgeModel = new Option<string?>("--judge-model") { Description = "The judge's model name (judge.model)" };
+        var judgeKeyEnv = new Option<string?>("--judge-api-key-env") { Description = "Environment variable that holds the judge's API key (judge.api_key_env)" };
+        var judgeConcurrency = new Option<int?>("--judge-concurrency") { Description = "Judge calls at once from this silo (judge.max_concurrency)" };
         var insecure = new Option<bool>("--insecure") { Description = "Listen beyond loopback without TLS: anyone who reaches the ports can join or call grains" };
         var cmd = new Command("silo", "Join a PostgreSQL-membership cluster as a worker silo that serves episodes and environments; Ctrl-C leaves.")
-            { postgres, clusterId, siloPort, gatewayPort, address, plugins, sandbox, dockerEndpoint, tlsCertificate, tlsKey, tlsCa, insecure };
+            { postgres, clusterId, siloPort, gatewayPort, address, plugins, sandbox, dockerEndpoint, judgeUrl, judgeModel, judgeKeyEnv, judgeConcurrency, tlsCertificate, tlsKey, tlsCa, insecure };
         cmd.SetAction((parse, ct) => Cli.Run(async () =>
         {
             var options = new GymSiloOptions
@@ -52,6 +56,18 @@ internal static class SiloCommand
                 try { options.Sandbox = new SiloSandboxOptions(Nemotron.Gym.Sandbox.SandboxSettings.FromValues(values, "command line"), Required: backend is not null); }
                 catch (FormatException e) { throw new CliException(e.Message.Replace("command line: sandbox.backend", "--sandbox", StringComparison.Ordinal)); }
             }
+            // The same judge as the run's `judge:` section, so rlhf episodes placed here are judged like the trainer's.
+            if (parse.GetValue(judgeUrl) is { } url)
+            {
+                var judge = new Nemotron.Gym.Judges.JudgeSettings { BaseUrl = url };
+                if (parse.GetValue(judgeModel) is { } model) judge.Model = model;
+                if (parse.GetValue(judgeKeyEnv) is { } keyEnv) judge.ApiKeyEnv = keyEnv;
+                if (parse.GetValue(judgeConcurrency) is { } concurrency) judge.MaxConcurrency = concurrency;
+                if (judge.Check() is { } badJudge) throw new CliException($"--judge-{badJudge.Key switch { "base_url" => "url", "max_concurrency" => "concurrency", var k => k.Replace('_', '-') }}: {badJudge.Problem}");
+                options.Judge = judge;
+            }
+            else if (parse.GetValue(judgeModel) is not null || parse.GetValue(judgeKeyEnv) is not null || parse.GetValue(judgeConcurrency) is not null)
+                throw new CliException("--judge-model, --judge-api-key-env and --judge-concurrency need --judge-url (the judge's endpoint)");
             var at = GymSilo.AdvertisedAddress(options.Address);
 
             IHost silo;
@@ -69,6 +85,7 @@ internal static class SiloCommand
                         AnsiConsole.MarkupLineInterpolated($"sandbox pool: {siloSandbox.Settings.Backend}, {sandboxPool.Concurrency} at once; health probe {siloSandbox.Probe!.WallTime.TotalMilliseconds:0} ms");
                     else AnsiConsole.MarkupLineInterpolated($"[yellow]no sandbox[/] on this silo: {siloSandbox.Unavailable}");
                 }
+                if (options.Judge is { Enabled: true } j) AnsiConsole.MarkupLineInterpolated($"judge: {j.Model} at {j.BaseUrl}, {j.MaxConcurrency} calls at once");
                 var pool = silo.Services.GetRequiredService<EnvironmentPool>();
                 var (envs, errors) = pool.Plugins;
                 foreach (var err in errors) AnsiConsole.MarkupLineInterpolated($"[yellow]plugin not loaded[/]: {err.Source}: {err.Error}");

@@ -120,6 +120,7 @@ public static class RolloutBrowsers
     public static async Task<IRolloutBrowser> OpenReadOnlyAsync(string connection, CancellationToken ct = default)
     {
         SqlRolloutStore store;
+        string where = connection;
         if (connection.StartsWith("postgres:", StringComparison.Ordinal))
         {
             NpgsqlConnectionStringBuilder builder;
@@ -134,9 +135,16 @@ public static class RolloutBrowsers
             string path = Path.GetFullPath(connection.StartsWith("sqlite:", StringComparison.Ordinal) ? connection["sqlite:".Length..] : connection);
             if (!File.Exists(path)) throw new FileNotFoundException($"{path}: no rollout store there", path);
             store = new SqliteRolloutStore(path, readOnly: true);
+            where = path;
         }
         else throw new ArgumentException($"rollout store '{connection}': unknown form (accepted: {RolloutStores.AcceptedForms})", nameof(connection));
         try { await store.CheckSchemaAsync(ct); }
+        catch (Microsoft.Data.Sqlite.SqliteException e) when (e.SqliteErrorCode is 26 or 11) // SQLITE_NOTADB, SQLITE_CORRUPT
+        {
+            // Read-only opening never writes the header, so a file that is not a database first fails here.
+            await store.DisposeAsync();
+            throw new InvalidDataException($"{where}: {(e.SqliteErrorCode == 26 ? "not a SQLite database" : "a damaged SQLite database")}, so not a readable Nemotron.Gym rollout store", e);
+        }
         catch
         {
             await store.DisposeAsync();

@@ -70,6 +70,13 @@ public sealed class BadInputTests : IClassFixture<BadInputTests.Fixtures>
             var db = Write(dir, "rollouts.db", bytes[..(bytes.Length / 3)]);
             return (["rollouts", "export", "--store", db, "-o", Path.Combine(dir, "out.jsonl")], db, ["out.jsonl"]);
         },
+        ["ui: a store that is not a database"] = (dir, _) =>
+        {
+            var db = Write(dir, "rollouts.db", Encoding.ASCII.GetBytes(new string('x', 5000)));
+            return (["ui", "--store", db, "--port", "0"], db, []);
+        },
+        ["silo: a judge URL that is not http(s)"] = (_, _) =>
+            (["silo", "--postgres", "Host=127.0.0.1;Port=1;Username=gym;Database=gym", "--judge-url", "ftp://judge.example/v1"], "--judge-url", []),
         ["store: a run record with a bad date"] = (dir, fx) =>
         {
             var db = CopyStore(dir, fx);
