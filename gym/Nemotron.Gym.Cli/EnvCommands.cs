@@ -158,7 +158,8 @@ internal static class EnvCommands
         cmd.SetAction((parse, ct) => Cli.Run(async () =>
         {
             var plugin = Resolve(parse.GetValue(name)!, SearchPaths(parse));
-            var env = await HostedEnvironment.StartAsync(plugin, ParseSettings(parse), HostLimits.Default, cancellation: ct);
+            // Grading code answers needs the sandbox, as in check and play.
+            var env = await HostedEnvironment.StartAsync(plugin, ParseSettings(parse), HostLimits.Default, services: await SandboxCommands.EnvironmentServicesAsync(ct), cancellation: ct);
             RequireSplit(env, parse.GetValue(split));
             var record = await FindTask(env, parse.GetValue(task)!, parse.GetValue(split), ct);
             string text = parse.GetValue(response)!;
@@ -232,7 +233,8 @@ internal static class EnvCommands
         {
             if (parse.GetValue(count) < 1) throw new CliException($"--count {parse.GetValue(count)}: give how many tasks to use, 1 or more");
             var plugin = Resolve(parse.GetValue(name)!, SearchPaths(parse));
-            var env = await HostedEnvironment.StartAsync(plugin, ParseSettings(parse), HostLimits.Default, cancellation: ct);
+            // Only references graded at full reward are written, and code references are graded by running them.
+            var env = await HostedEnvironment.StartAsync(plugin, ParseSettings(parse), HostLimits.Default, services: await SandboxCommands.EnvironmentServicesAsync(ct), cancellation: ct);
             RequireSplit(env, parse.GetValue(split));
             var result = await ReferenceConversations.BuildAsync(env, new TaskQuery(parse.GetValue(split)!, parse.GetValue(count), parse.GetValue(seed)), ct);
             string path = parse.GetValue(outFile)!;
