@@ -51,7 +51,7 @@ public sealed class PretrainConfig : StageConfig
 /// <summary>The `data:` section of pretraining.</summary>
 public sealed class TextDataSettings : IValidatedConfig
 {
-    /// <summary>Training files: .txt (documents separated by blank lines) or .jsonl (a "text" field per line).</summary>
+    /// <summary>Training files: .txt (documents separated by blank lines) or .jsonl (a "text" field, or a chat "messages" array, per line).</summary>
     public List<string> Train { get; set; } = [];
     /// <summary>Held-out files, same formats.</summary>
     public List<string> Valid { get; set; } = [];

@@ -25,7 +25,7 @@ public sealed class TextCorpus
     /// <summary>Documents read.</summary>
     public int Documents { get; }
 
-    /// <summary>Reads .txt (blank-line separated documents) and .jsonl ("text" field) files.</summary>
+    /// <summary>Reads .txt (blank-line separated documents) and .jsonl files ("text" field, or chat "messages").</summary>
     public static TextCorpus Load(IEnumerable<string> paths, ITokenizer tokenizer)
     {
         var stream = new List<int>();
@@ -57,9 +57,21 @@ public sealed class TextCorpus
                 JsonNode? node;
                 try { node = JsonNode.Parse(line); }
                 catch (JsonException e) { throw new InvalidDataException($"{path}:{lineNo}: not valid JSON ({e.Message})", e); }
-                if (node?["text"] is not JsonValue v || !v.TryGetValue(out string? text))
-                    throw new InvalidDataException($"{path}:{lineNo}: expected an object with a string field 'text'");
-                yield return text;
+                if (node?["text"] is JsonValue v && v.TryGetValue(out string? text)) yield return text;
+                // A chat line (what `gym env sft-data` writes): its turns' contents, one paragraph each, so the same
+                // files can pretrain a model on the language of its tasks and then fine-tune it on the conversations.
+                else if (node?["messages"] is JsonArray messages && messages.Count > 0)
+                {
+                    var turns = new List<string>();
+                    for (int i = 0; i < messages.Count; i++)
+                    {
+                        if (messages[i]?["content"] is not JsonValue c || !c.TryGetValue(out string? content))
+                            throw new InvalidDataException($"{path}:{lineNo}: messages[{i}].content: expected a string");
+                        turns.Add(content);
+                    }
+                    yield return string.Join("\n\n", turns);
+                }
+                else throw new InvalidDataException($"{path}:{lineNo}: expected an object with a string field 'text' or a 'messages' array (chat JSONL)");
             }
             yield break;
         }
