@@ -90,10 +90,13 @@ internal static class DemoEvaluation
             var ids = before.Tasks.Select(t => t.TaskId).ToList();
             if (!ids.SequenceEqual(after.Tasks.Select(t => t.TaskId)))
                 throw new InvalidOperationException($"{before.Environment.Name}: the two evaluations scored different tasks");
-            var (d, ci) = EvalStatistics.PairedDifference([.. before.Tasks.Select(t => t.GreedyReward)], [.. after.Tasks.Select(t => t.GreedyReward)]);
+            // Paired over the tasks judged in both evaluations: a task without a verdict on one side says nothing of the change.
+            var both = Enumerable.Range(0, ids.Count).Where(i => !before.Tasks[i].GreedyNotJudged && !after.Tasks[i].GreedyNotJudged).ToList();
+            if (both.Count == 0) throw new InvalidOperationException($"{before.Environment.Name}: no task was judged in both evaluations");
+            var (d, ci) = EvalStatistics.PairedDifference([.. both.Select(i => before.Tasks[i].GreedyReward)], [.. both.Select(i => after.Tasks[i].GreedyReward)]);
             var row = new JsonObject
             {
-                ["environment"] = before.Environment.Name, ["tasks"] = before.Tasks.Count,
+                ["environment"] = before.Environment.Name, ["tasks"] = both.Count,
                 ["sft"] = before.MeanReward, ["rl"] = after.MeanReward, ["difference"] = d, ["ci95"] = new JsonArray(ci.Low, ci.High),
             };
             if (k > 0)

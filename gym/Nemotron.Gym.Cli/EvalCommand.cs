@@ -35,9 +35,10 @@ internal static class EvalCommand
         var siloPort = new Option<int>("--silo-port") { Description = "Port of the in-process silo", DefaultValueFactory = _ => 11111 };
         var gatewayPort = new Option<int>("--gateway-port") { Description = "Gateway port of the in-process silo", DefaultValueFactory = _ => 30000 };
         var plugins = new Option<string[]>("--plugins") { Description = "Extra plugin folders (repeatable)" };
+        var sandbox = new Option<string?>("--sandbox") { Description = "Sandbox backend for environments that run code: bwrap, docker or none (default: bwrap when this host can run it)" };
         var cmd = new Command("eval", "Score a checkpoint on environments: pass@1, pass@k, mean reward, length and truncation with 95% intervals; every episode stored.")
         {
-            checkpoint, envs, setting, split, count, k, samples, temperature, seed, maxNew, output, store, runId, siloPort, gatewayPort, plugins, StageCommands.Device,
+            checkpoint, envs, setting, split, count, k, samples, temperature, seed, maxNew, output, store, runId, siloPort, gatewayPort, plugins, sandbox, StageCommands.Device,
         };
         cmd.SetAction((parse, ct) => Cli.Run(async () =>
         {
@@ -64,6 +65,15 @@ internal static class EvalCommand
                 StateStorage = "sqlite:" + Path.Combine(folder, "gym-state.db"),
             };
             silo.PluginFolders.AddRange(parse.GetValue(plugins) ?? []);
+            // Code and swe answers are graded by running them, as in a run: the same sandbox pool a run's silo has.
+            var backend = parse.GetValue(sandbox);
+            if (backend != "none")
+            {
+                var values = new Dictionary<string, string> { ["silo"] = $"eval-{silo.SiloPort}" };
+                if (backend is not null) values["backend"] = backend;
+                try { silo.Sandbox = new SiloSandboxOptions(Nemotron.Gym.Sandbox.SandboxSettings.FromValues(values, "command line"), Required: backend is not null); }
+                catch (FormatException e) { throw new CliException(e.Message.Replace("command line: sandbox.backend", "--sandbox", StringComparison.Ordinal)); }
+            }
             var results = await WithSilo(silo, grains => Evaluate(dir, parse.GetValue(StageCommands.Device) ?? "auto", environments, settings, grains, connection, id, ct), ct);
             Print(results, settings);
             if (outPath != null)
@@ -129,12 +139,14 @@ internal static class EvalCommand
 
     private static void Print(IReadOnlyList<EnvironmentResult> results, EvalSettings settings)
     {
-        var table = new Table().AddColumns("environment", "tasks", "pass@1 (greedy)", "mean reward", settings.K > 0 ? $"pass@{settings.K} (T={settings.Temperature:0.##}, n={settings.SamplesPerTask})" : "pass@k", "mean length", "truncated");
+        var table = new Table().AddColumns("environment", "tasks", "not judged", "pass@1 (greedy)", "mean reward", settings.K > 0 ? $"pass@{settings.K} (T={settings.Temperature:0.##}, n={settings.SamplesPerTask})" : "pass@k", "mean length", "truncated");
         foreach (var r in results)
             // Cells are plain text: the intervals' brackets are not markup.
-            table.AddRow(new[] { r.Environment.Name, r.Tasks.Count.ToString(), $"{r.Pass1:F3} {r.Pass1Interval}", $"{r.MeanReward:F3} {r.MeanRewardInterval}",
+            table.AddRow(new[] { r.Environment.Name, r.Tasks.Count.ToString(), r.NotJudged.ToString(), $"{r.Pass1:F3} {r.Pass1Interval}", $"{r.MeanReward:F3} {r.MeanRewardInterval}",
                 settings.K > 0 ? $"{r.PassK:F3} {r.PassKInterval}" : "-", $"{r.MeanLength:F1}", $"{r.TruncationRate:P1}" }.Select(c => new Text(c)).ToArray());
         AnsiConsole.Write(table);
         AnsiConsole.MarkupLine("[grey]intervals: 95%, Wilson for pass rates, normal over tasks for mean reward with partial credit and for pass@k[/]");
+        if (results.Any(r => r.NotJudged > 0))
+            AnsiConsole.MarkupLine("[yellow]not judged[/]: episodes without a verdict (a sandbox or judge failed; the stored rollouts say why) are left out of the scores, never counted as wrong");
     }
 }

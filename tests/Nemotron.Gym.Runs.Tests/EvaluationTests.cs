@@ -90,6 +90,32 @@ public sealed class EvalStatisticsTests
         Assert.Equal(d + half, ci.High, 9);
         Assert.Throws<ArgumentException>(() => EvalStatistics.PairedDifference([1], [1, 0]));
     }
+
+    [Fact]
+    public void EpisodesWithoutAVerdictCountNeitherAsPassesNorAsFailures()
+    {
+        // Four tasks: one greedy pass, one greedy failure, two whose greedy episode a broken sandbox left unjudged;
+        // 4 samples each, some of them unjudged too.
+        TaskResult[] tasks =
+        [
+            new("a", 1, true, 10, false, 4, 2, GreedyNotJudged: false, SamplesNotJudged: 1),
+            new("b", 0, false, 10, false, 4, 0, GreedyNotJudged: false, SamplesNotJudged: 0),
+            new("c", 0, false, 10, false, 4, 1, GreedyNotJudged: true, SamplesNotJudged: 3),
+            new("d", 0, false, 10, false, 4, 0, GreedyNotJudged: true, SamplesNotJudged: 4),
+        ];
+        var result = new EnvironmentResult { Environment = new EvalEnvironment("code", new Dictionary<string, string>()), Split = "heldout", Tasks = tasks, K = 2, Temperature = 1 };
+        Assert.Equal(2, result.NotJudged);
+        Assert.Equal(0.5, result.Pass1);
+        Assert.Equal(0.5, result.MeanReward);
+        // pass@2 over the tasks with at least 2 judged samples (a: n=3, c=2; b: n=4, c=0).
+        Assert.Equal((EvalStatistics.PassAtK(3, 2, 2) + EvalStatistics.PassAtK(4, 0, 2)) / 2, result.PassK, 12);
+        Assert.Equal(3.0 / 8, result.SampledPassRate, 12);
+        Assert.Equal(2, result.ToJson()["not_judged"]!.GetValue<int>());
+
+        var none = new EnvironmentResult { Environment = result.Environment, Split = "heldout", Tasks = tasks[2..], K = 2, Temperature = 1 };
+        Assert.True(double.IsNaN(none.Pass1));
+        Assert.True(double.IsNaN(none.PassK));
+    }
 }
 
 /// <summary>

@@ -21,7 +21,15 @@ public sealed record EvalEnvironment(string Name, IReadOnlyDictionary<string, st
 /// <param name="GreedyTruncated">The greedy episode was cut off at a length limit.</param>
 /// <param name="Samples">Sampled episodes (n).</param>
 /// <param name="SamplesPassed">Sampled episodes that passed (c).</param>
-public sealed record TaskResult(string TaskId, double GreedyReward, bool GreedyPassed, int GreedyTokens, bool GreedyTruncated, int Samples, int SamplesPassed);
+/// <param name="GreedyNotJudged">The greedy episode got no verdict (a sandbox or judge failed): it counts neither as a
+/// pass nor as a failure, and the task is left out of pass@1 and the mean reward.</param>
+/// <param name="SamplesNotJudged">Sampled episodes without a verdict; pass@k uses the judged ones only.</param>
+public sealed record TaskResult(string TaskId, double GreedyReward, bool GreedyPassed, int GreedyTokens, bool GreedyTruncated, int Samples, int SamplesPassed,
+    bool GreedyNotJudged = false, int SamplesNotJudged = 0)
+{
+    /// <summary>Sampled episodes with a verdict.</summary>
+    public int SamplesJudged => Samples - SamplesNotJudged;
+}
 
 /// <summary>The scores of one environment, with 95% intervals, and the per-task outcomes they came from.</summary>
 public sealed class EnvironmentResult
@@ -37,23 +45,29 @@ public sealed class EnvironmentResult
     /// <summary>Sampling temperature of the pass@k episodes.</summary>
     public required float Temperature { get; init; }
 
-    /// <summary>Fraction of tasks whose greedy episode passed.</summary>
-    public double Pass1 => Tasks.Count(t => t.GreedyPassed) / (double)Tasks.Count;
+    /// <summary>Tasks whose greedy episode got a verdict: the ones pass@1 and the mean reward are over.</summary>
+    public IReadOnlyList<TaskResult> JudgedTasks => [.. Tasks.Where(t => !t.GreedyNotJudged)];
+    /// <summary>Tasks whose greedy episode got no verdict (infrastructure failures, never counted as wrong answers).</summary>
+    public int NotJudged => Tasks.Count(t => t.GreedyNotJudged);
+    /// <summary>Fraction of judged tasks whose greedy episode passed (NaN when none was judged).</summary>
+    public double Pass1 => JudgedTasks is { Count: > 0 } j ? j.Count(t => t.GreedyPassed) / (double)j.Count : double.NaN;
     /// <summary>Wilson 95% interval of <see cref="Pass1"/>.</summary>
-    public Interval Pass1Interval => EvalStatistics.Wilson(Tasks.Count(t => t.GreedyPassed), Tasks.Count);
-    /// <summary>Mean greedy reward (equals pass@1 for pass/fail environments; partial credit counts otherwise).</summary>
-    public double MeanReward => Tasks.Average(t => t.GreedyReward);
+    public Interval Pass1Interval => JudgedTasks is { Count: > 0 } j ? EvalStatistics.Wilson(j.Count(t => t.GreedyPassed), j.Count) : new Interval(double.NaN, double.NaN);
+    /// <summary>Mean greedy reward over judged tasks (equals pass@1 for pass/fail environments; partial credit counts otherwise).</summary>
+    public double MeanReward => JudgedTasks is { Count: > 0 } j ? j.Average(t => t.GreedyReward) : double.NaN;
     /// <summary>95% interval of <see cref="MeanReward"/>: Wilson when every reward is 0 or 1, the normal one otherwise.</summary>
-    public Interval MeanRewardInterval => Tasks.All(t => t.GreedyReward is 0 or 1)
-        ? EvalStatistics.Wilson(Tasks.Count(t => t.GreedyReward == 1), Tasks.Count)
-        : EvalStatistics.MeanInterval([.. Tasks.Select(t => t.GreedyReward)]);
-    /// <summary>Mean over tasks of the unbiased pass@k estimate (NaN without sampled episodes).</summary>
-    public double PassK => K == 0 ? double.NaN : Tasks.Average(t => EvalStatistics.PassAtK(t.Samples, t.SamplesPassed, K));
+    public Interval MeanRewardInterval => JudgedTasks is not { Count: > 0 } j ? new Interval(double.NaN, double.NaN)
+        : j.All(t => t.GreedyReward is 0 or 1) ? EvalStatistics.Wilson(j.Count(t => t.GreedyReward == 1), j.Count)
+        : EvalStatistics.MeanInterval([.. j.Select(t => t.GreedyReward)]);
+    /// <summary>Tasks with at least k judged samples: the ones pass@k is over.</summary>
+    private IReadOnlyList<TaskResult> PassKTasks => [.. Tasks.Where(t => t.SamplesJudged >= K)];
+    /// <summary>Mean over tasks of the unbiased pass@k estimate from their judged samples (NaN without sampled episodes).</summary>
+    public double PassK => K == 0 || PassKTasks.Count == 0 ? double.NaN : PassKTasks.Average(t => EvalStatistics.PassAtK(t.SamplesJudged, t.SamplesPassed, K));
     /// <summary>95% interval of <see cref="PassK"/> over tasks.</summary>
-    public Interval PassKInterval => K == 0 ? new Interval(double.NaN, double.NaN)
-        : EvalStatistics.MeanInterval([.. Tasks.Select(t => EvalStatistics.PassAtK(t.Samples, t.SamplesPassed, K))]);
-    /// <summary>Fraction of sampled episodes that passed.</summary>
-    public double SampledPassRate => K == 0 ? double.NaN : Tasks.Sum(t => t.SamplesPassed) / (double)Tasks.Sum(t => t.Samples);
+    public Interval PassKInterval => K == 0 || PassKTasks.Count == 0 ? new Interval(double.NaN, double.NaN)
+        : EvalStatistics.MeanInterval([.. PassKTasks.Select(t => EvalStatistics.PassAtK(t.SamplesJudged, t.SamplesPassed, K))]);
+    /// <summary>Fraction of judged sampled episodes that passed.</summary>
+    public double SampledPassRate => K == 0 || Tasks.Sum(t => t.SamplesJudged) == 0 ? double.NaN : Tasks.Sum(t => t.SamplesPassed) / (double)Tasks.Sum(t => t.SamplesJudged);
     /// <summary>Mean generated tokens of the greedy episodes.</summary>
     public double MeanLength => Tasks.Average(t => t.GreedyTokens);
     /// <summary>Fraction of greedy episodes cut off at a length limit.</summary>
@@ -66,7 +80,7 @@ public sealed class EnvironmentResult
         foreach (var (k, v) in Environment.Settings.OrderBy(kv => kv.Key, StringComparer.Ordinal)) settings[k] = v;
         var json = new JsonObject
         {
-            ["environment"] = Environment.Name, ["settings"] = settings, ["split"] = Split, ["tasks"] = Tasks.Count,
+            ["environment"] = Environment.Name, ["settings"] = settings, ["split"] = Split, ["tasks"] = Tasks.Count, ["not_judged"] = NotJudged,
             ["pass@1"] = Pass1, ["pass@1_ci95"] = Pair(Pass1Interval),
             ["mean_reward"] = MeanReward, ["mean_reward_ci95"] = Pair(MeanRewardInterval),
             ["mean_length"] = MeanLength, ["truncation_rate"] = TruncationRate,
@@ -79,6 +93,7 @@ public sealed class EnvironmentResult
             json[$"pass@{K}"] = PassK;
             json[$"pass@{K}_ci95"] = Pair(PassKInterval);
             json["sampled_pass_rate"] = SampledPassRate;
+            json["samples_not_judged"] = Tasks.Sum(t => t.SamplesNotJudged);
         }
         return json;
     }
@@ -134,19 +149,26 @@ public static class PolicyEvaluation
             var (greedyGroups, _) = await new RolloutCollector(model, template, greedy).CollectAsync(source.Tasks, 1, source, settings.Seed, cancellation);
             await Store(store, runId, GreedyStep, greedyGroups, template, cancellation);
             var passes = new int[source.Tasks.Count];
+            var notJudged = new int[source.Tasks.Count];
             int n = settings.SamplesPerTask;
             if (n > 0)
             {
                 var (sampledGroups, _) = await new RolloutCollector(model, template, sampled).CollectAsync(source.Tasks, n, source, settings.Seed, cancellation);
                 await Store(store, runId, SampledStep, sampledGroups, template, cancellation);
-                for (int i = 0; i < passes.Length; i++) passes[i] = sampledGroups[i].Rollouts.Count(r => r.Grade.Reward >= settings.PassThreshold);
+                for (int i = 0; i < passes.Length; i++)
+                {
+                    passes[i] = sampledGroups[i].Rollouts.Count(r => !r.Grade.Masked && r.Grade.Reward >= settings.PassThreshold);
+                    notJudged[i] = sampledGroups[i].Rollouts.Count(r => r.Grade.Masked);
+                }
             }
             var tasks = greedyGroups.Select((g, i) =>
             {
                 var r = g.Rollouts[0];
                 // Ids without the environment prefix the episode source adds: the ids the environment itself uses.
                 string id = g.Task.Id[(env.Name.Length + 1)..];
-                return new TaskResult(id, r.Grade.Reward, r.Grade.Reward >= settings.PassThreshold, r.GeneratedCount, r.Truncated, n, passes[i]);
+                bool judged = !r.Grade.Masked;
+                return new TaskResult(id, r.Grade.Reward, judged && r.Grade.Reward >= settings.PassThreshold, r.GeneratedCount, r.Truncated, n, passes[i],
+                    GreedyNotJudged: !judged, SamplesNotJudged: notJudged[i]);
             }).ToList();
             var result = new EnvironmentResult { Environment = env, Split = settings.Split, Tasks = tasks, K = settings.K, Temperature = settings.Temperature };
             results.Add(result);
