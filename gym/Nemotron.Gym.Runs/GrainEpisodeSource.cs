@@ -38,6 +38,10 @@ public sealed class GrainEpisodeSource : IEpisodeSource, IGroupGradingSource
     public long NotJudgedRetries => Interlocked.Read(ref _notJudgedRetries);
     private long _notJudgedRetries;
 
+    /// <summary>Groups graded again because no member got a verdict (a worker lost mid-grading, a judge down).</summary>
+    public long GroupRetries => Interlocked.Read(ref _groupRetries);
+    private long _groupRetries;
+
     private GrainEpisodeSource(IGrainFactory grains, string scope, ILogger? log)
     {
         _grains = grains;
@@ -80,8 +84,11 @@ public sealed class GrainEpisodeSource : IEpisodeSource, IGroupGradingSource
     /// <summary>
     /// Group grading through the environment grain, for environments that grade groups (the others keep their
     /// episodes' grades and cost no call). The members' conversations travel with the call, so it does not matter on
-    /// which silos they ran or whether one was replayed. A failed call is retried like an episode call; after the last
-    /// attempt every member is masked with the error (a grader that could not run says nothing about the responses).
+    /// which silos they ran or whether one was replayed. A failed call is retried like an episode call, and so is a
+    /// call whose members all came back not judged (the plugin host turns a worker lost mid-grading, or a judge that
+    /// did not answer, into such grades); after the last attempt every member is masked with the reason (a grader that
+    /// could not run says nothing about the responses). Members masked one by one are kept as they are: the rest of the
+    /// group was judged.
     /// </summary>
     public async Task<IReadOnlyList<Grade>> GradeGroupAsync(RlTask task, IReadOnlyList<GroupMember> members, CancellationToken cancellation)
     {
@@ -90,14 +97,22 @@ public sealed class GrainEpisodeSource : IEpisodeSource, IGroupGradingSource
         for (int attempt = 1; ; attempt++)
         {
             cancellation.ThrowIfCancellationRequested();
-            try { return await _grains.GetGrain<IEnvironmentGrain>(set.Environment).GradeGroup(set, id, members); }
+            string failure;
+            try
+            {
+                var grades = await _grains.GetGrain<IEnvironmentGrain>(set.Environment).GradeGroup(set, id, members);
+                if (grades.Count == 0 || !grades.All(g => g.Masked) || attempt >= MaxAttempts) return grades;
+                failure = grades[0].MaskReason ?? grades[0].Reason;
+            }
             catch (Exception e) when (!cancellation.IsCancellationRequested)
             {
                 if (attempt >= MaxAttempts)
                     return members.Select(_ => Grade.NotJudged($"group grading failed after {attempt} attempts: {e.Message}")).ToList();
-                _log?.LogWarning("group of {Task}: grading failed ({Error}); trying again", task.Id, e.Message);
-                await Task.Delay(ReplayBackoff * (1 << (attempt - 1)), cancellation);
+                failure = e.Message;
             }
+            Interlocked.Increment(ref _groupRetries);
+            _log?.LogWarning("group of {Task}: no verdict ({Error}); trying again", task.Id, failure);
+            await Task.Delay(ReplayBackoff * (1 << (attempt - 1)), cancellation);
         }
     }
 

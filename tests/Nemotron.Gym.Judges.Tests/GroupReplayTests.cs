@@ -71,4 +71,48 @@ public sealed class GroupReplayTests
             File.Delete(state);
         }
     }
+
+    [Fact]
+    public async Task AGroupThatGotNoVerdictIsGradedAgainAndJudgedOnceTheJudgeAnswers()
+    {
+        // The judge fails every request of the first grading (the pool's own retries included), then answers.
+        int failing = 0;
+        await using var judge = await ScriptedJudgeServer.StartAsync(c =>
+            Interlocked.Increment(ref failing) <= 6 ? new ScriptedJudgeReply(503, "overloaded")
+            : ScriptedJudgeReply.Verdict(c.Reply1!.Contains("Moon") ? 5 : 2, c.Reply2!.Contains("Moon") ? 5 : 2, c.Reply1.Contains("Moon") ? 1 : 6));
+        var state = Path.Combine(Path.GetTempPath(), $"gym-group-retry-{Guid.NewGuid():N}.db");
+        var silo = await GymSilo.StartAsync(new GymSiloOptions
+        {
+            SiloPort = Ports.Free(), GatewayPort = Ports.Free(), PluginFolders = [RepoPaths.Plugins], StateStorage = "sqlite:" + state,
+            Judge = GroupJudgingTests.Settings(judge.BaseUrl),
+        }, Ct);
+        try
+        {
+            var grains = (IGrainFactory)silo.Services.GetService(typeof(IGrainFactory))!;
+            var set = new TaskSetSpec("rlhf", new Dictionary<string, string> { ["swap"] = "true", ["length_penalty_answer"] = "0" }, "train", 3, 1);
+            var source = await GrainEpisodeSource.CreateAsync(grains, "group-retry", [set]);
+            var task = source.Tasks[0];
+            string[] answers = ["The Moon's pull raises the sea twice a day.", "Tides are caused by wind."];
+            var members = new List<GroupMember>();
+            for (int i = 0; i < 2; i++)
+            {
+                var episode = await source.OpenAsync(task, i, 100 + i, Ct);
+                var turn = AssistantTurn.Parse(answers[i] + "<|end|>", true);
+                Assert.True((await episode.StepAsync(turn, true, Ct)).Done);
+                members.Add(new GroupMember(i, [.. episode.Opening.Messages, turn.ToMessage()], await episode.GradeAsync(false, Ct), false));
+            }
+
+            var grades = await source.GradeGroupAsync(task, members, Ct);
+            Assert.All(grades, g => Assert.False(g.Masked, g.Reason));
+            Assert.Equal([1.0, 0.25], grades.Select(g => g.Reward));
+            Assert.True(source.GroupRetries >= 1, "the first grading got no verdict and must have been retried");
+            Assert.True(source.GroupRetries < source.MaxAttempts);
+        }
+        finally
+        {
+            await silo.StopAsync(CancellationToken.None);
+            silo.Dispose();
+            File.Delete(state);
+        }
+    }
 }
