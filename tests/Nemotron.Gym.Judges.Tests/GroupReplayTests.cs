@@ -11,12 +11,16 @@ public sealed class GroupReplayTests
 {
     private static CancellationToken Ct => TestContext.Current.CancellationToken;
 
-    [Fact]
-    public async Task AGroupWhoseEpisodesWereReplayedIsGradedFromTheWholeConversationsAndNotJudgedTwice()
+    /// <summary>Prefers the answer that names the Moon.</summary>
+    private static ScriptedJudgeReply PrefersTheMoon(ScriptedJudgeCall c) =>
+        ScriptedJudgeReply.Verdict(c.Reply1!.Contains("Moon") ? 5 : 2, c.Reply2!.Contains("Moon") ? 5 : 2, c.Reply1.Contains("Moon") ? 1 : 6);
+
+    private static readonly string[] Answers = ["The Moon's pull raises the sea twice a day.", "Tides are caused by wind."];
+
+    /// <summary>An in-process silo whose judge pool talks to <paramref name="judge"/>, and an rlhf episode source on it.</summary>
+    private static async Task WithRlhfSilo(ScriptedJudgeServer judge, string scope, Func<IGrainFactory, GrainEpisodeSource, Task> body)
     {
-        await using var judge = await ScriptedJudgeServer.StartAsync(c =>
-            ScriptedJudgeReply.Verdict(c.Reply1!.Contains("Moon") ? 5 : 2, c.Reply2!.Contains("Moon") ? 5 : 2, c.Reply1.Contains("Moon") ? 1 : 6));
-        var state = Path.Combine(Path.GetTempPath(), $"gym-group-replay-{Guid.NewGuid():N}.db");
+        var state = Path.Combine(Path.GetTempPath(), $"gym-{scope}-{Guid.NewGuid():N}.db");
         var silo = await GymSilo.StartAsync(new GymSiloOptions
         {
             SiloPort = Ports.Free(), GatewayPort = Ports.Free(), PluginFolders = [RepoPaths.Plugins], StateStorage = "sqlite:" + state,
@@ -26,15 +30,29 @@ public sealed class GroupReplayTests
         {
             var grains = (IGrainFactory)silo.Services.GetService(typeof(IGrainFactory))!;
             var set = new TaskSetSpec("rlhf", new Dictionary<string, string> { ["swap"] = "true", ["length_penalty_answer"] = "0" }, "train", 3, 1);
-            var source = await GrainEpisodeSource.CreateAsync(grains, "group-replay", [set]);
+            await body(grains, await GrainEpisodeSource.CreateAsync(grains, scope, [set]));
+        }
+        finally
+        {
+            await silo.StopAsync(CancellationToken.None);
+            silo.Dispose();
+            File.Delete(state);
+        }
+    }
+
+    [Fact]
+    public async Task AGroupWhoseEpisodesWereReplayedIsGradedFromTheWholeConversationsAndNotJudgedTwice()
+    {
+        await using var judge = await ScriptedJudgeServer.StartAsync(PrefersTheMoon);
+        await WithRlhfSilo(judge, "group-replay", async (grains, source) =>
+        {
             var task = source.Tasks[0];
-            string[] answers = ["The Moon's pull raises the sea twice a day.", "Tides are caused by wind."];
             var members = new List<GroupMember>();
             var episodes = new List<Training.Grpo.IEpisode>();
             for (int i = 0; i < 2; i++)
             {
                 var episode = await source.OpenAsync(task, i, 100 + i, Ct);
-                var turn = AssistantTurn.Parse(answers[i] + "<|end|>", true);
+                var turn = AssistantTurn.Parse(Answers[i] + "<|end|>", true);
                 Assert.True((await episode.StepAsync(turn, true, Ct)).Done);
                 episodes.Add(episode);
                 members.Add(new GroupMember(i, [.. episode.Opening.Messages, turn.ToMessage()], Grade.Of(0, "placeholder"), false));
@@ -63,41 +81,23 @@ public sealed class GroupReplayTests
             var math = await GrainEpisodeSource.CreateAsync(grains, "group-replay-math", [new TaskSetSpec("math", new Dictionary<string, string> { ["difficulty"] = "1" }, "train", 2, 1)]);
             var kept = Grade.Of(1, "right");
             Assert.Same(kept, (await math.GradeGroupAsync(math.Tasks[0], [members[0] with { Grade = kept }], Ct))[0]);
-        }
-        finally
-        {
-            await silo.StopAsync(CancellationToken.None);
-            silo.Dispose();
-            File.Delete(state);
-        }
+        });
     }
 
     [Fact]
     public async Task AGroupThatGotNoVerdictIsGradedAgainAndJudgedOnceTheJudgeAnswers()
     {
         // The judge fails every request of the first grading (the pool's own retries included), then answers.
-        int failing = 0;
-        await using var judge = await ScriptedJudgeServer.StartAsync(c =>
-            Interlocked.Increment(ref failing) <= 6 ? new ScriptedJudgeReply(503, "overloaded")
-            : ScriptedJudgeReply.Verdict(c.Reply1!.Contains("Moon") ? 5 : 2, c.Reply2!.Contains("Moon") ? 5 : 2, c.Reply1.Contains("Moon") ? 1 : 6));
-        var state = Path.Combine(Path.GetTempPath(), $"gym-group-retry-{Guid.NewGuid():N}.db");
-        var silo = await GymSilo.StartAsync(new GymSiloOptions
+        int calls = 0;
+        await using var judge = await ScriptedJudgeServer.StartAsync(c => Interlocked.Increment(ref calls) <= 6 ? new ScriptedJudgeReply(503, "overloaded") : PrefersTheMoon(c));
+        await WithRlhfSilo(judge, "group-retry", async (_, source) =>
         {
-            SiloPort = Ports.Free(), GatewayPort = Ports.Free(), PluginFolders = [RepoPaths.Plugins], StateStorage = "sqlite:" + state,
-            Judge = GroupJudgingTests.Settings(judge.BaseUrl),
-        }, Ct);
-        try
-        {
-            var grains = (IGrainFactory)silo.Services.GetService(typeof(IGrainFactory))!;
-            var set = new TaskSetSpec("rlhf", new Dictionary<string, string> { ["swap"] = "true", ["length_penalty_answer"] = "0" }, "train", 3, 1);
-            var source = await GrainEpisodeSource.CreateAsync(grains, "group-retry", [set]);
             var task = source.Tasks[0];
-            string[] answers = ["The Moon's pull raises the sea twice a day.", "Tides are caused by wind."];
             var members = new List<GroupMember>();
             for (int i = 0; i < 2; i++)
             {
                 var episode = await source.OpenAsync(task, i, 100 + i, Ct);
-                var turn = AssistantTurn.Parse(answers[i] + "<|end|>", true);
+                var turn = AssistantTurn.Parse(Answers[i] + "<|end|>", true);
                 Assert.True((await episode.StepAsync(turn, true, Ct)).Done);
                 members.Add(new GroupMember(i, [.. episode.Opening.Messages, turn.ToMessage()], await episode.GradeAsync(false, Ct), false));
             }
@@ -107,12 +107,6 @@ public sealed class GroupReplayTests
             Assert.Equal([1.0, 0.25], grades.Select(g => g.Reward));
             Assert.True(source.GroupRetries >= 1, "the first grading got no verdict and must have been retried");
             Assert.True(source.GroupRetries < source.MaxAttempts);
-        }
-        finally
-        {
-            await silo.StopAsync(CancellationToken.None);
-            silo.Dispose();
-            File.Delete(state);
-        }
+        });
     }
 }
