@@ -21,4 +21,8 @@ var inProcess = new Option<bool>("--in-process") { Description = "Run environmen
 root.Options.Add(inProcess);
 var parsed = root.Parse(args);
 if (parsed.GetValue(inProcess)) Nemotron.Gym.PluginWorker.PluginWorkerSettings.Default = Nemotron.Gym.PluginWorker.PluginWorkerSettings.Default with { InProcess = true };
-return await parsed.InvokeAsync();
+// Ctrl-C cancels the command's token and the command winds down: a run writes its checkpoint, a silo leaves its
+// cluster. System.CommandLine ends the process with 130 if that takes over 2 s by default, which on a loaded machine
+// cut a silo's graceful leave short (exit 130, seen under load) and could cut a run's pause short; give them the time
+// they need. A run killed outright resumes from its last checkpoint (docs/reliability.md).
+return await parsed.InvokeAsync(new InvocationConfiguration { ProcessTerminationTimeout = TimeSpan.FromMinutes(2) });
