@@ -148,6 +148,28 @@ internal sealed class CgroupLayout
         if (File.Exists(path)) File.WriteAllText(path, value);
     }
 
+    /// <summary>The processes in groups whose names start with <paramref name="prefix"/> and end with <paramref name="suffix"/>.</summary>
+    public IReadOnlyList<int> ProcessIdsOfGroups(string prefix, string suffix)
+    {
+        var found = new List<int>();
+        var parent = parents.Values.First();
+        try
+        {
+            foreach (var folder in Directory.GetDirectories(parent, prefix + "*"))
+            {
+                if (!folder.EndsWith(suffix, StringComparison.Ordinal)) continue;
+                try
+                {
+                    foreach (var line in File.ReadAllLines(Path.Combine(folder, "cgroup.procs")))
+                        if (int.TryParse(line, out var pid)) found.Add(pid);
+                }
+                catch (IOException) { }
+            }
+        }
+        catch (IOException) { }
+        return found;
+    }
+
     /// <summary>Removes run groups left by an earlier process (killing what is still in them).</summary>
     public void RemoveLeftovers()
     {
@@ -162,6 +184,29 @@ internal sealed class RunCgroup(bool isV2, IReadOnlyDictionary<string, string> f
 {
     /// <summary>The files a process writes its pid into to join every group of the run.</summary>
     public IEnumerable<string> ProcsFiles => folders.Values.Select(f => Path.Combine(f, "cgroup.procs"));
+
+    /// <summary>Moves a process (all its threads) into every group of this run; its later children start here too.</summary>
+    public void Add(int pid)
+    {
+        var text = pid.ToString(CultureInfo.InvariantCulture);
+        foreach (var procs in ProcsFiles) File.WriteAllText(procs, text);
+    }
+
+    /// <summary>The processes in the groups now (read from the first controller's list).</summary>
+    public IReadOnlyList<int> ProcessIds
+    {
+        get
+        {
+            var found = new List<int>();
+            try
+            {
+                foreach (var line in File.ReadAllLines(ProcsFiles.First()))
+                    if (int.TryParse(line, out var pid)) found.Add(pid);
+            }
+            catch (IOException) { }
+            return found;
+        }
+    }
 
     public long? PeakMemoryBytes => ReadLong(isV2 ? ("v2", "memory.peak") : ("memory", "memory.max_usage_in_bytes"));
 

@@ -9,10 +9,11 @@ namespace Nemotron.Gym.Benchmarks;
 /// What a sandbox costs per run: `python3 -c pass` bare (the image's own files through chroot, no isolation; and the
 /// host's python3 for reference), then through each backend (bwrap;
 /// docker one-shot; docker warm exec; the same two under gVisor where runsc works), median and p99 of
-/// the whole call, and the overhead over bare. Needs root, bubblewrap, the python image and the private
+/// the whole call, and the overhead over bare. bwrap is measured both ways in the same run: cold (new namespaces per
+/// run) and through a warm slot (a fork and an exec in a sandbox kept between runs). Needs root, bubblewrap, the python image and the private
 /// dockerd (`gym sandbox images build`, `gym sandbox docker start`); backends that cannot run say why. Then the parts
 /// of a bwrap run one by one (<see cref="SandboxPhases"/>).
-/// Run: dotnet run -c Release --project tests/Nemotron.Gym.Benchmarks -- sandbox [--runs N]
+/// Run: dotnet run -c Release --project tests/Nemotron.Gym.Benchmarks -- sandbox [--runs N] [--bwrap-only]
 /// </summary>
 public sealed class SandboxBenchmark : IBenchmark
 {
@@ -21,7 +22,10 @@ public sealed class SandboxBenchmark : IBenchmark
 
     public async Task<int> RunAsync(string[] args)
     {
-        var runs = args.Length >= 2 && args[0] == "--runs" ? int.Parse(args[1]) : 30;
+        var at = Array.IndexOf(args, "--runs");
+        var runs = at >= 0 && at + 1 < args.Length ? int.Parse(args[at + 1]) : 30;
+        // --bwrap-only: the bare baselines and bwrap cold and warm, without docker and the phase table (a short run).
+        var bwrapOnly = args.Contains("--bwrap-only");
         var command = new SandboxCommand(["python3", "-c", "pass"]);
         var rows = new List<(string Name, double Median, double P99, string Note)>();
 
@@ -39,18 +43,23 @@ public sealed class SandboxBenchmark : IBenchmark
         var bare = image is null ? host : await MeasureAsync(runs, () => Start("/usr/sbin/chroot", image.RootFs, "python3", "-c", "pass"));
         rows.Add(("bare python3 -c pass", bare.Median, bare.P99, image is null ? "no image: the host's python3" : "chroot into the image, no isolation: the baseline"));
 
-        var (bwrap, bwrapError) = BwrapSandboxService.Create(settings);
-        if (bwrap is null) rows.Add(("bwrap", double.NaN, double.NaN, bwrapError!));
-        else
+        // The same one-shot run cold (new namespaces each time, as every run did before warm slots) and through a warm
+        // slot (a fork and an exec in a sandbox kept between runs), in this one process, one after the other.
+        foreach (var (label, warmSlots) in new[] { ("bwrap one-shot, cold", 0), ("bwrap one-shot, warm slot", 1) })
         {
+            var (bwrap, bwrapError) = BwrapSandboxService.Create(settings with { WarmSlots = warmSlots });
+            if (bwrap is null) { rows.Add((label, double.NaN, double.NaN, bwrapError!)); continue; }
             using (bwrap)
             {
+                // The warm slot starts in the background; wait for it (a few tens of ms) so that no run goes cold.
+                for (var i = 0; i < 200 && warmSlots > 0 && bwrap.WarmSlotsReady == 0; i++) await Task.Delay(25);
                 var m = await MeasureAsync(runs, async () => Check(await bwrap.RunAsync(new SandboxRunRequest(command), default)));
-                rows.Add(("bwrap one-shot", m.Median, m.P99, m.Error ?? bwrap.CgroupDescription));
+                var note = $"{bwrap.CgroupDescription}; {bwrap.WarmRuns} warm, {bwrap.ColdRuns} cold runs" + (bwrap.WarmSlotProblem is { } p && warmSlots > 0 ? $"; {p}" : "");
+                rows.Add((label, m.Median, m.P99, m.Error ?? note));
             }
         }
 
-        foreach (var runtime in new string?[] { null, "runsc" })
+        foreach (var runtime in bwrapOnly ? [] : new string?[] { null, "runsc" })
         {
             var label = runtime is null ? "docker" : "docker + gVisor";
             var (docker, dockerError) = await DockerSandboxService.CreateAsync(settings with { DockerRuntime = runtime }, default);
@@ -66,12 +75,12 @@ public sealed class SandboxBenchmark : IBenchmark
         }
 
         Console.WriteLine($"sandbox overhead per run, {runs} runs each (after 3 warm-up runs), {Environment.ProcessorCount} cores");
-        Console.WriteLine($"{"",-26} {"median ms",10} {"p99 ms",10} {"overhead ms",12}  note");
+        Console.WriteLine($"{"",-28} {"median ms",10} {"p99 ms",10} {"overhead ms",12}  note");
         foreach (var (name, median, p99, note) in rows)
             Console.WriteLine(double.IsNaN(median)
-                ? $"{name,-26} {"-",10} {"-",10} {"-",12}  not measured: {note}"
-                : $"{name,-26} {median,10:0.0} {p99,10:0.0} {median - bare.Median,12:0.0}  {note}");
-        await SandboxPhases.PrintAsync(runs, settings);
+                ? $"{name,-28} {"-",10} {"-",10} {"-",12}  not measured: {note}"
+                : $"{name,-28} {median,10:0.0} {p99,10:0.0} {median - bare.Median,12:0.0}  {note}");
+        if (!bwrapOnly) await SandboxPhases.PrintAsync(runs, settings);
         return 0;
     }
 
