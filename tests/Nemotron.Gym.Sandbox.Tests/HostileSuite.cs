@@ -313,7 +313,8 @@ public sealed class HostileSuite(SandboxFixture fixture)
     public static TheoryData<string, string> CaseNames()
     {
         var data = new TheoryData<string, string>();
-        foreach (var backend in new[] { "bwrap", "docker" })
+        // bwrap: through warm slots, as hosts run it; bwrap-cold: the path a run falls back to when no slot is warm.
+        foreach (var backend in new[] { "bwrap", "bwrap-cold", "docker" })
             foreach (var c in Cases) data.Add(backend, c.Name);
         return data;
     }
@@ -338,7 +339,7 @@ public sealed class HostileSuite(SandboxFixture fixture)
 
         var neighbourFile = await neighbour.GetFileAsync("neighbour.txt", 1 << 10, default);
         Assert.Equal("secret-of-other sandbox", Encoding.UTF8.GetString(neighbourFile.Content ?? []));
-        Assert.Single(Directory.GetDirectories(Path.Combine(fixture.Settings.ScratchDirectory, backend)));
+        Assert.Single(Directory.GetDirectories(fixture.ScratchFolderOf(backend)));
         await neighbour.DisposeAsync();
 
         Assert.True(result.Outcome == hostile.Outcome || result.Outcome == hostile.OrOutcome,
