@@ -63,7 +63,15 @@ public sealed class BwrapSandboxService : ISandboxService, IDisposable
     /// The processes warm slots keep between runs (bwrap and its agent, one pair per slot, each in its slot's keeper
     /// cgroup), also of slots still starting: the only processes of this service's uids while no run is under way.
     /// </summary>
-    public IReadOnlyList<int> WarmKeeperProcessIds => cgroups?.ProcessIdsOfGroups(KeeperGroupPrefix, $"-{Environment.ProcessId}") ?? [];
+    public IReadOnlyList<int> WarmKeeperProcessIds
+    {
+        get
+        {
+            var found = new List<int>(cgroups?.ProcessIdsOfGroups(KeeperGroupPrefix, $"-{Environment.ProcessId}") ?? []);
+            lock (warm) found.AddRange(warm.Values.Select(s => s.AgentProcessId));
+            return found;
+        }
+    }
 
     internal const string KeeperGroupPrefix = "warm-";
 
@@ -177,7 +185,7 @@ public sealed class BwrapSandboxService : ISandboxService, IDisposable
             {
                 var folder = Path.Combine(warmRoot, uid.ToString(CultureInfo.InvariantCulture));
                 Directory.CreateDirectory(warmRoot);
-                var (slot, error) = await WarmSlot.StartAsync(uid, image, folder, cgroups!, seccompPath!, Dash);
+                var (slot, error) = await WarmSlot.StartAsync(uid, image, folder, cgroups!, seccompPath!, Dash, () => NewRunName(uid));
                 lock (warm)
                 {
                     warmStarting--;
@@ -215,6 +223,10 @@ public sealed class BwrapSandboxService : ISandboxService, IDisposable
         slot.Dispose();
     }
 
+    /// <summary>
+    /// Runs in the uid's warm slot when it has a ready one for the image. On a result, the slot is readied for its next
+    /// run in the background, holding the uid meanwhile; null means the caller runs it cold (and then releases the uid).
+    /// </summary>
     private async Task<SandboxResult?> TryWarmAsync(int uid, SandboxImage image, SandboxRunRequest request, SandboxLimits limits, CancellationToken cancellation)
     {
         WarmSlot? slot;
@@ -225,8 +237,26 @@ public sealed class BwrapSandboxService : ISandboxService, IDisposable
             Retire(uid);
             return null;
         }
-        var result = await slot.TryRunAsync(request, limits, cgroups!, NewRunName(uid), cancellation);
-        if (slot.Broken) Retire(uid);
+        var result = await slot.TryRunAsync(request, limits, cancellation);
+        if (result is null)
+        {
+            Retire(uid);
+            return null;
+        }
+        var recycling = Task.Run(() =>
+        {
+            try
+            {
+                slot.Recycle();
+                if (slot.Broken) Retire(uid);
+            }
+            finally { ReleaseOrWarm(uid, image); }
+        });
+        lock (warming)
+        {
+            warming.RemoveAll(t => t.IsCompleted);
+            warming.Add(recycling);
+        }
         return result;
     }
 
@@ -241,11 +271,13 @@ public sealed class BwrapSandboxService : ISandboxService, IDisposable
         try { uid = await slots.AcquireAsync(cancellation, u => HasWarm(u, image)); }
         catch (OperationCanceledException) { return Cancelled(TimeSpan.Zero); }
         ScratchFolder? scratch = null;
+        var releaseHere = true;
         try
         {
             if (await TryWarmAsync(uid, image, request, limits, cancellation) is { } warmResult)
             {
                 Interlocked.Increment(ref warmRuns);
+                releaseHere = false;
                 return warmResult;
             }
             Interlocked.Increment(ref coldRuns);
@@ -262,7 +294,7 @@ public sealed class BwrapSandboxService : ISandboxService, IDisposable
         {
             // The run's processes are gone by now (ExecuteAsync made sure): nothing else ran as this uid.
             scratch?.Dispose();
-            ReleaseOrWarm(uid, image);
+            if (releaseHere) ReleaseOrWarm(uid, image);
         }
     }
 

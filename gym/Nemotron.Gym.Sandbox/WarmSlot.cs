@@ -15,8 +15,12 @@ namespace Nemotron.Gym.Sandbox;
 /// run's rlimits, its own session, /work as its directory and the run's stdin/stdout/stderr (named pipes the host
 /// opens the other ends of), and reports the exit status. Between runs nothing of a run survives:
 /// <list type="bullet">
-/// <item>every process of the run is in the run's own cgroups (the host moves the agent into them just for the fork,
-/// then back into the slot's keeper group) and is killed with them; a group that will not empty breaks the slot;</item>
+/// <item>every process of the run is in the run's own cgroups and is killed with them: the agent waits in a fresh set
+/// of groups, made and entered after the previous run (moving a process between cgroups can cost a kernel grace
+/// period, milliseconds, so it is kept off the run's path), forks the program there, and is spared by the kill; the
+/// program raises its OOM score to the top before its exec (anyone may raise theirs; lowering the agent's would take
+/// CAP_SYS_RESOURCE), so the kernel's OOM killer picks the run's processes, not the agent; groups that will not
+/// empty break the slot;</item>
 /// <item>/work, /tmp and /dev/shm are fresh tmpfs mounts per run: the host stacks them on shared mounts that the
 /// sandbox binds, so they show through inside, and unmounts them after the run (nothing to clean, nothing to miss);</item>
 /// <item>state the kernel keeps per namespace rather than per process (SysV IPC, POSIX message queues, keyrings) is
@@ -37,6 +41,10 @@ internal sealed class WarmSlot : IDisposable
     private readonly RunCgroup keeperGroup;
     private readonly int agentPid;
     private readonly string folder;
+    private readonly CgroupLayout cgroups;
+    private readonly Func<string> newGroupName;
+    // The groups the agent waits in for the next run, and those of the last run until they are removed.
+    private RunCgroup? prepared, finished;
     private int disposed;
 
     public int Uid { get; }
@@ -50,7 +58,8 @@ internal sealed class WarmSlot : IDisposable
     private string ShmPath => Path.Combine(folder, "shm");
     private string ControlFolder => Path.Combine(folder, "run");
 
-    private WarmSlot(int uid, SandboxImage image, string folder, Process bwrap, RunCgroup keeperGroup, int agentPid)
+    private WarmSlot(int uid, SandboxImage image, string folder, Process bwrap, RunCgroup keeperGroup, int agentPid,
+        CgroupLayout cgroups, Func<string> newGroupName)
     {
         Uid = uid;
         Image = image;
@@ -58,10 +67,12 @@ internal sealed class WarmSlot : IDisposable
         this.bwrap = bwrap;
         this.keeperGroup = keeperGroup;
         this.agentPid = agentPid;
+        this.cgroups = cgroups;
+        this.newGroupName = newGroupName;
     }
 
-    /// <summary>The processes the slot keeps between runs (bwrap and its agent): the only ones of its uid while it idles.</summary>
-    public IReadOnlyList<int> KeeperProcessIds => keeperGroup.ProcessIds;
+    /// <summary>The process of the agent (pid 1 of the slot's namespaces), as the host sees it.</summary>
+    public int AgentProcessId => agentPid;
 
     /// <summary>Removes what a warm slot in <paramref name="folder"/> left (its stacked and base mounts, its pipes).</summary>
     public static void RemoveFolder(string folder)
@@ -77,7 +88,7 @@ internal sealed class WarmSlot : IDisposable
 
     /// <summary>Starts a slot for <paramref name="uid"/>; the reason instead when it cannot.</summary>
     public static async Task<(WarmSlot? Slot, string? Error)> StartAsync(int uid, SandboxImage image, string folder, CgroupLayout cgroups,
-        string seccompPath, string dash)
+        string seccompPath, string dash, Func<string> newGroupName)
     {
         RemoveFolder(folder);
         RunCgroup? keeper = null;
@@ -140,7 +151,16 @@ internal sealed class WarmSlot : IDisposable
             }
             var pid = ReadChildPid(File.ReadAllText(statusFile)) ?? throw new IOException("bwrap reported no child pid");
             File.Delete(statusFile);
-            return (new WarmSlot(uid, image, folder, process, keeper, pid), null);
+            var slot = new WarmSlot(uid, image, folder, process, keeper, pid, cgroups, newGroupName);
+            keeper = null;
+            slot.Recycle();
+            if (slot.Broken)
+            {
+                var reason = slot.BrokenReason;
+                slot.Dispose();
+                throw new IOException($"the warm sandbox's agent could not be placed in a cgroup: {reason}");
+            }
+            return (slot, null);
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException or System.ComponentModel.Win32Exception or InvalidOperationException)
         {
@@ -173,24 +193,25 @@ internal sealed class WarmSlot : IDisposable
     /// Runs one program in the slot. Null when the run could not start here (the slot is then broken; the caller runs
     /// it cold); otherwise its result, sandbox errors included.
     /// </summary>
-    public async Task<SandboxResult?> TryRunAsync(SandboxRunRequest request, SandboxLimits limits, CgroupLayout cgroups, string runName,
-        CancellationToken cancellation)
+    public async Task<SandboxResult?> TryRunAsync(SandboxRunRequest request, SandboxLimits limits, CancellationToken cancellation)
     {
         if (Broken) return null;
         if (bwrap.HasExited) { MarkBroken("the warm sandbox ended"); return null; }
+        if (prepared is null) { MarkBroken("no cgroup prepared"); return null; }
         var command = request.Command;
         var clock = Stopwatch.StartNew();
         RunCgroup? cgroup = null;
         ScratchFolder? work = null;
         var stacked = new List<string>();
         var hostEnds = new List<FileStream>();
-        var agentMoved = false;
         var started = false;
         try
         {
             // Two processes of the uid are the slot's own (bwrap and the agent), as bwrap's two are on a cold run.
             var processLimit = limits.Processes + 2;
-            cgroup = cgroups.Create(runName, limits.MemoryBytes, processLimit);
+            (cgroup, prepared, finished) = (prepared, null, prepared);
+            // The agent is in these groups already: one process more than a cold run's groups hold.
+            cgroup.SetLimits(limits.MemoryBytes, processLimit + 1);
             work = ScratchFolder.Stack(WorkPath, limits.FileSizeBytes, Uid);
             foreach (var path in new[] { TmpPath, ShmPath })
             {
@@ -207,8 +228,6 @@ internal sealed class WarmSlot : IDisposable
             }
 
             // The agent forks inside the run's groups, so the program and all it starts are there from their first instruction.
-            cgroup.Add(agentPid);
-            agentMoved = true;
             var job = Job(command, limits, processLimit);
             await bwrap.StandardInput.BaseStream.WriteAsync(job, cancellation);
             await bwrap.StandardInput.BaseStream.FlushAsync(cancellation);
@@ -226,8 +245,6 @@ internal sealed class WarmSlot : IDisposable
                 MarkBroken($"the agent did not start the program ({reply ?? "no reply"})");
                 return null;
             }
-            keeperGroup.Add(agentPid);
-            agentMoved = false;
             started = true;
             Runs++;
 
@@ -243,7 +260,7 @@ internal sealed class WarmSlot : IDisposable
                     if (endReason is not null) return;
                     endReason = reason;
                 }
-                cgroup.KillAll();
+                cgroup.KillAll(spare: agentPid);
             }
             stdout.Exceeded += () => End("output");
             stderr.Exceeded += () => End("output");
@@ -277,7 +294,7 @@ internal sealed class WarmSlot : IDisposable
             ended.Cancel();
             var wall = clock.Elapsed;
             // What the program left running (a daemon) goes now, before its output can end.
-            cgroup.KillAll();
+            if (!cgroup.KillAll(spare: agentPid)) MarkBroken("a run's processes would not die");
             await Task.WhenAll(readOut, readErr).WaitAsync(TimeSpan.FromSeconds(5));
             await writeIn.WaitAsync(TimeSpan.FromSeconds(5));
             var exit = await exitLine;
@@ -300,16 +317,37 @@ internal sealed class WarmSlot : IDisposable
         finally
         {
             foreach (var end in hostEnds) { try { end.Dispose(); } catch (IOException) { } }
-            // The agent is still in the run's groups only when the start failed: removing them kills it, and the slot is broken.
-            if (agentMoved) MarkBroken("the run did not start");
-            if (cgroup is not null)
-            {
-                cgroup.Dispose();
-                if (!cgroup.Removed) MarkBroken("a run's cgroups would not empty");
-            }
+            // Whatever happened, nothing of the run may outlive this call; the groups themselves go in Recycle.
+            if (cgroup is not null && !cgroup.KillAll(spare: agentPid)) MarkBroken("a run's processes would not die");
             work?.Dispose();
             foreach (var path in stacked) Native.Unmount(path);
             foreach (var name in FifoNames) { try { File.Delete(Path.Combine(ControlFolder, name)); } catch (IOException) { } }
+        }
+    }
+
+    /// <summary>
+    /// Readies the slot for its next run, off the run's path: the agent moves into fresh groups and those of the last
+    /// run are removed (their removal proves them empty). Anything failing breaks the slot.
+    /// </summary>
+    public void Recycle()
+    {
+        if (Broken) return;
+        try
+        {
+            var next = cgroups.Create(newGroupName());
+            prepared = next;
+            next.Add(agentPid);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            MarkBroken($"preparing the next run's cgroups: {e.Message}");
+            return;
+        }
+        if (finished is { } last)
+        {
+            finished = null;
+            last.Dispose();
+            if (!last.Removed) MarkBroken("a run's cgroups would not go");
         }
     }
 
@@ -401,6 +439,8 @@ internal sealed class WarmSlot : IDisposable
         MarkBroken("disposed");
         try { bwrap.Kill(entireProcessTree: false); } catch (InvalidOperationException) { } catch (System.ComponentModel.Win32Exception) { }
         keeperGroup.Dispose();
+        prepared?.Dispose();
+        finished?.Dispose();
         try { bwrap.WaitForExit(2000); } catch (InvalidOperationException) { }
         bwrap.Dispose();
         RemoveFolder(folder);
@@ -413,7 +453,8 @@ internal sealed class WarmSlot : IDisposable
     private const string AgentSource = """
         import ctypes, json, os, resource, select, signal
         # Not dumpable: the programs run as this very uid, and must not trace this process or read its memory.
-        if ctypes.CDLL(None, use_errno=True).prctl(4, 0, 0, 0, 0) != 0:
+        libc = ctypes.CDLL(None, use_errno=True)
+        if libc.prctl(4, 0, 0, 0, 0) != 0:
             raise SystemExit('prctl(PR_SET_DUMPABLE) failed')
         os.chdir('/')
         wake_r, wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
@@ -437,6 +478,11 @@ internal sealed class WarmSlot : IDisposable
                         for number in (signal.SIGCHLD, signal.SIGPIPE, signal.SIGXFSZ):
                             signal.signal(number, signal.SIG_DFL)
                         os.setsid()
+                        # Dumpable again (as its exec would make it anyway), and the OOM killer's first choice, before
+                        # this agent, which shares the run's cgroups.
+                        libc.prctl(4, 1, 0, 0, 0)
+                        with open('/proc/self/oom_score_adj', 'w') as adj:
+                            adj.write('1000')
                         for name, soft, hard in job['limits']:
                             resource.setrlimit(getattr(resource, 'RLIMIT_' + name), (soft, hard))
                         os.chdir('/work')

@@ -38,26 +38,42 @@ public sealed class SandboxBenchmark : IBenchmark
         var settings = new SandboxSettings { SiloName = "benchmark", Slots = 4 };
         var host = await MeasureAsync(runs, () => Start("/usr/bin/python3", "-c", "pass"));
         rows.Add(("host python3 -c pass", host.Median, host.P99, host.Error ?? "the host's python3, its own site-packages"));
-        // The baseline: the very files the sandboxes run (the image's root filesystem), without any isolation.
+        // The baseline: the very files the sandboxes run (the image's root filesystem), without any isolation. It is timed
+        // interleaved with bwrap cold and warm (one of each in turn, the order rotating), so that the load of a shared
+        // machine drifting during the run weighs on all three alike.
         var image = SandboxImage.Load(settings.ImagesDirectory, "python");
-        var bare = image is null ? host : await MeasureAsync(runs, () => Start("/usr/sbin/chroot", image.RootFs, "python3", "-c", "pass"));
-        rows.Add(("bare python3 -c pass", bare.Median, bare.P99, image is null ? "no image: the host's python3" : "chroot into the image, no isolation: the baseline"));
-
-        // The same one-shot run cold (new namespaces each time, as every run did before warm slots) and through a warm
-        // slot (a fork and an exec in a sandbox kept between runs), in this one process, one after the other.
-        foreach (var (label, warmSlots) in new[] { ("bwrap one-shot, cold", 0), ("bwrap one-shot, warm slot", 1) })
+        Func<Task<string?>> bareRun = image is null ? () => Start("/usr/bin/python3", "-c", "pass") : () => Start("/usr/sbin/chroot", image.RootFs, "python3", "-c", "pass");
+        // Cold: new namespaces each run, as every run did before warm slots. Warm: a fork and an exec in a sandbox kept
+        // between runs; two slots, so that one serves while the other readies itself for its next run (new cgroups, off
+        // the run's path), as a host's several do.
+        var (cold, coldError) = BwrapSandboxService.Create(settings with { WarmSlots = 0 });
+        var (warmBwrap, warmError) = BwrapSandboxService.Create(settings with { WarmSlots = 2 });
+        try
         {
-            var (bwrap, bwrapError) = BwrapSandboxService.Create(settings with { WarmSlots = warmSlots });
-            if (bwrap is null) { rows.Add((label, double.NaN, double.NaN, bwrapError!)); continue; }
-            using (bwrap)
+            for (var i = 0; i < 200 && warmBwrap is not null && warmBwrap.WarmSlotsReady < warmBwrap.WarmSlotTarget; i++) await Task.Delay(25);
+            var contestants = new List<(string Name, Func<Task<string?>> Run, string Note)>
             {
-                // The warm slot starts in the background; wait for it (a few tens of ms) so that no run goes cold.
-                for (var i = 0; i < 200 && warmSlots > 0 && bwrap.WarmSlotsReady == 0; i++) await Task.Delay(25);
-                var m = await MeasureAsync(runs, async () => Check(await bwrap.RunAsync(new SandboxRunRequest(command), default)));
-                var note = $"{bwrap.CgroupDescription}; {bwrap.WarmRuns} warm, {bwrap.ColdRuns} cold runs" + (bwrap.WarmSlotProblem is { } p && warmSlots > 0 ? $"; {p}" : "");
-                rows.Add((label, m.Median, m.P99, m.Error ?? note));
+                ("bare python3 -c pass", bareRun, image is null ? "no image: the host's python3" : "chroot into the image, no isolation: the baseline"),
+            };
+            if (cold is not null) contestants.Add(("bwrap one-shot, cold", async () => Check(await cold.RunAsync(new SandboxRunRequest(command), default)), cold.CgroupDescription));
+            else rows.Add(("bwrap one-shot, cold", double.NaN, double.NaN, coldError!));
+            if (warmBwrap is not null) contestants.Add(("bwrap one-shot, warm slot", async () => Check(await warmBwrap.RunAsync(new SandboxRunRequest(command), default)), ""));
+            else rows.Add(("bwrap one-shot, warm slot", double.NaN, double.NaN, warmError!));
+            var measured = await MeasureInterleavedAsync(runs, contestants.Select(c => c.Run).ToList());
+            for (var c = 0; c < contestants.Count; c++)
+            {
+                var note = contestants[c].Note;
+                if (contestants[c].Name.Contains("warm") && warmBwrap is not null)
+                    note = $"{warmBwrap.WarmRuns} warm, {warmBwrap.ColdRuns} cold runs" + (warmBwrap.WarmSlotProblem is { } problem ? $"; {problem}" : "");
+                rows.Add((contestants[c].Name, measured[c].Median, measured[c].P99, measured[c].Error ?? note));
             }
         }
+        finally
+        {
+            cold?.Dispose();
+            warmBwrap?.Dispose();
+        }
+        var bare = rows.Single(r => r.Name == "bare python3 -c pass");
 
         foreach (var runtime in bwrapOnly ? [] : new string?[] { null, "runsc" })
         {
@@ -80,12 +96,38 @@ public sealed class SandboxBenchmark : IBenchmark
             Console.WriteLine(double.IsNaN(median)
                 ? $"{name,-28} {"-",10} {"-",10} {"-",12}  not measured: {note}"
                 : $"{name,-28} {median,10:0.0} {p99,10:0.0} {median - bare.Median,12:0.0}  {note}");
+        Console.WriteLine("(bare, bwrap cold and bwrap warm timed interleaved; overhead: median minus bare's median)");
         if (!bwrapOnly) await SandboxPhases.PrintAsync(runs, settings);
         return 0;
     }
 
     private static string? Check(SandboxResult result) =>
         result.Succeeded ? null : $"{result.Outcome}: exit {result.ExitCode} {result.Detail} {result.Stderr.Text}".Trim();
+
+    /// <summary>
+    /// Times several runs in turn (each of them once per round, the order rotating every round) after three warm-up
+    /// rounds; a run that fails stops being timed and reports its first error.
+    /// </summary>
+    private static async Task<List<(double Median, double P99, string? Error)>> MeasureInterleavedAsync(int runs, List<Func<Task<string?>>> contestants)
+    {
+        var times = contestants.Select(_ => new List<double>()).ToList();
+        var errors = new string?[contestants.Count];
+        for (var round = 0; round < runs + 3; round++)
+            for (var k = 0; k < contestants.Count; k++)
+            {
+                var c = (k + round) % contestants.Count;
+                if (errors[c] is not null) continue;
+                var clock = Stopwatch.StartNew();
+                errors[c] = await contestants[c]();
+                if (round >= 3) times[c].Add(clock.Elapsed.TotalMilliseconds);
+            }
+        return times.Select((t, c) =>
+        {
+            if (errors[c] is not null || t.Count == 0) return (double.NaN, double.NaN, errors[c]);
+            t.Sort();
+            return (t[t.Count / 2], t[Math.Min(t.Count - 1, (int)Math.Ceiling(t.Count * 0.99) - 1)], (string?)null);
+        }).ToList();
+    }
 
     /// <summary>Times <paramref name="run"/> (which returns an error or null); on the first error it stops and reports it.</summary>
     private static async Task<(double Median, double P99, string? Error)> MeasureAsync(int runs, Func<Task<string?>> run)
