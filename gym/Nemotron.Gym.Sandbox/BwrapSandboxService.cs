@@ -144,6 +144,13 @@ public sealed class BwrapSandboxService : ISandboxService, IDisposable
             }
             WarmSlot.RemoveFolder(Path.Combine(warmRoot, uid.ToString(CultureInfo.InvariantCulture)));
         }
+        // Groups of runs and warm slots that an ended process left on the uids now ours ("UID-..." and "warm-UID-...").
+        var claimed = slots.Claimed.Select(u => u.ToString(CultureInfo.InvariantCulture)).ToHashSet();
+        cgroups?.RemoveGroups(name =>
+        {
+            var parts = name.Split('-');
+            return parts.Length >= 3 && (claimed.Contains(parts[0]) || (parts[0] + "-" == KeeperGroupPrefix && claimed.Contains(parts[1])));
+        });
     }
 
     private bool HasWarm(int uid, SandboxImage? image)
@@ -549,9 +556,14 @@ public sealed class BwrapSandboxService : ISandboxService, IDisposable
     public void Dispose()
     {
         disposing = true;
-        Task[] starting;
-        lock (warming) starting = [.. warming];
-        try { Task.WaitAll(starting, TimeSpan.FromSeconds(30)); } catch (AggregateException) { }
+        // A slot being readied may still hand its uid on to a start; once disposing, none begins, so this ends.
+        for (var round = 0; round < 10; round++)
+        {
+            Task[] starting;
+            lock (warming) starting = [.. warming.Where(t => !t.IsCompleted)];
+            if (starting.Length == 0) break;
+            try { Task.WaitAll(starting, TimeSpan.FromSeconds(30)); } catch (AggregateException) { }
+        }
         List<WarmSlot> all;
         lock (warm)
         {

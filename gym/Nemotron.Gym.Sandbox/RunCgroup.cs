@@ -155,6 +155,18 @@ internal sealed class CgroupLayout
         return found;
     }
 
+    /// <summary>Removes the groups whose names <paramref name="matches"/> accepts (killing what is still in them).</summary>
+    public void RemoveGroups(Func<string, bool> matches)
+    {
+        var names = new HashSet<string>();
+        foreach (var parent in parents.Values)
+        {
+            try { names.UnionWith(Directory.GetDirectories(parent).Select(Path.GetFileName).Where(n => n is not null && matches(n))!); }
+            catch (IOException) { }
+        }
+        foreach (var name in names) Create(name).Dispose();
+    }
+
     /// <summary>Removes run groups left by an earlier process (killing what is still in them).</summary>
     public void RemoveLeftovers()
     {

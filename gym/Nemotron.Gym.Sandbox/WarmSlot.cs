@@ -229,8 +229,9 @@ internal sealed class WarmSlot : IDisposable
 
             // The agent forks inside the run's groups, so the program and all it starts are there from their first instruction.
             var job = Job(command, limits, processLimit);
-            await bwrap.StandardInput.BaseStream.WriteAsync(job, cancellation);
-            await bwrap.StandardInput.BaseStream.FlushAsync(cancellation);
+            // Not cancellable halfway (a job line cut short would break the slot); a cancellation kills the run once it is up.
+            await bwrap.StandardInput.BaseStream.WriteAsync(job, CancellationToken.None);
+            await bwrap.StandardInput.BaseStream.FlushAsync(CancellationToken.None);
             var opening = Task.Run(OpenHostEnds);
             try { hostEnds.AddRange(await opening.WaitAsync(StartTimeout)); }
             catch (TimeoutException)
