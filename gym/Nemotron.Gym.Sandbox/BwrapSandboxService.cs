@@ -32,7 +32,7 @@ public sealed class BwrapSandboxService : ISandboxService, IDisposable
     private readonly List<Task> warming = [];
     private int warmStarting;
     private int warmFailuresInARow;
-    private long warmRuns, coldRuns;
+    private long warmRuns, coldRuns, brokenWarmSlots;
     private volatile bool disposing;
 
     /// <inheritdoc />
@@ -56,18 +56,26 @@ public sealed class BwrapSandboxService : ISandboxService, IDisposable
     /// <summary>One-shot runs that went cold (no warm slot ready, or a broken one) so far.</summary>
     public long ColdRuns => Interlocked.Read(ref coldRuns);
 
+    /// <summary>Warm slots found broken (and replaced) so far; <see cref="LastBrokenReason"/> says why the last one broke.</summary>
+    public long BrokenWarmSlots => Interlocked.Read(ref brokenWarmSlots);
+
+    /// <summary>Why the last broken warm slot broke; null when none has.</summary>
+    public string? LastBrokenReason { get; private set; }
+
     /// <summary>Warm slots ready now.</summary>
     public int WarmSlotsReady { get { lock (warm) return warm.Count; } }
 
     /// <summary>
-    /// The processes warm slots keep between runs (bwrap and its agent, one pair per slot, each in its slot's keeper
-    /// cgroup), also of slots still starting: the only processes of this service's uids while no run is under way.
+    /// The processes this service's warm slots keep between runs (bwrap and its agent, one pair per slot; bwrap in its
+    /// slot's keeper cgroup), also of slots still starting: the only processes of its uids while no run is under way.
     /// </summary>
     public IReadOnlyList<int> WarmKeeperProcessIds
     {
         get
         {
-            var found = new List<int>(cgroups?.ProcessIdsOfGroups(KeeperGroupPrefix, $"-{Environment.ProcessId}") ?? []);
+            var found = new List<int>();
+            foreach (var uid in slots.All)
+                found.AddRange(cgroups?.ProcessIdsOfGroups($"{KeeperGroupPrefix}{uid}-", $"-{Environment.ProcessId}") ?? []);
             lock (warm) found.AddRange(warm.Values.Select(s => s.AgentProcessId));
             return found;
         }
@@ -226,6 +234,11 @@ public sealed class BwrapSandboxService : ISandboxService, IDisposable
         lock (warm)
         {
             if (!warm.Remove(uid, out slot)) return;
+        }
+        if (slot.Broken)
+        {
+            Interlocked.Increment(ref brokenWarmSlots);
+            LastBrokenReason = slot.BrokenReason;
         }
         slot.Dispose();
     }
@@ -546,10 +559,11 @@ public sealed class BwrapSandboxService : ISandboxService, IDisposable
         (Environment.GetEnvironmentVariable("PATH") ?? "/usr/sbin:/usr/bin:/sbin:/bin").Split(':')
             .Append("/usr/sbin").Append("/usr/bin").Select(d => Path.Combine(d, tool)).FirstOrDefault(File.Exists);
 
-    internal void ReleaseSlot(int uid)
+    /// <summary>Gives a session's uid back (its processes swept); a warm slot may start on it, as after a cold run.</summary>
+    internal void ReleaseSlot(int uid, SandboxImage image)
     {
         UidSlots.KillAllOf(uid);
-        slots.Release(uid);
+        ReleaseOrWarm(uid, image);
     }
 
     /// <summary>Kills the warm slots and releases the claimed uids (sandboxes still running are killed by their own calls' ends).</summary>
@@ -615,7 +629,7 @@ public sealed class BwrapSandboxService : ISandboxService, IDisposable
                 if (disposed) return;
                 disposed = true;
                 Scratch.Dispose();
-                owner.ReleaseSlot(uid);
+                owner.ReleaseSlot(uid, image);
             }
             finally { turn.Release(); }
         }

@@ -29,10 +29,15 @@ internal sealed class UidSlots : IDisposable
         }
         if (free.Count == 0) throw new InvalidOperationException($"no free sandbox uid in {firstUid}..{firstUid + RangeSize - 1} (lock files in {lockDirectory})");
         Count = free.Count;
+        All = free.ToHashSet();
         available = new SemaphoreSlim(Count, Count);
     }
 
+    /// <summary>The uids free now.</summary>
     public IEnumerable<int> Claimed { get { lock (free) return free.ToArray(); } }
+
+    /// <summary>Every uid this process holds, free or in use.</summary>
+    public IReadOnlySet<int> All { get; private set; } = new HashSet<int>();
 
     /// <summary>Waits for a free uid; the most recently released one that <paramref name="prefer"/> accepts, else the most recently released.</summary>
     public async ValueTask<int> AcquireAsync(CancellationToken cancellation, Func<int, bool>? prefer = null)

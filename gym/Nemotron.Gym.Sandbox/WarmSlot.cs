@@ -461,6 +461,8 @@ internal sealed class WarmSlot : IDisposable
         wake_r, wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
         signal.set_wakeup_fd(wake_w)
         signal.signal(signal.SIGCHLD, lambda number, frame: None)
+        # As pid 1, only signals with a handler reach it from inside; python's own SIGINT handler would let a run end it.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
         child = 0
         def say(text):
             os.write(1, text.encode() + b'\n')
@@ -476,8 +478,10 @@ internal sealed class WarmSlot : IDisposable
                         for target, fd in enumerate(fds):
                             os.dup2(fd, target)
                         signal.set_wakeup_fd(-1)
-                        for number in (signal.SIGCHLD, signal.SIGPIPE, signal.SIGXFSZ):
+                        # The dispositions a cold run's program starts with: all default but SIGPIPE, ignored there too.
+                        for number in (signal.SIGCHLD, signal.SIGINT, signal.SIGXFSZ):
                             signal.signal(number, signal.SIG_DFL)
+                        signal.signal(signal.SIGPIPE, signal.SIG_IGN)
                         os.setsid()
                         # Dumpable again (as its exec would make it anyway), and the OOM killer's first choice, before
                         # this agent, which shares the run's cgroups.
