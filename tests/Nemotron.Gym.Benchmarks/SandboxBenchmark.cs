@@ -18,7 +18,7 @@ namespace Nemotron.Gym.Benchmarks;
 public sealed class SandboxBenchmark : IBenchmark
 {
     public string Name => "sandbox";
-    public string Description => "Per-run overhead of the bwrap and docker sandboxes over bare python3 (median, p99)";
+    public string Description => "Per-run overhead of the bwrap (cold and warm slot) and docker sandboxes over bare python3 (median, p99)";
 
     public async Task<int> RunAsync(string[] args)
     {

@@ -83,19 +83,19 @@ public sealed class SandboxFixture : IAsyncLifetime
         DockerClient = dockerConfiguration.CreateClient();
     }
 
+    /// <summary>Where a backend's scratch folders are (both bwrap services use the same folder).</summary>
+    public string ScratchFolderOf(string backend) => Path.Combine(Settings.ScratchDirectory, backend == "bwrap-cold" ? "bwrap" : backend);
+
     /// <summary>
     /// The host after a run: the secret file as it was, the canary alive, no process of a sandbox uid
     /// (slot uids, 65534) but the canary and the idle keepers of warm slots, no container of this silo, no scratch folder but those of
     /// <paramref name="openScratchFolders"/> sessions still open.
     /// </summary>
-    /// <summary>Where a backend's scratch folders are (both bwrap services use the same folder).</summary>
-    public string ScratchFolderOf(string backend) => Path.Combine(Settings.ScratchDirectory, backend == "bwrap-cold" ? "bwrap" : backend);
-
     public async Task AssertHostUntouched(int openScratchFolders = 0)
     {
         Assert.Equal(SecretValue, await File.ReadAllTextAsync(SecretStorePath));
         Assert.False(canary!.HasExited, "the canary process (uid 65534 on the host) was killed");
-        // A warm slot's keepers (bwrap and its agent, in the slot's keeper cgroup) idle between runs; nothing else may.
+        // A warm slot's keepers (bwrap and its agent) idle between runs; nothing else of a sandbox uid may be left.
         var keepers = Bwrap.WarmKeeperProcessIds.ToHashSet();
         var strays = SandboxProcesses().Where(p => p != canary.Id && !keepers.Contains(p)).ToList();
         Assert.True(strays.Count == 0, $"processes of sandbox uids left running: {string.Join(", ", strays.Select(Describe))}");
