@@ -45,6 +45,8 @@ internal sealed class WarmSlot : IDisposable
     private readonly Func<string> newGroupName;
     // The groups the agent waits in for the next run, and those of the last run until they are removed.
     private RunCgroup? prepared, finished;
+    // Unmounting the last run's tmpfs and deleting its pipes, done by Recycle (or by Dispose, which removes them all).
+    private Action? pendingCleanup;
     private int disposed;
 
     public int Uid { get; }
@@ -229,10 +231,11 @@ internal sealed class WarmSlot : IDisposable
 
             // The agent forks inside the run's groups, so the program and all it starts are there from their first instruction.
             var job = Job(command, limits, processLimit);
+            // The host's ends wait for the agent's; started first, they are open as soon as the agent's are.
+            var opening = Task.Run(OpenHostEnds);
             // Not cancellable halfway (a job line cut short would break the slot); a cancellation kills the run once it is up.
             await bwrap.StandardInput.BaseStream.WriteAsync(job, CancellationToken.None);
             await bwrap.StandardInput.BaseStream.FlushAsync(CancellationToken.None);
-            var opening = Task.Run(OpenHostEnds);
             try { hostEnds.AddRange(await opening.WaitAsync(StartTimeout)); }
             catch (TimeoutException)
             {
@@ -318,11 +321,15 @@ internal sealed class WarmSlot : IDisposable
         finally
         {
             foreach (var end in hostEnds) { try { end.Dispose(); } catch (IOException) { } }
-            // Whatever happened, nothing of the run may outlive this call; the groups themselves go in Recycle.
+            // Whatever happened, nothing of the run may outlive this call. Its mounts, pipes and groups go in Recycle,
+            // off the run's path (or with the slot, if it broke).
             if (cgroup is not null && !cgroup.KillAll(spare: agentPid)) MarkBroken("a run's processes would not die");
-            work?.Dispose();
-            foreach (var path in stacked) Native.Unmount(path);
-            foreach (var name in FifoNames) { try { File.Delete(Path.Combine(ControlFolder, name)); } catch (IOException) { } }
+            pendingCleanup = () =>
+            {
+                work?.Dispose();
+                foreach (var path in stacked) Native.Unmount(path);
+                foreach (var name in FifoNames) { try { File.Delete(Path.Combine(ControlFolder, name)); } catch (IOException) { } }
+            };
         }
     }
 
@@ -333,6 +340,7 @@ internal sealed class WarmSlot : IDisposable
     public void Recycle()
     {
         if (Broken) return;
+        Interlocked.Exchange(ref pendingCleanup, null)?.Invoke();
         try
         {
             var next = cgroups.Create(newGroupName());
