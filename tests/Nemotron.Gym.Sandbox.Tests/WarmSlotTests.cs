@@ -34,6 +34,16 @@ public sealed class WarmSlotTests(SandboxFixture fixture)
             $"{result.Outcome} exit {result.ExitCode} signal {result.Signal} {result.Detail}\nstdout: {result.Stdout.Text}\nstderr: {result.Stderr.Text}");
 
     [Fact]
+    public void Warm_slots_are_set_in_the_sandbox_section_and_a_bad_value_is_named()
+    {
+        Assert.Equal(0, SandboxSettings.FromValues(new Dictionary<string, string> { ["warm_slots"] = "0" }, "run.yaml").EffectiveWarmSlots);
+        Assert.Equal(3, SandboxSettings.FromValues(new Dictionary<string, string> { ["warm_slots"] = "5", ["slots"] = "3" }, "run.yaml").EffectiveWarmSlots);
+        Assert.Equal(Math.Min(8, 2 * Environment.ProcessorCount), new SandboxSettings { Slots = 8 }.EffectiveWarmSlots);
+        var bad = Assert.Throws<FormatException>(() => SandboxSettings.FromValues(new Dictionary<string, string> { ["warm_slots"] = "-2" }, "run.yaml"));
+        Assert.Contains("run.yaml: sandbox.warm_slots", bad.Message);
+    }
+
+    [Fact]
     public async Task The_hosts_bwrap_backend_serves_one_shot_runs_warm_and_no_program_broke_a_slot()
     {
         // The fixture's bwrap backend also ran the hostile suite (in whatever order): none of its programs may have
