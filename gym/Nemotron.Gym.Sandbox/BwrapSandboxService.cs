@@ -62,6 +62,21 @@ public sealed class BwrapSandboxService : ISandboxService, IDisposable
     /// <summary>Why the last broken warm slot broke; null when none has.</summary>
     public string? LastBrokenReason { get; private set; }
 
+    /// <summary>
+    /// Completes when no warm slot is being started or readied for its next run (that work goes on in the background
+    /// after a run returns); for tests and benchmarks that want the pool at rest.
+    /// </summary>
+    public async Task SettleAsync()
+    {
+        for (var round = 0; round < 100; round++)
+        {
+            Task[] pending;
+            lock (warming) pending = [.. warming.Where(t => !t.IsCompleted)];
+            if (pending.Length == 0) return;
+            try { await Task.WhenAll(pending); } catch (Exception) { }
+        }
+    }
+
     /// <summary>Warm slots ready now.</summary>
     public int WarmSlotsReady { get { lock (warm) return warm.Count; } }
 

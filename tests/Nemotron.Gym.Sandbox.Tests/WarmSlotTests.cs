@@ -49,6 +49,7 @@ public sealed class WarmSlotTests(SandboxFixture fixture)
         // The fixture's bwrap backend also ran the hostile suite (in whatever order): none of its programs may have
         // broken a warm slot (a broken slot is replaced, but means something got past the reset).
         // Sessions take warm slots' uids when no other is free (a burst of them may take all); slots start again as they end.
+        await fixture.Bwrap.SettleAsync();
         for (var i = 0; i < 400 && fixture.Bwrap.WarmSlotsReady == 0; i++) await Task.Delay(25);
         var before = fixture.Bwrap.WarmRuns;
         var result = await fixture.Bwrap.RunAsync(new SandboxRunRequest(Python("print(6 * 7)")), default);
@@ -187,7 +188,7 @@ public sealed class WarmSlotTests(SandboxFixture fixture)
             var keepers = service.WarmKeeperProcessIds;
             Assert.NotEmpty(keepers);
             foreach (var pid in keepers) { try { System.Diagnostics.Process.GetProcessById(pid).Kill(); } catch (ArgumentException) { } }
-            for (var i = 0; i < 100 && service.WarmKeeperProcessIds.Count > 0; i++) await Task.Delay(20);
+            for (var i = 0; i < 100 && keepers.Any(pid => Directory.Exists($"/proc/{pid}")); i++) await Task.Delay(20);
 
             var fallback = await service.RunAsync(new SandboxRunRequest(Python("print('cold')")), default);
             Ok(fallback);
