@@ -34,6 +34,10 @@ public sealed class BwrapSandboxService : ISandboxService, IDisposable
     private int warmFailuresInARow;
     private long warmRuns, coldRuns, brokenWarmSlots;
     private volatile bool disposing;
+    private readonly System.Collections.Concurrent.ConcurrentQueue<(double BeforeMs, double AfterMs)> warmCosts = new();
+
+    /// <summary>The recent warm runs' own costs (<see cref="WarmSlot.LastCosts"/>), for the benchmark's table of parts.</summary>
+    internal IReadOnlyList<(double BeforeMs, double AfterMs)> WarmRunCosts => [.. warmCosts];
 
     /// <inheritdoc />
     public string Backend => "bwrap";
@@ -277,6 +281,11 @@ public sealed class BwrapSandboxService : ISandboxService, IDisposable
         {
             Retire(uid);
             return null;
+        }
+        if (slot.LastCosts is { } costs)
+        {
+            warmCosts.Enqueue(costs);
+            while (warmCosts.Count > 4096) warmCosts.TryDequeue(out _);
         }
         var recycling = Task.Run(() =>
         {

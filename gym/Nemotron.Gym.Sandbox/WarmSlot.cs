@@ -55,6 +55,12 @@ internal sealed class WarmSlot : IDisposable
     public string? BrokenReason { get; private set; }
     public long Runs { get; private set; }
 
+    /// <summary>
+    /// The last run's own cost in ms: from the call to the program's fork (limits, mounts, files, pipes, the job), and
+    /// from the agent's exit report to the result (the kill of what is left, output drained); null if it did not end so.
+    /// </summary>
+    public (double BeforeMs, double AfterMs)? LastCosts { get; private set; }
+
     private string WorkPath => Path.Combine(folder, "work");
     private string TmpPath => Path.Combine(folder, "tmp");
     private string ShmPath => Path.Combine(folder, "shm");
@@ -207,6 +213,8 @@ internal sealed class WarmSlot : IDisposable
         var stacked = new List<string>();
         var hostEnds = new List<FileStream>();
         var started = false;
+        double startedAt = -1, exitAt = -1;
+        LastCosts = null;
         try
         {
             // Two processes of the uid are the slot's own (bwrap and the agent), as bwrap's two are on a cold run.
@@ -250,6 +258,7 @@ internal sealed class WarmSlot : IDisposable
                 return null;
             }
             started = true;
+            startedAt = clock.Elapsed.TotalMilliseconds;
             Runs++;
 
             var (stdinEnd, stdoutEnd, stderrEnd) = (hostEnds[0], hostEnds[1], hostEnds[2]);
@@ -294,6 +303,7 @@ internal sealed class WarmSlot : IDisposable
                 }
                 // After a kill the agent reaps the program within milliseconds; the bound guards a stuck agent.
                 await exitLine.WaitAsync(TimeSpan.FromSeconds(10));
+                exitAt = clock.Elapsed.TotalMilliseconds;
             }
             ended.Cancel();
             var wall = clock.Elapsed;
@@ -330,6 +340,7 @@ internal sealed class WarmSlot : IDisposable
                 foreach (var path in stacked) Native.Unmount(path);
                 foreach (var name in FifoNames) { try { File.Delete(Path.Combine(ControlFolder, name)); } catch (IOException) { } }
             };
+            if (startedAt >= 0 && exitAt >= 0) LastCosts = (startedAt, clock.Elapsed.TotalMilliseconds - exitAt);
         }
     }
 
