@@ -212,6 +212,7 @@ internal sealed class WarmSlot : IDisposable
         ScratchFolder? work = null;
         var stacked = new List<string>();
         var hostEnds = new List<FileStream>();
+        Task<List<FileStream>>? opening = null;
         var started = false;
         double startedAt = -1, exitAt = -1;
         LastCosts = null;
@@ -240,14 +241,13 @@ internal sealed class WarmSlot : IDisposable
             // The agent forks inside the run's groups, so the program and all it starts are there from their first instruction.
             var job = Job(command, limits, processLimit);
             // The host's ends wait for the agent's; started first, they are open as soon as the agent's are.
-            var opening = Task.Run(OpenHostEnds);
+            opening = Task.Run(OpenHostEnds);
             // Not cancellable halfway (a job line cut short would break the slot); a cancellation kills the run once it is up.
             await bwrap.StandardInput.BaseStream.WriteAsync(job, CancellationToken.None);
             await bwrap.StandardInput.BaseStream.FlushAsync(CancellationToken.None);
             try { hostEnds.AddRange(await opening.WaitAsync(StartTimeout)); }
             catch (TimeoutException)
             {
-                UnblockOpens();
                 MarkBroken("the agent did not open the run's pipes");
                 return null;
             }
@@ -330,6 +330,16 @@ internal sealed class WarmSlot : IDisposable
         }
         finally
         {
+            // Opens still waiting for an agent that will not come are completed here, and what they opened closed.
+            if (opening is { IsCompleted: false })
+            {
+                var partners = OpenPartners();
+                _ = opening.ContinueWith(t =>
+                {
+                    if (t.IsCompletedSuccessfully) foreach (var end in t.Result) end.Dispose();
+                    foreach (var partner in partners) partner.Dispose();
+                }, TaskScheduler.Default);
+            }
             foreach (var end in hostEnds) { try { end.Dispose(); } catch (IOException) { } }
             // Whatever happened, nothing of the run may outlive this call. Its mounts, pipes and groups go in Recycle,
             // off the run's path (or with the slot, if it broke).
@@ -431,18 +441,17 @@ internal sealed class WarmSlot : IDisposable
         }
     }
 
-    // Opening a FIFO for reading and writing never waits and completes any open waiting on it.
-    private void UnblockOpens()
+    // Opening a FIFO for reading and writing never waits; held open, it is the partner every open of the FIFO waits
+    // for, now or later, so opens the agent will never answer complete.
+    private List<SafeFileHandle> OpenPartners()
     {
+        var partners = new List<SafeFileHandle>();
         foreach (var name in FifoNames)
         {
-            try
-            {
-                var fd = Native.Open(Path.Combine(ControlFolder, name), Native.O_RDWR | Native.O_NONBLOCK | Native.O_CLOEXEC);
-                new SafeFileHandle(fd, ownsHandle: true).Dispose();
-            }
+            try { partners.Add(new SafeFileHandle(Native.Open(Path.Combine(ControlFolder, name), Native.O_RDWR | Native.O_NONBLOCK | Native.O_CLOEXEC), ownsHandle: true)); }
             catch (IOException) { }
         }
+        return partners;
     }
 
     private async Task<string?> ReadReplyAsync(TimeSpan? timeout)

@@ -207,6 +207,33 @@ public sealed class WarmSlotTests(SandboxFixture fixture)
     }
 
     [Fact]
+    public async Task A_slot_whose_agent_stops_answering_is_given_up_and_the_run_goes_cold()
+    {
+        using (var service = await OneWarmSlotAsync())
+        {
+            // The agent hangs (stopped from the host, as a wedged process would be): the run waits for it a bounded
+            // time, then runs cold; the slot is replaced.
+            foreach (var pid in service.WarmKeeperProcessIds) Assert.True(Signal(pid, 19), $"SIGSTOP {pid}");
+            var clock = System.Diagnostics.Stopwatch.StartNew();
+            var result = await service.RunAsync(new SandboxRunRequest(Python("print('answered')")), default);
+            Ok(result);
+            Assert.Equal("answered", result.Stdout.Text.Trim());
+            Assert.Equal(1, service.ColdRuns);
+            Assert.Equal(1, service.BrokenWarmSlots);
+            Assert.InRange(clock.Elapsed, TimeSpan.Zero, TimeSpan.FromSeconds(30));
+            await WaitWarmAsync(service);
+            Ok(await service.RunAsync(new SandboxRunRequest(Python("print(3)")), default));
+            Assert.Equal(1, service.WarmRuns);
+        }
+        await fixture.AssertHostUntouched();
+    }
+
+    private static bool Signal(int pid, int signal) => kill(pid, signal) == 0;
+
+    [System.Runtime.InteropServices.DllImport("libc")]
+    private static extern int kill(int pid, int signal);
+
+    [Fact]
     public async Task Limits_hold_in_a_warm_slot_and_leave_it_serving()
     {
         using (var service = await OneWarmSlotAsync())
