@@ -7,7 +7,9 @@ using Nemotron.Gym.Conversation;
 namespace Nemotron.Gym.Sandbox;
 
 /// <summary>
-/// The default backend: bubblewrap, with no daemon. Each run goes through
+/// The default backend: bubblewrap, with no daemon. A one-shot run goes to a warm slot when one is ready
+/// (<see cref="WarmSlot"/>: a sandbox kept alive between runs, reset after each, where a run is a fork and an exec);
+/// otherwise, and for every session command, it runs cold: each goes through
 /// <c>dash (joins the run's cgroups, sets the rlimits) → setpriv (drops to the slot's uid) → bwrap</c>,
 /// and bwrap gives the program new user, pid, network, ipc, uts, cgroup and mount namespaces, the image's
 /// root filesystem read-only, its own scratch tmpfs at /work and a small tmpfs at /tmp, no capabilities,
@@ -24,6 +26,18 @@ public sealed class BwrapSandboxService : ISandboxService, IDisposable
     private readonly string scratchRoot;
     private readonly Dictionary<string, SandboxImage?> images = [];
     private long runCounter;
+    private readonly string warmRoot;
+    private readonly string? seccompPath;
+    private readonly Dictionary<int, WarmSlot> warm = [];
+    private readonly List<Task> warming = [];
+    private int warmStarting;
+    private int warmFailuresInARow;
+    private long warmRuns, coldRuns, brokenWarmSlots;
+    private volatile bool disposing;
+    private readonly System.Collections.Concurrent.ConcurrentQueue<(double BeforeMs, double AfterMs)> warmCosts = new();
+
+    /// <summary>The recent warm runs' own costs (<see cref="WarmSlot.LastCosts"/>), for the benchmark's table of parts.</summary>
+    internal IReadOnlyList<(double BeforeMs, double AfterMs)> WarmRunCosts => [.. warmCosts];
 
     /// <inheritdoc />
     public string Backend => "bwrap";
@@ -34,13 +48,77 @@ public sealed class BwrapSandboxService : ISandboxService, IDisposable
     /// <summary>How many sandboxes may run at once.</summary>
     public int SlotCount => slots.Count;
 
-    private BwrapSandboxService(SandboxSettings settings, UidSlots slots, CgroupLayout? cgroups, string cgroupDescription, string scratchRoot)
+    /// <summary>How many slots this service keeps warm (0 when warm slots are off or this machine cannot have them).</summary>
+    public int WarmSlotTarget { get; }
+
+    /// <summary>Why there are no warm slots, or why the last one failed to start; null when all is well.</summary>
+    public string? WarmSlotProblem { get; private set; }
+
+    /// <summary>One-shot runs served by a warm slot so far.</summary>
+    public long WarmRuns => Interlocked.Read(ref warmRuns);
+
+    /// <summary>One-shot runs that went cold (no warm slot ready, or a broken one) so far.</summary>
+    public long ColdRuns => Interlocked.Read(ref coldRuns);
+
+    /// <summary>Warm slots found broken (and replaced) so far; <see cref="LastBrokenReason"/> says why the last one broke.</summary>
+    public long BrokenWarmSlots => Interlocked.Read(ref brokenWarmSlots);
+
+    /// <summary>Why the last broken warm slot broke; null when none has.</summary>
+    public string? LastBrokenReason { get; private set; }
+
+    /// <summary>
+    /// Completes when no warm slot is being started or readied for its next run (that work goes on in the background
+    /// after a run returns); for tests and benchmarks that want the pool at rest.
+    /// </summary>
+    public async Task SettleAsync()
+    {
+        for (var round = 0; round < 100; round++)
+        {
+            Task[] pending;
+            lock (warming) pending = [.. warming.Where(t => !t.IsCompleted)];
+            if (pending.Length == 0) return;
+            try { await Task.WhenAll(pending); } catch (Exception) { }
+        }
+    }
+
+    /// <summary>Warm slots ready now.</summary>
+    public int WarmSlotsReady { get { lock (warm) return warm.Count; } }
+
+    /// <summary>
+    /// The processes this service's warm slots keep between runs (bwrap and its agent, one pair per slot; bwrap in its
+    /// slot's keeper cgroup), also of slots still starting: the only processes of its uids while no run is under way.
+    /// </summary>
+    public IReadOnlyList<int> WarmKeeperProcessIds
+    {
+        get
+        {
+            var found = new List<int>();
+            foreach (var uid in slots.All)
+                found.AddRange(cgroups?.ProcessIdsOfGroups($"{KeeperGroupPrefix}{uid}-", $"-{Environment.ProcessId}") ?? []);
+            lock (warm) found.AddRange(warm.Values.Select(s => s.AgentProcessId));
+            return found;
+        }
+    }
+
+    internal const string KeeperGroupPrefix = "warm-";
+
+    private BwrapSandboxService(SandboxSettings settings, UidSlots slots, CgroupLayout? cgroups, string cgroupDescription, string scratchRoot,
+        string? seccompPath)
     {
         this.settings = settings;
         this.slots = slots;
         this.cgroups = cgroups;
         CgroupDescription = cgroupDescription;
         this.scratchRoot = scratchRoot;
+        this.seccompPath = seccompPath;
+        warmRoot = Path.Combine(settings.ScratchDirectory, "bwrap-warm");
+        // A warm slot needs cgroups (its run's processes are killed by group: a uid sweep would take the slot's own too)
+        // and the seccomp filter (what namespaces keep between runs is refused).
+        WarmSlotProblem = settings.EffectiveWarmSlots == 0 ? "warm slots are off (warm_slots: 0)"
+            : cgroups is null ? $"no warm slots without cgroups ({cgroupDescription})"
+            : seccompPath is null ? $"no warm slots: no seccomp filter for {System.Runtime.InteropServices.RuntimeInformation.OSArchitecture}"
+            : null;
+        WarmSlotTarget = WarmSlotProblem is null ? settings.EffectiveWarmSlots : 0;
     }
 
     /// <summary>
@@ -63,8 +141,15 @@ public sealed class BwrapSandboxService : ISandboxService, IDisposable
             File.SetUnixFileMode(scratchRoot, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute | UnixFileMode.GroupExecute | UnixFileMode.OtherExecute);
             var slots = new UidSlots(Path.Combine(settings.ScratchDirectory, "uids"), settings.FirstUid, settings.Slots);
             var (layout, cgroupDescription) = CgroupLayout.Detect();
-            var service = new BwrapSandboxService(settings, slots, layout, cgroupDescription, scratchRoot);
+            string? seccompPath = null;
+            if (SeccompFilter.ForThisMachine() is { } filter)
+            {
+                seccompPath = Path.Combine(settings.ScratchDirectory, "seccomp.bpf");
+                File.WriteAllBytes(seccompPath, filter);
+            }
+            var service = new BwrapSandboxService(settings, slots, layout, cgroupDescription, scratchRoot, seccompPath);
             service.RemoveLeftovers();
+            service.Prewarm();
             return (service, null);
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException or InvalidOperationException)
@@ -84,7 +169,139 @@ public sealed class BwrapSandboxService : ISandboxService, IDisposable
                 while (Native.Unmount(folder)) { }
                 try { Directory.Delete(folder, recursive: true); } catch (IOException) { }
             }
+            WarmSlot.RemoveFolder(Path.Combine(warmRoot, uid.ToString(CultureInfo.InvariantCulture)));
         }
+        // Groups of runs and warm slots that an ended process left on the uids now ours ("UID-..." and "warm-UID-...").
+        var claimed = slots.Claimed.Select(u => u.ToString(CultureInfo.InvariantCulture)).ToHashSet();
+        cgroups?.RemoveGroups(name =>
+        {
+            var parts = name.Split('-');
+            return parts.Length >= 3 && (claimed.Contains(parts[0]) || (parts[0] + "-" == KeeperGroupPrefix && claimed.Contains(parts[1])));
+        });
+    }
+
+    private bool HasWarm(int uid, SandboxImage? image)
+    {
+        lock (warm) return warm.TryGetValue(uid, out var slot) && !slot.Broken && (image is null || slot.Image.RootFs == image.RootFs);
+    }
+
+    // Fills the warm slots for the default image in the background; runs that come meanwhile take the other uids or go cold.
+    private void Prewarm()
+    {
+        if (WarmSlotTarget == 0 || FindImage(new SandboxRunRequest(new SandboxCommand(["true"])).Image) is not { } image) return;
+        for (var i = 0; i < WarmSlotTarget; i++)
+        {
+            if (slots.TryAcquire(u => !HasWarm(u, null)) is not { } uid) break;
+            ReleaseOrWarm(uid, image);
+        }
+    }
+
+    /// <summary>
+    /// Gives a uid back; first, when fewer slots than wanted are warm (or starting) and this uid has none, starts one on
+    /// it in the background, holding the uid until it is up (a slot's keeper and a cold run must not share a uid).
+    /// </summary>
+    private void ReleaseOrWarm(int uid, SandboxImage image)
+    {
+        bool start;
+        lock (warm)
+        {
+            start = !disposing && WarmSlotTarget > 0 && warmFailuresInARow < 3 && !warm.ContainsKey(uid) && warm.Count + warmStarting < WarmSlotTarget;
+            if (start) warmStarting++;
+        }
+        if (!start)
+        {
+            slots.Release(uid);
+            return;
+        }
+        var task = Task.Run(async () =>
+        {
+            try
+            {
+                var folder = Path.Combine(warmRoot, uid.ToString(CultureInfo.InvariantCulture));
+                Directory.CreateDirectory(warmRoot);
+                var (slot, error) = await WarmSlot.StartAsync(uid, image, folder, cgroups!, seccompPath!, Dash, () => NewRunName(uid));
+                lock (warm)
+                {
+                    warmStarting--;
+                    if (slot is not null && !disposing)
+                    {
+                        warm[uid] = slot;
+                        warmFailuresInARow = 0;
+                        slot = null;
+                    }
+                    else if (slot is null)
+                    {
+                        warmFailuresInARow++;
+                        WarmSlotProblem = $"a warm slot failed to start: {error}";
+                    }
+                }
+                slot?.Dispose();
+            }
+            finally { slots.Release(uid); }
+        });
+        lock (warming)
+        {
+            warming.RemoveAll(t => t.IsCompleted);
+            warming.Add(task);
+        }
+    }
+
+    // Takes a uid's warm slot out of service and kills it (a broken one, one of another image, or a uid a session needs).
+    private void Retire(int uid)
+    {
+        WarmSlot? slot;
+        lock (warm)
+        {
+            if (!warm.Remove(uid, out slot)) return;
+        }
+        if (slot.Broken)
+        {
+            Interlocked.Increment(ref brokenWarmSlots);
+            LastBrokenReason = slot.BrokenReason;
+        }
+        slot.Dispose();
+    }
+
+    /// <summary>
+    /// Runs in the uid's warm slot when it has a ready one for the image. On a result, the slot is readied for its next
+    /// run in the background, holding the uid meanwhile; null means the caller runs it cold (and then releases the uid).
+    /// </summary>
+    private async Task<SandboxResult?> TryWarmAsync(int uid, SandboxImage image, SandboxRunRequest request, SandboxLimits limits, CancellationToken cancellation)
+    {
+        WarmSlot? slot;
+        lock (warm) warm.TryGetValue(uid, out slot);
+        if (slot is null) return null;
+        if (slot.Image.RootFs != image.RootFs || slot.Broken)
+        {
+            Retire(uid);
+            return null;
+        }
+        var result = await slot.TryRunAsync(request, limits, cancellation);
+        if (result is null)
+        {
+            Retire(uid);
+            return null;
+        }
+        if (slot.LastCosts is { } costs)
+        {
+            warmCosts.Enqueue(costs);
+            while (warmCosts.Count > 4096) warmCosts.TryDequeue(out _);
+        }
+        var recycling = Task.Run(() =>
+        {
+            try
+            {
+                slot.Recycle();
+                if (slot.Broken) Retire(uid);
+            }
+            finally { ReleaseOrWarm(uid, image); }
+        });
+        lock (warming)
+        {
+            warming.RemoveAll(t => t.IsCompleted);
+            warming.Add(recycling);
+        }
+        return result;
     }
 
     /// <inheritdoc />
@@ -95,11 +312,19 @@ public sealed class BwrapSandboxService : ISandboxService, IDisposable
         var image = FindImage(request.Image);
         if (image is null) return SandboxResult.Failure(MissingImage(request.Image));
         int uid;
-        try { uid = await slots.AcquireAsync(cancellation); }
+        try { uid = await slots.AcquireAsync(cancellation, u => HasWarm(u, image)); }
         catch (OperationCanceledException) { return Cancelled(TimeSpan.Zero); }
         ScratchFolder? scratch = null;
+        var releaseHere = true;
         try
         {
+            if (await TryWarmAsync(uid, image, request, limits, cancellation) is { } warmResult)
+            {
+                Interlocked.Increment(ref warmRuns);
+                releaseHere = false;
+                return warmResult;
+            }
+            Interlocked.Increment(ref coldRuns);
             scratch = ScratchFolder.Create(NewScratchPath(uid), limits.FileSizeBytes, uid);
             if (request.Files is { Count: > 0 } files && scratch.Put(files) is { Ok: false } put)
                 return SandboxResult.Failure($"files: {put.Error}");
@@ -113,7 +338,7 @@ public sealed class BwrapSandboxService : ISandboxService, IDisposable
         {
             // The run's processes are gone by now (ExecuteAsync made sure): nothing else ran as this uid.
             scratch?.Dispose();
-            slots.Release(uid);
+            if (releaseHere) ReleaseOrWarm(uid, image);
         }
     }
 
@@ -125,10 +350,12 @@ public sealed class BwrapSandboxService : ISandboxService, IDisposable
         var image = FindImage(options.Image);
         if (image is null) return new FailedSession(MissingImage(options.Image));
         int uid;
-        try { uid = await slots.AcquireAsync(cancellation); }
+        try { uid = await slots.AcquireAsync(cancellation, u => !HasWarm(u, null)); }
         catch (OperationCanceledException) { return new FailedSession("cancelled while waiting for a free sandbox slot"); }
         try
         {
+            // A session's commands are cold runs, and its reset sweeps the uid: a warm slot on it must go first.
+            Retire(uid);
             var scratch = ScratchFolder.Create(NewScratchPath(uid), limits.FileSizeBytes, uid);
             return new BwrapSession(this, uid, image, scratch, limits);
         }
@@ -141,6 +368,8 @@ public sealed class BwrapSandboxService : ISandboxService, IDisposable
 
     private string NewScratchPath(int uid) =>
         Path.Combine(scratchRoot, $"{uid}-{Environment.ProcessId}-{Interlocked.Increment(ref runCounter)}");
+
+    private string NewRunName(int uid) => $"{uid}-{Environment.ProcessId}-{Interlocked.Increment(ref runCounter)}";
 
     private SandboxImage? FindImage(string name)
     {
@@ -170,7 +399,7 @@ public sealed class BwrapSandboxService : ISandboxService, IDisposable
     internal async Task<SandboxResult> ExecuteAsync(int uid, SandboxImage image, ScratchFolder scratch, SandboxCommand command,
         SandboxLimits limits, SandboxLimits sessionLimits, CancellationToken cancellation)
     {
-        var runName = $"{uid}-{Environment.ProcessId}-{Interlocked.Increment(ref runCounter)}";
+        var runName = NewRunName(uid);
         var statusFile = Path.Combine(scratchRoot, $"{runName}.status");
         RunCgroup? cgroup = null;
         var clock = Stopwatch.StartNew();
@@ -230,7 +459,9 @@ public sealed class BwrapSandboxService : ISandboxService, IDisposable
             // When the program ends, bwrap's init ends and the kernel kills what is left of the pid namespace;
             // the cgroup sweep here and the uid sweep when the slot is released are the backstops.
             cgroup?.KillAll();
-            return Classify(exitCode, endReason, File.Exists(statusFile) ? File.ReadAllText(statusFile) : "", stdout.ToOutput(), stderr.ToOutput(), wall, limits, cgroup);
+            // bwrap reports the program's pid once the sandbox is set up: no pid means the sandbox failed, not the program.
+            var started = File.Exists(statusFile) && File.ReadAllText(statusFile).Contains("\"child-pid\"", StringComparison.Ordinal);
+            return Classify(exitCode, endReason, started, stdout.ToOutput(), stderr.ToOutput(), wall, limits, cgroup);
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException or TimeoutException or System.ComponentModel.Win32Exception)
         {
@@ -257,15 +488,15 @@ public sealed class BwrapSandboxService : ISandboxService, IDisposable
         UidSlots.KillAllOf(uid);
     }
 
-    private static SandboxResult Classify(int exitCode, string? endReason, string status, SandboxOutput stdout, SandboxOutput stderr,
+    /// <summary>The result of a run from how it ended (<paramref name="exitCode"/>: 128+N for death by signal N).</summary>
+    internal static SandboxResult Classify(int exitCode, string? endReason, bool started, SandboxOutput stdout, SandboxOutput stderr,
         TimeSpan wall, SandboxLimits limits, RunCgroup? cgroup)
     {
         var cpu = cgroup?.CpuTime;
         var peak = cgroup?.PeakMemoryBytes;
         SandboxResult Make(SandboxOutcome outcome, int? code, int? signal, string? detail) => new(outcome, code, signal, stdout, stderr, wall, cpu, peak, detail);
 
-        // bwrap reports the program's pid once the sandbox is set up: no pid means the sandbox failed, not the program.
-        if (endReason is null && !status.Contains("\"child-pid\"", StringComparison.Ordinal))
+        if (endReason is null && !started)
             return Make(SandboxOutcome.SandboxError, null, null, $"bwrap failed before the program started (exit {exitCode}): {Trim(stderr.Text)}");
         // bwrap exits with 128+N when the program died of signal N.
         int? signal = exitCode is > 128 and < 128 + 65 ? exitCode - 128 : null;
@@ -306,7 +537,9 @@ public sealed class BwrapSandboxService : ISandboxService, IDisposable
             .Append(" && ulimit -c 0");
         // Without a memory cgroup, address space is the only memory limit there is.
         if (cgroup is null) script.Append(" && ulimit -v ").Append(Number((sessionLimits.MemoryBytes + 1023) / 1024));
-        script.Append(" && exec 3>'").Append(statusFile).Append("' && exec \"$@\"");
+        script.Append(" && exec 3>'").Append(statusFile).Append('\'');
+        if (seccompPath is not null) script.Append(" 4<'").Append(seccompPath).Append('\'');
+        script.Append(" && exec \"$@\"");
         var start = new ProcessStartInfo(Dash)
         {
             RedirectStandardInput = true,
@@ -326,6 +559,10 @@ public sealed class BwrapSandboxService : ISandboxService, IDisposable
             "bwrap", "--unshare-all", "--unshare-user", "--disable-userns", "--uid", "65534", "--gid", "65534",
             "--hostname", "sandbox", "--die-with-parent", "--new-session", "--cap-drop", "ALL",
             "--json-status-fd", "3",
+        }) args.Add(a);
+        if (seccompPath is not null) foreach (var a in new[] { "--seccomp", "4" }) args.Add(a);
+        foreach (var a in new[]
+        {
             "--ro-bind", image.RootFs, "/", "--proc", "/proc",
             // A minimal /dev (null, zero, random, tty, ...), read-only but for a capped /dev/shm.
             "--dev", "/dev", "--perms", "1777", "--size", Number(sessionLimits.FileSizeBytes), "--tmpfs", "/dev/shm", "--remount-ro", "/dev",
@@ -346,14 +583,34 @@ public sealed class BwrapSandboxService : ISandboxService, IDisposable
         (Environment.GetEnvironmentVariable("PATH") ?? "/usr/sbin:/usr/bin:/sbin:/bin").Split(':')
             .Append("/usr/sbin").Append("/usr/bin").Select(d => Path.Combine(d, tool)).FirstOrDefault(File.Exists);
 
-    internal void ReleaseSlot(int uid)
+    /// <summary>Gives a session's uid back (its processes swept); a warm slot may start on it, as after a cold run.</summary>
+    internal void ReleaseSlot(int uid, SandboxImage image)
     {
         UidSlots.KillAllOf(uid);
-        slots.Release(uid);
+        ReleaseOrWarm(uid, image);
     }
 
-    /// <summary>Releases the claimed uids (sandboxes still running are killed by their own calls' ends).</summary>
-    public void Dispose() => slots.Dispose();
+    /// <summary>Kills the warm slots and releases the claimed uids (sandboxes still running are killed by their own calls' ends).</summary>
+    public void Dispose()
+    {
+        disposing = true;
+        // A slot being readied may still hand its uid on to a start; once disposing, none begins, so this ends.
+        for (var round = 0; round < 10; round++)
+        {
+            Task[] starting;
+            lock (warming) starting = [.. warming.Where(t => !t.IsCompleted)];
+            if (starting.Length == 0) break;
+            try { Task.WaitAll(starting, TimeSpan.FromSeconds(30)); } catch (AggregateException) { }
+        }
+        List<WarmSlot> all;
+        lock (warm)
+        {
+            all = [.. warm.Values];
+            warm.Clear();
+        }
+        foreach (var slot in all) slot.Dispose();
+        slots.Dispose();
+    }
 
     /// <summary>A bwrap session: a slot (uid) and a scratch folder held for its life; each command is a fresh bwrap over that folder.</summary>
     private sealed class BwrapSession(BwrapSandboxService owner, int uid, SandboxImage image, ScratchFolder scratch, SandboxLimits limits) : ScratchSession(scratch)
@@ -396,7 +653,7 @@ public sealed class BwrapSandboxService : ISandboxService, IDisposable
                 if (disposed) return;
                 disposed = true;
                 Scratch.Dispose();
-                owner.ReleaseSlot(uid);
+                owner.ReleaseSlot(uid, image);
             }
             finally { turn.Release(); }
         }

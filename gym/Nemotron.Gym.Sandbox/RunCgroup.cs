@@ -115,26 +115,8 @@ internal sealed class CgroupLayout
     /// <summary>Creates the groups of one run with its limits.</summary>
     public RunCgroup Create(string runName, long memoryBytes, int processes)
     {
-        var folders = parents.ToDictionary(p => p.Key, p => Path.Combine(p.Value, runName));
-        foreach (var folder in folders.Values) Directory.CreateDirectory(folder);
-        var group = new RunCgroup(IsV2, folders);
-        try
-        {
-            if (IsV2)
-            {
-                var dir = folders["v2"];
-                File.WriteAllText(Path.Combine(dir, "memory.max"), memoryBytes.ToString(CultureInfo.InvariantCulture));
-                TryWrite(Path.Combine(dir, "memory.swap.max"), "0");
-                File.WriteAllText(Path.Combine(dir, "pids.max"), processes.ToString(CultureInfo.InvariantCulture));
-            }
-            else
-            {
-                File.WriteAllText(Path.Combine(folders["memory"], "memory.limit_in_bytes"), memoryBytes.ToString(CultureInfo.InvariantCulture));
-                // memory+swap equal to memory: no swap around the limit (the file exists only with swap accounting).
-                TryWrite(Path.Combine(folders["memory"], "memory.memsw.limit_in_bytes"), memoryBytes.ToString(CultureInfo.InvariantCulture));
-                File.WriteAllText(Path.Combine(folders["pids"], "pids.max"), processes.ToString(CultureInfo.InvariantCulture));
-            }
-        }
+        var group = Create(runName);
+        try { group.SetLimits(memoryBytes, processes); }
         catch
         {
             group.Dispose();
@@ -143,9 +125,46 @@ internal sealed class CgroupLayout
         return group;
     }
 
-    private static void TryWrite(string path, string value)
+    /// <summary>Creates the groups of one run without limits yet (a warm slot's agent waits in them for the run).</summary>
+    public RunCgroup Create(string runName)
     {
-        if (File.Exists(path)) File.WriteAllText(path, value);
+        var folders = parents.ToDictionary(p => p.Key, p => Path.Combine(p.Value, runName));
+        foreach (var folder in folders.Values) Directory.CreateDirectory(folder);
+        return new RunCgroup(IsV2, folders);
+    }
+
+    /// <summary>The processes in groups whose names start with <paramref name="prefix"/> and end with <paramref name="suffix"/>.</summary>
+    public IReadOnlyList<int> ProcessIdsOfGroups(string prefix, string suffix)
+    {
+        var found = new List<int>();
+        var parent = parents.Values.First();
+        try
+        {
+            foreach (var folder in Directory.GetDirectories(parent, prefix + "*"))
+            {
+                if (!folder.EndsWith(suffix, StringComparison.Ordinal)) continue;
+                try
+                {
+                    foreach (var line in File.ReadAllLines(Path.Combine(folder, "cgroup.procs")))
+                        if (int.TryParse(line, out var pid)) found.Add(pid);
+                }
+                catch (IOException) { }
+            }
+        }
+        catch (IOException) { }
+        return found;
+    }
+
+    /// <summary>Removes the groups whose names <paramref name="matches"/> accepts (killing what is still in them).</summary>
+    public void RemoveGroups(Func<string, bool> matches)
+    {
+        var names = new HashSet<string>();
+        foreach (var parent in parents.Values)
+        {
+            try { names.UnionWith(Directory.GetDirectories(parent).Select(Path.GetFileName).Where(n => n is not null && matches(n))!); }
+            catch (IOException) { }
+        }
+        foreach (var name in names) Create(name).Dispose();
     }
 
     /// <summary>Removes run groups left by an earlier process (killing what is still in them).</summary>
@@ -162,6 +181,58 @@ internal sealed class RunCgroup(bool isV2, IReadOnlyDictionary<string, string> f
 {
     /// <summary>The files a process writes its pid into to join every group of the run.</summary>
     public IEnumerable<string> ProcsFiles => folders.Values.Select(f => Path.Combine(f, "cgroup.procs"));
+
+    /// <summary>Sets the memory limit (no swap around it) and the process limit of the groups.</summary>
+    public void SetLimits(long memoryBytes, int processes)
+    {
+        var memory = memoryBytes.ToString(CultureInfo.InvariantCulture);
+        if (isV2)
+        {
+            var dir = folders["v2"];
+            File.WriteAllText(Path.Combine(dir, "memory.max"), memory);
+            TryWrite(Path.Combine(dir, "memory.swap.max"), "0");
+            File.WriteAllText(Path.Combine(dir, "pids.max"), processes.ToString(CultureInfo.InvariantCulture));
+        }
+        else
+        {
+            // memory+swap equal to memory: no swap around the limit (the file exists only with swap accounting). The
+            // memory limit may never be above memory+swap: a lower one goes first, a higher one second.
+            var memsw = Path.Combine(folders["memory"], "memory.memsw.limit_in_bytes");
+            var current = ReadLong(("memory", "memory.limit_in_bytes"));
+            if (current is { } now && now < memoryBytes) TryWrite(memsw, memory);
+            File.WriteAllText(Path.Combine(folders["memory"], "memory.limit_in_bytes"), memory);
+            TryWrite(memsw, memory);
+            File.WriteAllText(Path.Combine(folders["pids"], "pids.max"), processes.ToString(CultureInfo.InvariantCulture));
+        }
+    }
+
+    private static void TryWrite(string path, string value)
+    {
+        if (File.Exists(path)) File.WriteAllText(path, value);
+    }
+
+    /// <summary>Moves a process (all its threads) into every group of this run; its later children start here too.</summary>
+    public void Add(int pid)
+    {
+        var text = pid.ToString(CultureInfo.InvariantCulture);
+        foreach (var procs in ProcsFiles) File.WriteAllText(procs, text);
+    }
+
+    /// <summary>The processes in the groups now (read from the first controller's list).</summary>
+    public IReadOnlyList<int> ProcessIds
+    {
+        get
+        {
+            var found = new List<int>();
+            try
+            {
+                foreach (var line in File.ReadAllLines(ProcsFiles.First()))
+                    if (int.TryParse(line, out var pid)) found.Add(pid);
+            }
+            catch (IOException) { }
+            return found;
+        }
+    }
 
     public long? PeakMemoryBytes => ReadLong(isV2 ? ("v2", "memory.peak") : ("memory", "memory.max_usage_in_bytes"));
 
@@ -185,8 +256,11 @@ internal sealed class RunCgroup(bool isV2, IReadOnlyDictionary<string, string> f
     /// <summary>Whether an allocation ever hit the memory limit (the program may have coped, or died of it).</summary>
     public bool HitMemoryLimit => isV2 ? ReadKey("v2", "memory.events", "max") > 0 : ReadLong(("memory", "memory.failcnt")) > 0;
 
-    /// <summary>Kills every process in the run's groups, repeating until they are empty (a forking program adds more while we kill).</summary>
-    public void KillAll()
+    /// <summary>
+    /// Kills every process in the run's groups but <paramref name="spare"/>, repeating until none other is left (a
+    /// forking program adds more while we kill). True when none is left.
+    /// </summary>
+    public bool KillAll(int spare = 0)
     {
         for (var round = 0; round < 50; round++)
         {
@@ -197,11 +271,12 @@ internal sealed class RunCgroup(bool isV2, IReadOnlyDictionary<string, string> f
                 try { pids = File.ReadAllLines(Path.Combine(folder, "cgroup.procs")); }
                 catch (IOException) { continue; }
                 foreach (var line in pids)
-                    if (int.TryParse(line, out var pid)) { Native.Kill(pid); any = true; }
+                    if (int.TryParse(line, out var pid) && pid != spare) { Native.Kill(pid); any = true; }
             }
-            if (!any) return;
-            Thread.Sleep(2);
+            if (!any) return true;
+            Thread.Sleep(round < 10 ? 1 : 5);
         }
+        return false;
     }
 
     /// <summary>True once <see cref="Dispose"/> removed every group: no process of the run is left anywhere.</summary>

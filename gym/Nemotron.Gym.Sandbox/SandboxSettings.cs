@@ -29,6 +29,15 @@ public sealed record SandboxSettings
     /// <summary>bwrap: the first of the unprivileged uids handed to slots (a range of 1000 from here).</summary>
     public int FirstUid { get; init; } = 61000;
 
+    /// <summary>
+    /// bwrap: how many slots keep a warm sandbox between one-shot runs (a run in one costs a fork and an exec instead
+    /// of new namespaces); -1 for two per core, at most <see cref="Slots"/>; 0 for none (every run cold).
+    /// </summary>
+    public int WarmSlots { get; init; } = -1;
+
+    /// <summary>The number of warm slots <see cref="WarmSlots"/> asks for on this machine.</summary>
+    public int EffectiveWarmSlots => WarmSlots >= 0 ? Math.Min(WarmSlots, Slots) : Math.Min(Slots, 2 * Environment.ProcessorCount);
+
     /// <summary>Limits of a command that sets none.</summary>
     public SandboxLimits Limits { get; init; } = SandboxLimits.Default;
 
@@ -55,7 +64,7 @@ public sealed record SandboxSettings
 
     /// <summary>
     /// Reads settings from flat keys as they appear under <c>sandbox:</c> (<c>backend</c>, <c>docker.endpoint</c>,
-    /// <c>docker.runtime</c>, <c>images</c>, <c>scratch</c>, <c>silo</c>, <c>slots</c>, <c>first_uid</c>,
+    /// <c>docker.runtime</c>, <c>images</c>, <c>scratch</c>, <c>silo</c>, <c>slots</c>, <c>first_uid</c>, <c>warm_slots</c>,
     /// <c>wall_time_s</c>, <c>cpu_time_s</c>, <c>memory_mb</c>, <c>processes</c>, <c>file_size_mb</c>,
     /// <c>open_files</c>, <c>output_kb</c>, <c>concurrency</c>, <c>queue_capacity</c>, <c>queue_wait_s</c>). <paramref name="source"/> names the file for errors.
     /// </summary>
@@ -91,6 +100,7 @@ public sealed record SandboxSettings
                 case "silo": settings = settings with { SiloName = value }; break;
                 case "slots": settings = settings with { Slots = Int(1, 1000) }; break;
                 case "first_uid": settings = settings with { FirstUid = Int(1000, 4_000_000) }; break;
+                case "warm_slots": settings = settings with { WarmSlots = Int(-1, 1000) }; break;
                 case "wall_time_s": limits = limits with { WallTime = TimeSpan.FromSeconds(Number(0.01, 86400)) }; break;
                 case "cpu_time_s": limits = limits with { CpuTime = TimeSpan.FromSeconds(Number(0.01, 86400)) }; break;
                 case "memory_mb": limits = limits with { MemoryBytes = (long)Int(16, 1 << 20) << 20 }; break;
@@ -101,7 +111,7 @@ public sealed record SandboxSettings
                 case "concurrency": settings = settings with { Concurrency = Int(0, 1000) }; break;
                 case "queue_capacity": settings = settings with { QueueCapacity = Int(0, 1_000_000) }; break;
                 case "queue_wait_s": settings = settings with { QueueWait = TimeSpan.FromSeconds(Number(0, 86400)) }; break;
-                default: throw new FormatException($"{Where()}: unknown setting (known: backend, docker.endpoint, docker.runtime, images, scratch, silo, slots, first_uid, wall_time_s, cpu_time_s, memory_mb, processes, file_size_mb, open_files, output_kb, concurrency, queue_capacity, queue_wait_s)");
+                default: throw new FormatException($"{Where()}: unknown setting (known: backend, docker.endpoint, docker.runtime, images, scratch, silo, slots, first_uid, warm_slots, wall_time_s, cpu_time_s, memory_mb, processes, file_size_mb, open_files, output_kb, concurrency, queue_capacity, queue_wait_s)");
             }
         }
         return settings with { Limits = limits };

@@ -16,6 +16,7 @@ internal sealed class ScratchFolder : IDisposable
     private readonly long sizeBytes;
     private readonly int ownerUid;
     private bool mounted;
+    private bool keepFolder;
 
     public string HostPath { get; }
 
@@ -31,6 +32,18 @@ internal sealed class ScratchFolder : IDisposable
     {
         Directory.CreateDirectory(hostPath);
         var scratch = new ScratchFolder(hostPath, sizeBytes, ownerUid);
+        Native.MountTmpfs(hostPath, sizeBytes, ownerUid);
+        scratch.mounted = true;
+        return scratch;
+    }
+
+    /// <summary>
+    /// Mounts a fresh tmpfs over an existing folder that stays when this is disposed (a warm slot's /work: a shared
+    /// mount whose stacked tmpfs shows through inside the slot's sandbox).
+    /// </summary>
+    public static ScratchFolder Stack(string hostPath, long sizeBytes, int ownerUid)
+    {
+        var scratch = new ScratchFolder(hostPath, sizeBytes, ownerUid) { keepFolder = true };
         Native.MountTmpfs(hostPath, sizeBytes, ownerUid);
         scratch.mounted = true;
         return scratch;
@@ -149,6 +162,7 @@ internal sealed class ScratchFolder : IDisposable
     {
         if (mounted) Native.Unmount(HostPath);
         mounted = false;
+        if (keepFolder) return;
         try { Directory.Delete(HostPath); } catch (IOException) { } catch (UnauthorizedAccessException) { }
     }
 }

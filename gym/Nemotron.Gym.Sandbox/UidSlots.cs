@@ -9,7 +9,7 @@ internal sealed class UidSlots : IDisposable
 {
     private const int RangeSize = 1000;
     private readonly List<FileStream> locks = [];
-    private readonly Queue<int> free = new();
+    private readonly List<int> free = [];
     private readonly SemaphoreSlim available;
 
     public int Count { get; }
@@ -23,26 +23,57 @@ internal sealed class UidSlots : IDisposable
             {
                 var stream = new FileStream(Path.Combine(lockDirectory, $"{uid}.lock"), FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.None);
                 locks.Add(stream);
-                free.Enqueue(uid);
+                free.Add(uid);
             }
             catch (IOException) { } // held by another process
         }
         if (free.Count == 0) throw new InvalidOperationException($"no free sandbox uid in {firstUid}..{firstUid + RangeSize - 1} (lock files in {lockDirectory})");
         Count = free.Count;
+        All = free.ToHashSet();
         available = new SemaphoreSlim(Count, Count);
     }
 
+    /// <summary>The uids free now.</summary>
     public IEnumerable<int> Claimed { get { lock (free) return free.ToArray(); } }
 
-    public async ValueTask<int> AcquireAsync(CancellationToken cancellation)
+    /// <summary>Every uid this process holds, free or in use.</summary>
+    public IReadOnlySet<int> All { get; private set; } = new HashSet<int>();
+
+    /// <summary>Waits for a free uid; the most recently released one that <paramref name="prefer"/> accepts, else the most recently released.</summary>
+    public async ValueTask<int> AcquireAsync(CancellationToken cancellation, Func<int, bool>? prefer = null)
     {
         await available.WaitAsync(cancellation);
-        lock (free) return free.Dequeue();
+        lock (free) return Take(prefer, required: false)!.Value;
+    }
+
+    /// <summary>Takes a free uid that <paramref name="accept"/> accepts without waiting; null when none is free now.</summary>
+    public int? TryAcquire(Func<int, bool> accept)
+    {
+        if (!available.Wait(0)) return null;
+        lock (free)
+        {
+            if (Take(accept, required: true) is { } uid) return uid;
+        }
+        available.Release();
+        return null;
+    }
+
+    private int? Take(Func<int, bool>? prefer, bool required)
+    {
+        var index = prefer is null ? -1 : free.FindLastIndex(u => prefer(u));
+        if (index < 0)
+        {
+            if (required) return null;
+            index = free.Count - 1;
+        }
+        var uid = free[index];
+        free.RemoveAt(index);
+        return uid;
     }
 
     public void Release(int uid)
     {
-        lock (free) free.Enqueue(uid);
+        lock (free) free.Add(uid);
         available.Release();
     }
 

@@ -313,7 +313,8 @@ public sealed class HostileSuite(SandboxFixture fixture)
     public static TheoryData<string, string> CaseNames()
     {
         var data = new TheoryData<string, string>();
-        foreach (var backend in new[] { "bwrap", "docker" })
+        // bwrap: through warm slots, as hosts run it; bwrap-cold: the path a run falls back to when no slot is warm.
+        foreach (var backend in new[] { "bwrap", "bwrap-cold", "docker" })
             foreach (var c in Cases) data.Add(backend, c.Name);
         return data;
     }
@@ -334,11 +335,15 @@ public sealed class HostileSuite(SandboxFixture fixture)
         var neighbour = await fixture.Backend(backend).OpenSessionAsync(new SandboxSessionOptions(Limits: SandboxFixture.Limits), TestContext.Current.CancellationToken);
         Assert.True((await neighbour.PutFilesAsync([SandboxFile.Text("neighbour.txt", "secret-of-other sandbox")], default)).Ok);
 
+        // Through warm slots: the pool at rest first, so that the run finds a ready slot.
+        await fixture.Bwrap.SettleAsync();
+        var (warmBefore, brokenBefore) = (fixture.Bwrap.WarmRuns, fixture.Bwrap.BrokenWarmSlots);
+
         var result = await fixture.Backend(backend).RunAsync(request, TestContext.Current.CancellationToken);
 
         var neighbourFile = await neighbour.GetFileAsync("neighbour.txt", 1 << 10, default);
         Assert.Equal("secret-of-other sandbox", Encoding.UTF8.GetString(neighbourFile.Content ?? []));
-        Assert.Single(Directory.GetDirectories(Path.Combine(fixture.Settings.ScratchDirectory, backend)));
+        Assert.Single(Directory.GetDirectories(fixture.ScratchFolderOf(backend)));
         await neighbour.DisposeAsync();
 
         Assert.True(result.Outcome == hostile.Outcome || result.Outcome == hostile.OrOutcome,
@@ -347,6 +352,14 @@ public sealed class HostileSuite(SandboxFixture fixture)
         hostile.Check(result, new Context(fixture, listener, port, backend));
         Assert.False(listener.Pending(), "the loopback server received a connection from inside the sandbox");
         await fixture.AssertHostUntouched();
+        if (backend == "bwrap")
+        {
+            // The program ran in a warm slot, and did not break it (a broken slot is replaced, but means something of
+            // the run got past the reset: the slot is checked as it is readied for its next run).
+            await fixture.Bwrap.SettleAsync();
+            Assert.Equal(warmBefore + 1, fixture.Bwrap.WarmRuns);
+            Assert.True(fixture.Bwrap.BrokenWarmSlots == brokenBefore, $"{name} broke its warm slot: {fixture.Bwrap.LastBrokenReason}");
+        }
     }
 
     [Fact]

@@ -34,7 +34,11 @@ public sealed class SandboxFixture : IAsyncLifetime
         ScratchDirectory = "/run/nemotron-gym-sandbox-tests",
     };
 
+    /// <summary>The bwrap backend as hosts run it: one-shot runs through warm slots (cold when none is ready).</summary>
     public BwrapSandboxService Bwrap { get; private set; } = null!;
+
+    /// <summary>The bwrap backend with warm slots off: every one-shot run cold, the path a run falls back to.</summary>
+    public BwrapSandboxService BwrapCold { get; private set; } = null!;
     public DockerSandboxService Docker { get; private set; } = null!;
     public DockerClient DockerClient { get; private set; } = null!;
     public string SecretStorePath { get; } = "/var/lib/nemotron-gym-tests/store.db";
@@ -47,6 +51,7 @@ public sealed class SandboxFixture : IAsyncLifetime
     public ISandboxService Backend(string name) => name switch
     {
         "bwrap" => Bwrap,
+        "bwrap-cold" => BwrapCold,
         "docker" => Docker,
         _ => throw new ArgumentException($"no backend '{name}'"),
     };
@@ -68,22 +73,31 @@ public sealed class SandboxFixture : IAsyncLifetime
 
         var (bwrap, bwrapError) = BwrapSandboxService.Create(Settings);
         Bwrap = bwrap ?? throw new InvalidOperationException(bwrapError);
+        var (cold, coldError) = BwrapSandboxService.Create(Settings with { Slots = 4, WarmSlots = 0 });
+        BwrapCold = cold ?? throw new InvalidOperationException(coldError);
+        // The warm slots start in the background; the tests of the warm path want them up.
+        for (var i = 0; i < 400 && Bwrap.WarmSlotsReady < Bwrap.WarmSlotTarget; i++) await Task.Delay(25);
         var (docker, dockerError) = await DockerSandboxService.CreateAsync(Settings, default);
         Docker = docker ?? throw new InvalidOperationException(dockerError);
         dockerConfiguration = new DockerClientConfiguration(new Uri(Settings.DockerEndpoint));
         DockerClient = dockerConfiguration.CreateClient();
     }
 
+    /// <summary>Where a backend's scratch folders are (both bwrap services use the same folder).</summary>
+    public string ScratchFolderOf(string backend) => Path.Combine(Settings.ScratchDirectory, backend == "bwrap-cold" ? "bwrap" : backend);
+
     /// <summary>
     /// The host after a run: the secret file as it was, the canary alive, no process of a sandbox uid
-    /// (slot uids, 65534) but the canary, no container of this silo, no scratch folder but those of
+    /// (slot uids, 65534) but the canary and the idle keepers of warm slots, no container of this silo, no scratch folder but those of
     /// <paramref name="openScratchFolders"/> sessions still open.
     /// </summary>
     public async Task AssertHostUntouched(int openScratchFolders = 0)
     {
         Assert.Equal(SecretValue, await File.ReadAllTextAsync(SecretStorePath));
         Assert.False(canary!.HasExited, "the canary process (uid 65534 on the host) was killed");
-        var strays = SandboxProcesses().Where(p => p != canary.Id).ToList();
+        // A warm slot's keepers (bwrap and its agent) idle between runs; nothing else of a sandbox uid may be left.
+        var keepers = Bwrap.WarmKeeperProcessIds.ToHashSet();
+        var strays = SandboxProcesses().Where(p => p != canary.Id && !keepers.Contains(p)).ToList();
         Assert.True(strays.Count == 0, $"processes of sandbox uids left running: {string.Join(", ", strays.Select(Describe))}");
         var containers = await DockerClient.Containers.ListContainersAsync(new ContainersListParameters
         {
@@ -162,6 +176,7 @@ public sealed class SandboxFixture : IAsyncLifetime
     public async ValueTask DisposeAsync()
     {
         Bwrap?.Dispose();
+        BwrapCold?.Dispose();
         if (Docker is not null) await Docker.DisposeAsync();
         DockerClient?.Dispose();
         dockerConfiguration?.Dispose();
