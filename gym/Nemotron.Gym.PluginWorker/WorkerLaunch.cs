@@ -81,6 +81,7 @@ internal static class WorkerLaunch
             var plain = new ProcessStartInfo(worker[0]) { WorkingDirectory = pluginFolder };
             foreach (var a in worker[1..]) plain.ArgumentList.Add(a);
             plain.Environment["DOTNET_GCHeapHardLimit"] = "0x" + settings.MemoryBytes.ToString("x", CultureInfo.InvariantCulture);
+            plain.Environment["DOTNET_ThreadPool_UnfairSemaphoreSpinLimit"] = "0";
             return plain;
         }
         var args = new List<string>();
@@ -116,6 +117,7 @@ internal static class WorkerLaunch
             "--setenv", "PATH", "/usr/bin:/bin", "--setenv", "HOME", "/tmp", "--setenv", "TMPDIR", "/tmp", "--setenv", "LANG", "C.UTF-8",
             "--setenv", "DOTNET_CLI_TELEMETRY_OPTOUT", "1", "--setenv", "DOTNET_NOLOGO", "1",
             // The GC keeps the heap under the limit even without a memory cgroup (and reserves no more than it).
+            "--setenv", "DOTNET_ThreadPool_UnfairSemaphoreSpinLimit", "0",
             "--setenv", "DOTNET_GCHeapHardLimit", "0x" + settings.MemoryBytes.ToString("x", CultureInfo.InvariantCulture),
             "--"]);
         args.AddRange(worker);

@@ -22,6 +22,7 @@ internal sealed class WorkerProcess : IAsyncDisposable
     private readonly LinkedList<string> _stderrTail = new();
     private readonly Action<string> _hostLog;
     private int _nextId;
+    private int _inFlight;
     private int _nextHandle;
     private volatile string? _deathReason;
     private string? _killReason;
@@ -82,20 +83,57 @@ internal sealed class WorkerProcess : IAsyncDisposable
     /// </summary>
     public async Task<ReadOnlyMemory<byte>> CallAsync(Request kind, WritePayload payload, string what, TimeSpan killGrace, CancellationToken cancellation)
     {
-        if (_deathReason is { } dead) throw new EpisodeLostException($"plugin worker {Name} is gone ({dead})");
-        int id = Interlocked.Increment(ref _nextId);
-        var reply = new TaskCompletionSource<ReadOnlyMemory<byte>>(TaskCreationOptions.RunContinuationsAsynchronously);
-        _pending[id] = reply;
+        int id = Expect(out var reply);
         if (!_input.Send(WorkerProtocol.Frame(id, (byte)kind, payload)) || _deathReason != null)
         {
-            _pending.TryRemove(id, out _);
+            Forget(id);
             throw new EpisodeLostException($"plugin worker {Name} is gone ({_deathReason ?? "its input is closed"})");
         }
-        try { return await reply.Task.WaitAsync(cancellation); }
+        return await AwaitAsync(id, reply, what, killGrace, cancellation);
+    }
+
+    /// <summary>
+    /// Registers a reply under a new id before any request names it: a request can carry a second id for an answer the
+    /// worker sends on its own (the grade it starts when a step ends the episode). <see cref="Forget"/> drops it.
+    /// </summary>
+    public int Expect(out Task<ReadOnlyMemory<byte>> reply)
+    {
+        if (_deathReason is { } dead) throw new EpisodeLostException($"plugin worker {Name} is gone ({dead})");
+        int id = Interlocked.Increment(ref _nextId);
+        var source = new TaskCompletionSource<ReadOnlyMemory<byte>>(TaskCreationOptions.RunContinuationsAsynchronously);
+        _pending[id] = source;
+        Interlocked.Increment(ref _inFlight);
+        reply = source.Task;
+        // The read loop fails what is waiting once, when the process has ended: a reply registered after that would wait forever.
+        if (_deathReason is { } died && _pending.TryRemove(id, out _))
+        {
+            Interlocked.Decrement(ref _inFlight);
+            source.TrySetException(new EpisodeLostException($"plugin worker {Name} {died}"));
+        }
+        return id;
+    }
+
+    /// <summary>No longer waits for the reply registered under <paramref name="id"/> (one that comes anyway is dropped).</summary>
+    public void Forget(int id)
+    {
+        if (_pending.TryRemove(id, out _)) Interlocked.Decrement(ref _inFlight);
+    }
+
+    /// <summary>Calls waiting for their replies now: how busy this worker is (the pool sends new episodes to the least busy).</summary>
+    public int InFlight => Volatile.Read(ref _inFlight);
+
+    /// <summary>
+    /// Waits for the reply registered under <paramref name="id"/>. When <paramref name="cancellation"/> fires the wait
+    /// ends at once (OperationCanceledException); the worker is asked to cancel that call, and if it has not answered
+    /// within <paramref name="killGrace"/> it is killed: a plugin thread that ignores cancellation cannot be stopped any other way.
+    /// </summary>
+    public async Task<ReadOnlyMemory<byte>> AwaitAsync(int id, Task<ReadOnlyMemory<byte>> reply, string what, TimeSpan killGrace, CancellationToken cancellation)
+    {
+        try { return await reply.WaitAsync(cancellation); }
         catch (OperationCanceledException) when (cancellation.IsCancellationRequested)
         {
             Send(Request.Cancel, (ref MessagePackWriter w) => w.Write(id));
-            _ = KillIfStillRunning(reply.Task, id, what, killGrace);
+            _ = KillIfStillRunning(reply, id, what, killGrace);
             throw;
         }
     }
@@ -134,15 +172,24 @@ internal sealed class WorkerProcess : IAsyncDisposable
         try
         {
             var stream = new BufferedStream(_process.StandardOutput.BaseStream, 1 << 16); // a burst of replies in one read
-            while (await WorkerProtocol.ReadAsync(stream, CancellationToken.None) is { } frame)
+            var header = new byte[WorkerProtocol.HeaderBytes];
+            while (await WorkerProtocol.ReadAsync(stream, header, CancellationToken.None) is { } frame)
             {
                 switch ((Reply)frame.Kind)
                 {
                     case Reply.Ok:
-                        if (_pending.TryRemove(frame.Id, out var ok)) ok.TrySetResult(frame.Payload);
+                        if (_pending.TryRemove(frame.Id, out var ok))
+                        {
+                            Interlocked.Decrement(ref _inFlight);
+                            ok.TrySetResult(frame.Payload);
+                        }
                         break;
                     case Reply.Error:
-                        if (_pending.TryRemove(frame.Id, out var failed)) failed.TrySetException(ReadError(frame.Payload));
+                        if (_pending.TryRemove(frame.Id, out var failed))
+                        {
+                            Interlocked.Decrement(ref _inFlight);
+                            failed.TrySetException(ReadError(frame.Payload));
+                        }
                         break;
                     case Reply.Log:
                         var r = new MessagePackReader(frame.Payload);

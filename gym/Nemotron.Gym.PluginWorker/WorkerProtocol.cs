@@ -24,7 +24,11 @@ internal enum Request : byte
     Validate = 5,
     /// <summary>[env, task ref, seed, sample] → [episode, opening, tools].</summary>
     Open = 6,
-    /// <summary>[episode, turn] → [done, reply].</summary>
+    /// <summary>
+    /// [episode, turn, grade id] → [done, reply]. A grade id other than 0 asks for the grade ahead: when the step ends the
+    /// episode, the worker grades it at once, answers under the grade id as it would a Grade request, and closes the
+    /// episode itself (no Grade or Dispose request follows); when it does not, nothing comes under that id.
+    /// </summary>
     Step = 7,
     /// <summary>[episode] → grade.</summary>
     Grade = 8,
@@ -81,11 +85,18 @@ internal static class WorkerProtocol
     private static readonly IMessagePackFormatter<IReadOnlyList<GroupMember>> Members = Options.Resolver.GetFormatterWithVerify<IReadOnlyList<GroupMember>>();
     private static readonly IMessagePackFormatter<IReadOnlyList<Grade>> GradeLists = Options.Resolver.GetFormatterWithVerify<IReadOnlyList<Grade>>();
 
+    /// <summary>The bytes before a frame's payload: length, id, kind.</summary>
+    public const int HeaderBytes = 9;
+
+    [ThreadStatic] private static ArrayBufferWriter<byte>? t_frameBuffer;
+
     /// <summary>One frame: id, kind and payload (the caller's writer fills the payload).</summary>
     public static byte[] Frame(int id, byte kind, WritePayload? payload)
     {
-        var buffer = new ArrayBufferWriter<byte>(256);
-        buffer.Advance(9); // length, id, kind: filled in below
+        // One buffer per thread, reused: a frame costs one allocation (the array that is queued), not a growing buffer each.
+        var buffer = t_frameBuffer ??= new ArrayBufferWriter<byte>(1024);
+        buffer.ResetWrittenCount();
+        buffer.Advance(HeaderBytes); // length, id, kind: filled in below
         if (payload != null)
         {
             var writer = new MessagePackWriter(buffer);
@@ -93,19 +104,19 @@ internal static class WorkerProtocol
             writer.Flush();
         }
         var frame = buffer.WrittenSpan.ToArray();
+        if (buffer.Capacity > 1 << 20) t_frameBuffer = null; // a huge frame (a task set) is not kept for the thread's life
         BinaryPrimitives.WriteInt32LittleEndian(frame, frame.Length - 4);
         BinaryPrimitives.WriteInt32LittleEndian(frame.AsSpan(4), id);
         frame[8] = kind;
         return frame;
     }
 
-    /// <summary>Reads one frame: (id, kind, payload), or null at the end of the stream.</summary>
-    public static async Task<(int Id, byte Kind, ReadOnlyMemory<byte> Payload)?> ReadAsync(Stream stream, CancellationToken cancellation)
+    /// <summary>Reads one frame: (id, kind, payload), or null at the end of the stream. <paramref name="header"/> is scratch space of <see cref="HeaderBytes"/>.</summary>
+    public static async Task<(int Id, byte Kind, ReadOnlyMemory<byte> Payload)?> ReadAsync(Stream stream, byte[] header, CancellationToken cancellation)
     {
-        var header = new byte[9];
         int got = await ReadFullyAsync(stream, header, cancellation);
         if (got == 0) return null;
-        if (got < header.Length) throw new InvalidDataException($"the stream ended inside a frame header ({got} of 9 bytes)");
+        if (got < HeaderBytes) throw new InvalidDataException($"the stream ended inside a frame header ({got} of {HeaderBytes} bytes)");
         int length = BinaryPrimitives.ReadInt32LittleEndian(header);
         if (length < 5 || length > MaxFrameBytes) throw new InvalidDataException($"a frame claims {length} bytes (expected 5..{MaxFrameBytes})");
         var payload = new byte[length - 5];
@@ -113,7 +124,7 @@ internal static class WorkerProtocol
         return (BinaryPrimitives.ReadInt32LittleEndian(header.AsSpan(4)), header[8], payload);
     }
 
-    private static async Task<int> ReadFullyAsync(Stream stream, byte[] buffer, CancellationToken cancellation)
+    private static async ValueTask<int> ReadFullyAsync(Stream stream, byte[] buffer, CancellationToken cancellation)
     {
         int total = 0;
         while (total < buffer.Length)

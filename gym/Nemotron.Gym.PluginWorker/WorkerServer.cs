@@ -1,3 +1,4 @@
+using System.Buffers;
 using System.Collections.Concurrent;
 using System.Text.Json;
 using MessagePack;
@@ -35,7 +36,8 @@ internal sealed class WorkerServer
         var server = new WorkerServer(output);
         // Buffered: a burst of requests arrives in one read instead of two reads per frame.
         input = new BufferedStream(input, 1 << 16);
-        while (await WorkerProtocol.ReadAsync(input, CancellationToken.None) is { } frame)
+        var header = new byte[WorkerProtocol.HeaderBytes];
+        while (await WorkerProtocol.ReadAsync(input, header, CancellationToken.None) is { } frame)
             server.Dispatch(frame.Id, (Request)frame.Kind, frame.Payload);
     }
 
@@ -66,31 +68,82 @@ internal sealed class WorkerServer
         }
         var source = new CancellationTokenSource();
         _running[id] = source;
+        // A step may ask for its episode's grade ahead (see Request.Step): its id is registered now, so that a Cancel for it
+        // that comes before the grade starts still reaches it.
+        int gradeAheadId = 0, episode = 0;
+        CancellationTokenSource? gradeSource = null;
+        if (kind == Request.Step)
+        {
+            var reader = new MessagePackReader(payload);
+            int fields = reader.ReadArrayHeader();
+            episode = reader.ReadInt32();
+            if (fields >= 3)
+            {
+                reader.Skip();
+                gradeAheadId = reader.ReadInt32();
+            }
+            if (gradeAheadId != 0) _running[gradeAheadId] = gradeSource = new CancellationTokenSource();
+        }
         _ = Task.Run(async () =>
         {
-            byte[] reply;
-            try
+            var outcome = new StepOutcome();
+            _output.Send(await RunAsync(id, source, ct => HandleAsync(kind, payload, outcome, ct)));
+            if (gradeSource == null) return;
+            if (outcome.Done)
             {
-                var result = await HandleAsync(kind, payload, source.Token);
-                reply = WorkerProtocol.Frame(id, (byte)Reply.Ok, result);
+                _output.Send(await RunAsync(gradeAheadId, gradeSource, ct => HandleAsync(Request.Grade, GradeRequest(episode), outcome, ct)));
+                // Graded ahead, the episode is over: the host sends no Dispose for it.
+                if (_episodes.TryRemove(episode, out var ended)) await DisposeQuietly(ended);
             }
-            catch (Exception e)
+            else
             {
-                var error = e is System.Reflection.TargetInvocationException { InnerException: { } inner } ? inner : e;
-                reply = WorkerProtocol.Frame(id, (byte)Reply.Error, (ref MessagePackWriter w) =>
-                {
-                    w.WriteArrayHeader(2);
-                    w.Write(error.GetType().Name);
-                    w.Write(error.Message);
-                });
+                _running.TryRemove(gradeAheadId, out _);
+                gradeSource.Dispose();
             }
-            _running.TryRemove(id, out _);
-            source.Dispose();
-            _output.Send(reply);
         });
     }
 
-    private async Task<WritePayload?> HandleAsync(Request kind, ReadOnlyMemory<byte> payload, CancellationToken ct)
+    /// <summary>Runs one request under its cancellation source and makes its reply frame (Ok with the result, or Error).</summary>
+    private async Task<byte[]> RunAsync(int id, CancellationTokenSource source, Func<CancellationToken, Task<WritePayload?>> handle)
+    {
+        byte[] reply;
+        try
+        {
+            var result = await handle(source.Token);
+            reply = WorkerProtocol.Frame(id, (byte)Reply.Ok, result);
+        }
+        catch (Exception e)
+        {
+            var error = e is System.Reflection.TargetInvocationException { InnerException: { } inner } ? inner : e;
+            reply = WorkerProtocol.Frame(id, (byte)Reply.Error, (ref MessagePackWriter w) =>
+            {
+                w.WriteArrayHeader(2);
+                w.Write(error.GetType().Name);
+                w.Write(error.Message);
+            });
+        }
+        _running.TryRemove(id, out _);
+        source.Dispose();
+        return reply;
+    }
+
+    private static ReadOnlyMemory<byte> GradeRequest(int episode)
+    {
+        var buffer = new ArrayBufferWriter<byte>(8);
+        var w = new MessagePackWriter(buffer);
+        w.WriteArrayHeader(1);
+        w.Write(episode);
+        w.Flush();
+        return buffer.WrittenMemory;
+    }
+
+    /// <summary>Whether a step ended its episode (set by the Step handler).</summary>
+    private sealed class StepOutcome
+    {
+        public bool Done;
+    }
+
+    private async Task<WritePayload?> HandleAsync(Request kind, ReadOnlyMemory<byte> payload, StepOutcome outcome, CancellationToken ct)
     {
         var r = new MessagePackReader(payload);
         r.ReadArrayHeader();
@@ -190,6 +243,7 @@ internal sealed class WorkerServer
             {
                 var episode = EpisodeOf(r.ReadInt32());
                 var result = await episode.StepAsync(WorkerProtocol.ReadTurn(ref r), ct);
+                outcome.Done = result.Done;
                 return (ref MessagePackWriter w) =>
                 {
                     w.WriteArrayHeader(2);
