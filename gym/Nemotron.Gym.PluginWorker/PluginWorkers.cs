@@ -205,6 +205,9 @@ public sealed class PluginWorkers(PluginWorkerSettings settings) : IAsyncDisposa
         return worker;
     }
 
+    /// <summary>Requests sent so far to the live workers of every pool (what the protocol costs per episode, for tests).</summary>
+    internal long RequestsSent => _pools.Values.Sum(p => p.RequestsSent);
+
     internal void CountDeath(bool killed)
     {
         Interlocked.Increment(ref _died);
@@ -248,6 +251,9 @@ internal sealed class WorkerPool(PluginWorkers owner, string folder, int size) :
         return best;
     }
 
+    /// <summary>Requests sent to the live workers of this pool.</summary>
+    public long RequestsSent => _slots.Sum(s => s.Worker?.RequestsSent ?? 0);
+
     /// <summary>The first slot (environment start-up and task loading go there).</summary>
     public WorkerSlot First => _slots[0];
 
@@ -260,6 +266,9 @@ internal sealed class WorkerSlot(PluginWorkers owner, string folder, int index) 
     private readonly object _lock = new();
     private WorkerProcess? _current;
     private bool _disposed;
+
+    /// <summary>The worker serving this slot now, if any (started or not yet replaced).</summary>
+    public WorkerProcess? Worker => Volatile.Read(ref _current);
 
     /// <summary>Calls waiting on this slot's worker (0 when it has none).</summary>
     public int Load => Volatile.Read(ref _current) is { Alive: true } w ? w.InFlight : 0;

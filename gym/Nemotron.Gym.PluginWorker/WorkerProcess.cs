@@ -23,6 +23,7 @@ internal sealed class WorkerProcess : IAsyncDisposable
     private readonly Action<string> _hostLog;
     private int _nextId;
     private int _inFlight;
+    private long _requestsSent;
     private int _nextHandle;
     private volatile string? _deathReason;
     private string? _killReason;
@@ -84,6 +85,7 @@ internal sealed class WorkerProcess : IAsyncDisposable
     public async Task<ReadOnlyMemory<byte>> CallAsync(Request kind, WritePayload payload, string what, TimeSpan killGrace, CancellationToken cancellation)
     {
         int id = Expect(out var reply);
+        Interlocked.Increment(ref _requestsSent);
         if (!_input.Send(WorkerProtocol.Frame(id, (byte)kind, payload)) || _deathReason != null)
         {
             Forget(id);
@@ -147,7 +149,14 @@ internal sealed class WorkerProcess : IAsyncDisposable
     }
 
     /// <summary>Sends a request that has no reply.</summary>
-    public void Send(Request kind, WritePayload payload) => _input.Send(WorkerProtocol.Frame(0, (byte)kind, payload));
+    public void Send(Request kind, WritePayload payload)
+    {
+        Interlocked.Increment(ref _requestsSent);
+        _input.Send(WorkerProtocol.Frame(0, (byte)kind, payload));
+    }
+
+    /// <summary>Requests sent to this worker so far (calls and one-way requests such as Dispose and Cancel).</summary>
+    public long RequestsSent => Interlocked.Read(ref _requestsSent);
 
     /// <summary>Sends a frame as it is (service replies).</summary>
     public void SendFrame(byte[] frame) => _input.Send(frame);

@@ -1,0 +1,81 @@
+using Nemotron.Gym.Abstractions;
+using Nemotron.Gym.Plugins;
+
+namespace Nemotron.Gym.PluginWorker.Tests;
+
+/// <summary>
+/// Grade-ahead: a step that ends its episode is graded in the worker at once and the worker closes the episode, so a
+/// single-turn episode costs two requests (open, step) instead of four (open, step, grade, dispose), with the same
+/// grades; the hostile cases of grading (hang, NaN, a throw) keep their outcomes when the grade was made ahead.
+/// </summary>
+public sealed class GradeAheadTests : IDisposable
+{
+    private readonly PluginFolders _folders = new();
+    public void Dispose() => _folders.Dispose();
+
+    private static async Task<(HostedEnvironment Env, IReadOnlyList<TaskRecord> Tasks)> Start(PluginWorkers workers, string root, string name, HostLimits? limits = null)
+    {
+        var (envs, errors) = workers.LoadAll([root]);
+        Assert.Empty(errors);
+        var env = await HostedEnvironment.StartAsync(envs.Single(e => e.Descriptor.Name == name), null, limits ?? HostLimits.Default);
+        return (env, await env.LoadTasksAsync(new TaskQuery("train", 20, 1)));
+    }
+
+    /// <summary>Plays the task's reference answer (right) or a wrong one, grades, closes; returns the reward.</summary>
+    private static async Task<double> Play(HostedEnvironment env, TaskRecord task, bool right)
+    {
+        await using var episode = await env.OpenAsync(task, new EpisodeContext(1, 0));
+        var step = await episode.StepAsync(right ? task.Reference[0] : Nemotron.Gym.Conversation.AssistantTurn.FromContent("The answer is \\boxed{-123456789}"));
+        Assert.True(step.Done);
+        var grade = await episode.GradeAsync();
+        Assert.Equal(grade.Reward, (await episode.GradeAsync()).Reward); // asked twice, the same grade
+        return grade.Reward;
+    }
+
+    [Theory]
+    [InlineData(true, 2)]
+    [InlineData(false, 4)]
+    public async Task ASingleTurnEpisodeCostsTwoRequestsWithGradeAheadAndFourWithout(bool gradeAhead, int requestsPerEpisode)
+    {
+        _folders.Math();
+        await using var workers = new PluginWorkers(new PluginWorkerSettings { WorkersPerPlugin = 1, GradeAhead = gradeAhead });
+        var (env, tasks) = await Start(workers, _folders.Root, "math");
+        Assert.Equal(1, await Play(env, tasks[0], right: true)); // every task-independent request done (start, initialize)
+        long before = workers.RequestsSent;
+        for (int i = 1; i <= 5; i++)
+        {
+            Assert.Equal(1, await Play(env, tasks[i], right: true));
+            Assert.Equal(0, await Play(env, tasks[i + 5], right: false));
+        }
+        // The second GradeAsync of each episode is answered from the first: no request of its own.
+        Assert.Equal(10 * (requestsPerEpisode + (gradeAhead ? 0 : 1)), workers.RequestsSent - before);
+    }
+
+    [Fact]
+    public async Task ManyEpisodesInFlightOnTwoWorkersAllGradeRight()
+    {
+        _folders.Math();
+        await using var workers = new PluginWorkers(new PluginWorkerSettings { WorkersPerPlugin = 2 });
+        var (env, tasks) = await Start(workers, _folders.Root, "math");
+        var rewards = await Task.WhenAll(Enumerable.Range(0, 400).Select(i => Play(env, tasks[i % tasks.Count], right: i % 2 == 0)));
+        for (int i = 0; i < rewards.Length; i++) Assert.True(rewards[i] == (i % 2 == 0 ? 1 : 0), $"episode {i}: reward {rewards[i]}");
+        Assert.Equal(2, workers.Counts.Started - 1); // the describing worker, then the pool's two
+    }
+
+    [Theory]
+    [InlineData("nan", "the reward NaN")]
+    [InlineData("throw", "InvalidOperationException: the grader broke")]
+    public async Task ABadGradeMadeAheadIsStillAGraderError(string attack, string reason)
+    {
+        _folders.Hostile();
+        await using var workers = new PluginWorkers(new PluginWorkerSettings { Isolation = "bwrap", WorkersPerPlugin = 1 });
+        var (env, tasks) = await Start(workers, _folders.Root, "hostile");
+        await using var episode = await env.OpenAsync(tasks.Single(t => t.Id == attack), new EpisodeContext(1, 0));
+        Assert.True((await episode.StepAsync(Nemotron.Gym.Conversation.AssistantTurn.FromContent("ok"))).Done);
+        var grade = await episode.GradeAsync();
+        Assert.True(grade.Masked);
+        Assert.Equal(1, grade.Components["grader_error"]);
+        Assert.Contains(reason, grade.Reason);
+        Assert.Equal(0, workers.Counts.Died);
+    }
+}
