@@ -179,11 +179,19 @@ internal static class WorkerProtocol
     }
 }
 
+/// <summary>Where frames go: queued for one channel, written in order.</summary>
+internal interface IFrameSink
+{
+    /// <summary>Queues a frame; false when the channel is closed.</summary>
+    bool Send(byte[] frame);
+}
+
 /// <summary>
 /// Writes frames from any thread through one loop that drains everything queued before it flushes, so frames that
 /// arrive together (thousands of episodes finishing at once) leave in one write instead of one system call each.
+/// Sending never blocks: the host's side, where callers are grain turns.
 /// </summary>
-internal sealed class FrameWriter
+internal sealed class FrameWriter : IFrameSink
 {
     private readonly Channel<byte[]> _queue = Channel.CreateUnbounded<byte[]>(new UnboundedChannelOptions { SingleReader = true });
     private readonly Stream _stream;
@@ -216,5 +224,80 @@ internal sealed class FrameWriter
         }
         catch (IOException) { _queue.Writer.TryComplete(); }
         catch (ObjectDisposedException) { _queue.Writer.TryComplete(); }
+    }
+}
+
+/// <summary>
+/// The worker's side of its output. Frames are written in order, in batches: while the read loop works through the
+/// requests that have already arrived it holds the output (<see cref="Hold"/>), and the replies it makes inline pile
+/// up; when nothing more is waiting to be read it releases them in one write (<see cref="Release"/>). A frame sent
+/// from elsewhere (a reply that completed later, a log line, a service call) while the output is not held is written
+/// by a thread-pool item. Writes block: the host always reads a worker's output.
+/// </summary>
+internal sealed class BatchingFrameWriter(Stream stream) : IFrameSink
+{
+    private readonly object _gate = new();
+    private readonly object _writeLock = new();
+    private readonly BufferedStream _stream = new(stream, 1 << 16);
+    private List<byte[]> _frames = [];
+    private List<byte[]> _spare = [];
+    private bool _held, _scheduled, _closed;
+
+    public bool Send(byte[] frame)
+    {
+        bool schedule;
+        lock (_gate)
+        {
+            if (_closed) return false;
+            _frames.Add(frame);
+            schedule = !_held && !_scheduled;
+            if (schedule) _scheduled = true;
+        }
+        if (schedule) ThreadPool.UnsafeQueueUserWorkItem(static w => w.WriteQueued(), this, preferLocal: false);
+        return true;
+    }
+
+    /// <summary>Frames sent from now on wait for <see cref="Release"/>.</summary>
+    public void Hold()
+    {
+        lock (_gate) _held = true;
+    }
+
+    /// <summary>Writes everything waiting, and frames sent from now on are written as they come.</summary>
+    public void Release()
+    {
+        lock (_gate) _held = false;
+        Write();
+    }
+
+    private void WriteQueued()
+    {
+        lock (_gate) _scheduled = false;
+        Write();
+    }
+
+    private void Write()
+    {
+        lock (_writeLock)
+        {
+            List<byte[]> batch;
+            lock (_gate)
+            {
+                if (_frames.Count == 0 || _closed) return;
+                batch = _frames;
+                _frames = _spare;
+                _spare = batch;
+            }
+            try
+            {
+                foreach (var frame in batch) _stream.Write(frame);
+                _stream.Flush();
+            }
+            catch (Exception e) when (e is IOException or ObjectDisposedException)
+            {
+                lock (_gate) _closed = true; // the host is gone; the read loop sees the end of its input next
+            }
+            batch.Clear();
+        }
     }
 }

@@ -25,7 +25,7 @@ public sealed class PluginHostingBenchmark : IBenchmark
         string plugins = Nemotron.Gym.TestSupport.RepoPaths.Plugins;
         int cores = Environment.ProcessorCount;
         Console.WriteLine($"math, {tasks} episodes per mode, {inFlight} in flight, {cores} cores; out of process: {workersPerPlugin} worker(s)");
-        double? inProcessRate = null;
+        (double Rate, double PerCore)? inProcessRate = null;
         foreach (bool inProcess in new[] { true, false })
         {
             await using var workers = new PluginWorkers(new PluginWorkerSettings { InProcess = inProcess, WorkersPerPlugin = workersPerPlugin, Isolation = isolation });
@@ -46,9 +46,9 @@ public sealed class PluginHostingBenchmark : IBenchmark
             // on how much of the machine other programs take, unlike grades/s.
             double perCore = work.Length / (hostCpu + workerCpu);
             string mode = inProcess ? "in process" : $"out of process{(workers.Bubblewrapped ? " (bwrap)" : "")}";
-            string ratio = inProcessRate is { } r ? $"; in-process/out-of-process per core = {r / perCore:0.00}x" : "";
+            string ratio = inProcessRate is { } r ? $"; in-process/out-of-process: {r.Rate / rate:0.00}x grades/s, {r.PerCore / perCore:0.00}x per core" : "";
             Console.WriteLine($"{mode,-26} {rate,9:0} grades/s  {perCore,8:0} grades per CPU-second  (host {hostCpu:0.0} s, workers {workerCpu:0.0} s of CPU)  mean reward {rewards / work.Length:0.00}{ratio}");
-            inProcessRate ??= perCore;
+            inProcessRate ??= (rate, perCore);
         }
         return 0;
     }
@@ -66,20 +66,33 @@ public sealed class PluginHostingBenchmark : IBenchmark
         return sum;
     }
 
-    /// <summary>CPU seconds used so far by the plugin worker processes of this machine (from /proc).</summary>
+    /// <summary>
+    /// CPU seconds used so far by the plugin worker processes started by this process (from /proc: descendants of this
+    /// process whose command line names the worker; other programs' workers on a shared machine are not counted).
+    /// </summary>
     private static double WorkerCpuSeconds()
     {
-        double total = 0;
+        var parent = new Dictionary<int, int>();
+        var cpu = new Dictionary<int, double>();
         foreach (var dir in Directory.GetDirectories("/proc"))
         {
+            if (!int.TryParse(Path.GetFileName(dir), out int pid)) continue;
             try
             {
-                if (!File.ReadAllText(Path.Combine(dir, "cmdline")).Contains("Nemotron.Gym.PluginWorker.dll", StringComparison.Ordinal)) continue;
                 var stat = File.ReadAllText(Path.Combine(dir, "stat"));
                 var fields = stat[(stat.LastIndexOf(')') + 2)..].Split(' ');
-                total += (long.Parse(fields[11]) + long.Parse(fields[12])) / 100.0; // utime, stime in clock ticks
+                parent[pid] = int.Parse(fields[1]);
+                if (File.ReadAllText(Path.Combine(dir, "cmdline")).Contains("Nemotron.Gym.PluginWorker.dll", StringComparison.Ordinal))
+                    cpu[pid] = (long.Parse(fields[11]) + long.Parse(fields[12])) / 100.0; // utime, stime in clock ticks
             }
             catch (Exception e) when (e is IOException or UnauthorizedAccessException or FormatException) { }
+        }
+        int self = Environment.ProcessId;
+        double total = 0;
+        foreach (var (pid, seconds) in cpu)
+        {
+            for (int p = pid, hops = 0; parent.TryGetValue(p, out int up) && hops < 64; p = up, hops++)
+                if (up == self) { total += seconds; break; }
         }
         return total;
     }

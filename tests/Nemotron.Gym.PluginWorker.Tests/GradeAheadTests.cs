@@ -78,4 +78,32 @@ public sealed class GradeAheadTests : IDisposable
         Assert.Contains(reason, grade.Reason);
         Assert.Equal(0, workers.Counts.Died);
     }
+
+    [Fact]
+    public async Task AGraderSpinningOnTheReadLoopDoesNotHoldUpTheOtherEpisodesOfItsWorker()
+    {
+        // Requests run inline on the worker's read loop; the hung grader holds it, and the watchdog must hand reading on.
+        _folders.Hostile();
+        await using var workers = new PluginWorkers(new PluginWorkerSettings { Isolation = "bwrap", WorkersPerPlugin = 1 });
+        var (env, tasks) = await Start(workers, _folders.Root, "hostile", new HostLimits(TimeSpan.FromSeconds(10)));
+        var honest = tasks.Where(t => t.Id.StartsWith("none-", StringComparison.Ordinal)).ToList();
+        Assert.Equal(1, await PlayOk(env, honest[0])); // the worker is up
+        var hung = Task.Run(() => PlayOk(env, tasks.Single(t => t.Id == "hang")));
+        await Task.Delay(500);
+        Assert.False(hung.IsCompleted);
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        for (int i = 1; i < 4; i++) Assert.Equal(1, await PlayOk(env, honest[i]));
+        Assert.True(clock.Elapsed < TimeSpan.FromSeconds(5), $"three honest episodes took {clock.Elapsed} beside a hung grader");
+        Assert.False(hung.IsCompleted, "the honest episodes ran while the grader still spun");
+        Assert.Equal(0, await hung); // then the limit, a grader error, and the worker killed a second later
+        for (int i = 0; i < 100 && workers.Counts.Killed == 0; i++) await Task.Delay(100);
+        Assert.Equal(1, workers.Counts.Killed);
+    }
+
+    private static async Task<double> PlayOk(HostedEnvironment env, TaskRecord task)
+    {
+        await using var episode = await env.OpenAsync(task, new EpisodeContext(1, 0));
+        await episode.StepAsync(Nemotron.Gym.Conversation.AssistantTurn.FromContent("ok"));
+        return (await episode.GradeAsync()).Reward;
+    }
 }
