@@ -34,7 +34,10 @@ public sealed class PluginHostingBenchmark : IBenchmark
             var host = await HostedEnvironment.StartAsync(envs.Single(e => e.Descriptor.Name == "math"), null, HostLimits.Default);
             var records = await host.LoadTasksAsync(new TaskQuery("train", tasks, 7));
             var work = records.Select((t, i) => (Task: t, Response: i % 2 == 0 ? t.Reference[0] : AssistantTurn.FromContent($"The result is \\boxed{{{i * 37 % 1000 - 500}}}"))).ToArray();
-            await Run(host, work.Take(2000), inFlight); // warm-up: every worker started, the tasks sent once
+            // Warm-up, one episode per task: every worker started and every task sent to the workers once (a training run
+            // grades each task many times: a group of samples per step, over many steps), so the timed part measures
+            // the cost of an episode, not of a task's first trip.
+            await Run(host, work, inFlight);
             var cpu0 = Process.GetCurrentProcess().TotalProcessorTime;
             double workerCpu0 = WorkerCpuSeconds();
             var clock = Stopwatch.StartNew();
