@@ -1,4 +1,5 @@
 using Nemotron.Gym.Abstractions;
+using Nemotron.Gym.Conversation;
 using Nemotron.Gym.Plugins;
 
 namespace Nemotron.Gym.PluginWorker.Tests;
@@ -25,7 +26,7 @@ public sealed class GradeAheadTests : IDisposable
     private static async Task<double> Play(HostedEnvironment env, TaskRecord task, bool right)
     {
         await using var episode = await env.OpenAsync(task, new EpisodeContext(1, 0));
-        var step = await episode.StepAsync(right ? task.Reference[0] : Nemotron.Gym.Conversation.AssistantTurn.FromContent("The answer is \\boxed{-123456789}"));
+        var step = await episode.StepAsync(right ? task.Reference[0] : AssistantTurn.FromContent("The answer is \\boxed{-123456789}"));
         Assert.True(step.Done);
         var grade = await episode.GradeAsync();
         Assert.Equal(grade.Reward, (await episode.GradeAsync()).Reward); // asked twice, the same grade
@@ -71,7 +72,7 @@ public sealed class GradeAheadTests : IDisposable
         await using var workers = new PluginWorkers(new PluginWorkerSettings { Isolation = "bwrap", WorkersPerPlugin = 1 });
         var (env, tasks) = await Start(workers, _folders.Root, "hostile");
         await using var episode = await env.OpenAsync(tasks.Single(t => t.Id == attack), new EpisodeContext(1, 0));
-        Assert.True((await episode.StepAsync(Nemotron.Gym.Conversation.AssistantTurn.FromContent("ok"))).Done);
+        Assert.True((await episode.StepAsync(AssistantTurn.FromContent("ok"))).Done);
         var grade = await episode.GradeAsync();
         Assert.True(grade.Masked);
         Assert.Equal(1, grade.Components["grader_error"]);
@@ -103,7 +104,40 @@ public sealed class GradeAheadTests : IDisposable
     private static async Task<double> PlayOk(HostedEnvironment env, TaskRecord task)
     {
         await using var episode = await env.OpenAsync(task, new EpisodeContext(1, 0));
-        await episode.StepAsync(Nemotron.Gym.Conversation.AssistantTurn.FromContent("ok"));
+        await episode.StepAsync(AssistantTurn.FromContent("ok"));
         return (await episode.GradeAsync()).Reward;
+    }
+
+    [Fact]
+    public async Task AMultiTurnEpisodeIsGradedAheadOnlyAfterItsLastStep()
+    {
+        // Tool use: the reference calls tools first (the episode goes on; nothing is graded ahead), then answers (the end).
+        _folders.ToolUse();
+        await using var workers = new PluginWorkers(new PluginWorkerSettings { WorkersPerPlugin = 1 });
+        await using var inProcess = new PluginWorkers(new PluginWorkerSettings { InProcess = true });
+        var (env, tasks) = await Start(workers, _folders.Root, "tool_use");
+        var (local, localTasks) = await Start(inProcess, _folders.Root, "tool_use");
+        int multiTurn = 0;
+        for (int i = 0; i < 10; i++)
+        {
+            var (grade, steps) = await PlayReference(env, tasks[i]);
+            var (expected, _) = await PlayReference(local, localTasks[i]);
+            Assert.True(grade.Reward == expected.Reward, $"task {tasks[i].Id}: {grade.Reward} in a worker, {expected.Reward} in process ({grade.Reason})");
+            Assert.Equal(1, grade.Reward);
+            if (steps > 1) multiTurn++;
+        }
+        Assert.True(multiTurn > 0, "some reference used a tool before answering");
+    }
+
+    private static async Task<(Grade Grade, int Steps)> PlayReference(HostedEnvironment env, TaskRecord task)
+    {
+        await using var episode = await env.OpenAsync(task, new EpisodeContext(1, 0));
+        int steps = 0;
+        foreach (var turn in task.Reference)
+        {
+            steps++;
+            if ((await episode.StepAsync(turn)).Done) break;
+        }
+        return (await episode.GradeAsync(), steps);
     }
 }
