@@ -41,6 +41,7 @@ internal class WorkerEnvironment(WorkerPool pool, string assembly, string type, 
     {
         var context = _context ?? throw new InvalidOperationException($"environment '{Name}' used before InitializeAsync");
         var lazy = _initialized.GetValue(worker, w => new Lazy<Task<int>>(() => InitializeIn(w, context, cancellation)));
+        if (lazy.Value.IsCompletedSuccessfully) return lazy.Value.Result; // every call after the first: no wait to set up
         try { return await lazy.Value.WaitAsync(cancellation); }
         catch when (lazy.Value.IsFaulted || lazy.Value.IsCanceled)
         {
@@ -166,7 +167,7 @@ internal class WorkerEnvironment(WorkerPool pool, string assembly, string type, 
             else sent = mine;
         }
         var taskRef = new TaskRef(sent!.Handle, first ? task.ToJsonLine() : null);
-        if (!first) await sent.Queued.Task.WaitAsync(cancellation);
+        if (!first && !sent.Queued.Task.IsCompleted) await sent.Queued.Task.WaitAsync(cancellation);
         // The request is queued before CallAsync first awaits, so marking the task as sent after the call starts is safe.
         var call = worker.CallAsync(kind, (ref MessagePackWriter w) => write(ref w, taskRef), $"{what} of task {task.Id}", KillGrace, cancellation);
         if (first) sent.Queued.TrySetResult();

@@ -131,6 +131,7 @@ internal sealed class WorkerProcess : IAsyncDisposable
     /// </summary>
     public async Task<ReadOnlyMemory<byte>> AwaitAsync(int id, Task<ReadOnlyMemory<byte>> reply, string what, TimeSpan killGrace, CancellationToken cancellation)
     {
+        if (reply.IsCompleted) return await reply; // a grade made ahead is usually here already
         try { return await reply.WaitAsync(cancellation); }
         catch (OperationCanceledException) when (cancellation.IsCancellationRequested)
         {

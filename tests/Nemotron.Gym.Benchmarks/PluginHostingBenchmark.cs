@@ -10,25 +10,26 @@ namespace Nemotron.Gym.Benchmarks;
 /// What running plugins out of process costs: math grades/s (open, one step, grade) through <see cref="HostedEnvironment"/>
 /// with the plugin in this process and with it in worker processes (under bubblewrap where it can run), at the same
 /// number of calls in flight. Half the answers are the reference, half wrong. Prints grades/s, grades per CPU-second of
-/// the host and its workers together (per core), and the ratio of the two modes. Args: [--tasks N] [--in-flight N] [--workers N] [--isolation auto|bwrap|none].
+/// the host and its workers together (per core), and the ratio of the two modes. Args: [--tasks N] [--in-flight N] [--workers N] [--isolation auto|bwrap|none] [--cpus N].
 /// </summary>
 public sealed class PluginHostingBenchmark : IBenchmark
 {
     public string Name => "plugin-hosting";
-    public string Description => "math grades/s per core, plugins in process vs in worker processes [--tasks 20000] [--in-flight 64] [--workers 2] [--isolation auto|bwrap|none]";
+    public string Description => "math grades/s per core, plugins in process vs in worker processes [--tasks 20000] [--in-flight 64] [--workers 2] [--isolation auto|bwrap|none] [--cpus 1]";
 
     public async Task<int> RunAsync(string[] args)
     {
         int tasks = Arg(args, "--tasks", 20000), inFlight = Arg(args, "--in-flight", 64), workersPerPlugin = Arg(args, "--workers", 2);
         int isolationAt = Array.IndexOf(args, "--isolation");
         string isolation = isolationAt >= 0 && isolationAt + 1 < args.Length ? args[isolationAt + 1] : "auto";
+        double cpus = Arg(args, "--cpus", 1); // each worker's CPU quota (0: none), as PluginWorkerSettings.Cpus
         string plugins = Nemotron.Gym.TestSupport.RepoPaths.Plugins;
         int cores = Environment.ProcessorCount;
         Console.WriteLine($"math, {tasks} episodes per mode, {inFlight} in flight, {cores} cores; out of process: {workersPerPlugin} worker(s)");
         (double Rate, double PerCore)? inProcessRate = null;
         foreach (bool inProcess in new[] { true, false })
         {
-            await using var workers = new PluginWorkers(new PluginWorkerSettings { InProcess = inProcess, WorkersPerPlugin = workersPerPlugin, Isolation = isolation });
+            await using var workers = new PluginWorkers(new PluginWorkerSettings { InProcess = inProcess, WorkersPerPlugin = workersPerPlugin, Isolation = isolation, Cpus = cpus });
             var (envs, errors) = workers.LoadAll([plugins]);
             foreach (var e in errors) Console.Error.WriteLine($"{e.Source}: {e.Error}");
             var host = await HostedEnvironment.StartAsync(envs.Single(e => e.Descriptor.Name == "math"), null, HostLimits.Default);
