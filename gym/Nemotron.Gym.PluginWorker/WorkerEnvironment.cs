@@ -200,6 +200,7 @@ internal sealed class WorkerEpisode(WorkerProcess worker, int handle, IReadOnlyL
     string environment, string taskId, TimeSpan killGrace, bool gradeAhead) : IEpisode
 {
     private (int Id, Task<ReadOnlyMemory<byte>> Reply)? _graded;
+    private bool _gradeAsked;
 
     public IReadOnlyList<Message> Opening => opening;
     public IReadOnlyList<ToolDefinition> Tools => tools;
@@ -246,6 +247,7 @@ internal sealed class WorkerEpisode(WorkerProcess worker, int handle, IReadOnlyL
         ReadOnlyMemory<byte> payload;
         if (_graded is var (id, graded))
         {
+            _gradeAsked = true;
             // The reply may be here already even if the worker has died since.
             payload = await WorkerEnvironment.Lost(worker.AwaitAsync(id, graded, $"grade of task {taskId}", killGrace, cancellation), "grade", taskId, environment);
         }
@@ -269,8 +271,14 @@ internal sealed class WorkerEpisode(WorkerProcess worker, int handle, IReadOnlyL
 
     public ValueTask DisposeAsync()
     {
-        // An episode graded ahead is closed by the worker once its grade is made.
-        if (_graded == null && worker.Alive) worker.Send(Request.Dispose, (ref MessagePackWriter w) => w.Write(handle));
+        // An episode graded ahead is closed by the worker once its grade is made. One closed before the host asked for
+        // that grade (an episode abandoned after its last step) has its grading cancelled, bounded like a call: a grader
+        // that does not stop within the grace has its worker killed. (Once asked, the wait for it did that already.)
+        if (_graded is var (id, reply))
+        {
+            if (!_gradeAsked && !reply.IsCompleted) worker.Abandon(id, reply, $"grade of task {taskId} (made ahead, not asked for)", killGrace);
+        }
+        else if (worker.Alive) worker.Send(Request.Dispose, (ref MessagePackWriter w) => w.Write(handle));
         return ValueTask.CompletedTask;
     }
 }

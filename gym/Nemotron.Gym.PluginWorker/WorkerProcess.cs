@@ -135,10 +135,20 @@ internal sealed class WorkerProcess : IAsyncDisposable
         try { return await reply.WaitAsync(cancellation); }
         catch (OperationCanceledException) when (cancellation.IsCancellationRequested)
         {
-            Send(Request.Cancel, (ref MessagePackWriter w) => w.Write(id));
-            _ = KillIfStillRunning(reply, id, what, killGrace);
+            Abandon(id, reply, what, killGrace);
             throw;
         }
+    }
+
+    /// <summary>
+    /// Gives up on the call under <paramref name="id"/>: the worker is asked to cancel it, and killed if it has not
+    /// answered within <paramref name="killGrace"/>.
+    /// </summary>
+    public void Abandon(int id, Task reply, string what, TimeSpan killGrace)
+    {
+        if (!Alive) return;
+        Send(Request.Cancel, (ref MessagePackWriter w) => w.Write(id));
+        _ = KillIfStillRunning(reply, id, what, killGrace);
     }
 
     private async Task KillIfStillRunning(Task reply, int id, string what, TimeSpan grace)

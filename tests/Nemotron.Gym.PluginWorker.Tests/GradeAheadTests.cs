@@ -140,4 +140,21 @@ public sealed class GradeAheadTests : IDisposable
         }
         return (await episode.GradeAsync(), steps);
     }
+
+    [Fact]
+    public async Task AHungGradeMadeAheadThatNobodyAsksForStillHasItsWorkerKilled()
+    {
+        // The episode ends, its grader starts (ahead) and spins; the host closes the episode without asking for the grade.
+        _folders.Hostile();
+        await using var workers = new PluginWorkers(new PluginWorkerSettings { Isolation = "bwrap", WorkersPerPlugin = 1 });
+        var (env, tasks) = await Start(workers, _folders.Root, "hostile");
+        Assert.Equal(1, await PlayOk(env, tasks.First(t => t.Id.StartsWith("none-", StringComparison.Ordinal))));
+        var episode = await env.OpenAsync(tasks.Single(t => t.Id == "hang"), new EpisodeContext(1, 0));
+        Assert.True((await episode.StepAsync(AssistantTurn.FromContent("ok"))).Done);
+        await Task.Delay(200);
+        await episode.DisposeAsync();
+        for (int i = 0; i < 100 && workers.Counts.Killed == 0; i++) await Task.Delay(100);
+        Assert.Equal(1, workers.Counts.Killed);
+        Assert.Equal(1, await PlayOk(env, tasks.First(t => t.Id.StartsWith("none-", StringComparison.Ordinal)))); // on a new worker
+    }
 }
