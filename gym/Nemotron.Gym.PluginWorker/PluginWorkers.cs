@@ -29,7 +29,7 @@ public sealed record PluginWorkerSettings
     /// <summary>
     /// Grade an episode in its worker as soon as a step ends it, before the host asks (the host always grades an ended
     /// episode): one round trip fewer per episode. The plugin's grader then runs even if the host never asks for the
-    /// grade (an episode abandoned after its last step).
+    /// grade (an episode abandoned after its last step); closing that episode cancels the grading, bounded by <see cref="KillGrace"/>.
     /// </summary>
     public bool GradeAhead { get; init; } = true;
     /// <summary>How long a worker may take to start and load a plugin.</summary>
