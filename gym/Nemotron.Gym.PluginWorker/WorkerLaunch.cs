@@ -116,8 +116,10 @@ internal static class WorkerLaunch
         args.AddRange(["--chdir", pluginFolder, "--clearenv",
             "--setenv", "PATH", "/usr/bin:/bin", "--setenv", "HOME", "/tmp", "--setenv", "TMPDIR", "/tmp", "--setenv", "LANG", "C.UTF-8",
             "--setenv", "DOTNET_CLI_TELEMETRY_OPTOUT", "1", "--setenv", "DOTNET_NOLOGO", "1",
-            // The GC keeps the heap under the limit even without a memory cgroup (and reserves no more than it).
+            // No spinning by idle thread-pool threads: requests come in bursts over a pipe, and a worker's threads spinning
+            // between bursts burn CPU the host needs (the same in the plain start above).
             "--setenv", "DOTNET_ThreadPool_UnfairSemaphoreSpinLimit", "0",
+            // The GC keeps the heap under the limit even without a memory cgroup (and reserves no more than it).
             "--setenv", "DOTNET_GCHeapHardLimit", "0x" + settings.MemoryBytes.ToString("x", CultureInfo.InvariantCulture),
             "--"]);
         args.AddRange(worker);
