@@ -114,7 +114,7 @@ internal sealed class ServiceHost(WorkerProcess worker) : IDisposable
 }
 
 /// <summary>The worker's end: proxies that turn each interface call into a call to the host.</summary>
-internal sealed class ServiceClient(FrameWriter output)
+internal sealed class ServiceClient(IFrameSink output)
 {
     private readonly ConcurrentDictionary<int, TaskCompletionSource<string>> _waiting = new();
     private int _nextCall;

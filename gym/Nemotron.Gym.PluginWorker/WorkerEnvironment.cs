@@ -41,6 +41,7 @@ internal class WorkerEnvironment(WorkerPool pool, string assembly, string type, 
     {
         var context = _context ?? throw new InvalidOperationException($"environment '{Name}' used before InitializeAsync");
         var lazy = _initialized.GetValue(worker, w => new Lazy<Task<int>>(() => InitializeIn(w, context, cancellation)));
+        if (lazy.Value.IsCompletedSuccessfully) return lazy.Value.Result; // every call after the first: no wait to set up
         try { return await lazy.Value.WaitAsync(cancellation); }
         catch when (lazy.Value.IsFaulted || lazy.Value.IsCanceled)
         {
@@ -133,7 +134,7 @@ internal class WorkerEnvironment(WorkerPool pool, string assembly, string type, 
         int handle = r.ReadInt32();
         var opening = WorkerProtocol.ReadMessages(ref r);
         var tools = WorkerProtocol.ReadTools(ref r);
-        return new WorkerEpisode(worker, handle, opening, tools, Name, task.Id, KillGrace);
+        return new WorkerEpisode(worker, handle, opening, tools, Name, task.Id, KillGrace, pool.Settings.GradeAhead);
     }
 
     /// <summary>A whole group graded in a worker (the plugin's <see cref="IGroupGradedEnvironment"/>): members in, one grade each out.</summary>
@@ -166,7 +167,7 @@ internal class WorkerEnvironment(WorkerPool pool, string assembly, string type, 
             else sent = mine;
         }
         var taskRef = new TaskRef(sent!.Handle, first ? task.ToJsonLine() : null);
-        if (!first) await sent.Queued.Task.WaitAsync(cancellation);
+        if (!first && !sent.Queued.Task.IsCompleted) await sent.Queued.Task.WaitAsync(cancellation);
         // The request is queued before CallAsync first awaits, so marking the task as sent after the call starts is safe.
         var call = worker.CallAsync(kind, (ref MessagePackWriter w) => write(ref w, taskRef), $"{what} of task {task.Id}", KillGrace, cancellation);
         if (first) sent.Queued.TrySetResult();
@@ -189,26 +190,53 @@ internal sealed class GroupGradedWorkerEnvironment(WorkerPool pool, string assem
         GradeGroupInWorkerAsync(task, members, cancellation);
 }
 
-/// <summary>An episode held by one worker process; if that process is gone, so is the episode.</summary>
+/// <summary>
+/// An episode held by one worker process; if that process is gone, so is the episode. With grade-ahead on, every step
+/// asks the worker to grade the episode as soon as a step ends it (<see cref="Request.Step"/>): the grade is usually
+/// there when the host asks for it, so a single-turn episode costs two round trips (open, step) instead of three and a
+/// dispose. Waiting for that grade is bounded like any call: the host's time limit, then Cancel, then kill.
+/// </summary>
 internal sealed class WorkerEpisode(WorkerProcess worker, int handle, IReadOnlyList<Message> opening, IReadOnlyList<ToolDefinition> tools,
-    string environment, string taskId, TimeSpan killGrace) : IEpisode
+    string environment, string taskId, TimeSpan killGrace, bool gradeAhead) : IEpisode
 {
+    private (int Id, Task<ReadOnlyMemory<byte>> Reply)? _graded;
+    private bool _gradeAsked;
+
     public IReadOnlyList<Message> Opening => opening;
     public IReadOnlyList<ToolDefinition> Tools => tools;
 
     public async ValueTask<StepResult> StepAsync(AssistantTurn turn, CancellationToken cancellation)
     {
-        var payload = await Call(Request.Step, "step", (ref MessagePackWriter w) =>
+        if (_graded != null) throw new InvalidOperationException($"environment '{environment}', task {taskId}: step after the episode ended");
+        int gradeId = 0;
+        Task<ReadOnlyMemory<byte>>? gradeReply = null;
+        if (gradeAhead && worker.Alive) gradeId = worker.Expect(out gradeReply);
+        ReadOnlyMemory<byte> payload;
+        try
         {
-            w.WriteArrayHeader(2);
-            w.Write(handle);
-            WorkerProtocol.WriteTurn(ref w, turn);
-        }, cancellation);
+            payload = await Call(Request.Step, "step", (ref MessagePackWriter w) =>
+            {
+                w.WriteArrayHeader(3);
+                w.Write(handle);
+                WorkerProtocol.WriteTurn(ref w, turn);
+                w.Write(gradeId);
+            }, cancellation);
+        }
+        catch
+        {
+            if (gradeId != 0) worker.Forget(gradeId);
+            throw;
+        }
         var r = new MessagePackReader(payload);
         r.ReadArrayHeader();
         bool done = r.ReadBoolean();
         var reply = WorkerProtocol.ReadMessages(ref r);
-        if (done) return StepResult.End;
+        if (done)
+        {
+            if (gradeId != 0) _graded = (gradeId, gradeReply!);
+            return StepResult.End;
+        }
+        if (gradeId != 0) worker.Forget(gradeId);
         // StepResult checks the reply (at least one message, tool or user roles): a worker cannot send what a plugin could not.
         try { return StepResult.Continue([.. reply]); }
         catch (ArgumentException e) { throw new PluginFaultException(nameof(ArgumentException), e.Message); }
@@ -216,11 +244,21 @@ internal sealed class WorkerEpisode(WorkerProcess worker, int handle, IReadOnlyL
 
     public async ValueTask<Grade> GradeAsync(CancellationToken cancellation)
     {
-        var payload = await Call(Request.Grade, "grade", (ref MessagePackWriter w) =>
+        ReadOnlyMemory<byte> payload;
+        if (_graded is var (id, graded))
         {
-            w.WriteArrayHeader(1);
-            w.Write(handle);
-        }, cancellation);
+            _gradeAsked = true;
+            // The reply may be here already even if the worker has died since.
+            payload = await WorkerEnvironment.Lost(worker.AwaitAsync(id, graded, $"grade of task {taskId}", killGrace, cancellation), "grade", taskId, environment);
+        }
+        else
+        {
+            payload = await Call(Request.Grade, "grade", (ref MessagePackWriter w) =>
+            {
+                w.WriteArrayHeader(1);
+                w.Write(handle);
+            }, cancellation);
+        }
         var r = new MessagePackReader(payload);
         return WorkerProtocol.ReadGrade(ref r);
     }
@@ -233,7 +271,14 @@ internal sealed class WorkerEpisode(WorkerProcess worker, int handle, IReadOnlyL
 
     public ValueTask DisposeAsync()
     {
-        if (worker.Alive) worker.Send(Request.Dispose, (ref MessagePackWriter w) => w.Write(handle));
+        // An episode graded ahead is closed by the worker once its grade is made. One closed before the host asked for
+        // that grade (an episode abandoned after its last step) has its grading cancelled, bounded like a call: a grader
+        // that does not stop within the grace has its worker killed. (Once asked, the wait for it did that already.)
+        if (_graded is var (id, reply))
+        {
+            if (!_gradeAsked && !reply.IsCompleted) worker.Abandon(id, reply, $"grade of task {taskId} (made ahead, not asked for)", killGrace);
+        }
+        else if (worker.Alive) worker.Send(Request.Dispose, (ref MessagePackWriter w) => w.Write(handle));
         return ValueTask.CompletedTask;
     }
 }

@@ -81,6 +81,7 @@ internal static class WorkerLaunch
             var plain = new ProcessStartInfo(worker[0]) { WorkingDirectory = pluginFolder };
             foreach (var a in worker[1..]) plain.ArgumentList.Add(a);
             plain.Environment["DOTNET_GCHeapHardLimit"] = "0x" + settings.MemoryBytes.ToString("x", CultureInfo.InvariantCulture);
+            plain.Environment["DOTNET_ThreadPool_UnfairSemaphoreSpinLimit"] = "0";
             return plain;
         }
         var args = new List<string>();
@@ -115,6 +116,9 @@ internal static class WorkerLaunch
         args.AddRange(["--chdir", pluginFolder, "--clearenv",
             "--setenv", "PATH", "/usr/bin:/bin", "--setenv", "HOME", "/tmp", "--setenv", "TMPDIR", "/tmp", "--setenv", "LANG", "C.UTF-8",
             "--setenv", "DOTNET_CLI_TELEMETRY_OPTOUT", "1", "--setenv", "DOTNET_NOLOGO", "1",
+            // No spinning by idle thread-pool threads: requests come in bursts over a pipe, and a worker's threads spinning
+            // between bursts burn CPU the host needs (the same in the plain start above).
+            "--setenv", "DOTNET_ThreadPool_UnfairSemaphoreSpinLimit", "0",
             // The GC keeps the heap under the limit even without a memory cgroup (and reserves no more than it).
             "--setenv", "DOTNET_GCHeapHardLimit", "0x" + settings.MemoryBytes.ToString("x", CultureInfo.InvariantCulture),
             "--"]);

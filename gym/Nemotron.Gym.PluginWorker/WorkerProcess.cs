@@ -22,6 +22,8 @@ internal sealed class WorkerProcess : IAsyncDisposable
     private readonly LinkedList<string> _stderrTail = new();
     private readonly Action<string> _hostLog;
     private int _nextId;
+    private int _inFlight;
+    private long _requestsSent;
     private int _nextHandle;
     private volatile string? _deathReason;
     private string? _killReason;
@@ -82,22 +84,71 @@ internal sealed class WorkerProcess : IAsyncDisposable
     /// </summary>
     public async Task<ReadOnlyMemory<byte>> CallAsync(Request kind, WritePayload payload, string what, TimeSpan killGrace, CancellationToken cancellation)
     {
-        if (_deathReason is { } dead) throw new EpisodeLostException($"plugin worker {Name} is gone ({dead})");
-        int id = Interlocked.Increment(ref _nextId);
-        var reply = new TaskCompletionSource<ReadOnlyMemory<byte>>(TaskCreationOptions.RunContinuationsAsynchronously);
-        _pending[id] = reply;
+        int id = Expect(out var reply);
+        Interlocked.Increment(ref _requestsSent);
         if (!_input.Send(WorkerProtocol.Frame(id, (byte)kind, payload)) || _deathReason != null)
         {
-            _pending.TryRemove(id, out _);
+            Forget(id);
             throw new EpisodeLostException($"plugin worker {Name} is gone ({_deathReason ?? "its input is closed"})");
         }
-        try { return await reply.Task.WaitAsync(cancellation); }
+        return await AwaitAsync(id, reply, what, killGrace, cancellation);
+    }
+
+    /// <summary>
+    /// Registers a reply under a new id before any request names it: a request can carry a second id for an answer the
+    /// worker sends on its own (the grade it starts when a step ends the episode). <see cref="Forget"/> drops it.
+    /// </summary>
+    public int Expect(out Task<ReadOnlyMemory<byte>> reply)
+    {
+        if (_deathReason is { } dead) throw new EpisodeLostException($"plugin worker {Name} is gone ({dead})");
+        int id = Interlocked.Increment(ref _nextId);
+        var source = new TaskCompletionSource<ReadOnlyMemory<byte>>(TaskCreationOptions.RunContinuationsAsynchronously);
+        _pending[id] = source;
+        Interlocked.Increment(ref _inFlight);
+        reply = source.Task;
+        // The read loop fails what is waiting once, when the process has ended: a reply registered after that would wait forever.
+        if (_deathReason is { } died && _pending.TryRemove(id, out _))
+        {
+            Interlocked.Decrement(ref _inFlight);
+            source.TrySetException(new EpisodeLostException($"plugin worker {Name} {died}"));
+        }
+        return id;
+    }
+
+    /// <summary>No longer waits for the reply registered under <paramref name="id"/> (one that comes anyway is dropped).</summary>
+    public void Forget(int id)
+    {
+        if (_pending.TryRemove(id, out _)) Interlocked.Decrement(ref _inFlight);
+    }
+
+    /// <summary>Calls waiting for their replies now: how busy this worker is (the pool sends new episodes to the least busy).</summary>
+    public int InFlight => Volatile.Read(ref _inFlight);
+
+    /// <summary>
+    /// Waits for the reply registered under <paramref name="id"/>. When <paramref name="cancellation"/> fires the wait
+    /// ends at once (OperationCanceledException); the worker is asked to cancel that call, and if it has not answered
+    /// within <paramref name="killGrace"/> it is killed: a plugin thread that ignores cancellation cannot be stopped any other way.
+    /// </summary>
+    public async Task<ReadOnlyMemory<byte>> AwaitAsync(int id, Task<ReadOnlyMemory<byte>> reply, string what, TimeSpan killGrace, CancellationToken cancellation)
+    {
+        if (reply.IsCompleted) return await reply; // a grade made ahead is usually here already
+        try { return await reply.WaitAsync(cancellation); }
         catch (OperationCanceledException) when (cancellation.IsCancellationRequested)
         {
-            Send(Request.Cancel, (ref MessagePackWriter w) => w.Write(id));
-            _ = KillIfStillRunning(reply.Task, id, what, killGrace);
+            Abandon(id, reply, what, killGrace);
             throw;
         }
+    }
+
+    /// <summary>
+    /// Gives up on the call under <paramref name="id"/>: the worker is asked to cancel it, and killed if it has not
+    /// answered within <paramref name="killGrace"/>.
+    /// </summary>
+    public void Abandon(int id, Task reply, string what, TimeSpan killGrace)
+    {
+        if (!Alive) return;
+        Send(Request.Cancel, (ref MessagePackWriter w) => w.Write(id));
+        _ = KillIfStillRunning(reply, id, what, killGrace);
     }
 
     private async Task KillIfStillRunning(Task reply, int id, string what, TimeSpan grace)
@@ -109,7 +160,14 @@ internal sealed class WorkerProcess : IAsyncDisposable
     }
 
     /// <summary>Sends a request that has no reply.</summary>
-    public void Send(Request kind, WritePayload payload) => _input.Send(WorkerProtocol.Frame(0, (byte)kind, payload));
+    public void Send(Request kind, WritePayload payload)
+    {
+        Interlocked.Increment(ref _requestsSent);
+        _input.Send(WorkerProtocol.Frame(0, (byte)kind, payload));
+    }
+
+    /// <summary>Requests sent to this worker so far (calls and one-way requests such as Dispose and Cancel).</summary>
+    public long RequestsSent => Interlocked.Read(ref _requestsSent);
 
     /// <summary>Sends a frame as it is (service replies).</summary>
     public void SendFrame(byte[] frame) => _input.Send(frame);
@@ -134,15 +192,24 @@ internal sealed class WorkerProcess : IAsyncDisposable
         try
         {
             var stream = new BufferedStream(_process.StandardOutput.BaseStream, 1 << 16); // a burst of replies in one read
-            while (await WorkerProtocol.ReadAsync(stream, CancellationToken.None) is { } frame)
+            var header = new byte[WorkerProtocol.HeaderBytes];
+            while (await WorkerProtocol.ReadAsync(stream, header, CancellationToken.None) is { } frame)
             {
                 switch ((Reply)frame.Kind)
                 {
                     case Reply.Ok:
-                        if (_pending.TryRemove(frame.Id, out var ok)) ok.TrySetResult(frame.Payload);
+                        if (_pending.TryRemove(frame.Id, out var ok))
+                        {
+                            Interlocked.Decrement(ref _inFlight);
+                            ok.TrySetResult(frame.Payload);
+                        }
                         break;
                     case Reply.Error:
-                        if (_pending.TryRemove(frame.Id, out var failed)) failed.TrySetException(ReadError(frame.Payload));
+                        if (_pending.TryRemove(frame.Id, out var failed))
+                        {
+                            Interlocked.Decrement(ref _inFlight);
+                            failed.TrySetException(ReadError(frame.Payload));
+                        }
                         break;
                     case Reply.Log:
                         var r = new MessagePackReader(frame.Payload);

@@ -24,7 +24,11 @@ internal enum Request : byte
     Validate = 5,
     /// <summary>[env, task ref, seed, sample] → [episode, opening, tools].</summary>
     Open = 6,
-    /// <summary>[episode, turn] → [done, reply].</summary>
+    /// <summary>
+    /// [episode, turn, grade id] → [done, reply]. A grade id other than 0 asks for the grade ahead: when the step ends the
+    /// episode, the worker grades it at once, answers under the grade id as it would a Grade request, and closes the
+    /// episode itself (no Grade or Dispose request follows); when it does not, nothing comes under that id.
+    /// </summary>
     Step = 7,
     /// <summary>[episode] → grade.</summary>
     Grade = 8,
@@ -81,11 +85,18 @@ internal static class WorkerProtocol
     private static readonly IMessagePackFormatter<IReadOnlyList<GroupMember>> Members = Options.Resolver.GetFormatterWithVerify<IReadOnlyList<GroupMember>>();
     private static readonly IMessagePackFormatter<IReadOnlyList<Grade>> GradeLists = Options.Resolver.GetFormatterWithVerify<IReadOnlyList<Grade>>();
 
+    /// <summary>The bytes before a frame's payload: length, id, kind.</summary>
+    public const int HeaderBytes = 9;
+
+    [ThreadStatic] private static ArrayBufferWriter<byte>? t_frameBuffer;
+
     /// <summary>One frame: id, kind and payload (the caller's writer fills the payload).</summary>
     public static byte[] Frame(int id, byte kind, WritePayload? payload)
     {
-        var buffer = new ArrayBufferWriter<byte>(256);
-        buffer.Advance(9); // length, id, kind: filled in below
+        // One buffer per thread, reused: a frame costs one allocation (the array that is queued), not a growing buffer each.
+        var buffer = t_frameBuffer ??= new ArrayBufferWriter<byte>(1024);
+        buffer.ResetWrittenCount();
+        buffer.Advance(HeaderBytes); // length, id, kind: filled in below
         if (payload != null)
         {
             var writer = new MessagePackWriter(buffer);
@@ -93,19 +104,19 @@ internal static class WorkerProtocol
             writer.Flush();
         }
         var frame = buffer.WrittenSpan.ToArray();
+        if (buffer.Capacity > 1 << 20) t_frameBuffer = null; // a huge frame (a task set) is not kept for the thread's life
         BinaryPrimitives.WriteInt32LittleEndian(frame, frame.Length - 4);
         BinaryPrimitives.WriteInt32LittleEndian(frame.AsSpan(4), id);
         frame[8] = kind;
         return frame;
     }
 
-    /// <summary>Reads one frame: (id, kind, payload), or null at the end of the stream.</summary>
-    public static async Task<(int Id, byte Kind, ReadOnlyMemory<byte> Payload)?> ReadAsync(Stream stream, CancellationToken cancellation)
+    /// <summary>Reads one frame: (id, kind, payload), or null at the end of the stream. <paramref name="header"/> is scratch space of <see cref="HeaderBytes"/>.</summary>
+    public static async Task<(int Id, byte Kind, ReadOnlyMemory<byte> Payload)?> ReadAsync(Stream stream, byte[] header, CancellationToken cancellation)
     {
-        var header = new byte[9];
         int got = await ReadFullyAsync(stream, header, cancellation);
         if (got == 0) return null;
-        if (got < header.Length) throw new InvalidDataException($"the stream ended inside a frame header ({got} of 9 bytes)");
+        if (got < HeaderBytes) throw new InvalidDataException($"the stream ended inside a frame header ({got} of {HeaderBytes} bytes)");
         int length = BinaryPrimitives.ReadInt32LittleEndian(header);
         if (length < 5 || length > MaxFrameBytes) throw new InvalidDataException($"a frame claims {length} bytes (expected 5..{MaxFrameBytes})");
         var payload = new byte[length - 5];
@@ -113,7 +124,7 @@ internal static class WorkerProtocol
         return (BinaryPrimitives.ReadInt32LittleEndian(header.AsSpan(4)), header[8], payload);
     }
 
-    private static async Task<int> ReadFullyAsync(Stream stream, byte[] buffer, CancellationToken cancellation)
+    private static async ValueTask<int> ReadFullyAsync(Stream stream, byte[] buffer, CancellationToken cancellation)
     {
         int total = 0;
         while (total < buffer.Length)
@@ -168,11 +179,19 @@ internal static class WorkerProtocol
     }
 }
 
+/// <summary>Where frames go: queued for one channel, written in order.</summary>
+internal interface IFrameSink
+{
+    /// <summary>Queues a frame; false when the channel is closed.</summary>
+    bool Send(byte[] frame);
+}
+
 /// <summary>
 /// Writes frames from any thread through one loop that drains everything queued before it flushes, so frames that
 /// arrive together (thousands of episodes finishing at once) leave in one write instead of one system call each.
+/// Sending never blocks: the host's side, where callers are grain turns.
 /// </summary>
-internal sealed class FrameWriter
+internal sealed class FrameWriter : IFrameSink
 {
     private readonly Channel<byte[]> _queue = Channel.CreateUnbounded<byte[]>(new UnboundedChannelOptions { SingleReader = true });
     private readonly Stream _stream;
@@ -205,5 +224,80 @@ internal sealed class FrameWriter
         }
         catch (IOException) { _queue.Writer.TryComplete(); }
         catch (ObjectDisposedException) { _queue.Writer.TryComplete(); }
+    }
+}
+
+/// <summary>
+/// The worker's side of its output. Frames are written in order, in batches: while the read loop works through the
+/// requests that have already arrived it holds the output (<see cref="Hold"/>), and the replies it makes inline pile
+/// up; when nothing more is waiting to be read it releases them in one write (<see cref="Release"/>). A frame sent
+/// from elsewhere (a reply that completed later, a log line, a service call) while the output is not held is written
+/// by a thread-pool item. Writes block: the host always reads a worker's output.
+/// </summary>
+internal sealed class BatchingFrameWriter(Stream stream) : IFrameSink
+{
+    private readonly object _gate = new();
+    private readonly object _writeLock = new();
+    private readonly BufferedStream _stream = new(stream, 1 << 16);
+    private List<byte[]> _frames = [];
+    private List<byte[]> _spare = [];
+    private bool _held, _scheduled, _closed;
+
+    public bool Send(byte[] frame)
+    {
+        bool schedule;
+        lock (_gate)
+        {
+            if (_closed) return false;
+            _frames.Add(frame);
+            schedule = !_held && !_scheduled;
+            if (schedule) _scheduled = true;
+        }
+        if (schedule) ThreadPool.UnsafeQueueUserWorkItem(static w => w.WriteQueued(), this, preferLocal: false);
+        return true;
+    }
+
+    /// <summary>Frames sent from now on wait for <see cref="Release"/>.</summary>
+    public void Hold()
+    {
+        lock (_gate) _held = true;
+    }
+
+    /// <summary>Writes everything waiting, and frames sent from now on are written as they come.</summary>
+    public void Release()
+    {
+        lock (_gate) _held = false;
+        Write();
+    }
+
+    private void WriteQueued()
+    {
+        lock (_gate) _scheduled = false;
+        Write();
+    }
+
+    private void Write()
+    {
+        lock (_writeLock)
+        {
+            List<byte[]> batch;
+            lock (_gate)
+            {
+                if (_frames.Count == 0 || _closed) return;
+                batch = _frames;
+                _frames = _spare;
+                _spare = batch;
+            }
+            try
+            {
+                foreach (var frame in batch) _stream.Write(frame);
+                _stream.Flush();
+            }
+            catch (Exception e) when (e is IOException or ObjectDisposedException)
+            {
+                lock (_gate) _closed = true; // the host is gone; the read loop sees the end of its input next
+            }
+            batch.Clear();
+        }
     }
 }

@@ -1,3 +1,4 @@
+using System.Buffers;
 using System.Collections.Concurrent;
 using System.Text.Json;
 using MessagePack;
@@ -7,13 +8,22 @@ using Nemotron.Gym.Plugins;
 namespace Nemotron.Gym.PluginWorker;
 
 /// <summary>
-/// The worker's side of the channel: reads requests, runs each on the thread pool against the plugin, and writes the
-/// replies. Everything the plugin does happens in this process; when the host closes the channel the worker exits,
-/// whatever threads the plugin still has running.
+/// The worker's side of the channel: reads requests, runs each against the plugin, and writes the replies. Everything
+/// the plugin does happens in this process; when the host closes the channel the worker exits, whatever threads the
+/// plugin still has running.
+/// <para>
+/// A request runs inline on the read loop, up to its first wait: a plugin call that completes synchronously (most
+/// graders) costs no thread hop, and the replies to a burst of requests leave in one write. A call that holds the
+/// loop longer than <see cref="InlineLimitMs"/> (a slow or hung plugin, a plugin blocking on a host service) does
+/// not stall the channel: a watchdog hands reading to a new loop, and the old one ends when its call returns.
+/// </para>
 /// </summary>
 internal sealed class WorkerServer
 {
-    private readonly FrameWriter _output;
+    /// <summary>How long a request may hold the read loop before reading moves to a new loop (checked at this period, so up to twice it).</summary>
+    private const int InlineLimitMs = 20;
+
+    private readonly BatchingFrameWriter _output;
     private readonly ConcurrentDictionary<int, IEnvironment> _environments = new();
     private readonly ConcurrentDictionary<int, IEpisode> _episodes = new();
     private readonly ConcurrentDictionary<int, TaskRecord> _tasks = new();
@@ -23,37 +33,87 @@ internal sealed class WorkerServer
     private int _nextEpisode;
     private int _nextTask = -1; // tasks this worker loads count down; the host numbers the ones it sends upwards
 
-    private WorkerServer(Stream output)
+    private readonly Stream _input;
+    private readonly TaskCompletionSource _ended = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private int _inlineCall; // the number of the request running inline on the read loop now; 0 when none
+    private int _nextInline;
+    private int _watched;    // the inline request the watchdog saw last time
+
+    private WorkerServer(Stream input, Stream output)
     {
-        _output = new FrameWriter(output);
+        // Buffered: a burst of requests arrives in one read instead of two reads per frame.
+        _input = new BufferedStream(input, 1 << 16);
+        _output = new BatchingFrameWriter(output);
         _services = new ServiceClient(_output);
     }
 
     /// <summary>Serves until the host closes <paramref name="input"/>.</summary>
     public static async Task RunAsync(Stream input, Stream output)
     {
-        var server = new WorkerServer(output);
-        // Buffered: a burst of requests arrives in one read instead of two reads per frame.
-        input = new BufferedStream(input, 1 << 16);
-        while (await WorkerProtocol.ReadAsync(input, CancellationToken.None) is { } frame)
-            server.Dispatch(frame.Id, (Request)frame.Kind, frame.Payload);
+        var server = new WorkerServer(input, output);
+        using var watchdog = new Timer(_ => server.Watch(), null, InlineLimitMs, InlineLimitMs);
+        _ = Task.Run(server.ReadLoopAsync);
+        await server._ended.Task;
     }
 
-    private void Dispatch(int id, Request kind, ReadOnlyMemory<byte> payload)
+    /// <summary>Reads and runs requests until the input ends, or until the watchdog hands reading to another loop.</summary>
+    private async Task ReadLoopAsync()
+    {
+        var header = new byte[WorkerProtocol.HeaderBytes];
+        try
+        {
+            while (true)
+            {
+                _output.Hold();
+                var next = WorkerProtocol.ReadAsync(_input, header, CancellationToken.None);
+                // Nothing more has arrived: the replies made so far go now, in one write.
+                if (!next.IsCompleted) _output.Release();
+                if (await next is not { } frame) break;
+                if (!Dispatch(frame.Id, (Request)frame.Kind, frame.Payload)) return;
+            }
+            _output.Release();
+            _ended.TrySetResult();
+        }
+        catch (Exception e)
+        {
+            _output.Release();
+            _ended.TrySetException(e);
+        }
+    }
+
+    /// <summary>
+    /// Runs on a timer: a request that has held the read loop for a whole period loses it. Reading goes on in a new loop
+    /// (the held loop's pending replies are written first); the old loop ends when its request returns.
+    /// </summary>
+    private void Watch()
+    {
+        int running = Volatile.Read(ref _inlineCall);
+        if (running == 0 || running != _watched)
+        {
+            _watched = running;
+            return;
+        }
+        if (Interlocked.CompareExchange(ref _inlineCall, 0, running) != running) return; // it returned just now
+        _output.Release();
+        _ = Task.Run(ReadLoopAsync);
+    }
+
+    /// <summary>Handles one frame on the read loop; false when this loop has lost reading to a new one meanwhile.</summary>
+    private bool Dispatch(int id, Request kind, ReadOnlyMemory<byte> payload)
     {
         switch (kind)
         {
             case Request.Cancel:
                 var r = new MessagePackReader(payload);
                 if (_running.TryGetValue(r.ReadInt32(), out var cts)) cts.Cancel();
-                return;
+                return true;
             case Request.Dispose:
                 var d = new MessagePackReader(payload);
-                if (_episodes.TryRemove(d.ReadInt32(), out var ended)) _ = DisposeQuietly(ended);
-                return;
+                if (_episodes.TryRemove(d.ReadInt32(), out var ended)) return RunInline(() => DisposeQuietly(ended));
+                return true;
             case Request.ServiceReply:
                 _services.Complete(payload);
-                return;
+                return true;
         }
         // A task sent with its JSON is registered here, in frame order, so a later request that names only its handle finds it.
         if (kind is Request.Open or Request.Validate or Request.GradeGroup)
@@ -66,31 +126,95 @@ internal sealed class WorkerServer
         }
         var source = new CancellationTokenSource();
         _running[id] = source;
-        _ = Task.Run(async () =>
+        // A step may ask for its episode's grade ahead (see Request.Step): its id is registered now, so that a Cancel for it
+        // that comes before the grade starts still reaches it.
+        int gradeAheadId = 0, episode = 0;
+        CancellationTokenSource? gradeSource = null;
+        if (kind == Request.Step)
         {
-            byte[] reply;
-            try
+            var reader = new MessagePackReader(payload);
+            int fields = reader.ReadArrayHeader();
+            episode = reader.ReadInt32();
+            if (fields >= 3)
             {
-                var result = await HandleAsync(kind, payload, source.Token);
-                reply = WorkerProtocol.Frame(id, (byte)Reply.Ok, result);
+                reader.Skip();
+                gradeAheadId = reader.ReadInt32();
             }
-            catch (Exception e)
+            if (gradeAheadId != 0) _running[gradeAheadId] = gradeSource = new CancellationTokenSource();
+        }
+        return RunInline(async () =>
+        {
+            var outcome = new StepOutcome();
+            _output.Send(await RunAsync(id, source, ct => HandleAsync(kind, payload, outcome, ct)));
+            if (gradeSource == null) return;
+            if (outcome.Done)
             {
-                var error = e is System.Reflection.TargetInvocationException { InnerException: { } inner } ? inner : e;
-                reply = WorkerProtocol.Frame(id, (byte)Reply.Error, (ref MessagePackWriter w) =>
-                {
-                    w.WriteArrayHeader(2);
-                    w.Write(error.GetType().Name);
-                    w.Write(error.Message);
-                });
+                _output.Send(await RunAsync(gradeAheadId, gradeSource, ct => HandleAsync(Request.Grade, GradeRequest(episode), outcome, ct)));
+                // Graded ahead, the episode is over: the host sends no Dispose for it.
+                if (_episodes.TryRemove(episode, out var ended)) await DisposeQuietly(ended);
             }
-            _running.TryRemove(id, out _);
-            source.Dispose();
-            _output.Send(reply);
+            else
+            {
+                _running.TryRemove(gradeAheadId, out _);
+                gradeSource.Dispose();
+            }
         });
     }
 
-    private async Task<WritePayload?> HandleAsync(Request kind, ReadOnlyMemory<byte> payload, CancellationToken ct)
+    /// <summary>
+    /// Starts <paramref name="work"/> on this thread (it runs until its first wait) under the watchdog; false when the
+    /// watchdog gave reading to a new loop meanwhile, so this loop must stop.
+    /// </summary>
+    private bool RunInline(Func<Task> work)
+    {
+        int call = Interlocked.Increment(ref _nextInline);
+        if (call == 0) call = Interlocked.Increment(ref _nextInline); // 0 means none
+        Volatile.Write(ref _inlineCall, call);
+        _ = work();
+        return Interlocked.CompareExchange(ref _inlineCall, 0, call) == call;
+    }
+
+    /// <summary>Runs one request under its cancellation source and makes its reply frame (Ok with the result, or Error).</summary>
+    private async Task<byte[]> RunAsync(int id, CancellationTokenSource source, Func<CancellationToken, Task<WritePayload?>> handle)
+    {
+        byte[] reply;
+        try
+        {
+            var result = await handle(source.Token);
+            reply = WorkerProtocol.Frame(id, (byte)Reply.Ok, result);
+        }
+        catch (Exception e)
+        {
+            var error = e is System.Reflection.TargetInvocationException { InnerException: { } inner } ? inner : e;
+            reply = WorkerProtocol.Frame(id, (byte)Reply.Error, (ref MessagePackWriter w) =>
+            {
+                w.WriteArrayHeader(2);
+                w.Write(error.GetType().Name);
+                w.Write(error.Message);
+            });
+        }
+        _running.TryRemove(id, out _);
+        source.Dispose();
+        return reply;
+    }
+
+    private static ReadOnlyMemory<byte> GradeRequest(int episode)
+    {
+        var buffer = new ArrayBufferWriter<byte>(8);
+        var w = new MessagePackWriter(buffer);
+        w.WriteArrayHeader(1);
+        w.Write(episode);
+        w.Flush();
+        return buffer.WrittenMemory;
+    }
+
+    /// <summary>Whether a step ended its episode (set by the Step handler).</summary>
+    private sealed class StepOutcome
+    {
+        public bool Done;
+    }
+
+    private async Task<WritePayload?> HandleAsync(Request kind, ReadOnlyMemory<byte> payload, StepOutcome outcome, CancellationToken ct)
     {
         var r = new MessagePackReader(payload);
         r.ReadArrayHeader();
@@ -190,6 +314,7 @@ internal sealed class WorkerServer
             {
                 var episode = EpisodeOf(r.ReadInt32());
                 var result = await episode.StepAsync(WorkerProtocol.ReadTurn(ref r), ct);
+                outcome.Done = result.Done;
                 return (ref MessagePackWriter w) =>
                 {
                     w.WriteArrayHeader(2);
@@ -244,7 +369,7 @@ internal sealed class WorkerServer
     }
 
     /// <summary>An environment's log lines go to the host, which prefixes and prints them.</summary>
-    private sealed class FrameLog(FrameWriter output, int environment) : IEnvironmentLog
+    private sealed class FrameLog(IFrameSink output, int environment) : IEnvironmentLog
     {
         public void Write(string message) => output.Send(WorkerProtocol.Frame(0, (byte)Reply.Log, (ref MessagePackWriter w) =>
         {

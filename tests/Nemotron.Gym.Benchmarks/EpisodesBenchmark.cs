@@ -9,20 +9,35 @@ namespace Nemotron.Gym.Benchmarks;
 /// Episode grains under load, with a scripted stand-in for the model (fixed responses, no trainer): keeps N
 /// episodes in flight on one in-process silo (each worker opens an episode, sends a scripted answer, grades it,
 /// and starts the next) over math and instruction-following tasks, and prints episodes/s and the p50/p99 latency
-/// of the grade call. Args: [--in-flight N] [--seconds S] [--in-process] (plugins in the silo's process instead of workers).
+/// of the grade call. Args: [--in-flight N] [--seconds S] [--in-process] (plugins in the silo's process instead of workers) [--workers N] (worker processes per plugin) [--compare] (both modes, one after the other, and their ratio).
 /// </summary>
 public sealed class EpisodesBenchmark : IBenchmark
 {
     public string Name => "episodes";
-    public string Description => "episodes/s and grading latency with N episodes in flight on one silo [--in-flight 2000] [--seconds 20] [--in-process]";
+    public string Description => "episodes/s and grading latency with N episodes in flight on one silo [--in-flight 2000] [--seconds 20] [--in-process] [--workers N] [--compare]";
 
     public async Task<int> RunAsync(string[] args)
     {
+        if (!args.Contains("--compare"))
+        {
+            await RunOnceAsync(args, args.Contains("--in-process"));
+            return 0;
+        }
+        // Both hosting modes in one run, one after the other, and their ratio.
+        double inProcessRate = await RunOnceAsync(args, inProcess: true);
+        double workerRate = await RunOnceAsync(args, inProcess: false);
+        Console.WriteLine($"in process {inProcessRate:N0} episodes/s, in workers {workerRate:N0} episodes/s: in-process/out-of-process {inProcessRate / workerRate:0.00}x");
+        return 0;
+    }
+
+    /// <summary>One silo, one hosting mode; prints its figures and returns its episodes/s.</summary>
+    private static async Task<double> RunOnceAsync(string[] args, bool inProcess)
+    {
         int inFlight = Arg(args, "--in-flight", 2000), seconds = Arg(args, "--seconds", 20);
         var state = Path.Combine(Path.GetTempPath(), $"gym-bench-{Environment.ProcessId}.db");
-        bool inProcess = args.Contains("--in-process");
+        int workersPerPlugin = Arg(args, "--workers", new Nemotron.Gym.PluginWorker.PluginWorkerSettings().WorkersPerPlugin);
         var options = new GymSiloOptions { SiloPort = 22111, GatewayPort = 32000, StateStorage = "sqlite:" + state,
-            PluginHosting = new Nemotron.Gym.PluginWorker.PluginWorkerSettings { InProcess = inProcess } };
+            PluginHosting = new Nemotron.Gym.PluginWorker.PluginWorkerSettings { InProcess = inProcess, WorkersPerPlugin = workersPerPlugin } };
         options.PluginFolders.Add(Nemotron.Gym.TestSupport.RepoPaths.Plugins);
         using var silo = await GymSilo.StartAsync(options);
         var grains = (IGrainFactory)silo.Services.GetService(typeof(IGrainFactory))!;
@@ -32,7 +47,7 @@ public sealed class EpisodesBenchmark : IBenchmark
             new TaskSetSpec("instruction_following", new Dictionary<string, string>(), "train", 2000, 1),
         };
         var source = await GrainEpisodeSource.CreateAsync(grains, "bench", sets);
-        Console.WriteLine($"{source.Tasks.Count} tasks; {inFlight} episodes in flight for {seconds} s on one silo ({Environment.ProcessorCount} cores), plugins {(inProcess ? "in process" : "in worker processes")}");
+        Console.WriteLine($"{source.Tasks.Count} tasks; {inFlight} episodes in flight for {seconds} s on one silo ({Environment.ProcessorCount} cores), plugins {(inProcess ? "in process" : $"in worker processes ({workersPerPlugin} per plugin)")}");
 
         var latencies = new List<double>();
         long done = 0, peak = 0, live = 0;
@@ -75,7 +90,7 @@ public sealed class EpisodesBenchmark : IBenchmark
         Console.WriteLine($"grade call latency: p50 {Pct(latencies, 0.5):F2} ms, p99 {Pct(latencies, 0.99):F2} ms (over {latencies.Count} grades)");
         await silo.StopAsync();
         File.Delete(state);
-        return 0;
+        return measured / elapsed;
     }
 
     private static void InterlockedMax(ref long target, long value)

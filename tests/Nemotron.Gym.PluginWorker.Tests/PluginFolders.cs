@@ -15,6 +15,7 @@ public sealed class PluginFolders : IDisposable
 
     public static string HostileBuild => RepoPaths.BuildOf("tests", "Nemotron.Gym.Environments.Hostile");
     public static string MathBuild => RepoPaths.BuildOf("environments", "Math", "Nemotron.Gym.Environments.Math");
+    public static string ToolUseBuild => RepoPaths.BuildOf("environments", "ToolUse", "Nemotron.Gym.Environments.ToolUse");
 
     /// <summary>Copies a build into Root/<paramref name="name"/> (a plugin.json names the assembly when the folder name differs).</summary>
     public string Copy(string build, string name, string assembly, string? manifest = null)
@@ -35,6 +36,8 @@ public sealed class PluginFolders : IDisposable
         Copy(HostileBuild, name, "Nemotron.Gym.Environments.Hostile", manifest);
 
     public string Math(string name = "Nemotron.Gym.Environments.Math") => Copy(MathBuild, name, "Nemotron.Gym.Environments.Math");
+
+    public string ToolUse(string name = "Nemotron.Gym.Environments.ToolUse") => Copy(ToolUseBuild, name, "Nemotron.Gym.Environments.ToolUse");
 
     public void Dispose()
     {
