@@ -540,20 +540,8 @@ public sealed class BwrapSandboxService : ISandboxService, IDisposable
         script.Append(" && exec 3>'").Append(statusFile).Append('\'');
         if (seccompPath is not null) script.Append(" 4<'").Append(seccompPath).Append('\'');
         script.Append(" && exec \"$@\"");
-        var start = new ProcessStartInfo(Dash)
-        {
-            RedirectStandardInput = true,
-            RedirectStandardOutput = true,
-            RedirectStandardError = true,
-            UseShellExecute = false,
-            WorkingDirectory = "/",
-        };
-        // Nothing of the host's environment (tokens, passwords) may reach the sandbox.
-        start.Environment.Clear();
-        start.Environment["PATH"] = "/usr/sbin:/usr/bin:/sbin:/bin";
+        var start = LaunchAsSlotUid(Dash, script.ToString(), uid);
         var args = start.ArgumentList;
-        foreach (var a in new[] { "-c", script.ToString(), "sh" }) args.Add(a);
-        foreach (var a in new[] { "setpriv", $"--reuid={uid}", $"--regid={uid}", "--clear-groups", "--" }) args.Add(a);
         foreach (var a in new[]
         {
             "bwrap", "--unshare-all", "--unshare-user", "--disable-userns", "--uid", "65534", "--gid", "65534",
@@ -578,6 +566,28 @@ public sealed class BwrapSandboxService : ISandboxService, IDisposable
     }
 
     private static readonly string Dash = FindOnPath("dash") ?? "/bin/dash";
+
+    /// <summary>
+    /// The launch both paths share: <paramref name="dash"/> runs <paramref name="script"/> (cgroups, rlimits, the status
+    /// and seccomp descriptors) as root, which ends by exec-ing its arguments: setpriv down to the slot's
+    /// <paramref name="uid"/>, then whatever the caller adds (bwrap and its options). Standard streams redirected.
+    /// </summary>
+    internal static ProcessStartInfo LaunchAsSlotUid(string dash, string script, int uid)
+    {
+        var start = new ProcessStartInfo(dash)
+        {
+            RedirectStandardInput = true,
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+            UseShellExecute = false,
+            WorkingDirectory = "/",
+        };
+        // Nothing of the host's environment (tokens, passwords) may reach the sandbox.
+        start.Environment.Clear();
+        start.Environment["PATH"] = "/usr/sbin:/usr/bin:/sbin:/bin";
+        foreach (var a in new[] { "-c", script, "sh", "setpriv", $"--reuid={uid}", $"--regid={uid}", "--clear-groups", "--" }) start.ArgumentList.Add(a);
+        return start;
+    }
 
     private static string? FindOnPath(string tool) =>
         (Environment.GetEnvironmentVariable("PATH") ?? "/usr/sbin:/usr/bin:/sbin:/bin").Split(':')

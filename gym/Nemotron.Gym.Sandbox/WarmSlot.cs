@@ -122,17 +122,7 @@ internal sealed class WarmSlot : IDisposable
             var script = new StringBuilder();
             foreach (var procs in keeper.ProcsFiles) script.Append("echo $$ > ").Append(Q(procs)).Append(" && ");
             script.Append("ulimit -c 0 && exec 3>").Append(Q(statusFile)).Append(" 4<").Append(Q(seccompPath)).Append(" && exec \"$@\"");
-            var start = new ProcessStartInfo(dash)
-            {
-                RedirectStandardInput = true,
-                RedirectStandardOutput = true,
-                RedirectStandardError = true,
-                UseShellExecute = false,
-                WorkingDirectory = "/",
-            };
-            start.Environment.Clear();
-            start.Environment["PATH"] = "/usr/sbin:/usr/bin:/sbin:/bin";
-            foreach (var a in new[] { "-c", script.ToString(), "sh", "setpriv", $"--reuid={uid}", $"--regid={uid}", "--clear-groups", "--" }) start.ArgumentList.Add(a);
+            var start = BwrapSandboxService.LaunchAsSlotUid(dash, script.ToString(), uid);
             foreach (var a in new[]
             {
                 "bwrap", "--unshare-all", "--unshare-user", "--disable-userns", "--uid", "65534", "--gid", "65534",
