@@ -12,7 +12,7 @@ namespace Nemotron.Gym.PluginWorker;
 /// every worker that serves it (a new worker after a crash, the other workers of the pool); tasks are sent to a
 /// worker once and named by handle afterwards.
 /// </summary>
-internal class WorkerEnvironment(WorkerPool pool, string assembly, string type, EnvironmentDescriptor descriptor) : IEnvironment
+internal class WorkerEnvironment(WorkerPool pool, string assembly, string type, EnvironmentDescriptor descriptor) : IAsyncOnlyEnvironment
 {
     private readonly ConditionalWeakTable<WorkerProcess, Lazy<Task<int>>> _initialized = new();
     private EnvironmentContext? _context;

@@ -54,7 +54,19 @@ internal sealed class WorkerProcess : IAsyncDisposable
         _input = new FrameWriter(process.StandardInput.BaseStream);
         Services = new ServiceHost(this);
         _ = Task.Run(ReadStderrAsync);
-        Exited = Task.Run(ReadLoopAsync);
+        // Replies are read on a thread of their own with blocking reads: a read that waits on the pipe costs no
+        // thread-pool work item, and each read's frames are handed on from there (see ReadLoop).
+        var exited = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        Exited = exited.Task;
+        new Thread(() =>
+        {
+            try
+            {
+                ReadLoop();
+                exited.TrySetResult();
+            }
+            catch (Exception e) { exited.TrySetException(e); } // as the read loop's task did: whoever awaits Exited sees it
+        }) { IsBackground = true, Name = $"plugin worker reader {name}" }.Start();
     }
 
     /// <summary>Starts a worker; <paramref name="start"/> comes from <see cref="WorkerLaunch"/>.</summary>
@@ -186,14 +198,14 @@ internal sealed class WorkerProcess : IAsyncDisposable
         }
     }
 
-    private async Task ReadLoopAsync()
+    private void ReadLoop()
     {
         string? protocolError = null;
         try
         {
             var stream = new BufferedStream(_process.StandardOutput.BaseStream, 1 << 16); // a burst of replies in one read
             var header = new byte[WorkerProtocol.HeaderBytes];
-            while (await WorkerProtocol.ReadAsync(stream, header, CancellationToken.None) is { } frame)
+            while (WorkerProtocol.Read(stream, header) is { } frame)
             {
                 switch ((Reply)frame.Kind)
                 {
@@ -232,7 +244,7 @@ internal sealed class WorkerProcess : IAsyncDisposable
             protocolError = $"it broke the channel protocol ({e.Message})";
             Kill(protocolError);
         }
-        await _process.WaitForExitAsync();
+        _process.WaitForExit();
         string reason = _killReason ?? protocolError ?? ExitDescription(_process.ExitCode);
         string tail;
         lock (_stderrTail) tail = string.Join(" | ", _stderrTail.TakeLast(6));

@@ -124,6 +124,19 @@ internal static class WorkerProtocol
         return (BinaryPrimitives.ReadInt32LittleEndian(header.AsSpan(4)), header[8], payload);
     }
 
+    /// <summary>The same as <see cref="ReadAsync"/> with blocking reads, for a thread that does nothing else.</summary>
+    public static (int Id, byte Kind, ReadOnlyMemory<byte> Payload)? Read(Stream stream, byte[] header)
+    {
+        int got = stream.ReadAtLeast(header, header.Length, throwOnEndOfStream: false);
+        if (got == 0) return null;
+        if (got < HeaderBytes) throw new InvalidDataException($"the stream ended inside a frame header ({got} of {HeaderBytes} bytes)");
+        int length = BinaryPrimitives.ReadInt32LittleEndian(header);
+        if (length < 5 || length > MaxFrameBytes) throw new InvalidDataException($"a frame claims {length} bytes (expected 5..{MaxFrameBytes})");
+        var payload = new byte[length - 5];
+        if (stream.ReadAtLeast(payload, payload.Length, throwOnEndOfStream: false) < payload.Length) throw new InvalidDataException("the stream ended inside a frame");
+        return (BinaryPrimitives.ReadInt32LittleEndian(header.AsSpan(4)), header[8], payload);
+    }
+
     private static async ValueTask<int> ReadFullyAsync(Stream stream, byte[] buffer, CancellationToken cancellation)
     {
         int total = 0;

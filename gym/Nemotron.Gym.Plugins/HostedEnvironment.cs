@@ -134,10 +134,12 @@ public sealed class HostedEnvironment
         var timeout = limit ?? _limits.CallTimeout;
         using var cts = CancellationTokenSource.CreateLinkedTokenSource(cancellation);
         cts.CancelAfter(timeout);
-        string where = $"environment '{Name}'{(taskId != null ? $", task {taskId}" : "")}: {what}";
+        string Where() => $"environment '{Name}'{(taskId != null ? $", task {taskId}" : "")}: {what}";
         try
         {
-            // WaitAsync bounds the wait even if the plugin ignores its token.
+            // Plugin code runs on the thread pool (it may block), and WaitAsync bounds the wait even if the plugin
+            // ignores its token. A host-side environment that only waits under the token is called directly.
+            if (_environment is IAsyncOnlyEnvironment) return await call(cts.Token);
             return await Task.Run(() => call(cts.Token), cts.Token).WaitAsync(timeout, cancellation);
         }
         catch (OperationCanceledException) when (cancellation.IsCancellationRequested) { throw; }
@@ -146,11 +148,11 @@ public sealed class HostedEnvironment
             // WaitAsync's timer may fire before CancelAfter's, and disposing the source does not cancel it: cancel here,
             // so that the call is always told to stop (a worker-hosted call that ignores it then has its worker killed).
             cts.Cancel();
-            throw new EnvironmentTimeoutException($"{where} did not finish within {timeout.TotalSeconds:0.#}s");
+            throw new EnvironmentTimeoutException($"{Where()} did not finish within {timeout.TotalSeconds:0.#}s");
         }
         catch (Exception e) when (e is not EnvironmentCallException)
         {
-            throw new EnvironmentCallException($"{where} failed: {(e is PluginFaultException f ? f.TypeName : e.GetType().Name)}: {e.Message}", e);
+            throw new EnvironmentCallException($"{Where()} failed: {(e is PluginFaultException f ? f.TypeName : e.GetType().Name)}: {e.Message}", e);
         }
     }
 }
@@ -188,10 +190,9 @@ public sealed class HostedEpisode : IAsyncDisposable
         Grade? grade;
         try { grade = await _host.Call("grade", _taskId, ct => _episode.GradeAsync(ct).AsTask(), cancellation); }
         catch (EnvironmentCallException e) when (e is not EpisodeLostException) { return GraderError(e.Message); }
-        string where = $"environment '{_host.Name}', task {_taskId}: grade";
         // Checked here, at the boundary, in both hosting modes: a NaN reaching the trainer poisons a whole step.
         if (HostedEnvironment.GradeProblem(grade) is { } problem)
-            return GraderError($"{where} returned {problem}{(grade?.Reason is { } reason ? $" (its reason: {reason})" : "")}");
+            return GraderError($"environment '{_host.Name}', task {_taskId}: grade returned {problem}{(grade?.Reason is { } reason ? $" (its reason: {reason})" : "")}");
         return grade!;
     }
 
