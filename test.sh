@@ -73,8 +73,9 @@ set -e
 if [ "$status" -ne 0 ]; then
   echo
   echo "test.sh: the suite failed (exit $status); its failed tests again, from $log:"
-  sed 's/\x1b\[[0-9;]*m//g' "$log" | grep -E -A14 '^(failed|error) ' | cut -c1-400 | head -c 9000 || true
+  sed -i 's/\x1b\[[0-9;]*m//g' "$log" # colour codes out, so lines start with "failed"
+  grep -E -A14 '^(failed|error) ' "$log" | cut -c1-400 | head -c 9000 || true
   echo
-  echo "test.sh: $(sed 's/\x1b\[[0-9;]*m//g' "$log" | grep -c -E '^failed ' || true) failed tests in all; the summary is above."
+  echo "test.sh: $(grep -c -E '^failed ' "$log" || true) failed tests in all; the summary is above."
 fi
 exit "$status"

@@ -66,14 +66,7 @@ internal static class EvalCommand
             };
             silo.PluginFolders.AddRange(parse.GetValue(plugins) ?? []);
             // Code and swe answers are graded by running them, as in a run: the same sandbox pool a run's silo has.
-            var backend = parse.GetValue(sandbox);
-            if (backend != "none")
-            {
-                var values = new Dictionary<string, string> { ["silo"] = $"eval-{silo.SiloPort}" };
-                if (backend is not null) values["backend"] = backend;
-                try { silo.Sandbox = new SiloSandboxOptions(Nemotron.Gym.Sandbox.SandboxSettings.FromValues(values, "command line"), Required: backend is not null); }
-                catch (FormatException e) { throw new CliException(e.Message.Replace("command line: sandbox.backend", "--sandbox", StringComparison.Ordinal)); }
-            }
+            silo.Sandbox = SandboxCommands.SiloSandboxFromCommandLine(parse.GetValue(sandbox), null, $"eval-{silo.SiloPort}");
             var results = await WithSilo(silo, grains => Evaluate(dir, parse.GetValue(StageCommands.Device) ?? "auto", environments, settings, grains, connection, id, ct), ct);
             Print(results, settings);
             if (outPath != null)

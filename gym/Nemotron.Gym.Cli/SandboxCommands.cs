@@ -2,6 +2,7 @@ using System.CommandLine;
 using Docker.DotNet;
 using Nemotron.Gym.Abstractions;
 using Nemotron.Gym.Conversation;
+using Nemotron.Gym.Grains;
 using Nemotron.Gym.Sandbox;
 using Spectre.Console;
 using YamlDotNet.RepresentationModel;
@@ -44,6 +45,21 @@ internal static class SandboxCommands
             return new Plugins.HostServices();
         }
         return new Plugins.HostServices(new Dictionary<Type, object> { [typeof(ISandboxService)] = service });
+    }
+
+    /// <summary>
+    /// The sandbox pool of a silo this command starts or joins, from `--sandbox` (and `--docker-endpoint`): null for
+    /// `none`; a backend named is required, the default (none named) is tried and left out if this host cannot run it,
+    /// as for a run's silo.
+    /// </summary>
+    public static SiloSandboxOptions? SiloSandboxFromCommandLine(string? backend, string? dockerEndpoint, string siloName)
+    {
+        if (backend == "none") return null;
+        var values = new Dictionary<string, string> { ["silo"] = siloName };
+        if (backend is not null) values["backend"] = backend;
+        if (dockerEndpoint is not null) values["docker.endpoint"] = dockerEndpoint;
+        try { return new SiloSandboxOptions(SandboxSettings.FromValues(values, "command line"), Required: backend is not null); }
+        catch (FormatException e) { throw new CliException(e.Message.Replace("command line: sandbox.backend", "--sandbox", StringComparison.Ordinal)); }
     }
 
     /// <summary>Settings from --config's sandbox: section, then the command-line overrides.</summary>

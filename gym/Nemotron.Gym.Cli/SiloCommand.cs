@@ -46,16 +46,7 @@ internal static class SiloCommand
             if (options.SiloPort is < 1 or > 65535) throw new CliException($"--silo-port: expected 1-65535, got {options.SiloPort}");
             if (options.GatewayPort is < 1 or > 65535) throw new CliException($"--gateway-port: expected 1-65535, got {options.GatewayPort}");
             options.PluginFolders.AddRange(parse.GetValue(plugins) ?? []);
-            // Like a run's silo: a backend named here is required, the default is tried and left out if it cannot run.
-            var backend = parse.GetValue(sandbox);
-            if (backend != "none")
-            {
-                var values = new Dictionary<string, string> { ["silo"] = $"silo-{options.SiloPort}" };
-                if (backend is not null) values["backend"] = backend;
-                if (parse.GetValue(dockerEndpoint) is { } endpoint) values["docker.endpoint"] = endpoint;
-                try { options.Sandbox = new SiloSandboxOptions(Nemotron.Gym.Sandbox.SandboxSettings.FromValues(values, "command line"), Required: backend is not null); }
-                catch (FormatException e) { throw new CliException(e.Message.Replace("command line: sandbox.backend", "--sandbox", StringComparison.Ordinal)); }
-            }
+            options.Sandbox = SandboxCommands.SiloSandboxFromCommandLine(parse.GetValue(sandbox), parse.GetValue(dockerEndpoint), $"silo-{options.SiloPort}");
             // The same judge as the run's `judge:` section, so rlhf episodes placed here are judged like the trainer's.
             if (parse.GetValue(judgeUrl) is { } url)
             {

@@ -60,7 +60,7 @@ public static class PrivateDockerDaemon
         Directory.CreateDirectory(runDirectory);
         // One starter at a time: two engines started on one folder fight over its pid file and socket, and the
         // loser's clean-up below would kill the winner's container shims.
-        await using var held = await LockAsync(Path.Combine(runDirectory, "start.lock"), timeout, cancellation);
+        await using var held = await HostFileLock.TakeAsync(Path.Combine(runDirectory, "start.lock"), timeout, cancellation);
         if (await IsAnsweringAsync(endpoint, cancellation)) return $"already running at {endpoint} (started by another process)";
         var dockerd = new[] { "/usr/sbin/dockerd", "/usr/bin/dockerd" }.FirstOrDefault(File.Exists)
             ?? throw new InvalidOperationException("dockerd is not installed (Debian: apt-get install docker.io)");
@@ -143,19 +143,6 @@ public static class PrivateDockerDaemon
         }
         foreach (var pid in doomed) Native.Kill(pid);
         return doomed.Count;
-    }
-
-    private static async Task<FileStream> LockAsync(string path, TimeSpan timeout, CancellationToken cancellation)
-    {
-        var waited = Stopwatch.StartNew();
-        while (true)
-        {
-            try { return new FileStream(path, FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.None); }
-            catch (IOException) when (waited.Elapsed < timeout)
-            {
-                await Task.Delay(100, cancellation);
-            }
-        }
     }
 
     private static bool IsAlive(string pidText) => int.TryParse(pidText.Trim(), out var pid) && Directory.Exists($"/proc/{pid}");

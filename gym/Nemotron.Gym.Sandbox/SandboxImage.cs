@@ -81,19 +81,10 @@ public sealed record SandboxImage(string Name, string Interpreter, string Versio
     /// An exclusive lock on <c>IMAGES/.NAME.lock</c> (flock, released when the process dies): two builds into one
     /// folder would delete each other's files, and a rebuild would pull the root filesystem from under running sandboxes.
     /// </summary>
-    private static async Task<FileStream> LockAsync(string imagesDirectory, string name, CancellationToken cancellation)
+    private static Task<FileStream> LockAsync(string imagesDirectory, string name, CancellationToken cancellation)
     {
         Directory.CreateDirectory(imagesDirectory);
-        var path = Path.Combine(imagesDirectory, "." + name + ".lock");
-        var waited = System.Diagnostics.Stopwatch.StartNew();
-        while (true)
-        {
-            try { return new FileStream(path, FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.None); }
-            catch (IOException) when (waited.Elapsed < TimeSpan.FromMinutes(5))
-            {
-                await Task.Delay(200, cancellation);
-            }
-        }
+        return HostFileLock.TakeAsync(Path.Combine(imagesDirectory, "." + name + ".lock"), TimeSpan.FromMinutes(5), cancellation);
     }
 
     private static async Task<SandboxImage> BuildLockedAsync(string recipesDirectory, string imagesDirectory, string name, CancellationToken cancellation)

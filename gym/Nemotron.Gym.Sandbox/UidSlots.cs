@@ -19,13 +19,10 @@ internal sealed class UidSlots : IDisposable
         Directory.CreateDirectory(lockDirectory);
         for (var uid = firstUid; uid < firstUid + RangeSize && free.Count < count; uid++)
         {
-            try
-            {
-                var stream = new FileStream(Path.Combine(lockDirectory, $"{uid}.lock"), FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.None);
-                locks.Add(stream);
-                free.Add(uid);
-            }
-            catch (IOException) { } // held by another process
+            // A uid whose lock another process holds is that process's.
+            if (HostFileLock.TryTake(Path.Combine(lockDirectory, $"{uid}.lock")) is not { } held) continue;
+            locks.Add(held);
+            free.Add(uid);
         }
         if (free.Count == 0) throw new InvalidOperationException($"no free sandbox uid in {firstUid}..{firstUid + RangeSize - 1} (lock files in {lockDirectory})");
         Count = free.Count;

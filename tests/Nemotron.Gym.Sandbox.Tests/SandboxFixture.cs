@@ -118,8 +118,10 @@ public sealed class SandboxFixture : IAsyncLifetime
     /// </summary>
     public IEnumerable<int> SandboxProcesses()
     {
+        // One pass over /proc for every process's parent and the candidates, then the candidates' ancestry.
         var parents = new Dictionary<int, int>();
-        var found = new List<int>();
+        var ours = new List<int>();
+        var nobody = new List<int>();
         foreach (var dir in Directory.EnumerateDirectories("/proc"))
         {
             if (!int.TryParse(Path.GetFileName(dir), out var pid)) continue;
@@ -132,28 +134,18 @@ public sealed class SandboxFixture : IAsyncLifetime
             var uidLine = status.FirstOrDefault(l => l.StartsWith("Uid:", StringComparison.Ordinal));
             if (uidLine is null) continue;
             var uid = int.Parse(uidLine.Split('\t', StringSplitOptions.RemoveEmptyEntries)[1]);
-            if (uid >= Settings.FirstUid && uid < Settings.FirstUid + 1000) found.Add(pid);
-            else if (uid == 65534 && !UnderForeignEngine(pid, parents)) found.Add(pid);
+            if (uid >= Settings.FirstUid && uid < Settings.FirstUid + 1000) ours.Add(pid);
+            else if (uid == 65534) nobody.Add(pid);
         }
-        return found;
+        return [.. ours, .. nobody.Where(pid => !UnderForeignEngine(pid, parents))];
     }
 
     /// <summary>Whether an ancestor of <paramref name="pid"/> is a containerd shim that is not our engine's.</summary>
     private static bool UnderForeignEngine(int pid, Dictionary<int, int> parents)
     {
         var ours = Path.Combine(PrivateDockerDaemon.RunDirectory, "exec") + "/";
-        for (var (current, hops) = (pid, 0); current > 1 && hops < 64; hops++)
+        for (var (current, hops) = (pid, 0); current > 1 && hops < 64 && parents.TryGetValue(current, out var parent); hops++)
         {
-            if (!parents.TryGetValue(current, out var parent))
-            {
-                // Listed after its child: read it directly.
-                try
-                {
-                    var line = File.ReadLines($"/proc/{current}/status").FirstOrDefault(l => l.StartsWith("PPid:", StringComparison.Ordinal));
-                    if (line is null || !int.TryParse(line[5..].Trim(), out parent)) return false;
-                }
-                catch (Exception e) when (e is IOException or UnauthorizedAccessException) { return false; }
-            }
             string command;
             try { command = File.ReadAllText($"/proc/{parent}/cmdline").Replace('\0', ' '); }
             catch (Exception e) when (e is IOException or UnauthorizedAccessException) { return false; }

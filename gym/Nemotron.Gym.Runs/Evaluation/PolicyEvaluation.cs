@@ -46,7 +46,8 @@ public sealed class EnvironmentResult
     public required float Temperature { get; init; }
 
     /// <summary>Tasks whose greedy episode got a verdict: the ones pass@1 and the mean reward are over.</summary>
-    public IReadOnlyList<TaskResult> JudgedTasks => [.. Tasks.Where(t => !t.GreedyNotJudged)];
+    public IReadOnlyList<TaskResult> JudgedTasks => _judged ??= [.. Tasks.Where(t => !t.GreedyNotJudged)];
+    private IReadOnlyList<TaskResult>? _judged;
     /// <summary>Tasks whose greedy episode got no verdict (infrastructure failures, never counted as wrong answers).</summary>
     public int NotJudged => Tasks.Count(t => t.GreedyNotJudged);
     /// <summary>Fraction of judged tasks whose greedy episode passed (NaN when none was judged).</summary>
@@ -60,7 +61,8 @@ public sealed class EnvironmentResult
         : j.All(t => t.GreedyReward is 0 or 1) ? EvalStatistics.Wilson(j.Count(t => t.GreedyReward == 1), j.Count)
         : EvalStatistics.MeanInterval([.. j.Select(t => t.GreedyReward)]);
     /// <summary>Tasks with at least k judged samples: the ones pass@k is over.</summary>
-    private IReadOnlyList<TaskResult> PassKTasks => [.. Tasks.Where(t => t.SamplesJudged >= K)];
+    private IReadOnlyList<TaskResult> PassKTasks => _passKTasks ??= [.. Tasks.Where(t => t.SamplesJudged >= K)];
+    private IReadOnlyList<TaskResult>? _passKTasks;
     /// <summary>Mean over tasks of the unbiased pass@k estimate from their judged samples (NaN without sampled episodes).</summary>
     public double PassK => K == 0 || PassKTasks.Count == 0 ? double.NaN : PassKTasks.Average(t => EvalStatistics.PassAtK(t.SamplesJudged, t.SamplesPassed, K));
     /// <summary>95% interval of <see cref="PassK"/> over tasks.</summary>
