@@ -116,6 +116,13 @@ public sealed class SandboxFixture : IAsyncLifetime
     /// side with this one, and their containers (on engines of their own) run as 65534 too; they are not strays of
     /// ours. Anything else at 65534, also a process that left every tree, counts.
     /// </summary>
+    /// <summary>
+    /// The uids from <see cref="SandboxSettings.FirstUid"/> on that this fixture's services can claim (12 slots, taken
+    /// from the bottom of the range). Other test projects start their own ranges higher (the plugin-worker tests at
+    /// 63500), and their warm slots keep processes of those uids alive while these tests run.
+    /// </summary>
+    private const int OwnUidSpan = 100;
+
     public IEnumerable<int> SandboxProcesses()
     {
         // One pass over /proc for every process's parent and the candidates, then the candidates' ancestry.
@@ -134,7 +141,7 @@ public sealed class SandboxFixture : IAsyncLifetime
             var uidLine = status.FirstOrDefault(l => l.StartsWith("Uid:", StringComparison.Ordinal));
             if (uidLine is null) continue;
             var uid = int.Parse(uidLine.Split('\t', StringSplitOptions.RemoveEmptyEntries)[1]);
-            if (uid >= Settings.FirstUid && uid < Settings.FirstUid + 1000) ours.Add(pid);
+            if (uid >= Settings.FirstUid && uid < Settings.FirstUid + OwnUidSpan) ours.Add(pid);
             else if (uid == 65534) nobody.Add(pid);
         }
         return [.. ours, .. nobody.Where(pid => !UnderForeignEngine(pid, parents))];
