@@ -34,6 +34,30 @@ public class ConstraintTests
     }
 
     [Fact]
+    public void ConstraintsKeptByWritingNothingCountOnlyForAnAnswerAboutTheTopic()
+    {
+        // The answer an RL policy converged to: a bare number keeps "no commas", "at most 50 words" and lowercase.
+        var cs = new Constraint[] { new IncludeKeywords(["indigo"]), new NoCommas(), new MaxWords(50), new Lowercase() };
+        var hack = InstructionFollowingEnvironment.Verify("1", cs, "lighthouses");
+        Assert.Equal(0, hack.Reward);
+        Assert.Contains("writing nothing about lighthouses", hack.Evidence["no_commas"]);
+        // Without a topic (tasks written before the gate) the old fraction stands.
+        Assert.Equal(0.75, InstructionFollowingEnvironment.Verify("1", cs).Reward, 1e-9);
+        // An answer about the topic, in the singular, keeps them.
+        Assert.Equal(0.75, InstructionFollowingEnvironment.Verify("the old lighthouse stands tall", cs, "lighthouses").Reward, 1e-9);
+        Assert.Equal(1, InstructionFollowingEnvironment.Verify("indigo light from the lighthouse", cs, "lighthouses").Reward);
+    }
+
+    [Theory]
+    [InlineData("libraries", "A library is quiet.", true)]
+    [InlineData("bees", "One bee hums.", true)]
+    [InlineData("winter", "WINTER is cold.", true)]
+    [InlineData("trains", "Strains of music.", false)]
+    [InlineData("gardens", "", false)]
+    public void TheTopicIsMatchedAsAWholeWordInPluralOrSingular(string topic, string answer, bool mentions) =>
+        Assert.Equal(mentions, InstructionFollowingEnvironment.MentionsTopic(answer, topic));
+
+    [Fact]
     public void RewardIsTheFractionSatisfiedWithAnAllFlag()
     {
         var cs = new Constraint[] { new IncludeKeywords(["copper"]), new NoCommas(), new MinWords(5) };
@@ -47,16 +71,20 @@ public class ConstraintTests
         Assert.Equal(0, InstructionFollowingEnvironment.Verify("   ", cs).Reward);
     }
 
-    [Fact]
-    public async Task GeneratedTasksAreCompatibleAndTheirReferencesPass()
+    [Theory]
+    [InlineData(5, "train")]
+    [InlineData(3, "train")]
+    [InlineData(3, "heldout")]
+    [InlineData(1, "train")]
+    public async Task GeneratedTasksAreCompatibleAndTheirReferencesPass(int constraints, string split)
     {
-        var env = await EnvTestKit.Start<InstructionFollowingEnvironment>(new() { ["constraints"] = "5" });
-        var tasks = await env.LoadTasksAsync(new TaskQuery("train", 200, 9), default);
+        var env = await EnvTestKit.Start<InstructionFollowingEnvironment>(new() { ["constraints"] = constraints.ToString() });
+        var tasks = await env.LoadTasksAsync(new TaskQuery(split, 200, 9), default);
         foreach (var t in tasks)
         {
             Assert.Empty(env.ValidateTask(t));
             Assert.Equal(1, (await EnvTestKit.Play(env, t, t.Reference.ToArray())).Reward);
         }
-        Assert.True(tasks.Average(t => t.VerifierMetadata["constraints"]!.AsArray().Count) > 4);
+        Assert.True(tasks.Average(t => t.VerifierMetadata["constraints"]!.AsArray().Count) > constraints - 1);
     }
 }

@@ -48,6 +48,19 @@ public sealed class InstructionFollowingEnvironment : EnvironmentBase
         return ValueTask.FromResult<IReadOnlyList<TaskRecord>>(tasks);
     }
 
+    /// <summary>
+    /// Whether the answer names the topic ("rivers"), in the plural or the singular ("river", "library" for
+    /// "libraries"), as a whole word, in any case.
+    /// </summary>
+    public static bool MentionsTopic(string response, string topic)
+    {
+        var forms = new HashSet<string>(StringComparer.OrdinalIgnoreCase) { topic };
+        if (topic.EndsWith("ies", StringComparison.OrdinalIgnoreCase)) forms.Add(topic[..^3] + "y");
+        if (topic.EndsWith("es", StringComparison.OrdinalIgnoreCase)) forms.Add(topic[..^2]);
+        if (topic.EndsWith('s')) forms.Add(topic[..^1]);
+        return Constraint.Words(response).Any(forms.Contains);
+    }
+
     // One prompt in ten is held out (FNV-1a over the text).
     private static bool IsHeldOut(string prompt)
     {
@@ -81,18 +94,28 @@ public sealed class InstructionFollowingEnvironment : EnvironmentBase
     private sealed class Episode(TaskRecord task) : SingleTurnEpisode(task)
     {
         protected override Grade Grade(AssistantTurn answer) =>
-            Verify(answer.Content, Task.VerifierMetadata["constraints"]!.AsArray().Select(c => Constraint.FromJson(c!.AsObject())).ToList());
+            Verify(answer.Content, Task.VerifierMetadata["constraints"]!.AsArray().Select(c => Constraint.FromJson(c!.AsObject())).ToList(),
+                Task.VerifierMetadata["topic"] is JsonValue t && t.TryGetValue(out string? topic) ? topic : null);
     }
 
-    /// <summary>The verifier on its own: fraction of constraints satisfied.</summary>
-    public static Grade Verify(string response, IReadOnlyList<Constraint> constraints)
+    /// <summary>
+    /// The verifier on its own: fraction of constraints satisfied. With the request's <paramref name="topic"/>, a
+    /// constraint that only forbids (<see cref="Constraint.Positive"/> false: no commas, at most N words, lowercase, a
+    /// forbidden word) counts only when the answer writes about the topic. Without that gate a policy learned to answer
+    /// "1" to every request (no commas, few words, no capitals) and gained 11 points of reward without writing anything
+    /// (docs/learning-notes.md).
+    /// </summary>
+    public static Grade Verify(string response, IReadOnlyList<Constraint> constraints, string? topic = null)
     {
         var components = new Dictionary<string, double>();
         var evidence = new Dictionary<string, string>();
         int passed = 0;
+        bool onTopic = topic == null || MentionsTopic(response, topic);
         foreach (var c in constraints)
         {
-            var (ok, detail) = string.IsNullOrWhiteSpace(response) ? (false, "empty answer") : c.Check(response);
+            var (ok, detail) = string.IsNullOrWhiteSpace(response) ? (false, "empty answer")
+                : !c.Positive && !onTopic ? (false, $"kept only by writing nothing about {topic}")
+                : c.Check(response);
             components[c.Id] = ok ? 1 : 0;
             evidence[c.Id] = detail;
             if (ok) passed++;

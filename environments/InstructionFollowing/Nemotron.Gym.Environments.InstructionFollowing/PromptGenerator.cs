@@ -49,7 +49,7 @@ public static class PromptGenerator
                 chosen.Add(c);
             }
             string reference = Write(rng, topic, chosen);
-            if (chosen.All(c => c.Check(reference).Ok))
+            if (InstructionFollowingEnvironment.Verify(reference, chosen, topic).Reward == 1)
             {
                 var prompt = $"Write a short piece about {topic}. " + string.Join(" ", chosen.OrderBy(_ => rng.Next()).Select(c => c.Instruction));
                 return new Generated(prompt, chosen, reference, topic);

@@ -10,13 +10,13 @@ namespace Nemotron.Gym.Kernels.Cpu;
 /// </summary>
 public sealed unsafe partial class CpuBackend : IComputeBackend
 {
-    private readonly ParallelOptions _parallel;
+    private readonly CpuWorkerPool _parallel;
 
     /// <param name="threads">Worker threads; 0 uses every core.</param>
     public CpuBackend(int threads = 0)
     {
         Threads = threads > 0 ? threads : Environment.ProcessorCount;
-        _parallel = new ParallelOptions { MaxDegreeOfParallelism = Threads };
+        _parallel = new CpuWorkerPool(Threads);
     }
 
     /// <summary>Worker threads used by the operations.</summary>
@@ -30,7 +30,7 @@ public sealed unsafe partial class CpuBackend : IComputeBackend
         $"cpu: {Threads} thread{(Threads == 1 ? "" : "s")}, {(Vector512.IsHardwareAccelerated ? "AVX-512" : Vector256.IsHardwareAccelerated ? "AVX2" : "scalar")}";
 
     /// <inheritdoc />
-    public void Dispose() { }
+    public void Dispose() => _parallel.Dispose();
 
     // ---- helpers -------------------------------------------------------------------------------
 
@@ -73,7 +73,7 @@ public sealed unsafe partial class CpuBackend : IComputeBackend
             body(0, count);
             return;
         }
-        Parallel.For(0, chunks, _parallel, i => body(count * i / chunks, count * (i + 1) / chunks));
+        _parallel.For(chunks, i => body(count * i / chunks, count * (i + 1) / chunks));
     }
 
     /// <summary>Runs body(i) for each row; inline when the whole job is small.</summary>
@@ -85,7 +85,7 @@ public sealed unsafe partial class CpuBackend : IComputeBackend
             for (int i = 0; i < rows; i++) body(i);
             return;
         }
-        Parallel.For(0, rows, _parallel, body);
+        _parallel.For(rows, body);
     }
 
     // ---- memory --------------------------------------------------------------------------------

@@ -92,11 +92,11 @@ internal static unsafe class CpuGemm
     /// [kc][NR] and zero-padded past n; the block starts at pc × (panels · NR). <paramref name="dst"/> must be
     /// 64-byte aligned and hold <see cref="PackedBLength"/> floats.
     /// </summary>
-    public static void PackB(float* dst, float* b, int ldb, bool transB, int k, int n, ParallelOptions? parallel) =>
+    public static void PackB(float* dst, float* b, int ldb, bool transB, int k, int n, CpuWorkerPool? parallel) =>
         PackBBlocks(dst, b, ldb, transB, k, n, 0, k, parallel);
 
     /// <summary>Packs the KC blocks of op(B) between rows pcFrom (a multiple of KC) and pcTo, the first at dst.</summary>
-    private static void PackBBlocks(float* dst, float* b, int ldb, bool transB, int k, int n, int pcFrom, int pcTo, ParallelOptions? parallel)
+    private static void PackBBlocks(float* dst, float* b, int ldb, bool transB, int k, int n, int pcFrom, int pcTo, CpuWorkerPool? parallel)
     {
         int panels = PanelsB(n), blocks = (pcTo - pcFrom + KC - 1) / KC, nr = NR;
         void Item(int item)
@@ -137,8 +137,8 @@ internal static unsafe class CpuGemm
         // Row-major B packs by row copies: below a few hundred thousand elements waking a second thread costs
         // more than it saves. Transposed B packs element by element, worth sharing from far smaller sizes.
         long worthSharing = transB ? 32 * 1024 : 256 * 1024;
-        if (parallel != null && parallel.MaxDegreeOfParallelism > 1 && items >= 4 && (long)(pcTo - pcFrom) * n >= worthSharing)
-            Parallel.For(0, items, parallel, Item);
+        if (parallel != null && parallel.Threads > 1 && items >= 4 && (long)(pcTo - pcFrom) * n >= worthSharing)
+            parallel.For(items, Item);
         else
             for (int i = 0; i < items; i++) Item(i);
     }
@@ -149,7 +149,7 @@ internal static unsafe class CpuGemm
     /// <paramref name="packedB"/>, when given, is op(B) already laid out by <see cref="PackB"/> (b is then unused).
     /// </summary>
     public static void Gemm(float* c, float* a, float* b, int m, int n, int k, bool transA, bool transB,
-        float alpha, float beta, ParallelOptions? parallel, int lda = 0, int ldb = 0, int ldc = 0, float* packedB = null)
+        float alpha, float beta, CpuWorkerPool? parallel, int lda = 0, int ldb = 0, int ldc = 0, float* packedB = null)
     {
         if (m <= 0 || n <= 0) return;
         if (lda <= 0) lda = transA ? m : k;
@@ -165,7 +165,7 @@ internal static unsafe class CpuGemm
         if (beta != 0f) ScaleC(c, m, n, ldc, beta);
         bool overwriteFirst = beta == 0f;
 
-        int threads = parallel?.MaxDegreeOfParallelism ?? 1;
+        int threads = parallel?.Threads ?? 1;
         int panelsB = PanelsB(n), blocksM = (m + MC - 1) / MC;
         // Enough row blocks: one work item per block. Too few (decoding): also split the column panels,
         // so every core has work.
@@ -188,7 +188,7 @@ internal static unsafe class CpuGemm
             if (items == 1 || threads == 1)
                 for (int i = 0; i < items; i++) Work(i);
             else
-                Parallel.For(0, items, parallel!, Work);
+                parallel!.For(items, Work);
         }
         if (packedB != null)
             Run(packedB, 0, k);
