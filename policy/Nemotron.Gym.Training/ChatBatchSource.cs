@@ -39,11 +39,31 @@ public sealed class ChatExamples
     /// </summary>
     public static List<MicroBatch> MakeMicroBatches(IReadOnlyList<RenderedChat> examples, int microSize, int padToken, LossAggregation aggregation)
     {
+        var parts = new List<List<RenderedChat>>();
+        for (int start = 0; start < examples.Count; start += microSize)
+            parts.Add(examples.Skip(start).Take(microSize).ToList());
+        return Build(parts, examples, padToken, aggregation);
+    }
+
+    /// <summary>
+    /// The same loss as <see cref="MakeMicroBatches"/> (every weight is normalized over all the examples together, so
+    /// how they are grouped does not change the gradient), with less padding: the examples sorted by length and cut
+    /// into micro-batches of at most <paramref name="microSize"/> rows where that computes fewer padded positions.
+    /// A demo SFT step of 32 conversations padded to its longest was about 60% padding (see <see cref="LengthGrouping"/>).
+    /// </summary>
+    public static List<MicroBatch> MakeLengthGroupedMicroBatches(IReadOnlyList<RenderedChat> examples, int microSize, int padToken, LossAggregation aggregation)
+    {
+        var parts = LengthGrouping.Group(examples.Select(e => e.Tokens.Length - 1).ToList(), microSize)
+            .Select(g => g.Select(i => examples[i]).ToList()).ToList();
+        return Build(parts, examples, padToken, aggregation);
+    }
+
+    private static List<MicroBatch> Build(List<List<RenderedChat>> parts, IReadOnlyList<RenderedChat> examples, int padToken, LossAggregation aggregation)
+    {
         long totalMasked = examples.Sum(e => (long)e.LossMask.Skip(1).Count(m => m != 0));
         var result = new List<MicroBatch>();
-        for (int start = 0; start < examples.Count; start += microSize)
+        foreach (var part in parts)
         {
-            var part = examples.Skip(start).Take(microSize).ToList();
             var batch = TokenBatch.FromSequences(part.Select(e => e.Tokens).ToList(), padToken, 0, part.Select(e => e.LossMask).ToList());
             var weights = new float[batch.Count];
             long scored = 0;
@@ -83,7 +103,7 @@ public sealed class ChatBatchSource(ChatExamples train, ChatExamples valid, Trai
         long first = (long)(step - 1) * settings.BatchSize;
         for (long i = first; i < first + settings.BatchSize; i++)
             picked.Add(train.Items[Order((int)(i / n))[(int)(i % n)]]);
-        return ChatExamples.MakeMicroBatches(picked, settings.MicroBatchSize, padToken, aggregation);
+        return ChatExamples.MakeLengthGroupedMicroBatches(picked, settings.MicroBatchSize, padToken, aggregation);
     }
 
     /// <inheritdoc />

@@ -393,9 +393,10 @@ public sealed class GrpoTrainer(
     {
         int size = grpo.MicroBatch > 0 ? grpo.MicroBatch : samples.Count;
         var list = new List<Micro>();
-        for (int start = 0; start < samples.Count; start += size)
+        // Rollouts of similar length together: the normalizer spans the minibatch, so this changes no gradient, only padding.
+        foreach (var group in LengthGrouping.Group(samples.Select(s => s.Rollout.Tokens.Length - 1).ToList(), size))
         {
-            var part = samples.Skip(start).Take(size).ToList();
+            var part = group.Select(i => samples[i]).ToList();
             var batch = TokenBatch.FromSequences(part.Select(s => s.Rollout.Tokens).ToList(), tokenizer.Specials.Pad, 0, part.Select(s => s.Rollout.Generated).ToList());
             int t = batch.SeqLen;
             var mask = new byte[batch.Count];
