@@ -136,7 +136,12 @@ internal class WorkerEnvironment(WorkerPool pool, string assembly, string type, 
         }).GetAwaiter().GetResult();
     }
 
-    public async ValueTask<IEpisode> OpenEpisodeAsync(TaskRecord task, EpisodeContext context, CancellationToken cancellation)
+    // The episode calls return a ValueTask over a Task: the host turns each into a Task (AsTask), which then costs no
+    // wrapper object and no second continuation.
+    public ValueTask<IEpisode> OpenEpisodeAsync(TaskRecord task, EpisodeContext context, CancellationToken cancellation) =>
+        new(OpeningEpisode(task, context, cancellation));
+
+    private async Task<IEpisode> OpeningEpisode(TaskRecord task, EpisodeContext context, CancellationToken cancellation)
     {
         var worker = pool.Next().Current();
         int env = await InitializedIn(worker, cancellation);
@@ -234,7 +239,9 @@ internal sealed class WorkerEpisode(WorkerProcess worker, int handle, IReadOnlyL
     public IReadOnlyList<Message> Opening => opening;
     public IReadOnlyList<ToolDefinition> Tools => tools;
 
-    public async ValueTask<StepResult> StepAsync(AssistantTurn turn, CancellationToken cancellation)
+    public ValueTask<StepResult> StepAsync(AssistantTurn turn, CancellationToken cancellation) => new(Stepping(turn, cancellation));
+
+    private async Task<StepResult> Stepping(AssistantTurn turn, CancellationToken cancellation)
     {
         if (_graded != null) throw new InvalidOperationException($"environment '{environment}', task {taskId}: step after the episode ended");
         int gradeId = 0;
@@ -271,7 +278,9 @@ internal sealed class WorkerEpisode(WorkerProcess worker, int handle, IReadOnlyL
         catch (ArgumentException e) { throw new PluginFaultException(nameof(ArgumentException), e.Message); }
     }
 
-    public async ValueTask<Grade> GradeAsync(CancellationToken cancellation)
+    public ValueTask<Grade> GradeAsync(CancellationToken cancellation) => new(Grading(cancellation));
+
+    private async Task<Grade> Grading(CancellationToken cancellation)
     {
         ReadOnlyMemory<byte> payload;
         if (_graded is var (id, graded))
