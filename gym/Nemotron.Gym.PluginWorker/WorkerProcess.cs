@@ -206,11 +206,15 @@ internal sealed class WorkerProcess : IAsyncDisposable
         call.Owner = this;
         if (limit is { } l && l != Timeout.InfiniteTimeSpan) Volatile.Write(ref call.Deadline, Environment.TickCount64 + (long)Math.Ceiling(l.TotalMilliseconds));
         if (cancellation.CanBeCanceled)
+        {
             call.Registration = cancellation.UnsafeRegister(static (state, token) =>
             {
                 var c = (PendingCall)state!;
                 c.Owner!.Expire(c.Id, c, new OperationCanceledException(token));
             }, call);
+            // A reply read before the registration was stored could not drop it: drop it here, or a long-lived token keeps the call.
+            if (call.Task.IsCompleted) call.Registration.Unregister();
+        }
         return call.Task;
     }
 
