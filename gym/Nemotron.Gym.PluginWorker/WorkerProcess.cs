@@ -43,7 +43,7 @@ internal sealed class WorkerProcess : IAsyncDisposable
     /// <summary>A short name for messages: plugin, slot and process id.</summary>
     public string Name { get; }
 
-    /// <summary>Ends when the process has ended and every waiting call has failed.</summary>
+    /// <summary>Ends when the process has ended and every waiting call has been failed (their callers go on on the thread pool).</summary>
     public Task Exited { get; }
 
     /// <summary>False once the process has ended or been killed.</summary>
@@ -65,7 +65,6 @@ internal sealed class WorkerProcess : IAsyncDisposable
         WorkerWatchdog.Add(this);
         StartReading();
     }
-
 
     /// <summary>
     /// Replies are read on a thread of their own with blocking reads (a read that waits for the worker costs no
@@ -549,7 +548,12 @@ internal static class WorkerWatchdog
                 round.Clear();
                 round.AddRange(Watched);
             }
-            foreach (var worker in round) worker.Watch();
+            foreach (var worker in round)
+            {
+                // One worker's trouble (a host log callback that throws, say) must not stop the watch over the others.
+                try { worker.Watch(); }
+                catch (Exception e) { Console.Error.WriteLine($"plugin worker watchdog: {worker.Name}: {e.GetType().Name}: {e.Message}"); }
+            }
         }
     }
 }
