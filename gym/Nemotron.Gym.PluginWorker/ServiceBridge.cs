@@ -62,13 +62,13 @@ internal sealed class ServiceHost(WorkerProcess worker) : IDisposable
             var inner = e is TargetInvocationException { InnerException: { } i } ? i : e;
             error = $"{inner.GetType().Name}: {inner.Message}";
         }
-        worker.SendFrame(WorkerProtocol.Frame(0, (byte)Request.ServiceReply, (ref MessagePackWriter w) =>
+        worker.SendFrame(0, (byte)Request.ServiceReply, (ref MessagePackWriter w) =>
         {
             w.WriteArrayHeader(3);
             w.Write(callId);
             w.Write(error == null);
             w.Write(error ?? result);
-        }));
+        });
     });
 
     private async Task<string?> CallAsync(ReadOnlyMemory<byte> payload)
@@ -144,13 +144,13 @@ internal sealed class ServiceClient(IFrameSink output)
         int id = Interlocked.Increment(ref _nextCall);
         var reply = new TaskCompletionSource<string>(TaskCreationOptions.RunContinuationsAsynchronously);
         _waiting[id] = reply;
-        output.Send(WorkerProtocol.Frame(id, (byte)Reply.ServiceCall, (ref MessagePackWriter w) =>
+        output.Send(id, (byte)Reply.ServiceCall, (ref MessagePackWriter w) =>
         {
             w.WriteArrayHeader(3);
             w.Write(handle);
             w.Write(method);
             w.Write(argsJson);
-        }));
+        });
         return reply.Task;
     }
 

@@ -15,10 +15,19 @@ namespace Nemotron.Gym.PluginWorker;
 internal class WorkerEnvironment(WorkerPool pool, string assembly, string type, EnvironmentDescriptor descriptor) : IAsyncOnlyEnvironment
 {
     private readonly ConditionalWeakTable<WorkerProcess, Lazy<Task<int>>> _initialized = new();
+    private Initialized? _last; // the worker most calls go to, and this environment's handle there: no table lookup per call
+
+    private sealed record Initialized(WorkerProcess Worker, int Handle);
     private EnvironmentContext? _context;
     private List<(Type Type, object Service)> _services = [];
 
     public EnvironmentDescriptor Descriptor => descriptor;
+
+    /// <summary>The host's limits (set by <see cref="HostedEnvironment"/> before any call): each call is bounded by them here.</summary>
+    public HostLimits? Limits { private get; set; }
+
+    /// <summary>The limit of one call (null: none, only the caller's token).</summary>
+    private TimeSpan? CallLimit => Limits?.CallTimeout;
 
     private string Name => descriptor.Name;
     private TimeSpan KillGrace => pool.Settings.KillGrace;
@@ -37,11 +46,21 @@ internal class WorkerEnvironment(WorkerPool pool, string assembly, string type, 
     }
 
     /// <summary>This environment's handle in <paramref name="worker"/>, initializing it there first if needed.</summary>
-    private async Task<int> InitializedIn(WorkerProcess worker, CancellationToken cancellation)
+    private ValueTask<int> InitializedIn(WorkerProcess worker, CancellationToken cancellation)
     {
+        if (Volatile.Read(ref _last) is { } last && last.Worker == worker) return new(last.Handle);
         var context = _context ?? throw new InvalidOperationException($"environment '{Name}' used before InitializeAsync");
         var lazy = _initialized.GetValue(worker, w => new Lazy<Task<int>>(() => InitializeIn(w, context, cancellation)));
-        if (lazy.Value.IsCompletedSuccessfully) return lazy.Value.Result; // every call after the first: no wait to set up
+        if (lazy.Value.IsCompletedSuccessfully) // every call after the first: no wait to set up
+        {
+            Volatile.Write(ref _last, new Initialized(worker, lazy.Value.Result));
+            return new(lazy.Value.Result);
+        }
+        return new(InitializingIn(worker, lazy, cancellation));
+    }
+
+    private async Task<int> InitializingIn(WorkerProcess worker, Lazy<Task<int>> lazy, CancellationToken cancellation)
+    {
         try { return await lazy.Value.WaitAsync(cancellation); }
         catch when (lazy.Value.IsFaulted || lazy.Value.IsCanceled)
         {
@@ -66,7 +85,7 @@ internal class WorkerEnvironment(WorkerPool pool, string assembly, string type, 
             foreach (var (k, v) in context.Settings) { w.Write(k); w.Write(v); }
             w.Write(context.DataDirectory);
             WorkerProtocol.WriteStrings(ref w, offered);
-        }, "initialize", KillGrace, cancellation);
+        }, "initialize", KillGrace, cancellation, CallLimit);
         return handle;
     }
 
@@ -74,14 +93,14 @@ internal class WorkerEnvironment(WorkerPool pool, string assembly, string type, 
     {
         var worker = pool.First.Current();
         int env = await InitializedIn(worker, cancellation);
-        var payload = await Lost(worker.CallAsync(Request.LoadTasks, (ref MessagePackWriter w) =>
+        var payload = await worker.CallAsync(Request.LoadTasks, (ref MessagePackWriter w) =>
         {
             w.WriteArrayHeader(4);
             w.Write(env);
             w.Write(query.Split);
             w.Write(query.Count);
             w.Write(query.Seed);
-        }, $"load tasks ({query.Split})", KillGrace, cancellation), $"load tasks ({query.Split})", null);
+        }, new CallLabel($"load tasks ({query.Split})"), KillGrace, cancellation, CallLimit);
         var r = new MessagePackReader(payload);
         int n = r.ReadArrayHeader();
         var tasks = new List<TaskRecord>(Math.Min(n, 1 << 20));
@@ -111,13 +130,18 @@ internal class WorkerEnvironment(WorkerPool pool, string assembly, string type, 
                 w.WriteArrayHeader(2);
                 w.Write(env);
                 WorkerProtocol.WriteTaskRef(ref w, t);
-            }, timeout.Token);
+            }, timeout.Token, null);
             var r = new MessagePackReader(payload);
             return (IReadOnlyList<string>)WorkerProtocol.ReadStrings(ref r);
         }).GetAwaiter().GetResult();
     }
 
-    public async ValueTask<IEpisode> OpenEpisodeAsync(TaskRecord task, EpisodeContext context, CancellationToken cancellation)
+    // The episode calls return a ValueTask over a Task: the host turns each into a Task (AsTask), which then costs no
+    // wrapper object and no second continuation.
+    public ValueTask<IEpisode> OpenEpisodeAsync(TaskRecord task, EpisodeContext context, CancellationToken cancellation) =>
+        new(OpeningEpisode(task, context, cancellation));
+
+    private async Task<IEpisode> OpeningEpisode(TaskRecord task, EpisodeContext context, CancellationToken cancellation)
     {
         var worker = pool.Next().Current();
         int env = await InitializedIn(worker, cancellation);
@@ -128,13 +152,14 @@ internal class WorkerEnvironment(WorkerPool pool, string assembly, string type, 
             WorkerProtocol.WriteTaskRef(ref w, t);
             w.Write(context.Seed);
             w.Write(context.SampleIndex);
-        }, cancellation);
+        }, cancellation, CallLimit);
         var r = new MessagePackReader(payload);
         r.ReadArrayHeader();
         int handle = r.ReadInt32();
-        var opening = WorkerProtocol.ReadMessages(ref r);
-        var tools = WorkerProtocol.ReadTools(ref r);
-        return new WorkerEpisode(worker, handle, opening, tools, Name, task.Id, KillGrace, pool.Settings.GradeAhead);
+        // Nil: the episode opens with the task's own messages and tools (the host's copy of the task is the one it sent).
+        var opening = r.TryReadNil() ? task.Input : WorkerProtocol.ReadMessages(ref r);
+        var tools = r.TryReadNil() ? task.Tools : WorkerProtocol.ReadTools(ref r);
+        return new WorkerEpisode(worker, handle, opening, tools, Name, task.Id, KillGrace, pool.Settings.GradeAhead, CallLimit);
     }
 
     /// <summary>A whole group graded in a worker (the plugin's <see cref="IGroupGradedEnvironment"/>): members in, one grade each out.</summary>
@@ -148,7 +173,7 @@ internal class WorkerEnvironment(WorkerPool pool, string assembly, string type, 
             w.Write(env);
             WorkerProtocol.WriteTaskRef(ref w, t);
             WorkerProtocol.WriteMembers(ref w, members);
-        }, cancellation);
+        }, cancellation, Limits?.GroupTimeout);
         var r = new MessagePackReader(payload);
         return WorkerProtocol.ReadGrades(ref r);
     }
@@ -156,7 +181,18 @@ internal class WorkerEnvironment(WorkerPool pool, string assembly, string type, 
     private delegate void WriteWithTask(ref MessagePackWriter writer, TaskRef task);
 
     /// <summary>Sends a request that names a task: with its JSON the first time this worker sees it, by handle after that.</summary>
-    private async Task<ReadOnlyMemory<byte>> SendWithTask(WorkerProcess worker, TaskRecord task, Request kind, string what, WriteWithTask write, CancellationToken cancellation)
+    private Task<ReadOnlyMemory<byte>> SendWithTask(WorkerProcess worker, TaskRecord task, Request kind, string what, WriteWithTask write, CancellationToken cancellation, TimeSpan? limit)
+    {
+        // The usual case, a task this worker holds already: the call's own task, no async state here.
+        if (worker.Tasks.TryGetValue(task, out var known) && known.Queued.Task.IsCompleted)
+        {
+            var byHandle = new TaskRef(known.Handle, null);
+            return worker.CallAsync(kind, (ref MessagePackWriter w) => write(ref w, byHandle), new CallLabel(what, task.Id), KillGrace, cancellation, limit);
+        }
+        return SendingWithTask(worker, task, kind, what, write, cancellation, limit);
+    }
+
+    private async Task<ReadOnlyMemory<byte>> SendingWithTask(WorkerProcess worker, TaskRecord task, Request kind, string what, WriteWithTask write, CancellationToken cancellation, TimeSpan? limit)
     {
         bool first = false;
         if (!worker.Tasks.TryGetValue(task, out var sent))
@@ -169,16 +205,14 @@ internal class WorkerEnvironment(WorkerPool pool, string assembly, string type, 
         var taskRef = new TaskRef(sent!.Handle, first ? task.ToJsonLine() : null);
         if (!first && !sent.Queued.Task.IsCompleted) await sent.Queued.Task.WaitAsync(cancellation);
         // The request is queued before CallAsync first awaits, so marking the task as sent after the call starts is safe.
-        var call = worker.CallAsync(kind, (ref MessagePackWriter w) => write(ref w, taskRef), $"{what} of task {task.Id}", KillGrace, cancellation);
-        if (first) sent.Queued.TrySetResult();
-        return await Lost(call, what, task.Id);
-    }
-
-    /// <summary>Names the environment, task and call in the message of an episode lost with its worker.</summary>
-    internal static async Task<T> Lost<T>(Task<T> call, string what, string? taskId, string? name = null)
-    {
-        try { return await call; }
-        catch (EpisodeLostException e) { throw new EpisodeLostException($"{(name != null ? $"environment '{name}', " : "")}{(taskId != null ? $"task {taskId}: " : "")}{what}: {e.Message}"); }
+        Task<ReadOnlyMemory<byte>> call;
+        try { call = worker.CallAsync(kind, (ref MessagePackWriter w) => write(ref w, taskRef), new CallLabel(what, task.Id), KillGrace, cancellation, limit); }
+        finally
+        {
+            // The request is queued (or failed) before CallAsync returns, so marking the task as sent here is safe.
+            if (first) sent.Queued.TrySetResult();
+        }
+        return await call;
     }
 }
 
@@ -197,20 +231,22 @@ internal sealed class GroupGradedWorkerEnvironment(WorkerPool pool, string assem
 /// dispose. Waiting for that grade is bounded like any call: the host's time limit, then Cancel, then kill.
 /// </summary>
 internal sealed class WorkerEpisode(WorkerProcess worker, int handle, IReadOnlyList<Message> opening, IReadOnlyList<ToolDefinition> tools,
-    string environment, string taskId, TimeSpan killGrace, bool gradeAhead) : IEpisode
+    string environment, string taskId, TimeSpan killGrace, bool gradeAhead, TimeSpan? callLimit) : IEpisode
 {
-    private (int Id, Task<ReadOnlyMemory<byte>> Reply)? _graded;
+    private (int Id, PendingCall Reply)? _graded;
     private bool _gradeAsked;
 
     public IReadOnlyList<Message> Opening => opening;
     public IReadOnlyList<ToolDefinition> Tools => tools;
 
-    public async ValueTask<StepResult> StepAsync(AssistantTurn turn, CancellationToken cancellation)
+    public ValueTask<StepResult> StepAsync(AssistantTurn turn, CancellationToken cancellation) => new(Stepping(turn, cancellation));
+
+    private async Task<StepResult> Stepping(AssistantTurn turn, CancellationToken cancellation)
     {
         if (_graded != null) throw new InvalidOperationException($"environment '{environment}', task {taskId}: step after the episode ended");
         int gradeId = 0;
-        Task<ReadOnlyMemory<byte>>? gradeReply = null;
-        if (gradeAhead && worker.Alive) gradeId = worker.Expect(out gradeReply);
+        PendingCall? gradeReply = null;
+        if (gradeAhead && worker.Alive) gradeId = worker.Expect(out gradeReply, new CallLabel("grade", taskId, environment));
         ReadOnlyMemory<byte> payload;
         try
         {
@@ -242,14 +278,16 @@ internal sealed class WorkerEpisode(WorkerProcess worker, int handle, IReadOnlyL
         catch (ArgumentException e) { throw new PluginFaultException(nameof(ArgumentException), e.Message); }
     }
 
-    public async ValueTask<Grade> GradeAsync(CancellationToken cancellation)
+    public ValueTask<Grade> GradeAsync(CancellationToken cancellation) => new(Grading(cancellation));
+
+    private async Task<Grade> Grading(CancellationToken cancellation)
     {
         ReadOnlyMemory<byte> payload;
         if (_graded is var (id, graded))
         {
             _gradeAsked = true;
             // The reply may be here already even if the worker has died since.
-            payload = await WorkerEnvironment.Lost(worker.AwaitAsync(id, graded, $"grade of task {taskId}", killGrace, cancellation), "grade", taskId, environment);
+            payload = await worker.AwaitAsync(id, graded, killGrace, cancellation, callLimit);
         }
         else
         {
@@ -266,7 +304,7 @@ internal sealed class WorkerEpisode(WorkerProcess worker, int handle, IReadOnlyL
     private Task<ReadOnlyMemory<byte>> Call(Request kind, string what, WritePayload payload, CancellationToken cancellation)
     {
         if (!worker.Alive) throw new EpisodeLostException($"environment '{environment}', task {taskId}: {what}: plugin worker {worker.Name} {worker.DeathReason}, and the episode with it");
-        return WorkerEnvironment.Lost(worker.CallAsync(kind, payload, $"{what} of task {taskId}", killGrace, cancellation), what, taskId, environment);
+        return worker.CallAsync(kind, payload, new CallLabel(what, taskId, environment), killGrace, cancellation, callLimit);
     }
 
     public ValueTask DisposeAsync()
@@ -276,7 +314,7 @@ internal sealed class WorkerEpisode(WorkerProcess worker, int handle, IReadOnlyL
         // that does not stop within the grace has its worker killed. (Once asked, the wait for it did that already.)
         if (_graded is var (id, reply))
         {
-            if (!_gradeAsked && !reply.IsCompleted) worker.Abandon(id, reply, $"grade of task {taskId} (made ahead, not asked for)", killGrace);
+            if (!_gradeAsked && !reply.Task.IsCompleted) worker.Abandon(id, $"grade of task {taskId} (made ahead, not asked for)", killGrace);
         }
         else if (worker.Alive) worker.Send(Request.Dispose, (ref MessagePackWriter w) => w.Write(handle));
         return ValueTask.CompletedTask;

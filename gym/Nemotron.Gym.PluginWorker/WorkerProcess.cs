@@ -16,8 +16,14 @@ namespace Nemotron.Gym.PluginWorker;
 internal sealed class WorkerProcess : IAsyncDisposable
 {
     private readonly Process _process;
-    private readonly FrameWriter _input;
-    private readonly ConcurrentDictionary<int, TaskCompletionSource<ReadOnlyMemory<byte>>> _pending = new();
+    private readonly BatchingFrameWriter _input;
+    private readonly FrameReader _replies;
+    private readonly TaskCompletionSource _exited = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private int _inlineCall; // the number of the reply whose caller runs on the reading thread now; 0 when none
+    private int _nextInline;
+    private int _watched;    // the inline reply the watchdog saw last time
+    private int _ticks;
+    private readonly ConcurrentDictionary<int, PendingCall> _pending = new();
     private readonly ConcurrentDictionary<int, IEnvironmentLog> _logs = new();
     private readonly LinkedList<string> _stderrTail = new();
     private readonly Action<string> _hostLog;
@@ -37,7 +43,7 @@ internal sealed class WorkerProcess : IAsyncDisposable
     /// <summary>A short name for messages: plugin, slot and process id.</summary>
     public string Name { get; }
 
-    /// <summary>Ends when the process has ended and every waiting call has failed.</summary>
+    /// <summary>Ends when the process has ended and every waiting call has been failed (their callers go on on the thread pool).</summary>
     public Task Exited { get; }
 
     /// <summary>False once the process has ended or been killed.</summary>
@@ -51,22 +57,52 @@ internal sealed class WorkerProcess : IAsyncDisposable
         _process = process;
         Name = name;
         _hostLog = hostLog;
-        _input = new FrameWriter(process.StandardInput.BaseStream);
+        _input = new BatchingFrameWriter(process.StandardInput.BaseStream, writeOnRelease: false, $"plugin worker writer {name}");
+        _replies = new FrameReader(process.StandardOutput.BaseStream);
         Services = new ServiceHost(this);
         _ = Task.Run(ReadStderrAsync);
-        // Replies are read on a thread of their own with blocking reads: a read that waits on the pipe costs no
-        // thread-pool work item, and each read's frames are handed on from there (see ReadLoop).
-        var exited = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-        Exited = exited.Task;
-        new Thread(() =>
+        Exited = _exited.Task;
+        WorkerWatchdog.Add(this);
+        StartReading();
+    }
+
+    /// <summary>
+    /// Replies are read on a thread of their own with blocking reads (a read that waits for the worker costs no
+    /// thread-pool work item), and each reply's caller goes on on that thread (see <see cref="ReadLoop"/>).
+    /// </summary>
+    private void StartReading() => new Thread(() =>
+    {
+        try
         {
-            try
-            {
-                ReadLoop();
-                exited.TrySetResult();
-            }
-            catch (Exception e) { exited.TrySetException(e); } // as the read loop's task did: whoever awaits Exited sees it
-        }) { IsBackground = true, Name = $"plugin worker reader {name}" }.Start();
+            if (ReadLoop()) _exited.TrySetResult();
+        }
+        catch (Exception e) { _exited.TrySetException(e); } // whoever awaits Exited sees it
+    }) { IsBackground = true, Name = $"plugin worker reader {Name}" }.Start();
+
+    /// <summary>
+    /// Runs every <see cref="WorkerWatchdog.PeriodMs"/>. Every fifth time it ends the waits of calls past their time
+    /// limit (one scan instead of a timer per call). And a caller that has held the reading thread for a whole period
+    /// (it blocks, or computes) loses it: reading goes on in a new thread (the requests its callers made so far are
+    /// written first), and the old thread ends when its caller returns to it.
+    /// </summary>
+    internal void Watch()
+    {
+        if (++_ticks % 5 == 0 && !_pending.IsEmpty)
+        {
+            long now = Environment.TickCount64;
+            foreach (var (id, call) in _pending)
+                if (Volatile.Read(ref call.Deadline) <= now)
+                    Expire(id, call, new TimeoutException($"{call.Label} did not finish within its time limit"));
+        }
+        int running = Volatile.Read(ref _inlineCall);
+        if (running == 0 || running != _watched)
+        {
+            _watched = running;
+            return;
+        }
+        if (Interlocked.CompareExchange(ref _inlineCall, 0, running) != running) return; // it returned just now
+        _input.Release();
+        StartReading();
     }
 
     /// <summary>Starts a worker; <paramref name="start"/> comes from <see cref="WorkerLaunch"/>.</summary>
@@ -90,39 +126,57 @@ internal sealed class WorkerProcess : IAsyncDisposable
     public void AddLog(int environment, IEnvironmentLog log) => _logs[environment] = log;
 
     /// <summary>
-    /// Sends a request and waits for its reply. When <paramref name="cancellation"/> fires the call returns at once
-    /// (OperationCanceledException); the worker is asked to cancel, and if it has not answered within
-    /// <paramref name="killGrace"/> it is killed: a plugin thread that ignores cancellation cannot be stopped any other way.
+    /// Sends a request and waits for its reply, at most <paramref name="limit"/> (then TimeoutException; null: no
+    /// limit). When the limit passes or <paramref name="cancellation"/> fires the call returns at once; the worker is
+    /// asked to cancel, and if it has not answered within <paramref name="killGrace"/> it is killed: a plugin thread
+    /// that ignores cancellation cannot be stopped any other way.
     /// </summary>
-    public async Task<ReadOnlyMemory<byte>> CallAsync(Request kind, WritePayload payload, string what, TimeSpan killGrace, CancellationToken cancellation)
+    public Task<ReadOnlyMemory<byte>> CallAsync(Request kind, WritePayload payload, string what, TimeSpan killGrace, CancellationToken cancellation, TimeSpan? limit = null) =>
+        CallAsync(kind, payload, new CallLabel(what, Named: false), killGrace, cancellation, limit);
+
+    /// <summary>
+    /// The same, for a call of an environment or episode: <paramref name="label"/> names the call, task and
+    /// environment in the message of a call lost with its worker (formatted only then). No async state of its own: the
+    /// caller awaits the reply's task itself.
+    /// </summary>
+    public Task<ReadOnlyMemory<byte>> CallAsync(Request kind, WritePayload payload, CallLabel label, TimeSpan killGrace, CancellationToken cancellation, TimeSpan? limit = null)
     {
-        int id = Expect(out var reply);
+        int id;
+        PendingCall call;
+        try { id = Expect(out call, label); }
+        catch (EpisodeLostException e) { return Task.FromException<ReadOnlyMemory<byte>>(new EpisodeLostException(label.Lost(e.Message))); }
         Interlocked.Increment(ref _requestsSent);
-        if (!_input.Send(WorkerProtocol.Frame(id, (byte)kind, payload)) || _deathReason != null)
+        bool sent;
+        try { sent = _input.Send(id, (byte)kind, payload); }
+        catch
         {
             Forget(id);
-            throw new EpisodeLostException($"plugin worker {Name} is gone ({_deathReason ?? "its input is closed"})");
+            throw;
         }
-        return await AwaitAsync(id, reply, what, killGrace, cancellation);
+        if (!sent || _deathReason != null)
+        {
+            Forget(id);
+            return Task.FromException<ReadOnlyMemory<byte>>(new EpisodeLostException(label.Lost($"plugin worker {Name} is gone ({_deathReason ?? "its input is closed"})")));
+        }
+        return AwaitAsync(id, call, killGrace, cancellation, limit);
     }
 
     /// <summary>
     /// Registers a reply under a new id before any request names it: a request can carry a second id for an answer the
     /// worker sends on its own (the grade it starts when a step ends the episode). <see cref="Forget"/> drops it.
     /// </summary>
-    public int Expect(out Task<ReadOnlyMemory<byte>> reply)
+    public int Expect(out PendingCall call, CallLabel label = default)
     {
         if (_deathReason is { } dead) throw new EpisodeLostException($"plugin worker {Name} is gone ({dead})");
         int id = Interlocked.Increment(ref _nextId);
-        var source = new TaskCompletionSource<ReadOnlyMemory<byte>>(TaskCreationOptions.RunContinuationsAsynchronously);
-        _pending[id] = source;
+        call = new PendingCall { Label = label };
+        _pending[id] = call;
         Interlocked.Increment(ref _inFlight);
-        reply = source.Task;
         // The read loop fails what is waiting once, when the process has ended: a reply registered after that would wait forever.
         if (_deathReason is { } died && _pending.TryRemove(id, out _))
         {
             Interlocked.Decrement(ref _inFlight);
-            source.TrySetException(new EpisodeLostException($"plugin worker {Name} {died}"));
+            call.TrySetException(new EpisodeLostException(label.Lost($"plugin worker {Name} {died}")));
         }
         return id;
     }
@@ -137,37 +191,63 @@ internal sealed class WorkerProcess : IAsyncDisposable
     public int InFlight => Volatile.Read(ref _inFlight);
 
     /// <summary>
-    /// Waits for the reply registered under <paramref name="id"/>. When <paramref name="cancellation"/> fires the wait
-    /// ends at once (OperationCanceledException); the worker is asked to cancel that call, and if it has not answered
-    /// within <paramref name="killGrace"/> it is killed: a plugin thread that ignores cancellation cannot be stopped any other way.
+    /// The reply registered under <paramref name="id"/>, waited for at most <paramref name="limit"/> from now (null: no
+    /// limit). Past the limit the wait ends with TimeoutException, and when <paramref name="cancellation"/> fires with
+    /// OperationCanceledException, at once; the worker is asked to cancel that call, and if it has not answered within
+    /// <paramref name="killGrace"/> it is killed: a plugin thread that ignores cancellation cannot be stopped any other way.
+    /// No timer per call (the watchdog's scan ends the waits past their deadline), and no task beside the reply's own.
     /// </summary>
-    public async Task<ReadOnlyMemory<byte>> AwaitAsync(int id, Task<ReadOnlyMemory<byte>> reply, string what, TimeSpan killGrace, CancellationToken cancellation)
+    public Task<ReadOnlyMemory<byte>> AwaitAsync(int id, PendingCall call, TimeSpan killGrace, CancellationToken cancellation, TimeSpan? limit)
     {
-        if (reply.IsCompleted) return await reply; // a grade made ahead is usually here already
-        try { return await reply.WaitAsync(cancellation); }
-        catch (OperationCanceledException) when (cancellation.IsCancellationRequested)
+        if (call.Task.IsCompleted) return call.Task; // a grade made ahead is usually here already
+        call.Id = id;
+        call.KillGrace = killGrace;
+        call.Owner = this;
+        if (limit is { } l && l != Timeout.InfiniteTimeSpan) Volatile.Write(ref call.Deadline, Environment.TickCount64 + (long)Math.Ceiling(l.TotalMilliseconds));
+        if (cancellation.CanBeCanceled)
         {
-            Abandon(id, reply, what, killGrace);
-            throw;
+            call.Registration = cancellation.UnsafeRegister(static (state, token) =>
+            {
+                var c = (PendingCall)state!;
+                c.Owner!.Expire(c.Id, c, new OperationCanceledException(token));
+            }, call);
+            // A reply read before the registration was stored could not drop it: drop it here, or a long-lived token keeps the call.
+            if (call.Task.IsCompleted) call.Registration.Unregister();
         }
+        return call.Task;
+    }
+
+    /// <summary>
+    /// Ends the wait for a call that ran past its limit or was cancelled by its caller (once), asks the worker to cancel
+    /// it, and kills the worker if it has not answered within the call's grace.
+    /// </summary>
+    private void Expire(int id, PendingCall call, Exception failure)
+    {
+        if (Interlocked.Exchange(ref call.Expired, 1) != 0 || call.Task.IsCompleted) return;
+        Volatile.Write(ref call.Deadline, long.MaxValue);
+        call.Registration.Unregister();
+        // On the thread pool: the caller goes on from there, not on the timer's thread or inside the canceller's Cancel().
+        ThreadPool.UnsafeQueueUserWorkItem(static x => x.Call.TrySetException(x.Failure), (Call: call, Failure: failure), preferLocal: false);
+        Abandon(id, call.Label.ToString(), call.KillGrace);
     }
 
     /// <summary>
     /// Gives up on the call under <paramref name="id"/>: the worker is asked to cancel it, and killed if it has not
     /// answered within <paramref name="killGrace"/>.
     /// </summary>
-    public void Abandon(int id, Task reply, string what, TimeSpan killGrace)
+    public void Abandon(int id, string what, TimeSpan killGrace)
     {
         if (!Alive) return;
         Send(Request.Cancel, (ref MessagePackWriter w) => w.Write(id));
-        _ = KillIfStillRunning(reply, id, what, killGrace);
+        _ = KillIfStillRunning(id, what, killGrace);
     }
 
-    private async Task KillIfStillRunning(Task reply, int id, string what, TimeSpan grace)
+    private async Task KillIfStillRunning(int id, string what, TimeSpan grace)
     {
         _hostLog($"plugin worker {Name}: {what} was cancelled; waiting {grace.TotalSeconds:0.#}s for it to stop");
-        await Task.WhenAny(reply, Task.Delay(grace));
-        if (!reply.IsCompleted && _pending.ContainsKey(id))
+        await Task.Delay(grace);
+        // Its reply (an answer, or the error of a call that stopped) took it out of the waiting calls.
+        if (_pending.ContainsKey(id))
             Kill($"killed: {what} ran past its time limit and did not stop within {grace.TotalSeconds:0.#}s of being cancelled");
     }
 
@@ -175,14 +255,14 @@ internal sealed class WorkerProcess : IAsyncDisposable
     public void Send(Request kind, WritePayload payload)
     {
         Interlocked.Increment(ref _requestsSent);
-        _input.Send(WorkerProtocol.Frame(0, (byte)kind, payload));
+        _input.Send(0, (byte)kind, payload);
     }
 
     /// <summary>Requests sent to this worker so far (calls and one-way requests such as Dispose and Cancel).</summary>
     public long RequestsSent => Interlocked.Read(ref _requestsSent);
 
-    /// <summary>Sends a frame as it is (service replies).</summary>
-    public void SendFrame(byte[] frame) => _input.Send(frame);
+    /// <summary>Sends a frame that is not a request (service replies).</summary>
+    public void SendFrame(int id, byte kind, WritePayload payload) => _input.Send(id, kind, payload);
 
     /// <summary>Ends the process; waiting calls fail with <paramref name="reason"/>.</summary>
     public void Kill(string reason)
@@ -198,44 +278,33 @@ internal sealed class WorkerProcess : IAsyncDisposable
         }
     }
 
-    private void ReadLoop()
+    /// <summary>
+    /// Reads replies until the worker's output ends, then fails what still waits and cleans up (true); or stops when
+    /// the watchdog has handed reading to another thread (false). A reply's caller goes on on this thread, up to its
+    /// next wait: for a caller that awaits one call after another (an episode's open, step, grade) no thread-pool work
+    /// item is involved, and the requests that callers make while a burst of replies is handled are held and leave in
+    /// one write when the burst is done. A caller that holds the thread too long loses it to a new reading thread (see
+    /// <see cref="Watch"/>). Writing is never done here: a reading thread that waited on a full pipe to a worker that
+    /// waits on a full pipe to the host would stop both.
+    /// </summary>
+    private bool ReadLoop()
     {
         string? protocolError = null;
         try
         {
-            var stream = new BufferedStream(_process.StandardOutput.BaseStream, 1 << 16); // a burst of replies in one read
-            var header = new byte[WorkerProtocol.HeaderBytes];
-            while (WorkerProtocol.Read(stream, header) is { } frame)
+            _input.Hold();
+            while (true)
             {
-                switch ((Reply)frame.Kind)
+                (int Id, byte Kind, ReadOnlyMemory<byte> Payload)? next;
+                if (_replies.HasBufferedFrame) next = _replies.Read();
+                else
                 {
-                    case Reply.Ok:
-                        if (_pending.TryRemove(frame.Id, out var ok))
-                        {
-                            Interlocked.Decrement(ref _inFlight);
-                            ok.TrySetResult(frame.Payload);
-                        }
-                        break;
-                    case Reply.Error:
-                        if (_pending.TryRemove(frame.Id, out var failed))
-                        {
-                            Interlocked.Decrement(ref _inFlight);
-                            failed.TrySetException(ReadError(frame.Payload));
-                        }
-                        break;
-                    case Reply.Log:
-                        var r = new MessagePackReader(frame.Payload);
-                        r.ReadArrayHeader();
-                        int env = r.ReadInt32();
-                        string line = WorkerProtocol.Text(ref r);
-                        if (_logs.TryGetValue(env, out var log)) log.Write(line);
-                        break;
-                    case Reply.ServiceCall:
-                        Services.Handle(frame.Id, frame.Payload);
-                        break;
-                    default:
-                        throw new InvalidDataException($"unknown reply kind {frame.Kind}");
+                    _input.Release(); // what the callers asked for so far goes now, before this thread waits
+                    next = _replies.Read();
+                    _input.Hold();
                 }
+                if (next is not { } frame) break;
+                if (!Handle(frame.Id, frame.Kind, frame.Payload)) return false;
             }
         }
         catch (Exception e) when (e is InvalidDataException or MessagePackSerializationException or IOException or EndOfStreamException)
@@ -244,6 +313,8 @@ internal sealed class WorkerProcess : IAsyncDisposable
             protocolError = $"it broke the channel protocol ({e.Message})";
             Kill(protocolError);
         }
+        _input.Release();
+        WorkerWatchdog.Remove(this);
         _process.WaitForExit();
         string reason = _killReason ?? protocolError ?? ExitDescription(_process.ExitCode);
         string tail;
@@ -252,9 +323,61 @@ internal sealed class WorkerProcess : IAsyncDisposable
         _input.Complete();
         foreach (var id in _pending.Keys)
             if (_pending.TryRemove(id, out var waiting))
-                waiting.TrySetException(new EpisodeLostException($"plugin worker {Name} {_deathReason}"));
+            {
+                // On the thread pool: a caller that goes on to block must not keep the others from hearing of the death.
+                var lost = new EpisodeLostException(waiting.Label.Lost($"plugin worker {Name} {_deathReason}"));
+                ThreadPool.UnsafeQueueUserWorkItem(static x => x.Waiting.TrySetException(x.Lost), (Waiting: waiting, Lost: lost), preferLocal: false);
+            }
         Services.Dispose();
         _process.Dispose();
+        return true;
+    }
+
+    /// <summary>Handles one frame from the worker; false when this thread has lost reading to a new one meanwhile.</summary>
+    private bool Handle(int id, byte kind, ReadOnlyMemory<byte> payload)
+    {
+        switch ((Reply)kind)
+        {
+            case Reply.Ok:
+                if (_pending.TryRemove(id, out var ok))
+                {
+                    Interlocked.Decrement(ref _inFlight);
+                    ok.Registration.Unregister();
+                    return CompleteHere(ok, payload, null);
+                }
+                return true;
+            case Reply.Error:
+                if (_pending.TryRemove(id, out var failed))
+                {
+                    Interlocked.Decrement(ref _inFlight);
+                    failed.Registration.Unregister();
+                    return CompleteHere(failed, default, ReadError(payload));
+                }
+                return true;
+            case Reply.Log:
+                var r = new MessagePackReader(payload);
+                r.ReadArrayHeader();
+                int env = r.ReadInt32();
+                string line = WorkerProtocol.Text(ref r);
+                if (_logs.TryGetValue(env, out var log)) log.Write(line);
+                return true;
+            case Reply.ServiceCall:
+                Services.Handle(id, payload);
+                return true;
+            default:
+                throw new InvalidDataException($"unknown reply kind {kind}");
+        }
+    }
+
+    /// <summary>Completes a call on this thread (its caller goes on here) under the watchdog; false when reading moved to another thread meanwhile.</summary>
+    private bool CompleteHere(PendingCall call, ReadOnlyMemory<byte> payload, Exception? error)
+    {
+        int mark = Interlocked.Increment(ref _nextInline);
+        if (mark == 0) mark = Interlocked.Increment(ref _nextInline); // 0 means none
+        Volatile.Write(ref _inlineCall, mark);
+        if (error == null) call.TrySetResult(payload);
+        else call.TrySetException(error);
+        return Interlocked.CompareExchange(ref _inlineCall, 0, mark) == mark;
     }
 
     /// <summary>Words for an exit code, naming the usual cause of each.</summary>
@@ -344,5 +467,93 @@ internal static class Launcher
         var started = new TaskCompletionSource<Process>(TaskCreationOptions.RunContinuationsAsynchronously);
         Queue.Add((start, started));
         return started.Task.GetAwaiter().GetResult();
+    }
+}
+
+/// <summary>
+/// A request waiting for its reply. Completed on the reading thread, where the caller goes on at once (see
+/// WorkerProcess.ReadLoop); a wait that ends early (limit, cancellation) completes it with that failure, and a reply
+/// that comes later is dropped.
+/// </summary>
+internal sealed class PendingCall : TaskCompletionSource<ReadOnlyMemory<byte>>
+{
+    /// <summary>When the wait ends (Environment.TickCount64); long.MaxValue while there is no limit.</summary>
+    public long Deadline = long.MaxValue;
+    /// <summary>1 once its wait was ended early.</summary>
+    public int Expired;
+    /// <summary>Its id, once a caller waits for it.</summary>
+    public int Id;
+    /// <summary>What it is, for messages.</summary>
+    public CallLabel Label;
+    public TimeSpan KillGrace;
+    /// <summary>The caller's token's hold on it (dropped when the reply comes).</summary>
+    public CancellationTokenRegistration Registration;
+    public WorkerProcess? Owner;
+}
+
+/// <summary>Names a call for messages, formatted only when one is needed (a call's failure, a log line), never per call.</summary>
+/// <param name="What">The call: "step", "grade", "open episode", "load tasks (train)".</param>
+/// <param name="TaskId">The task it concerns, if any.</param>
+/// <param name="Environment">The environment's name, if the message should name it.</param>
+/// <param name="Named">Whether a lost call's message starts with the call's name (not for the pool's own calls: describe, initialize).</param>
+internal readonly record struct CallLabel(string? What, string? TaskId = null, string? Environment = null, bool Named = true)
+{
+    /// <summary>"step of task 7", as in the host's log.</summary>
+    public override string ToString() => TaskId != null ? $"{What} of task {TaskId}" : What ?? "a call";
+
+    /// <summary>The message of a call lost with its worker: environment, task and call, then <paramref name="reason"/>.</summary>
+    public string Lost(string reason) => !Named || What == null ? reason
+        : $"{(Environment != null ? $"environment '{Environment}', " : "")}{(TaskId != null ? $"task {TaskId}: " : "")}{What}: {reason}";
+}
+
+/// <summary>
+/// One thread that runs the watchdog of every worker of this process (<see cref="WorkerProcess.Watch"/>) every
+/// <see cref="PeriodMs"/>. A thread of its own that sleeps between rounds, not a timer: a timer's callback wakes a
+/// thread-pool thread, which then spins looking for more work before it sleeps, 50 times a second per worker.
+/// </summary>
+internal static class WorkerWatchdog
+{
+    /// <summary>How long a caller may hold a reading thread before reading moves to a new thread (checked at this period, so up to twice it).</summary>
+    public const int PeriodMs = 20;
+
+    private static readonly List<WorkerProcess> Watched = [];
+    private static Thread? s_thread;
+
+    public static void Add(WorkerProcess worker)
+    {
+        lock (Watched)
+        {
+            Watched.Add(worker);
+            if (s_thread == null)
+            {
+                s_thread = new Thread(Run) { IsBackground = true, Name = "plugin worker watchdog" };
+                s_thread.Start();
+            }
+        }
+    }
+
+    public static void Remove(WorkerProcess worker)
+    {
+        lock (Watched) Watched.Remove(worker);
+    }
+
+    private static void Run()
+    {
+        var round = new List<WorkerProcess>();
+        while (true)
+        {
+            Thread.Sleep(PeriodMs);
+            lock (Watched)
+            {
+                round.Clear();
+                round.AddRange(Watched);
+            }
+            foreach (var worker in round)
+            {
+                // One worker's trouble (a host log callback that throws, say) must not stop the watch over the others.
+                try { worker.Watch(); }
+                catch (Exception e) { Console.Error.WriteLine($"plugin worker watchdog: {worker.Name}: {e.GetType().Name}: {e.Message}"); }
+            }
+        }
     }
 }

@@ -1,6 +1,5 @@
 using System.Buffers;
 using System.Buffers.Binary;
-using System.Threading.Channels;
 using MessagePack;
 using MessagePack.Formatters;
 using Nemotron.Gym.Abstractions;
@@ -22,7 +21,7 @@ internal enum Request : byte
     LoadTasks = 4,
     /// <summary>[env, task ref] → [problems].</summary>
     Validate = 5,
-    /// <summary>[env, task ref, seed, sample] → [episode, opening, tools].</summary>
+    /// <summary>[env, task ref, seed, sample] → [episode, opening, tools]; opening and tools are nil when they are the task's own.</summary>
     Open = 6,
     /// <summary>
     /// [episode, turn, grade id] → [done, reply]. A grade id other than 0 asks for the grade ahead: when the step ends the
@@ -90,11 +89,17 @@ internal static class WorkerProtocol
 
     [ThreadStatic] private static ArrayBufferWriter<byte>? t_frameBuffer;
 
-    /// <summary>One frame: id, kind and payload (the caller's writer fills the payload).</summary>
-    public static byte[] Frame(int id, byte kind, WritePayload? payload)
+    /// <summary>One frame: id, kind and payload (the caller's writer fills the payload), as an array of its own.</summary>
+    public static byte[] Frame(int id, byte kind, WritePayload? payload) => FrameSpan(id, kind, payload).ToArray();
+
+    /// <summary>
+    /// One frame built in this thread's scratch buffer: valid until the thread builds the next one (a sink copies it
+    /// into its batch at once, so sending a frame allocates nothing).
+    /// </summary>
+    public static ReadOnlySpan<byte> FrameSpan(int id, byte kind, WritePayload? payload)
     {
-        // One buffer per thread, reused: a frame costs one allocation (the array that is queued), not a growing buffer each.
         var buffer = t_frameBuffer ??= new ArrayBufferWriter<byte>(1024);
+        if (buffer.Capacity > 1 << 20) buffer = t_frameBuffer = new ArrayBufferWriter<byte>(1024); // a huge frame (a task set) is not kept for the thread's life
         buffer.ResetWrittenCount();
         buffer.Advance(HeaderBytes); // length, id, kind: filled in below
         if (payload != null)
@@ -103,50 +108,11 @@ internal static class WorkerProtocol
             payload(ref writer);
             writer.Flush();
         }
-        var frame = buffer.WrittenSpan.ToArray();
-        if (buffer.Capacity > 1 << 20) t_frameBuffer = null; // a huge frame (a task set) is not kept for the thread's life
+        var frame = System.Runtime.InteropServices.MemoryMarshal.AsMemory(buffer.WrittenMemory).Span;
         BinaryPrimitives.WriteInt32LittleEndian(frame, frame.Length - 4);
-        BinaryPrimitives.WriteInt32LittleEndian(frame.AsSpan(4), id);
+        BinaryPrimitives.WriteInt32LittleEndian(frame[4..], id);
         frame[8] = kind;
         return frame;
-    }
-
-    /// <summary>Reads one frame: (id, kind, payload), or null at the end of the stream. <paramref name="header"/> is scratch space of <see cref="HeaderBytes"/>.</summary>
-    public static async Task<(int Id, byte Kind, ReadOnlyMemory<byte> Payload)?> ReadAsync(Stream stream, byte[] header, CancellationToken cancellation)
-    {
-        int got = await ReadFullyAsync(stream, header, cancellation);
-        if (got == 0) return null;
-        if (got < HeaderBytes) throw new InvalidDataException($"the stream ended inside a frame header ({got} of {HeaderBytes} bytes)");
-        int length = BinaryPrimitives.ReadInt32LittleEndian(header);
-        if (length < 5 || length > MaxFrameBytes) throw new InvalidDataException($"a frame claims {length} bytes (expected 5..{MaxFrameBytes})");
-        var payload = new byte[length - 5];
-        if (await ReadFullyAsync(stream, payload, cancellation) < payload.Length) throw new InvalidDataException("the stream ended inside a frame");
-        return (BinaryPrimitives.ReadInt32LittleEndian(header.AsSpan(4)), header[8], payload);
-    }
-
-    /// <summary>The same as <see cref="ReadAsync"/> with blocking reads, for a thread that does nothing else.</summary>
-    public static (int Id, byte Kind, ReadOnlyMemory<byte> Payload)? Read(Stream stream, byte[] header)
-    {
-        int got = stream.ReadAtLeast(header, header.Length, throwOnEndOfStream: false);
-        if (got == 0) return null;
-        if (got < HeaderBytes) throw new InvalidDataException($"the stream ended inside a frame header ({got} of {HeaderBytes} bytes)");
-        int length = BinaryPrimitives.ReadInt32LittleEndian(header);
-        if (length < 5 || length > MaxFrameBytes) throw new InvalidDataException($"a frame claims {length} bytes (expected 5..{MaxFrameBytes})");
-        var payload = new byte[length - 5];
-        if (stream.ReadAtLeast(payload, payload.Length, throwOnEndOfStream: false) < payload.Length) throw new InvalidDataException("the stream ended inside a frame");
-        return (BinaryPrimitives.ReadInt32LittleEndian(header.AsSpan(4)), header[8], payload);
-    }
-
-    private static async ValueTask<int> ReadFullyAsync(Stream stream, byte[] buffer, CancellationToken cancellation)
-    {
-        int total = 0;
-        while (total < buffer.Length)
-        {
-            int n = await stream.ReadAsync(buffer.AsMemory(total), cancellation);
-            if (n == 0) break;
-            total += n;
-        }
-        return total;
     }
 
     public static void WriteMessages(ref MessagePackWriter w, IReadOnlyList<Message> list) => Messages.Serialize(ref w, list, Options);
@@ -196,77 +162,129 @@ internal static class WorkerProtocol
 internal interface IFrameSink
 {
     /// <summary>Queues a frame; false when the channel is closed.</summary>
-    bool Send(byte[] frame);
+    bool Send(int id, byte kind, WritePayload? payload);
 }
 
 /// <summary>
-/// Writes frames from any thread through one loop that drains everything queued before it flushes, so frames that
-/// arrive together (thousands of episodes finishing at once) leave in one write instead of one system call each.
-/// Sending never blocks: the host's side, where callers are grain turns.
+/// Reads frames with blocking reads into one buffer: a read takes whatever the pipe holds (a burst of frames in one
+/// system call), and <see cref="HasBufferedFrame"/> tells the reading loop whether the next frame is already here, so
+/// that it sends what it made for the frames before (one write for a burst) only when it would otherwise wait.
+/// Only one thread reads at a time (a loop that hands reading to another stops reading first).
 /// </summary>
-internal sealed class FrameWriter : IFrameSink
+internal sealed class FrameReader(Stream stream)
 {
-    private readonly Channel<byte[]> _queue = Channel.CreateUnbounded<byte[]>(new UnboundedChannelOptions { SingleReader = true });
-    private readonly Stream _stream;
+    private byte[] _buffer = new byte[1 << 16];
+    private int _start, _end;
 
-    public FrameWriter(Stream stream)
+    /// <summary>Whether a whole frame is buffered (reading it needs no system call).</summary>
+    public bool HasBufferedFrame
     {
-        _stream = stream;
-        Completion = Task.Run(LoopAsync);
+        get
+        {
+            int have = _end - _start;
+            if (have < WorkerProtocol.HeaderBytes) return false;
+            int length = BinaryPrimitives.ReadInt32LittleEndian(_buffer.AsSpan(_start));
+            return length >= 5 && length <= WorkerProtocol.MaxFrameBytes && have >= 4 + length;
+        }
     }
 
-    /// <summary>Ends when the stream fails or <see cref="Complete"/> was called and everything queued is written.</summary>
-    public Task Completion { get; }
-
-    /// <summary>Queues a frame; false when the writer has stopped.</summary>
-    public bool Send(byte[] frame) => _queue.Writer.TryWrite(frame);
-
-    /// <summary>No more frames.</summary>
-    public void Complete() => _queue.Writer.TryComplete();
-
-    private async Task LoopAsync()
+    /// <summary>The next frame (its payload copied out: a caller may keep it), or null at the end of the stream.</summary>
+    public (int Id, byte Kind, ReadOnlyMemory<byte> Payload)? Read()
     {
-        var buffer = new BufferedStream(_stream, 1 << 16);
-        try
+        int got = Fill(WorkerProtocol.HeaderBytes);
+        if (got == 0) return null;
+        if (got < WorkerProtocol.HeaderBytes) throw new InvalidDataException($"the stream ended inside a frame header ({got} of {WorkerProtocol.HeaderBytes} bytes)");
+        int length = BinaryPrimitives.ReadInt32LittleEndian(_buffer.AsSpan(_start));
+        if (length < 5 || length > WorkerProtocol.MaxFrameBytes) throw new InvalidDataException($"a frame claims {length} bytes (expected 5..{WorkerProtocol.MaxFrameBytes})");
+        int id = BinaryPrimitives.ReadInt32LittleEndian(_buffer.AsSpan(_start + 4));
+        byte kind = _buffer[_start + 8];
+        var payload = new byte[length - 5];
+        int buffered = Math.Min(_end - _start - WorkerProtocol.HeaderBytes, payload.Length);
+        _buffer.AsSpan(_start + WorkerProtocol.HeaderBytes, buffered).CopyTo(payload);
+        _start += WorkerProtocol.HeaderBytes + buffered;
+        if (buffered < payload.Length)
         {
-            while (await _queue.Reader.WaitToReadAsync())
-            {
-                while (_queue.Reader.TryRead(out var frame)) await buffer.WriteAsync(frame);
-                await buffer.FlushAsync();
-            }
+            // The rest of a large frame goes straight into its payload, not through the buffer.
+            int rest = stream.ReadAtLeast(payload.AsSpan(buffered), payload.Length - buffered, throwOnEndOfStream: false);
+            if (rest < payload.Length - buffered) throw new InvalidDataException("the stream ended inside a frame");
         }
-        catch (IOException) { _queue.Writer.TryComplete(); }
-        catch (ObjectDisposedException) { _queue.Writer.TryComplete(); }
+        if (_start == _end) _start = _end = 0;
+        return (id, kind, payload);
+    }
+
+    /// <summary>Reads until at least <paramref name="need"/> bytes are buffered or the stream ends; returns what is buffered.</summary>
+    private int Fill(int need)
+    {
+        if (_end - _start >= need) return _end - _start;
+        if (_buffer.Length - _start < need)
+        {
+            _buffer.AsSpan(_start, _end - _start).CopyTo(_buffer);
+            _end -= _start;
+            _start = 0;
+        }
+        while (_end - _start < need)
+        {
+            int n = stream.Read(_buffer, _end, _buffer.Length - _end);
+            if (n == 0) break;
+            _end += n;
+        }
+        return _end - _start;
     }
 }
 
 /// <summary>
-/// The worker's side of its output. Frames are written in order, in batches: while the read loop works through the
-/// requests that have already arrived it holds the output (<see cref="Hold"/>), and the replies it makes inline pile
-/// up; when nothing more is waiting to be read it releases them in one write (<see cref="Release"/>). A frame sent
-/// from elsewhere (a reply that completed later, a log line, a service call) while the output is not held is written
-/// by a thread-pool item. Writes block: the host always reads a worker's output.
+/// One side's output. Frames are copied into one buffer and written in order, in batches: while a reading loop works
+/// through the frames that have already arrived it holds the output (<see cref="Hold"/>), and what it sends meanwhile
+/// piles up; when nothing more is waiting to be read it releases the pile (<see cref="Release"/>), one write for the
+/// burst. A frame sent while the output is not held (from another thread: a reply that completed later, a log line,
+/// a service call, a new episode) is written together with whatever else came meanwhile.
+/// <para>
+/// Two ways to write. The worker's reading loop writes on release itself (writes block, and the host always reads),
+/// and frames sent from elsewhere are written by a thread-pool item. The host's reading thread must never wait on a
+/// write (a host waiting to write to a worker that waits to write to the host would stop both), so on the host a
+/// writing thread of its own does every write: it sleeps until there is something to write, without the thread
+/// pool's spinning between bursts (which cost the host a quarter of its CPU per episode when a pool item wrote).
+/// </para>
 /// </summary>
-internal sealed class BatchingFrameWriter(Stream stream) : IFrameSink
+internal sealed class BatchingFrameWriter : IFrameSink
 {
     private readonly object _gate = new();
     private readonly object _writeLock = new();
-    private readonly BufferedStream _stream = new(stream, 1 << 16);
-    private List<byte[]> _frames = [];
-    private List<byte[]> _spare = [];
-    private bool _held, _scheduled, _closed;
+    private readonly Stream _stream;
+    private readonly bool _writeOnRelease;
+    private ArrayBufferWriter<byte> _frames = new(1 << 12);
+    private ArrayBufferWriter<byte> _spare = new(1 << 12);
+    private bool _held, _scheduled, _closed, _completed;
 
-    public bool Send(byte[] frame)
+    /// <param name="stream">Where the frames go.</param>
+    /// <param name="writeOnRelease">Whether <see cref="Release"/> writes on the calling thread (the worker); otherwise a writing thread named <paramref name="writer"/> does all writing (the host).</param>
+    /// <param name="writer">The writing thread's name.</param>
+    public BatchingFrameWriter(Stream stream, bool writeOnRelease, string writer = "frame writer")
     {
-        bool schedule;
+        _stream = stream;
+        _writeOnRelease = writeOnRelease;
+        if (!writeOnRelease) new Thread(WriteLoop) { IsBackground = true, Name = writer }.Start();
+    }
+
+    public bool Send(int id, byte kind, WritePayload? payload) => Send(WorkerProtocol.FrameSpan(id, kind, payload));
+
+    /// <summary>Queues a frame that was built elsewhere.</summary>
+    public bool Send(ReadOnlySpan<byte> frame)
+    {
+        bool queueWrite = false;
         lock (_gate)
         {
-            if (_closed) return false;
-            _frames.Add(frame);
-            schedule = !_held && !_scheduled;
-            if (schedule) _scheduled = true;
+            if (_closed || _completed) return false;
+            frame.CopyTo(_frames.GetSpan(frame.Length));
+            _frames.Advance(frame.Length);
+            if (!_held && !_scheduled)
+            {
+                _scheduled = true;
+                if (_writeOnRelease) queueWrite = true;
+                else Monitor.Pulse(_gate);
+            }
         }
-        if (schedule) ThreadPool.UnsafeQueueUserWorkItem(static w => w.WriteQueued(), this, preferLocal: false);
+        if (queueWrite) ThreadPool.UnsafeQueueUserWorkItem(static w => w.WriteQueued(), this, preferLocal: false);
         return true;
     }
 
@@ -276,11 +294,74 @@ internal sealed class BatchingFrameWriter(Stream stream) : IFrameSink
         lock (_gate) _held = true;
     }
 
-    /// <summary>Writes everything waiting, and frames sent from now on are written as they come.</summary>
+    /// <summary>Writes everything waiting (here or on the writing thread, see the constructor), and frames sent from now on are written as they come.</summary>
     public void Release()
     {
-        lock (_gate) _held = false;
+        lock (_gate)
+        {
+            _held = false;
+            if (_frames.WrittenCount == 0) return;
+            if (!_writeOnRelease)
+            {
+                if (!_scheduled)
+                {
+                    _scheduled = true;
+                    Monitor.Pulse(_gate);
+                }
+                return;
+            }
+        }
         Write();
+    }
+
+    /// <summary>No more frames: what is queued is written, then the stream is closed (the other side reads its end).</summary>
+    public void Complete()
+    {
+        lock (_gate)
+        {
+            if (_completed) return;
+            _completed = true;
+            _held = false;
+            if (!_writeOnRelease)
+            {
+                Monitor.Pulse(_gate); // the writing thread writes what is left and closes the stream
+                return;
+            }
+        }
+        ThreadPool.UnsafeQueueUserWorkItem(static w => w.WriteAndClose(), this, preferLocal: false);
+    }
+
+    /// <summary>The host's writing thread: sleeps until there is something to write (or the end), writes it all in one go.</summary>
+    private void WriteLoop()
+    {
+        while (true)
+        {
+            bool completed;
+            lock (_gate)
+            {
+                while (!_scheduled && !_completed) Monitor.Wait(_gate);
+                _scheduled = false;
+                completed = _completed;
+            }
+            if (completed)
+            {
+                WriteAndClose(); // nothing can be sent any more: this writes the last of it
+                return;
+            }
+            Write();
+            lock (_gate)
+                if (_closed) return;
+        }
+    }
+
+    private void WriteAndClose()
+    {
+        Write();
+        lock (_writeLock)
+        {
+            try { _stream.Dispose(); }
+            catch (Exception e) when (e is IOException or ObjectDisposedException) { }
+        }
     }
 
     private void WriteQueued()
@@ -293,24 +374,26 @@ internal sealed class BatchingFrameWriter(Stream stream) : IFrameSink
     {
         lock (_writeLock)
         {
-            List<byte[]> batch;
+            ArrayBufferWriter<byte> batch;
             lock (_gate)
             {
-                if (_frames.Count == 0 || _closed) return;
+                if (_frames.WrittenCount == 0 || _closed) return;
                 batch = _frames;
                 _frames = _spare;
                 _spare = batch;
             }
             try
             {
-                foreach (var frame in batch) _stream.Write(frame);
+                _stream.Write(batch.WrittenSpan);
                 _stream.Flush();
             }
             catch (Exception e) when (e is IOException or ObjectDisposedException)
             {
-                lock (_gate) _closed = true; // the host is gone; the read loop sees the end of its input next
+                lock (_gate) _closed = true; // the other side is gone; its reader sees the end of its input next
             }
-            batch.Clear();
+            // A huge batch (a task set) does not keep its buffer for the channel's life.
+            if (batch.Capacity > 1 << 20) _spare = new ArrayBufferWriter<byte>(1 << 12);
+            else batch.ResetWrittenCount();
         }
     }
 }

@@ -33,7 +33,7 @@ internal sealed class WorkerServer
     private int _nextEpisode;
     private int _nextTask = -1; // tasks this worker loads count down; the host numbers the ones it sends upwards
 
-    private readonly Stream _input;
+    private readonly FrameReader _input;
     private readonly TaskCompletionSource _ended = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private int _inlineCall; // the number of the request running inline on the read loop now; 0 when none
     private int _nextInline;
@@ -41,9 +41,8 @@ internal sealed class WorkerServer
 
     private WorkerServer(Stream input, Stream output)
     {
-        // Buffered: a burst of requests arrives in one read instead of two reads per frame.
-        _input = new BufferedStream(input, 1 << 16);
-        _output = new BatchingFrameWriter(output);
+        _input = new FrameReader(input); // a burst of requests arrives in one read
+        _output = new BatchingFrameWriter(output, writeOnRelease: true);
         _services = new ServiceClient(_output);
     }
 
@@ -52,23 +51,35 @@ internal sealed class WorkerServer
     {
         var server = new WorkerServer(input, output);
         using var watchdog = new Timer(_ => server.Watch(), null, InlineLimitMs, InlineLimitMs);
-        _ = Task.Run(server.ReadLoopAsync);
+        server.StartReading();
         await server._ended.Task;
     }
 
+    /// <summary>
+    /// Reading runs on a thread of its own with blocking reads: a read that waits for the host costs no thread-pool
+    /// work item, and the requests of a burst run on it one after the other.
+    /// </summary>
+    private void StartReading() => new Thread(ReadLoop) { IsBackground = true, Name = "plugin worker requests" }.Start();
+
     /// <summary>Reads and runs requests until the input ends, or until the watchdog hands reading to another loop.</summary>
-    private async Task ReadLoopAsync()
+    private void ReadLoop()
     {
-        var header = new byte[WorkerProtocol.HeaderBytes];
         try
         {
+            _output.Hold();
             while (true)
             {
-                _output.Hold();
-                var next = WorkerProtocol.ReadAsync(_input, header, CancellationToken.None);
-                // Nothing more has arrived: the replies made so far go now, in one write.
-                if (!next.IsCompleted) _output.Release();
-                if (await next is not { } frame) break;
+                if (!_input.HasBufferedFrame)
+                {
+                    // Nothing more has arrived: the replies made so far go now, in one write, before waiting for more.
+                    _output.Release();
+                    var next = _input.Read();
+                    _output.Hold();
+                    if (next is not { } first) break;
+                    if (!Dispatch(first.Id, (Request)first.Kind, first.Payload)) return;
+                    continue;
+                }
+                if (_input.Read() is not { } frame) break;
                 if (!Dispatch(frame.Id, (Request)frame.Kind, frame.Payload)) return;
             }
             _output.Release();
@@ -95,7 +106,7 @@ internal sealed class WorkerServer
         }
         if (Interlocked.CompareExchange(ref _inlineCall, 0, running) != running) return; // it returned just now
         _output.Release();
-        _ = Task.Run(ReadLoopAsync);
+        StartReading();
     }
 
     /// <summary>Handles one frame on the read loop; false when this loop has lost reading to a new one meanwhile.</summary>
@@ -145,11 +156,11 @@ internal sealed class WorkerServer
         return RunInline(async () =>
         {
             var outcome = new StepOutcome();
-            _output.Send(await RunAsync(id, source, ct => HandleAsync(kind, payload, outcome, ct)));
+            await RunAsync(id, source, ct => HandleAsync(kind, payload, outcome, ct));
             if (gradeSource == null) return;
             if (outcome.Done)
             {
-                _output.Send(await RunAsync(gradeAheadId, gradeSource, ct => HandleAsync(Request.Grade, GradeRequest(episode), outcome, ct)));
+                await RunAsync(gradeAheadId, gradeSource, ct => HandleAsync(Request.Grade, GradeRequest(episode), outcome, ct));
                 // Graded ahead, the episode is over: the host sends no Dispose for it.
                 if (_episodes.TryRemove(episode, out var ended)) await DisposeQuietly(ended);
             }
@@ -174,19 +185,32 @@ internal sealed class WorkerServer
         return Interlocked.CompareExchange(ref _inlineCall, 0, call) == call;
     }
 
-    /// <summary>Runs one request under its cancellation source and makes its reply frame (Ok with the result, or Error).</summary>
-    private async Task<byte[]> RunAsync(int id, CancellationTokenSource source, Func<CancellationToken, Task<WritePayload?>> handle)
+    /// <summary>Runs one request under its cancellation source and sends its reply (Ok with the result, or Error).</summary>
+    private async Task RunAsync(int id, CancellationTokenSource source, Func<CancellationToken, Task<WritePayload?>> handle)
     {
-        byte[] reply;
-        try
+        WritePayload? result = null;
+        Exception? failure = null;
+        try { result = await handle(source.Token); }
+        catch (Exception e) { failure = e; }
+        SendReply(id, source, result, failure);
+    }
+
+    /// <summary>
+    /// Sends a request's reply: its result, or the error (of the call, or of writing its result). The request is
+    /// forgotten (a Cancel for it finds nothing) before its reply is sent.
+    /// </summary>
+    private void SendReply(int id, CancellationTokenSource source, WritePayload? result, Exception? failure)
+    {
+        ReadOnlySpan<byte> frame = default;
+        if (failure == null)
         {
-            var result = await handle(source.Token);
-            reply = WorkerProtocol.Frame(id, (byte)Reply.Ok, result);
+            try { frame = WorkerProtocol.FrameSpan(id, (byte)Reply.Ok, result); }
+            catch (Exception e) { failure = e; }
         }
-        catch (Exception e)
+        if (failure != null)
         {
-            var error = e is System.Reflection.TargetInvocationException { InnerException: { } inner } ? inner : e;
-            reply = WorkerProtocol.Frame(id, (byte)Reply.Error, (ref MessagePackWriter w) =>
+            var error = failure is System.Reflection.TargetInvocationException { InnerException: { } inner } ? inner : failure;
+            frame = WorkerProtocol.FrameSpan(id, (byte)Reply.Error, (ref MessagePackWriter w) =>
             {
                 w.WriteArrayHeader(2);
                 w.Write(error.GetType().Name);
@@ -195,7 +219,7 @@ internal sealed class WorkerServer
         }
         _running.TryRemove(id, out _);
         source.Dispose();
-        return reply;
+        _output.Send(frame); // the frame lives in this thread's scratch buffer until the next is built: sent before anything else is
     }
 
     private static ReadOnlyMemory<byte> GradeRequest(int episode)
@@ -300,14 +324,18 @@ internal sealed class WorkerServer
                 var episode = await env.OpenEpisodeAsync(task, context, ct);
                 int handle = Interlocked.Increment(ref _nextEpisode);
                 _episodes[handle] = episode;
-                var opening = episode.Opening;
-                var tools = episode.Tools;
+                // An episode that opens with the task's own messages and tools (most do) sends nil for them: the host has
+                // the task already, and neither side pays for writing and reading them again.
+                var opening = ReferenceEquals(episode.Opening, task.Input) ? null : episode.Opening;
+                var tools = ReferenceEquals(episode.Tools, task.Tools) ? null : episode.Tools;
                 return (ref MessagePackWriter w) =>
                 {
                     w.WriteArrayHeader(3);
                     w.Write(handle);
-                    WorkerProtocol.WriteMessages(ref w, opening);
-                    WorkerProtocol.WriteTools(ref w, tools);
+                    if (opening == null) w.WriteNil();
+                    else WorkerProtocol.WriteMessages(ref w, opening);
+                    if (tools == null) w.WriteNil();
+                    else WorkerProtocol.WriteTools(ref w, tools);
                 };
             }
             case Request.Step:
@@ -371,11 +399,11 @@ internal sealed class WorkerServer
     /// <summary>An environment's log lines go to the host, which prefixes and prints them.</summary>
     private sealed class FrameLog(IFrameSink output, int environment) : IEnvironmentLog
     {
-        public void Write(string message) => output.Send(WorkerProtocol.Frame(0, (byte)Reply.Log, (ref MessagePackWriter w) =>
+        public void Write(string message) => output.Send(0, (byte)Reply.Log, (ref MessagePackWriter w) =>
         {
             w.WriteArrayHeader(2);
             w.Write(environment);
             w.Write(message);
-        }));
+        });
     }
 }

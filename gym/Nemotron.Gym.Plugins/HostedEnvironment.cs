@@ -50,6 +50,7 @@ public sealed class HostedEnvironment
         _environment = environment;
         Plugin = plugin;
         _limits = limits;
+        if (environment is IAsyncOnlyEnvironment asyncOnly) asyncOnly.Limits = limits;
     }
 
     /// <summary>Where it came from.</summary>
@@ -132,28 +133,40 @@ public sealed class HostedEnvironment
     internal async Task<T> Call<T>(string what, string? taskId, Func<CancellationToken, Task<T>> call, CancellationToken cancellation, TimeSpan? limit = null)
     {
         var timeout = limit ?? _limits.CallTimeout;
+        // A host-side environment bounds each call by the limits it was given (see IAsyncOnlyEnvironment): it is called
+        // directly, with the caller's token, and no token source or timer is made here.
+        if (_environment is IAsyncOnlyEnvironment)
+        {
+            try { return await call(cancellation); }
+            catch (Exception e) when (e is not EnvironmentCallException && !(e is OperationCanceledException && cancellation.IsCancellationRequested))
+            {
+                throw Failure(e, what, taskId, timeout);
+            }
+        }
         using var cts = CancellationTokenSource.CreateLinkedTokenSource(cancellation);
         cts.CancelAfter(timeout);
-        string Where() => $"environment '{Name}'{(taskId != null ? $", task {taskId}" : "")}: {what}";
         try
         {
             // Plugin code runs on the thread pool (it may block), and WaitAsync bounds the wait even if the plugin
-            // ignores its token. A host-side environment that only waits under the token is called directly.
-            if (_environment is IAsyncOnlyEnvironment) return await call(cts.Token);
+            // ignores its token.
             return await Task.Run(() => call(cts.Token), cts.Token).WaitAsync(timeout, cancellation);
         }
-        catch (OperationCanceledException) when (cancellation.IsCancellationRequested) { throw; }
-        catch (Exception e) when (e is TimeoutException or OperationCanceledException)
+        catch (Exception e) when (e is not EnvironmentCallException && !(e is OperationCanceledException && cancellation.IsCancellationRequested))
         {
             // WaitAsync's timer may fire before CancelAfter's, and disposing the source does not cancel it: cancel here,
-            // so that the call is always told to stop (a worker-hosted call that ignores it then has its worker killed).
-            cts.Cancel();
-            throw new EnvironmentTimeoutException($"{Where()} did not finish within {timeout.TotalSeconds:0.#}s");
+            // so that the call is always told to stop.
+            if (e is TimeoutException or OperationCanceledException) cts.Cancel();
+            throw Failure(e, what, taskId, timeout);
         }
-        catch (Exception e) when (e is not EnvironmentCallException)
-        {
-            throw new EnvironmentCallException($"{Where()} failed: {(e is PluginFaultException f ? f.TypeName : e.GetType().Name)}: {e.Message}", e);
-        }
+    }
+
+    /// <summary>What a failed call throws: a timeout, or the failure naming the environment, task and call (formatted only when a call fails).</summary>
+    private EnvironmentCallException Failure(Exception e, string what, string? taskId, TimeSpan timeout)
+    {
+        string where = $"environment '{Name}'{(taskId != null ? $", task {taskId}" : "")}: {what}";
+        if (e is TimeoutException or OperationCanceledException)
+            return new EnvironmentTimeoutException($"{where} did not finish within {timeout.TotalSeconds:0.#}s");
+        return new EnvironmentCallException($"{where} failed: {(e is PluginFaultException f ? f.TypeName : e.GetType().Name)}: {e.Message}", e);
     }
 }
 

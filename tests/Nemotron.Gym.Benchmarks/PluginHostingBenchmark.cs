@@ -39,19 +39,23 @@ public sealed class PluginHostingBenchmark : IBenchmark
             // grades each task many times: a group of samples per step, over many steps), so the timed part measures
             // the cost of an episode, not of a task's first trip.
             await Run(host, work, inFlight);
+            // GYM_BENCH_MARK_PHASES=1: a line as each timed phase starts, for attaching a profiler (perf record -p) to that phase alone.
+            if (Environment.GetEnvironmentVariable("GYM_BENCH_MARK_PHASES") == "1") Console.WriteLine($"timing {(inProcess ? "in" : "out")} (pid {Environment.ProcessId})");
             var cpu0 = Process.GetCurrentProcess().TotalProcessorTime;
             double workerCpu0 = WorkerCpuSeconds();
+            long allocated0 = GC.GetTotalAllocatedBytes(precise: true);
             var clock = Stopwatch.StartNew();
             double rewards = await Run(host, work, inFlight);
             double rate = work.Length / clock.Elapsed.TotalSeconds;
             double hostCpu = (Process.GetCurrentProcess().TotalProcessorTime - cpu0).TotalSeconds;
             double workerCpu = WorkerCpuSeconds() - workerCpu0;
+            double allocatedPerEpisode = (GC.GetTotalAllocatedBytes(precise: true) - allocated0) / (double)work.Length;
             // Per core = grades per CPU-second of every process involved (the host and its workers): it does not depend
             // on how much of the machine other programs take, unlike grades/s.
             double perCore = work.Length / (hostCpu + workerCpu);
             string mode = inProcess ? "in process" : $"out of process{(workers.Bubblewrapped ? " (bwrap)" : "")}";
             string ratio = inProcessRate is { } r ? $"; in-process/out-of-process: {r.Rate / rate:0.00}x grades/s, {r.PerCore / perCore:0.00}x per core" : "";
-            Console.WriteLine($"{mode,-26} {rate,9:0} grades/s  {perCore,8:0} grades per CPU-second  (host {hostCpu:0.0} s, workers {workerCpu:0.0} s of CPU)  mean reward {rewards / work.Length:0.00}{ratio}");
+            Console.WriteLine($"{mode,-26} {rate,9:0} grades/s  {perCore,8:0} grades per CPU-second  (host {hostCpu:0.00} s, workers {workerCpu:0.00} s of CPU; host {1e6 * hostCpu / work.Length:0.0} + workers {1e6 * workerCpu / work.Length:0.0} µs and host {allocatedPerEpisode:0} bytes allocated per episode)  mean reward {rewards / work.Length:0.00}{ratio}");
             inProcessRate ??= (rate, perCore);
         }
         return 0;

@@ -1,0 +1,67 @@
+using Nemotron.Gym.Abstractions;
+using Nemotron.Gym.Conversation;
+using Nemotron.Gym.Plugins;
+
+namespace Nemotron.Gym.PluginWorker.Tests;
+
+/// <summary>
+/// The host's side of a worker's channel: a reply's caller goes on on the thread that reads the worker's replies, calls
+/// are bounded by a deadline scan instead of a timer each, and a caller's token ends its wait. What must hold anyway:
+/// a caller that blocks on that thread does not stall the channel, and a cancelled wait ends at once and still gets a
+/// grader that ignores the cancel killed.
+/// </summary>
+public sealed class HostReadingThreadTests : IDisposable
+{
+    private readonly PluginFolders _folders = new();
+    public void Dispose() => _folders.Dispose();
+
+    private static async Task<(HostedEnvironment Env, IReadOnlyList<TaskRecord> Tasks)> Start(PluginWorkers workers, string root, string name)
+    {
+        var (envs, errors) = workers.LoadAll([root]);
+        Assert.Empty(errors);
+        var env = await HostedEnvironment.StartAsync(envs.Single(e => e.Descriptor.Name == name), null, new HostLimits(TimeSpan.FromSeconds(30)));
+        return (env, await env.LoadTasksAsync(new TaskQuery("train", 20, 1)));
+    }
+
+    [Fact]
+    public async Task ACallerThatBlocksOnTheReadingThreadForAnotherReplyOfTheSameWorkerStillGetsIt()
+    {
+        _folders.Math();
+        await using var workers = new PluginWorkers(new PluginWorkerSettings { WorkersPerPlugin = 1, Isolation = "none" });
+        var (env, tasks) = await Start(workers, _folders.Root, "math");
+        // Off any synchronization context, so the code after the await runs where the reply was read.
+        var outcome = await Task.Run(async () =>
+        {
+            await using var first = await env.OpenAsync(tasks[0], new EpisodeContext(1, 0));
+            string thread = Thread.CurrentThread.Name ?? "";
+            // Blocking here holds the thread that would read the reply to this call: only a new reading thread can read it.
+            var second = env.OpenAsync(tasks[1], new EpisodeContext(1, 0)).GetAwaiter().GetResult();
+            var step = second.StepAsync(tasks[1].Reference[0]).GetAwaiter().GetResult();
+            var grade = second.GradeAsync().GetAwaiter().GetResult();
+            second.DisposeAsync().AsTask().GetAwaiter().GetResult();
+            return (thread, step.Done, grade.Reward);
+        }).WaitAsync(TimeSpan.FromSeconds(60));
+        Assert.StartsWith("plugin worker reader", outcome.thread); // the case under test: the caller was on the reading thread
+        Assert.True(outcome.Done);
+        Assert.Equal(1, outcome.Reward);
+        Assert.Equal(0, workers.Counts.Died);
+    }
+
+    [Fact]
+    public async Task ACancelledWaitEndsAtOnceAndAGraderThatIgnoresTheCancelHasItsWorkerKilled()
+    {
+        _folders.Hostile();
+        var log = new List<string>();
+        await using var workers = new PluginWorkers(new PluginWorkerSettings { WorkersPerPlugin = 1, Log = l => { lock (log) log.Add(l); } });
+        var (env, tasks) = await Start(workers, _folders.Root, "hostile");
+        await using var episode = await env.OpenAsync(tasks.Single(t => t.Id == "hang"), new EpisodeContext(1, 0));
+        Assert.True((await episode.StepAsync(AssistantTurn.FromContent("ok"))).Done); // the grade, made ahead, now spins in the worker
+        using var cancel = new CancellationTokenSource(TimeSpan.FromMilliseconds(300));
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => episode.GradeAsync(cancel.Token));
+        Assert.True(clock.Elapsed < TimeSpan.FromSeconds(10), $"the cancelled wait took {clock.Elapsed}");
+        // The spinning grader cannot be stopped inside .NET: past the kill grace its worker goes.
+        for (int i = 0; i < 300 && workers.Counts.Killed == 0; i++) await Task.Delay(100);
+        Assert.True(workers.Counts.Killed == 1, $"{workers.Counts}; log: {string.Join("\n", log)}");
+    }
+}
