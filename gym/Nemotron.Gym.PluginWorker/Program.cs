@@ -5,6 +5,13 @@ using Nemotron.Gym.PluginWorker;
 // A plugin worker: serves one plugin's environments to its host over stdin/stdout until the host closes stdin.
 // The channel keeps the real stdout to itself; fd 1 is pointed at stderr, so a plugin that prints (Console.WriteLine,
 // a native library) writes to the host's log instead of into the channel.
+// A worker started from files replaced since its host started speaks another build's protocol: it says so and stops.
+if (Environment.GetEnvironmentVariable(WorkerLaunch.BuildVariable) is { Length: > 0 } hostBuild && hostBuild != WorkerLaunch.Build())
+{
+    Console.Error.WriteLine($"plugin worker: this worker's files (build {WorkerLaunch.Build()}) are not the ones its host started from (build {hostBuild}): " +
+        "the installation changed while the command ran; run the command again");
+    return WorkerLaunch.OtherBuildExitCode;
+}
 Stream output;
 if (OperatingSystem.IsLinux())
 {

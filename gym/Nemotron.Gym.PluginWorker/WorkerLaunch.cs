@@ -16,6 +16,20 @@ internal static class WorkerLaunch
 {
     private static readonly string WorkerAssembly = typeof(WorkerLaunch).Assembly.Location;
 
+    /// <summary>
+    /// The variable that carries the host's build of this assembly to the worker. Host and worker speak a protocol of
+    /// this build; a worker started from files replaced since the host started (a rebuild or an upgrade during a run)
+    /// refuses to serve instead of misreading the host (once, a changed open reply reached an older host as empty
+    /// prompts, and a whole evaluation scored nothing without an error).
+    /// </summary>
+    public const string BuildVariable = "NEMOTRON_GYM_WORKER_BUILD";
+
+    /// <summary>This build of the protocol: the assembly's module version id (deterministic builds: same source, same id).</summary>
+    public static string Build() => typeof(WorkerLaunch).Assembly.ManifestModule.ModuleVersionId.ToString("N");
+
+    /// <summary>Exit code of a worker whose build is not the host's.</summary>
+    public const int OtherBuildExitCode = 3;
+
     /// <summary>The dotnet host that runs this process (the worker uses the same runtime).</summary>
     private static string DotnetHost()
     {
@@ -83,6 +97,7 @@ internal static class WorkerLaunch
             plain.Environment["DOTNET_GCHeapHardLimit"] = "0x" + settings.MemoryBytes.ToString("x", CultureInfo.InvariantCulture);
             plain.Environment["DOTNET_ThreadPool_UnfairSemaphoreSpinLimit"] = "0";
             plain.Environment["DOTNET_TieredPGO"] = "0";
+            plain.Environment[BuildVariable] = Build();
             return plain;
         }
         var args = new List<string>();
@@ -126,6 +141,7 @@ internal static class WorkerLaunch
             "--setenv", "DOTNET_TieredPGO", "0",
             // The GC keeps the heap under the limit even without a memory cgroup (and reserves no more than it).
             "--setenv", "DOTNET_GCHeapHardLimit", "0x" + settings.MemoryBytes.ToString("x", CultureInfo.InvariantCulture),
+            "--setenv", BuildVariable, Build(),
             "--"]);
         args.AddRange(worker);
         var start = new ProcessStartInfo("/bin/sh");
