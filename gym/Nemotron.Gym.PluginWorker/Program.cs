@@ -6,9 +6,9 @@ using Nemotron.Gym.PluginWorker;
 // The channel keeps the real stdout to itself; fd 1 is pointed at stderr, so a plugin that prints (Console.WriteLine,
 // a native library) writes to the host's log instead of into the channel.
 // A worker started from files replaced since its host started speaks another build's protocol: it says so and stops.
-if (Environment.GetEnvironmentVariable(WorkerLaunch.BuildVariable) is { Length: > 0 } hostBuild && hostBuild != WorkerLaunch.Build())
+if (Environment.GetEnvironmentVariable(WorkerLaunch.BuildVariable) is { Length: > 0 } hostBuild && hostBuild != WorkerLaunch.BuildId)
 {
-    Console.Error.WriteLine($"plugin worker: this worker's files (build {WorkerLaunch.Build()}) are not the ones its host started from (build {hostBuild}): " +
+    Console.Error.WriteLine($"plugin worker: this worker's files (build {WorkerLaunch.BuildId}) are not the ones its host started from (build {hostBuild}): " +
         "the installation changed while the command ran; run the command again");
     return WorkerLaunch.OtherBuildExitCode;
 }

@@ -25,7 +25,7 @@ internal static class WorkerLaunch
     public const string BuildVariable = "NEMOTRON_GYM_WORKER_BUILD";
 
     /// <summary>This build of the protocol: the assembly's module version id (deterministic builds: same source, same id).</summary>
-    public static string Build() => typeof(WorkerLaunch).Assembly.ManifestModule.ModuleVersionId.ToString("N");
+    public static readonly string BuildId = typeof(WorkerLaunch).Assembly.ManifestModule.ModuleVersionId.ToString("N");
 
     /// <summary>Exit code of a worker whose build is not the host's.</summary>
     public const int OtherBuildExitCode = 3;
@@ -97,7 +97,7 @@ internal static class WorkerLaunch
             plain.Environment["DOTNET_GCHeapHardLimit"] = "0x" + settings.MemoryBytes.ToString("x", CultureInfo.InvariantCulture);
             plain.Environment["DOTNET_ThreadPool_UnfairSemaphoreSpinLimit"] = "0";
             plain.Environment["DOTNET_TieredPGO"] = "0";
-            plain.Environment[BuildVariable] = Build();
+            plain.Environment[BuildVariable] = BuildId;
             return plain;
         }
         var args = new List<string>();
@@ -141,7 +141,7 @@ internal static class WorkerLaunch
             "--setenv", "DOTNET_TieredPGO", "0",
             // The GC keeps the heap under the limit even without a memory cgroup (and reserves no more than it).
             "--setenv", "DOTNET_GCHeapHardLimit", "0x" + settings.MemoryBytes.ToString("x", CultureInfo.InvariantCulture),
-            "--setenv", BuildVariable, Build(),
+            "--setenv", BuildVariable, BuildId,
             "--"]);
         args.AddRange(worker);
         var start = new ProcessStartInfo("/bin/sh");

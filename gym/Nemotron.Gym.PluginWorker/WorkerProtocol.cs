@@ -89,9 +89,6 @@ internal static class WorkerProtocol
 
     [ThreadStatic] private static ArrayBufferWriter<byte>? t_frameBuffer;
 
-    /// <summary>One frame: id, kind and payload (the caller's writer fills the payload), as an array of its own.</summary>
-    public static byte[] Frame(int id, byte kind, WritePayload? payload) => FrameSpan(id, kind, payload).ToArray();
-
     /// <summary>
     /// One frame built in this thread's scratch buffer: valid until the thread builds the next one (a sink copies it
     /// into its batch at once, so sending a frame allocates nothing).

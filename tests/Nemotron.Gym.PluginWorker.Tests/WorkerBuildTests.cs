@@ -41,6 +41,6 @@ public sealed class WorkerBuildTests : IDisposable
     public void The_launch_carries_this_build()
     {
         var start = WorkerLaunch.Build(new PluginWorkerSettings { Isolation = "none" }, _folders.Root, network: false, cgroup: null);
-        Assert.Equal(WorkerLaunch.Build(), start.Environment[WorkerLaunch.BuildVariable]);
+        Assert.Equal(WorkerLaunch.BuildId, start.Environment[WorkerLaunch.BuildVariable]);
     }
 }

@@ -110,7 +110,7 @@ public sealed class InstructionFollowingEnvironment : EnvironmentBase
         var components = new Dictionary<string, double>();
         var evidence = new Dictionary<string, string>();
         int passed = 0;
-        bool onTopic = topic == null || MentionsTopic(response, topic);
+        bool onTopic = topic == null || constraints.All(c => c.Positive) || MentionsTopic(response, topic);
         foreach (var c in constraints)
         {
             var (ok, detail) = string.IsNullOrWhiteSpace(response) ? (false, "empty answer")
