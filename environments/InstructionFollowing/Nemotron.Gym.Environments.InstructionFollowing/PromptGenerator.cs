@@ -94,7 +94,7 @@ public static class PromptGenerator
         var pool = Templates.OrderBy(_ => rng.Next()).Select(t => Cap(string.Format(t, topic))).ToList();
         int p = 0;
         // Every template names the topic once: enough of them satisfy keyword_frequency too.
-        while (sentences.Count < Math.Max(2, frequency + keywordSentences.Count) || sentences.Sum(s => Constraint.Words(s).Count) < minWords + 12)
+        while (sentences.Count < Math.Max(2, frequency + keywordSentences.Count) || sentences.Sum(s => Constraint.Words(s).Count) < minWords)
         {
             sentences.Add(pool[p++ % pool.Count]);
             if (sentences.Count > 60) break;
