@@ -44,6 +44,17 @@ public sealed unsafe partial class CpuBackend
         float* lse = Write(logSumExp, DType.F32, (long)batch * heads * seqLen, "attention logsumexp");
         int hs = channels / heads, c3 = 3 * channels;
         float scale = 1f / MathF.Sqrt(hs);
+        if (UsesFusedAttentionFor(hs))
+        {
+            ForRows(batch * heads, (long)seqLen * seqLen * hs, bh =>
+            {
+                int b = bh / heads, h = bh % heads;
+                float* q = x + (long)b * seqLen * c3 + h * hs;
+                FusedAttentionForwardHead(q, q + channels, q + 2 * channels, o + (long)b * seqLen * channels + h * hs,
+                    lse + ((long)b * heads + h) * seqLen, seqLen, hs, channels, c3, scale);
+            });
+            return;
+        }
         ForRows(batch * heads, (long)seqLen * seqLen * hs, bh =>
         {
             int b = bh / heads, h = bh % heads;
@@ -166,6 +177,18 @@ public sealed unsafe partial class CpuBackend
         int hs = channels / heads, c3 = 3 * channels;
         float scale = 1f / MathF.Sqrt(hs);
         // Each (sequence, head) pair owns its slice of dqkv, so pairs run in parallel without races.
+        if (UsesFusedAttentionFor(hs))
+        {
+            ForRows(batch * heads, (long)seqLen * seqLen * hs * 2, bh =>
+            {
+                int b = bh / heads, h = bh % heads;
+                float* q = x + (long)b * seqLen * c3 + h * hs, dq = dx + (long)b * seqLen * c3 + h * hs;
+                FusedAttentionBackwardHead(q, q + channels, q + 2 * channels, o + (long)b * seqLen * channels + h * hs,
+                    dout + (long)b * seqLen * channels + h * hs, lse + ((long)b * heads + h) * seqLen,
+                    dq, dq + channels, dq + 2 * channels, seqLen, hs, channels, c3, scale);
+            });
+            return;
+        }
         ForRows(batch * heads, (long)seqLen * seqLen * hs * 2, bh =>
         {
             int b = bh / heads, h = bh % heads;

@@ -1,0 +1,328 @@
+using System.Runtime.CompilerServices;
+using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
+
+namespace Nemotron.Gym.Kernels.Cpu;
+
+// Causal attention for small heads (hs ≤ 64) on AVX-512, one (sequence, head) pair per work item.
+//
+// The generic path sends each 64-row query block through the blocked GEMM. At K = hs = 32 a product has so
+// little work per element that packing its operands, the call's set-up and a tile store per 8×32 outputs cost
+// as much as the arithmetic. Here each head is copied once into zero-padded scratch in the layouts its
+// products read (Q pre-scaled by 1/√hs and V row-major with rows padded to a multiple of 32 floats; K and V
+// transposed, hs × T), and every product is one 8×32 register tile C (+)= A·B over those copies: 16 zmm
+// accumulators, two loads of B and eight broadcasts of A per step of the inner dimension. A's rows and
+// columns have free strides, so the same tile reads dSᵀ and Pᵀ for the key gradients without a transpose.
+//
+// Queries go in blocks of 8 rows; a block's scores cover only the 32-key tiles at or before its last row,
+// so the masked upper triangle is skipped down to 8×32 granularity, and the scores of a block (8 × T floats)
+// stay in L1 between the product, the softmax and the product with V.
+//
+// Forward per block: S = Qs·Kᵀ (Qs = Q/√hs); row max, e = exp(S − max) masked to the causal prefix, its sum;
+// O = e·V scaled by 1/sum on the way out; logsumexp = max + log sum.
+// Backward per block: P = exp(S − logsumexp) (masked); dP = dO·Vᵀ; dS = P ⊙ (dP − rowdot(dO, O));
+// dQ = dS·K/√hs for the block's rows; dK += dSᵀ·Qs and dV += Pᵀ·dO into per-head accumulators written
+// once at the end.
+public sealed unsafe partial class CpuBackend
+{
+    /// <summary>
+    /// Whether attention may take the fused small-head path (true by default; it is taken where AVX-512 is
+    /// available and hs ≤ <see cref="FusedAttentionMaxHeadSize"/>). Tests and benchmarks turn it off to
+    /// run the generic path on the same machine.
+    /// </summary>
+    internal bool FusedAttention { get; init; } = true;
+
+    /// <summary>The widest head the fused path takes; wider heads have enough work per element for the GEMM.</summary>
+    internal const int FusedAttentionMaxHeadSize = 64;
+
+    private const int FusedRows = 8, FusedCols = 32;
+
+    // Backward query blocks are 32 rows, so the key-gradient products run 32 steps deep per tile load/store
+    // of their accumulators (8 steps cost as much in loads and stores as in arithmetic).
+    private const int BackwardRows = 32;
+
+    [ThreadStatic] private static float[]? t_fusedAttention;
+
+    /// <summary>Whether a head of <paramref name="hs"/> channels takes the fused path on this machine.</summary>
+    internal bool UsesFusedAttentionFor(int hs) => FusedAttention && Vector512.IsHardwareAccelerated && hs <= FusedAttentionMaxHeadSize;
+
+    private static int RoundUp(int x, int multiple) => (x + multiple - 1) / multiple * multiple;
+
+    private static void FusedAttentionForwardHead(float* q, float* k, float* v, float* outHead, float* lseRow,
+        int seqLen, int hs, int channels, int c3, float scale)
+    {
+        int tp = RoundUp(seqLen, FusedCols), dp = RoundUp(hs, FusedCols);
+        int need = 2 * tp * dp + hs * tp + FusedRows * tp + FusedRows * dp + FusedRows;
+        fixed (float* scratch = Scratch(ref t_fusedAttention, need))
+        {
+            float* qs = scratch, vp = qs + tp * dp, kt = vp + tp * dp, s = kt + hs * tp, ob = s + FusedRows * tp, inv = ob + FusedRows * dp;
+            CopyRowsPadded(qs, q, c3, seqLen, hs, tp, dp, scale);
+            CopyRowsPadded(vp, v, c3, seqLen, hs, tp, dp, 1f);
+            CopyTransposed(kt, k, c3, seqLen, hs, tp);
+            for (int r0 = 0; r0 < seqLen; r0 += FusedRows)
+            {
+                int keys = Math.Min(r0 + FusedRows, seqLen), width = RoundUp(keys, FusedCols);
+                for (int j0 = 0; j0 < width; j0 += FusedCols)
+                    Tile8x32(s + j0, tp, qs + (long)r0 * dp, dp, 1, kt + j0, tp, hs, false);
+                int rows = Math.Min(FusedRows, seqLen - r0);
+                for (int i = 0; i < rows; i++)
+                {
+                    float* row = s + (long)i * tp;
+                    int live = r0 + i + 1;
+                    float max = MaxOfPrefix(row, live);
+                    float sum = ExpOfPrefix(row, live, width, max);
+                    lseRow[r0 + i] = max + MathF.Log(sum);
+                    inv[i] = 1f / sum;
+                }
+                // Rows past the sequence (the last block's padding) hold scores of zero queries: finite, never stored.
+                for (int c0 = 0; c0 < dp; c0 += FusedCols)
+                    Tile8x32(ob + c0, dp, s, tp, 1, vp + c0, dp, keys, false);
+                for (int i = 0; i < rows; i++)
+                    ScaleInto(outHead + (long)(r0 + i) * channels, ob + (long)i * dp, inv[i], hs);
+            }
+        }
+    }
+
+    private static void FusedAttentionBackwardHead(float* q, float* k, float* v, float* oHead, float* dOHead, float* lseRow,
+        float* dq, float* dk, float* dv, int seqLen, int hs, int channels, int c3, float scale)
+    {
+        int tp = RoundUp(seqLen, FusedCols), dp = RoundUp(hs, FusedCols);
+        int need = 5 * tp * dp + 2 * hs * tp + 2 * BackwardRows * tp + FusedRows * dp;
+        fixed (float* scratch = Scratch(ref t_fusedAttention, need))
+        {
+            float* qs = scratch, kp = qs + tp * dp, dop = kp + tp * dp, dkAcc = dop + tp * dp, dvAcc = dkAcc + tp * dp;
+            float* kt = dvAcc + tp * dp, vt = kt + hs * tp, p = vt + hs * tp, ds = p + BackwardRows * tp, dqb = ds + BackwardRows * tp;
+            CopyRowsPadded(qs, q, c3, seqLen, hs, tp, dp, scale);
+            CopyRowsPadded(kp, k, c3, seqLen, hs, tp, dp, 1f);
+            CopyRowsPadded(dop, dOHead, channels, seqLen, hs, tp, dp, 1f);
+            CopyTransposed(kt, k, c3, seqLen, hs, tp);
+            CopyTransposed(vt, v, c3, seqLen, hs, tp);
+            new Span<float>(dkAcc, 2 * tp * dp).Clear();
+            for (int r0 = 0; r0 < seqLen; r0 += BackwardRows)
+            {
+                // Every 8-row part of the block meets the same key tiles: the block's last row rounded up to 32.
+                int keys = Math.Min(r0 + BackwardRows, seqLen), width = RoundUp(keys, FusedCols);
+                for (int i0 = 0; i0 < BackwardRows; i0 += FusedRows)
+                {
+                    int first = r0 + i0;
+                    float* pPart = p + (long)i0 * tp, dsPart = ds + (long)i0 * tp;
+                    int rows = Math.Clamp(seqLen - first, 0, FusedRows);
+                    if (rows > 0)
+                        for (int j0 = 0; j0 < width; j0 += FusedCols)
+                        {
+                            Tile8x32(pPart + j0, tp, qs + (long)first * dp, dp, 1, kt + j0, tp, hs, false);
+                            Tile8x32(dsPart + j0, tp, dop + (long)first * dp, dp, 1, vt + j0, tp, hs, false);
+                        }
+                    for (int i = 0; i < rows; i++)
+                    {
+                        int t = first + i;
+                        float d = DotProduct(dOHead + (long)t * channels, oHead + (long)t * channels, hs);
+                        SoftmaxBackwardPrefix(pPart + (long)i * tp, dsPart + (long)i * tp, t + 1, width, lseRow[t], d);
+                    }
+                    // Padding rows must add nothing to dK and dV.
+                    for (int i = rows; i < FusedRows; i++)
+                    {
+                        new Span<float>(pPart + (long)i * tp, width).Clear();
+                        new Span<float>(dsPart + (long)i * tp, width).Clear();
+                    }
+                    if (rows == 0) continue;
+                    // dQ[part] = dS·K / √hs
+                    for (int c0 = 0; c0 < dp; c0 += FusedCols)
+                        Tile8x32(dqb + c0, dp, dsPart, tp, 1, kp + c0, dp, first + rows, false);
+                    for (int i = 0; i < rows; i++)
+                        MultiplyAddInto(dq + (long)(first + i) * c3, dqb + (long)i * dp, scale, hs);
+                }
+                // dK[0..keys) += dSᵀ·Qs[block] ; dV[0..keys) += Pᵀ·dO[block]: A read transposed (row step 1,
+                // column step tp), the block's 32 rows as the inner dimension.
+                for (int j0 = 0; j0 < keys; j0 += FusedRows)
+                    for (int c0 = 0; c0 < dp; c0 += FusedCols)
+                    {
+                        Tile8x32(dkAcc + (long)j0 * dp + c0, dp, ds + j0, 1, tp, qs + (long)r0 * dp + c0, dp, BackwardRows, true);
+                        Tile8x32(dvAcc + (long)j0 * dp + c0, dp, p + j0, 1, tp, dop + (long)r0 * dp + c0, dp, BackwardRows, true);
+                    }
+            }
+            for (int t = 0; t < seqLen; t++)
+            {
+                MultiplyAddInto(dk + (long)t * c3, dkAcc + (long)t * dp, 1f, hs);
+                MultiplyAddInto(dv + (long)t * c3, dvAcc + (long)t * dp, 1f, hs);
+            }
+        }
+    }
+
+    /// <summary>
+    /// dst[t, e] = factor · src[t·stride + e] for t &lt; rows, e &lt; width; zero elsewhere in the tp × dp block
+    /// (padding columns and rows).
+    /// </summary>
+    private static void CopyRowsPadded(float* dst, float* src, int stride, int rows, int width, int tp, int dp, float factor)
+    {
+        var f = Vector512.Create(factor);
+        for (int t = 0; t < rows; t++)
+        {
+            float* d = dst + (long)t * dp, s = src + (long)t * stride;
+            int e = 0;
+            for (; e + 16 <= width; e += 16) Vector512.Store(Vector512.Load(s + e) * f, d + e);
+            for (; e < width; e++) d[e] = factor * s[e];
+            for (; e < dp; e++) d[e] = 0f;
+        }
+        new Span<float>(dst + (long)rows * dp, (tp - rows) * dp).Clear();
+    }
+
+    /// <summary>
+    /// dst[e, t] = src[t·stride + e] for t &lt; rows, e &lt; width; zero for rows ≤ t &lt; tp. Sixteen rows at a
+    /// time are gathered into two vectors per column, so the stores are whole vectors.
+    /// </summary>
+    private static void CopyTransposed(float* dst, float* src, int stride, int rows, int width, int tp)
+    {
+        var offsets = Vector256<int>.Indices * Vector256.Create(stride);
+        int t = 0;
+        if (Avx2.IsSupported)
+            for (; t + 16 <= rows; t += 16)
+            {
+                float* s = src + (long)t * stride, s8 = s + 8L * stride;
+                for (int e = 0; e < width; e++)
+                {
+                    float* d = dst + (long)e * tp + t;
+                    Vector256.Store(Avx2.GatherVector256(s + e, offsets, 4), d);
+                    Vector256.Store(Avx2.GatherVector256(s8 + e, offsets, 4), d + 8);
+                }
+            }
+        for (; t < rows; t++)
+        {
+            float* s = src + (long)t * stride;
+            for (int e = 0; e < width; e++) dst[(long)e * tp + t] = s[e];
+        }
+        for (int e = 0; e < width; e++) new Span<float>(dst + (long)e * tp + rows, tp - rows).Clear();
+    }
+
+    /// <summary>Lanes j0..j0+15 that lie below <paramref name="live"/>, as an all-ones mask per lane.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector512<float> PrefixMask(int j0, int live) =>
+        Vector512.LessThan(Vector512<int>.Indices + Vector512.Create(j0), Vector512.Create(live)).AsSingle();
+
+    /// <summary>max of row[0..live), live ≥ 1.</summary>
+    private static float MaxOfPrefix(float* row, int live)
+    {
+        var vmax = Vector512.Create(float.NegativeInfinity);
+        int j = 0;
+        for (; j + 16 <= live; j += 16) vmax = Vector512.Max(vmax, Vector512.Load(row + j));
+        if (j < live)
+            vmax = Vector512.Max(vmax, Vector512.ConditionalSelect(PrefixMask(j, live), Vector512.Load(row + j), Vector512.Create(float.NegativeInfinity)));
+        float max = vmax.GetElement(0);
+        for (int lane = 1; lane < 16; lane++) max = MathF.Max(max, vmax.GetElement(lane));
+        return max;
+    }
+
+    /// <summary>row[j] = exp(row[j] − shift) for j &lt; live, 0 for live ≤ j &lt; width (a multiple of 16); returns the sum.</summary>
+    private static float ExpOfPrefix(float* row, int live, int width, float shift)
+    {
+        var vs = Vector512.Create(shift);
+        var sum = Vector512<float>.Zero;
+        int j = 0;
+        for (; j + 16 <= live; j += 16)
+        {
+            var e = VectorExp.Exp(Vector512.Load(row + j) - vs);
+            Vector512.Store(e, row + j);
+            sum += e;
+        }
+        if (j < live)
+        {
+            var e = VectorExp.Exp(Vector512.Load(row + j) - vs) & PrefixMask(j, live);
+            Vector512.Store(e, row + j);
+            sum += e;
+            j += 16;
+        }
+        for (; j < width; j += 16) Vector512.Store(Vector512<float>.Zero, row + j);
+        return Vector512.Sum(sum);
+    }
+
+    /// <summary>
+    /// One row of the backward pass over a padded row of width <paramref name="width"/> (a multiple of 16):
+    /// p[j] = exp(p[j] − logSumExp) and dp[j] = p[j]·(dp[j] − d) for j &lt; live, both 0 after.
+    /// </summary>
+    private static void SoftmaxBackwardPrefix(float* p, float* dp, int live, int width, float logSumExp, float d)
+    {
+        var vl = Vector512.Create(logSumExp);
+        var vd = Vector512.Create(d);
+        int j = 0;
+        for (; j + 16 <= live; j += 16)
+        {
+            var e = VectorExp.Exp(Vector512.Load(p + j) - vl);
+            Vector512.Store(e, p + j);
+            Vector512.Store(e * (Vector512.Load(dp + j) - vd), dp + j);
+        }
+        if (j < live)
+        {
+            var e = VectorExp.Exp(Vector512.Load(p + j) - vl) & PrefixMask(j, live);
+            Vector512.Store(e, p + j);
+            Vector512.Store(e * (Vector512.Load(dp + j) - vd), dp + j);
+            j += 16;
+        }
+        for (; j < width; j += 16)
+        {
+            Vector512.Store(Vector512<float>.Zero, p + j);
+            Vector512.Store(Vector512<float>.Zero, dp + j);
+        }
+    }
+
+    /// <summary>dst[e] = factor · src[e] for e &lt; length.</summary>
+    private static void ScaleInto(float* dst, float* src, float factor, int length)
+    {
+        var f = Vector512.Create(factor);
+        int e = 0;
+        for (; e + 16 <= length; e += 16) Vector512.Store(Vector512.Load(src + e) * f, dst + e);
+        for (; e < length; e++) dst[e] = factor * src[e];
+    }
+
+    /// <summary>
+    /// C[8×32] = A·B, or C += A·B when <paramref name="accumulate"/>: A is 8 × k with element (r, p) at
+    /// a[r·rowStep + p·colStep], B is k × 32 with row stride ldb, C has row stride ldc. Sixteen accumulators
+    /// stay in registers for the whole inner loop.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void Tile8x32(float* c, int ldc, float* a, int rowStep, int colStep, float* b, int ldb, int k, bool accumulate)
+    {
+        var c00 = Vector512<float>.Zero; var c01 = Vector512<float>.Zero;
+        var c10 = Vector512<float>.Zero; var c11 = Vector512<float>.Zero;
+        var c20 = Vector512<float>.Zero; var c21 = Vector512<float>.Zero;
+        var c30 = Vector512<float>.Zero; var c31 = Vector512<float>.Zero;
+        var c40 = Vector512<float>.Zero; var c41 = Vector512<float>.Zero;
+        var c50 = Vector512<float>.Zero; var c51 = Vector512<float>.Zero;
+        var c60 = Vector512<float>.Zero; var c61 = Vector512<float>.Zero;
+        var c70 = Vector512<float>.Zero; var c71 = Vector512<float>.Zero;
+        float* a0 = a, a1 = a + rowStep, a2 = a + 2 * rowStep, a3 = a + 3 * rowStep;
+        float* a4 = a + 4 * rowStep, a5 = a + 5 * rowStep, a6 = a + 6 * rowStep, a7 = a + 7 * rowStep;
+        long o = 0;
+        for (int p = 0; p < k; p++, o += colStep, b += ldb)
+        {
+            var b0 = Vector512.Load(b);
+            var b1 = Vector512.Load(b + 16);
+            var x = Vector512.Create(a0[o]); c00 = Vector512.FusedMultiplyAdd(x, b0, c00); c01 = Vector512.FusedMultiplyAdd(x, b1, c01);
+            x = Vector512.Create(a1[o]); c10 = Vector512.FusedMultiplyAdd(x, b0, c10); c11 = Vector512.FusedMultiplyAdd(x, b1, c11);
+            x = Vector512.Create(a2[o]); c20 = Vector512.FusedMultiplyAdd(x, b0, c20); c21 = Vector512.FusedMultiplyAdd(x, b1, c21);
+            x = Vector512.Create(a3[o]); c30 = Vector512.FusedMultiplyAdd(x, b0, c30); c31 = Vector512.FusedMultiplyAdd(x, b1, c31);
+            x = Vector512.Create(a4[o]); c40 = Vector512.FusedMultiplyAdd(x, b0, c40); c41 = Vector512.FusedMultiplyAdd(x, b1, c41);
+            x = Vector512.Create(a5[o]); c50 = Vector512.FusedMultiplyAdd(x, b0, c50); c51 = Vector512.FusedMultiplyAdd(x, b1, c51);
+            x = Vector512.Create(a6[o]); c60 = Vector512.FusedMultiplyAdd(x, b0, c60); c61 = Vector512.FusedMultiplyAdd(x, b1, c61);
+            x = Vector512.Create(a7[o]); c70 = Vector512.FusedMultiplyAdd(x, b0, c70); c71 = Vector512.FusedMultiplyAdd(x, b1, c71);
+        }
+        if (accumulate)
+        {
+            c00 += Vector512.Load(c); c01 += Vector512.Load(c + 16);
+            c10 += Vector512.Load(c + ldc); c11 += Vector512.Load(c + ldc + 16);
+            c20 += Vector512.Load(c + 2 * ldc); c21 += Vector512.Load(c + 2 * ldc + 16);
+            c30 += Vector512.Load(c + 3 * ldc); c31 += Vector512.Load(c + 3 * ldc + 16);
+            c40 += Vector512.Load(c + 4 * ldc); c41 += Vector512.Load(c + 4 * ldc + 16);
+            c50 += Vector512.Load(c + 5 * ldc); c51 += Vector512.Load(c + 5 * ldc + 16);
+            c60 += Vector512.Load(c + 6 * ldc); c61 += Vector512.Load(c + 6 * ldc + 16);
+            c70 += Vector512.Load(c + 7 * ldc); c71 += Vector512.Load(c + 7 * ldc + 16);
+        }
+        Vector512.Store(c00, c); Vector512.Store(c01, c + 16);
+        Vector512.Store(c10, c + ldc); Vector512.Store(c11, c + ldc + 16);
+        Vector512.Store(c20, c + 2 * ldc); Vector512.Store(c21, c + 2 * ldc + 16);
+        Vector512.Store(c30, c + 3 * ldc); Vector512.Store(c31, c + 3 * ldc + 16);
+        Vector512.Store(c40, c + 4 * ldc); Vector512.Store(c41, c + 4 * ldc + 16);
+        Vector512.Store(c50, c + 5 * ldc); Vector512.Store(c51, c + 5 * ldc + 16);
+        Vector512.Store(c60, c + 6 * ldc); Vector512.Store(c61, c + 6 * ldc + 16);
+        Vector512.Store(c70, c + 7 * ldc); Vector512.Store(c71, c + 7 * ldc + 16);
+    }
+}
