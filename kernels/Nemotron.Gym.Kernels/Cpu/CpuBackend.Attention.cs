@@ -46,12 +46,11 @@ public sealed unsafe partial class CpuBackend
         float scale = 1f / MathF.Sqrt(hs);
         if (UsesFusedAttentionFor(hs))
         {
-            ForRows(batch * heads, (long)seqLen * seqLen * hs, bh =>
+            ForHeadGroups(batch, heads, (long)seqLen * seqLen * hs, (b, h, prefetchNext) =>
             {
-                int b = bh / heads, h = bh % heads;
                 float* q = x + (long)b * seqLen * c3 + h * hs;
                 FusedAttentionForwardHead(q, q + channels, q + 2 * channels, o + (long)b * seqLen * channels + h * hs,
-                    lse + ((long)b * heads + h) * seqLen, seqLen, hs, channels, c3, scale);
+                    lse + ((long)b * heads + h) * seqLen, seqLen, hs, channels, c3, scale, prefetchNext);
             });
             return;
         }
@@ -179,13 +178,12 @@ public sealed unsafe partial class CpuBackend
         // Each (sequence, head) pair owns its slice of dqkv, so pairs run in parallel without races.
         if (UsesFusedAttentionFor(hs))
         {
-            ForRows(batch * heads, (long)seqLen * seqLen * hs * 2, bh =>
+            ForHeadGroups(batch, heads, (long)seqLen * seqLen * hs * 2, (b, h, prefetchNext) =>
             {
-                int b = bh / heads, h = bh % heads;
                 float* q = x + (long)b * seqLen * c3 + h * hs, dq = dx + (long)b * seqLen * c3 + h * hs;
                 FusedAttentionBackwardHead(q, q + channels, q + 2 * channels, o + (long)b * seqLen * channels + h * hs,
                     dout + (long)b * seqLen * channels + h * hs, lse + ((long)b * heads + h) * seqLen,
-                    dq, dq + channels, dq + 2 * channels, seqLen, hs, channels, c3, scale);
+                    dq, dq + channels, dq + 2 * channels, seqLen, hs, channels, c3, scale, prefetchNext);
             });
             return;
         }

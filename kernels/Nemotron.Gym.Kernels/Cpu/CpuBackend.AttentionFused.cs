@@ -48,35 +48,80 @@ public sealed unsafe partial class CpuBackend
 
     private static int RoundUp(int x, int multiple) => (x + multiple - 1) / multiple * multiple;
 
+    /// <summary>
+    /// Runs body(sequence, head, prefetchNext) for every pair, a few consecutive heads of one sequence per work
+    /// item: a head's slices of qkv, output and gradients are 128-byte pieces of rows kilobytes apart, which
+    /// the hardware does not fetch ahead, so while one head computes, the next head of the same item is asked
+    /// for (prefetchNext). Items stay at least four per thread where the batch allows, for balance.
+    /// </summary>
+    private void ForHeadGroups(int batch, int heads, long costPerHead, Action<int, int, bool> body)
+    {
+        int groupsPerSequence = Math.Clamp(4 * Threads / Math.Max(batch, 1), 1, heads);
+        ForRows(batch * groupsPerSequence, costPerHead * heads / groupsPerSequence, item =>
+        {
+            int b = item / groupsPerSequence, g = item % groupsPerSequence;
+            int h0 = g * heads / groupsPerSequence, h1 = (g + 1) * heads / groupsPerSequence;
+            for (int h = h0; h < h1; h++) body(b, h, h + 1 < h1);
+        });
+    }
+
+    /// <summary>Asks for the cache lines of rows [r0, r1) of a slice hs floats wide (row stride <paramref name="stride"/>).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void PrefetchRows(float* slice, int stride, int r0, int r1, int hs)
+    {
+        for (int t = r0; t < r1; t++)
+        {
+            float* row = slice + (long)t * stride;
+            for (int e = 0; e < hs; e += 16) Sse.Prefetch0(row + e);
+            Sse.Prefetch0(row + hs - 1);
+        }
+    }
+
     private static void FusedAttentionForwardHead(float* q, float* k, float* v, float* outHead, float* lseRow,
-        int seqLen, int hs, int channels, int c3, float scale)
+        int seqLen, int hs, int channels, int c3, float scale, bool prefetchNext)
     {
         int tp = RoundUp(seqLen, FusedCols), dp = RoundUp(hs, FusedCols);
         int need = 2 * tp * dp + hs * tp + FusedRows * tp + FusedRows * dp + FusedRows;
         fixed (float* scratch = Scratch(ref t_fusedAttention, need))
         {
             float* qs = scratch, vp = qs + tp * dp, kt = vp + tp * dp, s = kt + hs * tp, ob = s + FusedRows * tp, inv = ob + FusedRows * dp;
-            CopyRowsPadded(qs, q, c3, seqLen, hs, tp, dp, scale);
-            CopyRowsPadded(vp, v, c3, seqLen, hs, tp, dp, 1f);
+            // Heads of a multiple of 32 are read where they lie; others are copied with zero columns up to dp.
+            float* qa = q, vb = v;
+            int ldq = c3, ldv = c3;
+            if (hs != dp)
+            {
+                CopyRowsPadded(qs, q, c3, seqLen, hs, tp, dp);
+                CopyRowsPadded(vp, v, c3, seqLen, hs, tp, dp);
+                qa = qs; vb = vp; ldq = ldv = dp;
+            }
             CopyTransposed(kt, k, c3, seqLen, hs, tp);
             for (int r0 = 0; r0 < seqLen; r0 += FusedRows)
             {
                 int keys = Math.Min(r0 + FusedRows, seqLen), width = RoundUp(keys, FusedCols);
-                for (int j0 = 0; j0 < width; j0 += FusedCols)
-                    Tile8x32(s + j0, tp, qs + (long)r0 * dp, dp, 1, kt + j0, tp, hs, false);
                 int rows = Math.Min(FusedRows, seqLen - r0);
+                if (prefetchNext)
+                {
+                    // The next head's slices lie hs floats to the right in the same rows.
+                    PrefetchRows(q + hs, c3, r0, r0 + rows, hs);
+                    PrefetchRows(k + hs, c3, r0, r0 + rows, hs);
+                    PrefetchRows(v + hs, c3, r0, r0 + rows, hs);
+                    PrefetchRows(outHead + hs, channels, r0, r0 + rows, hs);
+                }
+                // S = Q·Kᵀ, unscaled: 1/√hs is folded into the exponent below.
+                for (int j0 = 0; j0 < width; j0 += FusedCols)
+                    Tile8x32(s + j0, tp, qa + (long)r0 * ldq, ldq, 1, kt + j0, tp, hs, rows, false);
                 for (int i = 0; i < rows; i++)
                 {
                     float* row = s + (long)i * tp;
                     int live = r0 + i + 1;
-                    float max = MaxOfPrefix(row, live);
-                    float sum = ExpOfPrefix(row, live, width, max);
+                    float max = MaxOfPrefix(row, live) * scale;
+                    float sum = ExpOfPrefix(row, live, width, scale, max);
                     lseRow[r0 + i] = max + MathF.Log(sum);
                     inv[i] = 1f / sum;
                 }
-                // Rows past the sequence (the last block's padding) hold scores of zero queries: finite, never stored.
+                // Rows past the sequence (a last block's padding) repeat the block's first row: never stored.
                 for (int c0 = 0; c0 < dp; c0 += FusedCols)
-                    Tile8x32(ob + c0, dp, s, tp, 1, vp + c0, dp, keys, false);
+                    Tile8x32(ob + c0, dp, s, tp, 1, vb + c0, ldv, keys, FusedRows, false);
                 for (int i = 0; i < rows; i++)
                     ScaleInto(outHead + (long)(r0 + i) * channels, ob + (long)i * dp, inv[i], hs);
             }
@@ -84,7 +129,7 @@ public sealed unsafe partial class CpuBackend
     }
 
     private static void FusedAttentionBackwardHead(float* q, float* k, float* v, float* oHead, float* dOHead, float* lseRow,
-        float* dq, float* dk, float* dv, int seqLen, int hs, int channels, int c3, float scale)
+        float* dq, float* dk, float* dv, int seqLen, int hs, int channels, int c3, float scale, bool prefetchNext)
     {
         int tp = RoundUp(seqLen, FusedCols), dp = RoundUp(hs, FusedCols);
         int need = 5 * tp * dp + 2 * hs * tp + 2 * BackwardRows * tp + FusedRows * dp;
@@ -92,9 +137,15 @@ public sealed unsafe partial class CpuBackend
         {
             float* qs = scratch, kp = qs + tp * dp, dop = kp + tp * dp, dkAcc = dop + tp * dp, dvAcc = dkAcc + tp * dp;
             float* kt = dvAcc + tp * dp, vt = kt + hs * tp, p = vt + hs * tp, ds = p + BackwardRows * tp, dqb = ds + BackwardRows * tp;
-            CopyRowsPadded(qs, q, c3, seqLen, hs, tp, dp, scale);
-            CopyRowsPadded(kp, k, c3, seqLen, hs, tp, dp, 1f);
-            CopyRowsPadded(dop, dOHead, channels, seqLen, hs, tp, dp, 1f);
+            float* qa = q, kb = k, da = dOHead;
+            int ldq = c3, ldk = c3, ldd = channels;
+            if (hs != dp)
+            {
+                CopyRowsPadded(qs, q, c3, seqLen, hs, tp, dp);
+                CopyRowsPadded(kp, k, c3, seqLen, hs, tp, dp);
+                CopyRowsPadded(dop, dOHead, channels, seqLen, hs, tp, dp);
+                qa = qs; kb = kp; da = dop; ldq = ldk = ldd = dp;
+            }
             CopyTransposed(kt, k, c3, seqLen, hs, tp);
             CopyTransposed(vt, v, c3, seqLen, hs, tp);
             new Span<float>(dkAcc, 2 * tp * dp).Clear();
@@ -107,17 +158,29 @@ public sealed unsafe partial class CpuBackend
                     int first = r0 + i0;
                     float* pPart = p + (long)i0 * tp, dsPart = ds + (long)i0 * tp;
                     int rows = Math.Clamp(seqLen - first, 0, FusedRows);
+                    if (prefetchNext && rows > 0)
+                    {
+                        // The next head's slices lie hs floats to the right in the same rows.
+                        PrefetchRows(q + hs, c3, first, first + rows, hs);
+                        PrefetchRows(k + hs, c3, first, first + rows, hs);
+                        PrefetchRows(v + hs, c3, first, first + rows, hs);
+                        PrefetchRows(oHead + hs, channels, first, first + rows, hs);
+                        PrefetchRows(dOHead + hs, channels, first, first + rows, hs);
+                        PrefetchRows(dq + hs, c3, first, first + rows, hs);
+                        PrefetchRows(dk + hs, c3, first, first + rows, hs);
+                        PrefetchRows(dv + hs, c3, first, first + rows, hs);
+                    }
                     if (rows > 0)
                         for (int j0 = 0; j0 < width; j0 += FusedCols)
                         {
-                            Tile8x32(pPart + j0, tp, qs + (long)first * dp, dp, 1, kt + j0, tp, hs, false);
-                            Tile8x32(dsPart + j0, tp, dop + (long)first * dp, dp, 1, vt + j0, tp, hs, false);
+                            Tile8x32(pPart + j0, tp, qa + (long)first * ldq, ldq, 1, kt + j0, tp, hs, rows, false);
+                            Tile8x32(dsPart + j0, tp, da + (long)first * ldd, ldd, 1, vt + j0, tp, hs, rows, false);
                         }
                     for (int i = 0; i < rows; i++)
                     {
                         int t = first + i;
                         float d = DotProduct(dOHead + (long)t * channels, oHead + (long)t * channels, hs);
-                        SoftmaxBackwardPrefix(pPart + (long)i * tp, dsPart + (long)i * tp, t + 1, width, lseRow[t], d);
+                        SoftmaxBackwardPrefix(pPart + (long)i * tp, dsPart + (long)i * tp, t + 1, width, scale, lseRow[t], d);
                     }
                     // Padding rows must add nothing to dK and dV.
                     for (int i = rows; i < FusedRows; i++)
@@ -128,40 +191,40 @@ public sealed unsafe partial class CpuBackend
                     if (rows == 0) continue;
                     // dQ[part] = dS·K / √hs
                     for (int c0 = 0; c0 < dp; c0 += FusedCols)
-                        Tile8x32(dqb + c0, dp, dsPart, tp, 1, kp + c0, dp, first + rows, false);
+                        Tile8x32(dqb + c0, dp, dsPart, tp, 1, kb + c0, ldk, first + rows, FusedRows, false);
                     for (int i = 0; i < rows; i++)
                         MultiplyAddInto(dq + (long)(first + i) * c3, dqb + (long)i * dp, scale, hs);
                 }
-                // dK[0..keys) += dSᵀ·Qs[block] ; dV[0..keys) += Pᵀ·dO[block]: A read transposed (row step 1,
-                // column step tp), the block's 32 rows as the inner dimension.
+                // dK[0..keys) += dSᵀ·Q[block] (1/√hs applied at the end) ; dV[0..keys) += Pᵀ·dO[block]: A read
+                // transposed (row step 1, column step tp), the block's rows as the inner dimension.
+                int blockRows = Math.Min(BackwardRows, seqLen - r0);
                 for (int j0 = 0; j0 < keys; j0 += FusedRows)
                     for (int c0 = 0; c0 < dp; c0 += FusedCols)
                     {
-                        Tile8x32(dkAcc + (long)j0 * dp + c0, dp, ds + j0, 1, tp, qs + (long)r0 * dp + c0, dp, BackwardRows, true);
-                        Tile8x32(dvAcc + (long)j0 * dp + c0, dp, p + j0, 1, tp, dop + (long)r0 * dp + c0, dp, BackwardRows, true);
+                        Tile8x32(dkAcc + (long)j0 * dp + c0, dp, ds + j0, 1, tp, qa + (long)r0 * ldq + c0, ldq, blockRows, FusedRows, true);
+                        Tile8x32(dvAcc + (long)j0 * dp + c0, dp, p + j0, 1, tp, da + (long)r0 * ldd + c0, ldd, blockRows, FusedRows, true);
                     }
             }
             for (int t = 0; t < seqLen; t++)
             {
-                MultiplyAddInto(dk + (long)t * c3, dkAcc + (long)t * dp, 1f, hs);
+                MultiplyAddInto(dk + (long)t * c3, dkAcc + (long)t * dp, scale, hs);
                 MultiplyAddInto(dv + (long)t * c3, dvAcc + (long)t * dp, 1f, hs);
             }
         }
     }
 
     /// <summary>
-    /// dst[t, e] = factor · src[t·stride + e] for t &lt; rows, e &lt; width; zero elsewhere in the tp × dp block
-    /// (padding columns and rows).
+    /// dst[t, e] = src[t·stride + e] for t &lt; rows, e &lt; width; zero elsewhere in the tp × dp block (padding
+    /// columns and rows).
     /// </summary>
-    private static void CopyRowsPadded(float* dst, float* src, int stride, int rows, int width, int tp, int dp, float factor)
+    private static void CopyRowsPadded(float* dst, float* src, int stride, int rows, int width, int tp, int dp)
     {
-        var f = Vector512.Create(factor);
         for (int t = 0; t < rows; t++)
         {
             float* d = dst + (long)t * dp, s = src + (long)t * stride;
             int e = 0;
-            for (; e + 16 <= width; e += 16) Vector512.Store(Vector512.Load(s + e) * f, d + e);
-            for (; e < width; e++) d[e] = factor * s[e];
+            for (; e + 16 <= width; e += 16) Vector512.Store(Vector512.Load(s + e), d + e);
+            for (; e < width; e++) d[e] = s[e];
             for (; e < dp; e++) d[e] = 0f;
         }
         new Span<float>(dst + (long)rows * dp, (tp - rows) * dp).Clear();
@@ -207,26 +270,29 @@ public sealed unsafe partial class CpuBackend
         for (; j + 16 <= live; j += 16) vmax = Vector512.Max(vmax, Vector512.Load(row + j));
         if (j < live)
             vmax = Vector512.Max(vmax, Vector512.ConditionalSelect(PrefixMask(j, live), Vector512.Load(row + j), Vector512.Create(float.NegativeInfinity)));
-        float max = vmax.GetElement(0);
-        for (int lane = 1; lane < 16; lane++) max = MathF.Max(max, vmax.GetElement(lane));
-        return max;
+        // Halve the vector three times, then fold the last four lanes pairwise: a few shuffles, not 16 extractions.
+        var m128 = Vector128.Max(Vector256.Max(vmax.GetLower(), vmax.GetUpper()).GetLower(), Vector256.Max(vmax.GetLower(), vmax.GetUpper()).GetUpper());
+        m128 = Vector128.Max(m128, Vector128.Shuffle(m128, Vector128.Create(2, 3, 0, 1)));
+        m128 = Vector128.Max(m128, Vector128.Shuffle(m128, Vector128.Create(1, 0, 3, 2)));
+        return m128.ToScalar();
     }
 
-    /// <summary>row[j] = exp(row[j] − shift) for j &lt; live, 0 for live ≤ j &lt; width (a multiple of 16); returns the sum.</summary>
-    private static float ExpOfPrefix(float* row, int live, int width, float shift)
+    /// <summary>row[j] = exp(scale·row[j] − shift) for j &lt; live, 0 for live ≤ j &lt; width (a multiple of 16); returns the sum.</summary>
+    private static float ExpOfPrefix(float* row, int live, int width, float scale, float shift)
     {
-        var vs = Vector512.Create(shift);
+        var vs = Vector512.Create(-shift);
+        var vscale = Vector512.Create(scale);
         var sum = Vector512<float>.Zero;
         int j = 0;
         for (; j + 16 <= live; j += 16)
         {
-            var e = VectorExp.Exp(Vector512.Load(row + j) - vs);
+            var e = VectorExp.Exp(Vector512.FusedMultiplyAdd(Vector512.Load(row + j), vscale, vs));
             Vector512.Store(e, row + j);
             sum += e;
         }
         if (j < live)
         {
-            var e = VectorExp.Exp(Vector512.Load(row + j) - vs) & PrefixMask(j, live);
+            var e = VectorExp.Exp(Vector512.FusedMultiplyAdd(Vector512.Load(row + j), vscale, vs)) & PrefixMask(j, live);
             Vector512.Store(e, row + j);
             sum += e;
             j += 16;
@@ -237,22 +303,23 @@ public sealed unsafe partial class CpuBackend
 
     /// <summary>
     /// One row of the backward pass over a padded row of width <paramref name="width"/> (a multiple of 16):
-    /// p[j] = exp(p[j] − logSumExp) and dp[j] = p[j]·(dp[j] − d) for j &lt; live, both 0 after.
+    /// p[j] = exp(scale·p[j] − logSumExp) and dp[j] = p[j]·(dp[j] − d) for j &lt; live, both 0 after.
     /// </summary>
-    private static void SoftmaxBackwardPrefix(float* p, float* dp, int live, int width, float logSumExp, float d)
+    private static void SoftmaxBackwardPrefix(float* p, float* dp, int live, int width, float scale, float logSumExp, float d)
     {
-        var vl = Vector512.Create(logSumExp);
+        var vl = Vector512.Create(-logSumExp);
+        var vscale = Vector512.Create(scale);
         var vd = Vector512.Create(d);
         int j = 0;
         for (; j + 16 <= live; j += 16)
         {
-            var e = VectorExp.Exp(Vector512.Load(p + j) - vl);
+            var e = VectorExp.Exp(Vector512.FusedMultiplyAdd(Vector512.Load(p + j), vscale, vl));
             Vector512.Store(e, p + j);
             Vector512.Store(e * (Vector512.Load(dp + j) - vd), dp + j);
         }
         if (j < live)
         {
-            var e = VectorExp.Exp(Vector512.Load(p + j) - vl) & PrefixMask(j, live);
+            var e = VectorExp.Exp(Vector512.FusedMultiplyAdd(Vector512.Load(p + j), vscale, vl)) & PrefixMask(j, live);
             Vector512.Store(e, p + j);
             Vector512.Store(e * (Vector512.Load(dp + j) - vd), dp + j);
             j += 16;
@@ -276,10 +343,11 @@ public sealed unsafe partial class CpuBackend
     /// <summary>
     /// C[8×32] = A·B, or C += A·B when <paramref name="accumulate"/>: A is 8 × k with element (r, p) at
     /// a[r·rowStep + p·colStep], B is k × 32 with row stride ldb, C has row stride ldc. Sixteen accumulators
-    /// stay in registers for the whole inner loop.
+    /// stay in registers for the whole inner loop. Only A's first <paramref name="rows"/> rows are read (rows
+    /// after them repeat the last, so a tile at the end of a sequence reads nothing past it).
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void Tile8x32(float* c, int ldc, float* a, int rowStep, int colStep, float* b, int ldb, int k, bool accumulate)
+    private static void Tile8x32(float* c, int ldc, float* a, int rowStep, int colStep, float* b, int ldb, int k, int rows, bool accumulate)
     {
         var c00 = Vector512<float>.Zero; var c01 = Vector512<float>.Zero;
         var c10 = Vector512<float>.Zero; var c11 = Vector512<float>.Zero;
@@ -289,8 +357,9 @@ public sealed unsafe partial class CpuBackend
         var c50 = Vector512<float>.Zero; var c51 = Vector512<float>.Zero;
         var c60 = Vector512<float>.Zero; var c61 = Vector512<float>.Zero;
         var c70 = Vector512<float>.Zero; var c71 = Vector512<float>.Zero;
-        float* a0 = a, a1 = a + rowStep, a2 = a + 2 * rowStep, a3 = a + 3 * rowStep;
-        float* a4 = a + 4 * rowStep, a5 = a + 5 * rowStep, a6 = a + 6 * rowStep, a7 = a + 7 * rowStep;
+        long last = rows - 1;
+        float* a0 = a, a1 = a + Math.Min(1, last) * rowStep, a2 = a + Math.Min(2, last) * rowStep, a3 = a + Math.Min(3, last) * rowStep;
+        float* a4 = a + Math.Min(4, last) * rowStep, a5 = a + Math.Min(5, last) * rowStep, a6 = a + Math.Min(6, last) * rowStep, a7 = a + Math.Min(7, last) * rowStep;
         long o = 0;
         for (int p = 0; p < k; p++, o += colStep, b += ldb)
         {
