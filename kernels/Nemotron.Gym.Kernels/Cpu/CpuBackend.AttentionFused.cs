@@ -4,25 +4,28 @@ using System.Runtime.Intrinsics.X86;
 
 namespace Nemotron.Gym.Kernels.Cpu;
 
-// Causal attention for small heads (hs ≤ 64) on AVX-512, one (sequence, head) pair per work item.
+// Causal attention for small heads (hs ≤ 64) on AVX-512, for training (forward and backward).
 //
 // The generic path sends each 64-row query block through the blocked GEMM. At K = hs = 32 a product has so
-// little work per element that packing its operands, the call's set-up and a tile store per 8×32 outputs cost
-// as much as the arithmetic. Here each head is copied once into zero-padded scratch in the layouts its
-// products read (Q pre-scaled by 1/√hs and V row-major with rows padded to a multiple of 32 floats; K and V
-// transposed, hs × T), and every product is one 8×32 register tile C (+)= A·B over those copies: 16 zmm
-// accumulators, two loads of B and eight broadcasts of A per step of the inner dimension. A's rows and
-// columns have free strides, so the same tile reads dSᵀ and Pᵀ for the key gradients without a transpose.
+// little work per element that packing its operands, the call's set-up and the tile stores cost as much as
+// the arithmetic. Here every product is one 8×32 register tile C (+)= A·B: 16 zmm accumulators, two loads
+// of B and eight broadcasts of A per step of the inner dimension, no packing. A's rows and columns have free
+// strides, so the same tile reads Q and dO in place (rows of qkv), and dSᵀ and Pᵀ for the key gradients
+// without a transpose. Only K and V are copied per head, transposed (hs × T, zero past T), so score tiles
+// load 32 keys as two vectors. Heads whose width is not a multiple of 32 are first copied with zero columns
+// up to the next multiple (then the same code runs over the copies).
 //
-// Queries go in blocks of 8 rows; a block's scores cover only the 32-key tiles at or before its last row,
-// so the masked upper triangle is skipped down to 8×32 granularity, and the scores of a block (8 × T floats)
-// stay in L1 between the product, the softmax and the product with V.
+// Forward, per block of 8 query rows: S = Q·Kᵀ over the 32-key tiles at or before the block's last row
+// (the masked upper triangle is skipped down to 8×32), row max m, e = exp(S/√hs − m/√hs) masked to the
+// causal prefix with its sum z (the scale folded into the exponent's FMA), O = e·V scaled by 1/z on the way
+// out, logsumexp = m/√hs + log z. A block's scores (8 × T floats) stay in L1 from product to product.
+// Backward, per block of 32 query rows (8 at a time for the scores): P = exp(S/√hs − logsumexp) (masked),
+// dP = dO·Vᵀ, dS = P ⊙ (dP − rowdot(dO, O)), dQ = dS·K/√hs for the block's rows; then dK += dSᵀ·Q and
+// dV += Pᵀ·dO, 32 rows deep, into per-head accumulators added to dqkv once at the end (dK times 1/√hs).
 //
-// Forward per block: S = Qs·Kᵀ (Qs = Q/√hs); row max, e = exp(S − max) masked to the causal prefix, its sum;
-// O = e·V scaled by 1/sum on the way out; logsumexp = max + log sum.
-// Backward per block: P = exp(S − logsumexp) (masked); dP = dO·Vᵀ; dS = P ⊙ (dP − rowdot(dO, O));
-// dQ = dS·K/√hs for the block's rows; dK += dSᵀ·Qs and dV += Pᵀ·dO into per-head accumulators written
-// once at the end.
+// Memory: a head's slices are 128-byte pieces of rows kilobytes apart, which hardware prefetchers do not
+// run ahead on; a work item takes a few heads of one sequence and asks for the next head's rows while
+// the current one computes, which took the stalls on qkv, output and dqkv off the critical path.
 public sealed unsafe partial class CpuBackend
 {
     /// <summary>
@@ -69,6 +72,7 @@ public sealed unsafe partial class CpuBackend
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static void PrefetchRows(float* slice, int stride, int r0, int r1, int hs)
     {
+        if (!Sse.IsSupported) return;
         for (int t = r0; t < r1; t++)
         {
             float* row = slice + (long)t * stride;
