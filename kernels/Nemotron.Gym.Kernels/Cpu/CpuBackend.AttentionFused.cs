@@ -52,20 +52,36 @@ public sealed unsafe partial class CpuBackend
     private static int RoundUp(int x, int multiple) => (x + multiple - 1) / multiple * multiple;
 
     /// <summary>
-    /// Runs body(sequence, head, prefetchNext) for every pair, a few consecutive heads of one sequence per work
-    /// item: a head's slices of qkv, output and gradients are 128-byte pieces of rows kilobytes apart, which
-    /// the hardware does not fetch ahead, so while one head computes, the next head of the same item is asked
-    /// for (prefetchNext). Items stay at least four per thread where the batch allows, for balance.
+    /// Runs body(sequence, head, nextSequence, nextHead) for every pair, a few consecutive heads of one sequence
+    /// per work item: a head's slices of qkv, output and gradients are 128-byte pieces of rows kilobytes apart,
+    /// which the hardware does not fetch ahead, so while one head computes, the head this thread most likely
+    /// takes next is asked for: the item's next head, or after its last head the first head of the item
+    /// Threads places on (items are taken in turn); nextSequence is −1 where there is none. Items stay at
+    /// least four per thread where the batch allows, for balance.
     /// </summary>
-    private void ForHeadGroups(int batch, int heads, long costPerHead, Action<int, int, bool> body)
+    private void ForHeadGroups(int batch, int heads, long costPerHead, Action<int, int, int, int> body)
     {
-        int groupsPerSequence = Math.Clamp(4 * Threads / Math.Max(batch, 1), 1, heads);
-        ForRows(batch * groupsPerSequence, costPerHead * heads / groupsPerSequence, item =>
+        int groupsPerSequence = Math.Clamp(4 * Threads / Math.Max(batch, 1), 1, heads), items = batch * groupsPerSequence;
+        int FirstHead(int item) => item % groupsPerSequence * heads / groupsPerSequence;
+        ForRows(items, costPerHead * heads / groupsPerSequence, item =>
         {
-            int b = item / groupsPerSequence, g = item % groupsPerSequence;
-            int h0 = g * heads / groupsPerSequence, h1 = (g + 1) * heads / groupsPerSequence;
-            for (int h = h0; h < h1; h++) body(b, h, h + 1 < h1);
+            int b = item / groupsPerSequence, h0 = FirstHead(item), h1 = FirstHead(item + 1) == 0 ? heads : FirstHead(item + 1);
+            for (int h = h0; h < h1; h++)
+            {
+                int guess = item + Threads;
+                if (h + 1 < h1) body(b, h, b, h + 1);
+                else if (guess < items) body(b, h, guess / groupsPerSequence, FirstHead(guess));
+                else body(b, h, -1, 0);
+            }
         });
+    }
+
+    /// <summary>Where the head to prefetch lies, in floats from the current one: in qkv-shaped and in output-shaped tensors.</summary>
+    private readonly struct NextHead(int sequences, int heads, int seqLen, int hs, int c3, int channels, bool exists)
+    {
+        public readonly bool Exists = exists;
+        public readonly long InQkv = (long)sequences * seqLen * c3 + (long)heads * hs;
+        public readonly long InRows = (long)sequences * seqLen * channels + (long)heads * hs;
     }
 
     /// <summary>Asks for the cache lines of rows [r0, r1) of a slice hs floats wide (row stride <paramref name="stride"/>).</summary>
@@ -82,7 +98,7 @@ public sealed unsafe partial class CpuBackend
     }
 
     private static void FusedAttentionForwardHead(float* q, float* k, float* v, float* outHead, float* lseRow,
-        int seqLen, int hs, int channels, int c3, float scale, bool prefetchNext)
+        int seqLen, int hs, int channels, int c3, float scale, NextHead next)
     {
         int tp = RoundUp(seqLen, FusedCols), dp = RoundUp(hs, FusedCols);
         int need = 2 * tp * dp + hs * tp + FusedRows * tp + FusedRows * dp + FusedRows;
@@ -103,13 +119,12 @@ public sealed unsafe partial class CpuBackend
             {
                 int keys = Math.Min(r0 + FusedRows, seqLen), width = RoundUp(keys, FusedCols);
                 int rows = Math.Min(FusedRows, seqLen - r0);
-                if (prefetchNext)
+                if (next.Exists)
                 {
-                    // The next head's slices lie hs floats to the right in the same rows.
-                    PrefetchRows(q + hs, c3, r0, r0 + rows, hs);
-                    PrefetchRows(k + hs, c3, r0, r0 + rows, hs);
-                    PrefetchRows(v + hs, c3, r0, r0 + rows, hs);
-                    PrefetchRows(outHead + hs, channels, r0, r0 + rows, hs);
+                    PrefetchRows(q + next.InQkv, c3, r0, r0 + rows, hs);
+                    PrefetchRows(k + next.InQkv, c3, r0, r0 + rows, hs);
+                    PrefetchRows(v + next.InQkv, c3, r0, r0 + rows, hs);
+                    PrefetchRows(outHead + next.InRows, channels, r0, r0 + rows, hs);
                 }
                 // S = Q·Kᵀ, unscaled: 1/√hs is folded into the exponent below.
                 for (int j0 = 0; j0 < width; j0 += FusedCols)
@@ -133,7 +148,7 @@ public sealed unsafe partial class CpuBackend
     }
 
     private static void FusedAttentionBackwardHead(float* q, float* k, float* v, float* oHead, float* dOHead, float* lseRow,
-        float* dq, float* dk, float* dv, int seqLen, int hs, int channels, int c3, float scale, bool prefetchNext)
+        float* dq, float* dk, float* dv, int seqLen, int hs, int channels, int c3, float scale, NextHead next)
     {
         int tp = RoundUp(seqLen, FusedCols), dp = RoundUp(hs, FusedCols);
         int need = 5 * tp * dp + 2 * hs * tp + 2 * BackwardRows * tp + FusedRows * dp;
@@ -162,17 +177,16 @@ public sealed unsafe partial class CpuBackend
                     int first = r0 + i0;
                     float* pPart = p + (long)i0 * tp, dsPart = ds + (long)i0 * tp;
                     int rows = Math.Clamp(seqLen - first, 0, FusedRows);
-                    if (prefetchNext && rows > 0)
+                    if (next.Exists && rows > 0)
                     {
-                        // The next head's slices lie hs floats to the right in the same rows.
-                        PrefetchRows(q + hs, c3, first, first + rows, hs);
-                        PrefetchRows(k + hs, c3, first, first + rows, hs);
-                        PrefetchRows(v + hs, c3, first, first + rows, hs);
-                        PrefetchRows(oHead + hs, channels, first, first + rows, hs);
-                        PrefetchRows(dOHead + hs, channels, first, first + rows, hs);
-                        PrefetchRows(dq + hs, c3, first, first + rows, hs);
-                        PrefetchRows(dk + hs, c3, first, first + rows, hs);
-                        PrefetchRows(dv + hs, c3, first, first + rows, hs);
+                        PrefetchRows(q + next.InQkv, c3, first, first + rows, hs);
+                        PrefetchRows(k + next.InQkv, c3, first, first + rows, hs);
+                        PrefetchRows(v + next.InQkv, c3, first, first + rows, hs);
+                        PrefetchRows(oHead + next.InRows, channels, first, first + rows, hs);
+                        PrefetchRows(dOHead + next.InRows, channels, first, first + rows, hs);
+                        PrefetchRows(dq + next.InQkv, c3, first, first + rows, hs);
+                        PrefetchRows(dk + next.InQkv, c3, first, first + rows, hs);
+                        PrefetchRows(dv + next.InQkv, c3, first, first + rows, hs);
                     }
                     if (rows > 0)
                         for (int j0 = 0; j0 < width; j0 += FusedCols)
