@@ -1,5 +1,6 @@
 using Nemotron.Gym.Kernels;
 using Nemotron.Gym.Kernels.Cpu;
+using Nemotron.Gym.Model;
 
 namespace Nemotron.Gym.Benchmarks;
 
@@ -9,12 +10,14 @@ namespace Nemotron.Gym.Benchmarks;
 /// the thread's own CPU time, the two paths alternating round by round so a shared machine's load falls on
 /// both alike; the median round of each is printed, and the best
 /// total (the round least disturbed by other work).
-/// Args: [--rounds N] [batch seqLen channels heads].
+/// With <c>--step</c>, also the demo's whole training step (4 layers, width 192, batch 16×192) on one thread with
+/// each path, alternating one second at a time, so the attention's gain can be read against the whole step.
+/// Args: [--rounds N] [--step] [batch seqLen channels heads].
 /// </summary>
 public sealed class AttentionBenchmark : IBenchmark
 {
     public string Name => "attention";
-    public string Description => "CPU training attention, fused small-head path vs. generic GEMM path (1 thread, thread CPU time, alternating rounds)";
+    public string Description => "CPU training attention, fused small-head path vs. generic GEMM path (1 thread, thread CPU time, alternating rounds); --step for the whole demo training step";
 
     public Task<int> RunAsync(string[] args)
     {
@@ -48,7 +51,28 @@ public sealed class AttentionBenchmark : IBenchmark
             Console.WriteLine($"{shape,-22} {"generic",-8} {1000 * Median(g.Select(x => x.F)),11:F2} {1000 * Median(g.Select(x => x.B)),12:F2} {1000 * gt,9:F2} {flops / gt / 1e9,8:F1} {1000 * gBest,9:F2}");
             Console.WriteLine($"{shape,-22} {"fused",-8} {1000 * Median(f.Select(x => x.F)),11:F2} {1000 * Median(f.Select(x => x.B)),12:F2} {1000 * ft,9:F2} {flops / ft / 1e9,8:F1} {1000 * fBest,9:F2}   {gt / ft:F2}× generic (best {gBest / fBest:F2}×)");
         }
+        if (args.Contains("--step")) MeasureStep(rounds: 5);
         return Task.FromResult(0);
+    }
+
+    private static void MeasureStep(int rounds)
+    {
+        var demo = new GptConfig(4, 192, 6, 192, 267);
+        const int batch = 16;
+        var fused = new List<double>();
+        var generic = new List<double>();
+        for (int r = 0; r < rounds; r++)
+        {
+            foreach (bool useFused in new[] { true, false })
+            {
+                using var be = new CpuBackend(1) { FusedAttention = useFused };
+                var (tps, _) = TrainBenchmark.MeasureTraining(be, demo, batch, 1, ThreadCpuClock.Now);
+                (useFused ? fused : generic).Add(1000.0 * batch * demo.Context / tps);
+            }
+        }
+        double f = fused.OrderBy(x => x).ElementAt(rounds / 2), g = generic.OrderBy(x => x).ElementAt(rounds / 2);
+        Console.WriteLine();
+        Console.WriteLine($"demo training step, 1 thread, median of {rounds} alternating one-second runs: generic attention {g:F0} ms, fused {f:F0} ms ({g / f:F2}×)");
     }
 
     /// <summary>One backend's tensors for a forward and backward at one shape.</summary>
