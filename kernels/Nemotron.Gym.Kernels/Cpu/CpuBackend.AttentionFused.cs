@@ -138,7 +138,7 @@ public sealed unsafe partial class CpuBackend
                     lseRow[r0 + i] = max + MathF.Log(sum);
                     inv[i] = 1f / sum;
                 }
-                // Rows past the sequence (a last block's padding) repeat the block's first row: never stored.
+                // Rows past the sequence (a last block's padding) repeat its last real row: computed, never stored.
                 for (int c0 = 0; c0 < dp; c0 += FusedCols)
                     Tile8x32(ob + c0, dp, s, tp, 1, vb + c0, ldv, keys, FusedRows, false);
                 for (int i = 0; i < rows; i++)
