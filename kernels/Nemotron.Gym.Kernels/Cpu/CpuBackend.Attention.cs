@@ -44,6 +44,16 @@ public sealed unsafe partial class CpuBackend
         float* lse = Write(logSumExp, DType.F32, (long)batch * heads * seqLen, "attention logsumexp");
         int hs = channels / heads, c3 = 3 * channels;
         float scale = 1f / MathF.Sqrt(hs);
+        if (UsesFusedAttentionFor(hs))
+        {
+            ForHeadGroups(batch, heads, (long)seqLen * seqLen * hs, (b, h, nb, nh) =>
+            {
+                float* q = x + (long)b * seqLen * c3 + h * hs;
+                FusedAttentionForwardHead(q, q + channels, q + 2 * channels, o + (long)b * seqLen * channels + h * hs,
+                    lse + ((long)b * heads + h) * seqLen, seqLen, hs, channels, c3, scale, new NextHead(nb - b, nh - h, seqLen, hs, c3, channels, nb >= 0));
+            });
+            return;
+        }
         ForRows(batch * heads, (long)seqLen * seqLen * hs, bh =>
         {
             int b = bh / heads, h = bh % heads;
@@ -166,6 +176,17 @@ public sealed unsafe partial class CpuBackend
         int hs = channels / heads, c3 = 3 * channels;
         float scale = 1f / MathF.Sqrt(hs);
         // Each (sequence, head) pair owns its slice of dqkv, so pairs run in parallel without races.
+        if (UsesFusedAttentionFor(hs))
+        {
+            ForHeadGroups(batch, heads, (long)seqLen * seqLen * hs * 2, (b, h, nb, nh) =>
+            {
+                float* q = x + (long)b * seqLen * c3 + h * hs, dq = dx + (long)b * seqLen * c3 + h * hs;
+                FusedAttentionBackwardHead(q, q + channels, q + 2 * channels, o + (long)b * seqLen * channels + h * hs,
+                    dout + (long)b * seqLen * channels + h * hs, lse + ((long)b * heads + h) * seqLen,
+                    dq, dq + channels, dq + 2 * channels, seqLen, hs, channels, c3, scale, new NextHead(nb - b, nh - h, seqLen, hs, c3, channels, nb >= 0));
+            });
+            return;
+        }
         ForRows(batch * heads, (long)seqLen * seqLen * hs * 2, bh =>
         {
             int b = bh / heads, h = bh % heads;
