@@ -101,6 +101,13 @@ internal static class DemoCommand
     private const int EnvSftTasks = 3000, EnvSftValidTasks = 100;
 
     /// <summary>
+    /// SFT conversations written from one environment's reference answers. Instruction following gets three times as
+    /// many: its answers are prose, and the demo's pretraining corpus has none, so with 3,000 the policy wrote no
+    /// English and started RL near 0 (held-out 0.05; with 9,000, 0.28: docs/learning-notes.md, experiment 11).
+    /// </summary>
+    public static int EnvSftTasksFor(string environment) => environment == "instruction_following" ? 3 * EnvSftTasks : EnvSftTasks;
+
+    /// <summary>
     /// Chat data from the reference answers of the RL stage's environments (the same settings), so that SFT teaches
     /// their formats: training tasks from a seed of their own, validation tasks from another.
     /// </summary>
@@ -112,7 +119,7 @@ internal static class DemoCommand
         foreach (var entry in rl.Environments)
         {
             var env = await HostedEnvironment.StartAsync(EnvCommands.ByName(entry.Name, loaded), entry.Settings, HostLimits.Default, cancellation: ct);
-            var t = await ReferenceConversations.BuildAsync(env, new TaskQuery("train", EnvSftTasks, rl.Seed + 100), ct);
+            var t = await ReferenceConversations.BuildAsync(env, new TaskQuery("train", EnvSftTasksFor(entry.Name), rl.Seed + 100), ct);
             var v = await ReferenceConversations.BuildAsync(env, new TaskQuery("train", EnvSftValidTasks, rl.Seed + 200), ct);
             train.AddRange(t.Conversations.Select(ChatJsonl.ToLine));
             valid.AddRange(v.Conversations.Select(ChatJsonl.ToLine));

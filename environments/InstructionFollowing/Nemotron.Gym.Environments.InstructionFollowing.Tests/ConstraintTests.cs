@@ -87,4 +87,32 @@ public class ConstraintTests
         }
         Assert.True(tasks.Average(t => t.VerifierMetadata["constraints"]!.AsArray().Count) > constraints - 1);
     }
+
+    /// <summary>
+    /// References are as long as their constraints need and no longer (a small policy imitates them in SFT, and
+    /// every byte beyond the needed ones costs context): the keyword's sentence plus one sentence that names the
+    /// topic, and with a word minimum at most one template sentence past it.
+    /// </summary>
+    [Fact]
+    public void ReferencesAreOnlyAsLongAsTheirConstraintsNeed()
+    {
+        var rng = new Random(3);
+        for (int i = 0; i < 300; i++)
+        {
+            var g = PromptGenerator.Generate(rng, 1, i);
+            Assert.Equal(2, Constraint.Sentences(g.Reference));
+            Assert.StartsWith("The " + ((IncludeKeywords)g.Constraints[0]).Keywords[0] + " stays in my mind.", g.Reference);
+        }
+        int withMinimum = 0;
+        for (int i = 0; i < 2000; i++)
+        {
+            var g = PromptGenerator.Generate(rng, 2, i);
+            if (g.Constraints.OfType<MinWords>().SingleOrDefault() is not { } min) continue;
+            withMinimum++;
+            int words = Constraint.Words(g.Reference).Count;
+            // The longest template sentence has 10 words: the last one added is the only one past the minimum.
+            Assert.InRange(words, min.N, min.N + 10);
+        }
+        Assert.True(withMinimum > 50, $"only {withMinimum} prompts had a word minimum");
+    }
 }
