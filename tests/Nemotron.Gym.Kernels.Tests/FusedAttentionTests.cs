@@ -168,25 +168,6 @@ public class FusedAttentionTests
         // GradientTests covers whichever path the machine takes; this keeps the generic path's gradient
         // checked on machines that take the fused one.
         using var be = new CpuBackend(2) { FusedAttention = false };
-        var rng = new Random(b * 100 + t);
-        int n = b * t;
-        var qkv = Random(rng, n * 3 * c, 1.5f);
-        var r = Random(rng, n * c);
-        double Loss()
-        {
-            using var tq = Put(be, qkv);
-            using var o = be.Allocate(DType.F32, n * c, "o");
-            using var l = be.Allocate(DType.F32, b * h * t, "lse");
-            be.AttentionForward(o, l, tq, b, t, c, h);
-            return Dot(Get(be, o), r);
-        }
-        using var tq = Put(be, qkv);
-        using var o = be.Allocate(DType.F32, n * c, "o");
-        using var lse = be.Allocate(DType.F32, b * h * t, "lse");
-        be.AttentionForward(o, lse, tq, b, t, c, h);
-        using var tr = Put(be, r);
-        using var dq = be.Allocate(DType.F32, n * 3 * c, "dqkv");
-        be.AttentionBackward(dq, tr, tq, o, lse, b, t, c, h);
-        CheckGradient("generic attention dqkv", qkv, Get(be, dq), Loss, h: 1e-3f, samples: 80);
+        CheckAttentionGradient(be, b, t, c, h, "generic attention dqkv");
     }
 }

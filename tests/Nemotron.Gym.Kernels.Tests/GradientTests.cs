@@ -78,26 +78,7 @@ public class GradientTests
     [InlineData(1, 70, 64, 2)]
     public void Attention(int b, int t, int c, int h)
     {
-        var rng = new Random(b * 100 + t);
-        int n = b * t;
-        var qkv = Random(rng, n * 3 * c, 1.5f);
-        var r = Random(rng, n * c);
-        double Loss()
-        {
-            using var tq = Put(_be, qkv);
-            using var o = _be.Allocate(DType.F32, n * c, "o");
-            using var l = _be.Allocate(DType.F32, b * h * t, "lse");
-            _be.AttentionForward(o, l, tq, b, t, c, h);
-            return Dot(Get(_be, o), r);
-        }
-        using var tq = Put(_be, qkv);
-        using var o = _be.Allocate(DType.F32, n * c, "o");
-        using var lse = _be.Allocate(DType.F32, b * h * t, "lse");
-        _be.AttentionForward(o, lse, tq, b, t, c, h);
-        using var tr = Put(_be, r);
-        using var dq = _be.Allocate(DType.F32, n * 3 * c, "dqkv");
-        _be.AttentionBackward(dq, tr, tq, o, lse, b, t, c, h);
-        CheckGradient("attention dqkv", qkv, Get(_be, dq), Loss, h: 1e-3f, samples: 80);
+        CheckAttentionGradient(_be, b, t, c, h, "attention dqkv");
     }
 
     [Theory]

@@ -65,4 +65,32 @@ internal static class TestUtil
             Assert.True(err < tolerance, $"{what}[{i}]: analytic {analytic[i]:G6} vs numeric {numeric:G6} (relative error {err:G3}, scale {scale:G3})");
         }
     }
+
+    /// <summary>
+    /// Finite differences of Σ r·attention(qkv) against the backward's dqkv, for random qkv and r (seeded by the shape),
+    /// on whichever attention path <paramref name="be"/> takes.
+    /// </summary>
+    public static void CheckAttentionGradient(IComputeBackend be, int b, int t, int c, int h, string what)
+    {
+        var rng = new Random(b * 100 + t);
+        int n = b * t;
+        var qkv = Random(rng, n * 3 * c, 1.5f);
+        var r = Random(rng, n * c);
+        double Loss()
+        {
+            using var tq = Put(be, qkv);
+            using var o = be.Allocate(DType.F32, n * c, "o");
+            using var l = be.Allocate(DType.F32, b * h * t, "lse");
+            be.AttentionForward(o, l, tq, b, t, c, h);
+            return Dot(Get(be, o), r);
+        }
+        using var tq = Put(be, qkv);
+        using var o = be.Allocate(DType.F32, n * c, "o");
+        using var lse = be.Allocate(DType.F32, b * h * t, "lse");
+        be.AttentionForward(o, lse, tq, b, t, c, h);
+        using var tr = Put(be, r);
+        using var dq = be.Allocate(DType.F32, n * 3 * c, "dqkv");
+        be.AttentionBackward(dq, tr, tq, o, lse, b, t, c, h);
+        CheckGradient(what, qkv, Get(be, dq), Loss, h: 1e-3f, samples: 80);
+    }
 }
