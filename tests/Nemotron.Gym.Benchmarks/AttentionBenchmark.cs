@@ -57,7 +57,7 @@ public sealed class AttentionBenchmark : IBenchmark
 
     private static void MeasureStep(int rounds)
     {
-        var demo = new GptConfig(4, 192, 6, 192, 267);
+        var demo = TrainBenchmark.DemoModel();
         const int batch = 16;
         var fused = new List<double>();
         var generic = new List<double>();

@@ -68,7 +68,7 @@ public sealed class KernelsBenchmark : IBenchmark
         Console.WriteLine();
         if (args.Contains("--shapes-only")) return Task.FromResult(0);
 
-        var demo = new GptConfig(4, width, 6, 192, 267);
+        var demo = TrainBenchmark.DemoModel(width);
         int batch = tokens / 192;
         var (tps1, _) = TrainBenchmark.MeasureTraining(new CpuBackend(1), demo, batch, seconds);
         var (tps1Cpu, gflops1Cpu) = TrainBenchmark.MeasureTraining(new CpuBackend(1), demo, batch, seconds, ThreadCpuClock.Now);

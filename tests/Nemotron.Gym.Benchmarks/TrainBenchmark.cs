@@ -54,6 +54,12 @@ public sealed class TrainBenchmark : IBenchmark
     }
 
     /// <summary>
+    /// The demo's model as its pretraining stage trains it: 4 layers of <paramref name="width"/>, 6 heads, windows of 192
+    /// byte tokens (gym/Nemotron.Gym.Cli/Configs/demo-pretrain.yaml).
+    /// </summary>
+    public static GptConfig DemoModel(int width = 192) => new(4, width, 6, 192, 267);
+
+    /// <summary>
     /// Optimizer steps per second on random tokens, as tokens/s and GFLOP/s of model math (after one warm-up step),
     /// timed by <paramref name="clock"/> (default: wall time).
     /// </summary>

@@ -107,7 +107,7 @@ public sealed unsafe partial class CpuBackend
         {
             var vmax = Vector512.Load(row);
             for (j = 16; j + 16 <= live; j += 16) vmax = Vector512.Max(vmax, Vector512.Load(row + j));
-            for (int lane = 0; lane < 16; lane++) max = MathF.Max(max, vmax.GetElement(lane));
+            max = MaxAcross(vmax);
         }
         for (; j < live; j++) max = MathF.Max(max, row[j]);
         j = 0;

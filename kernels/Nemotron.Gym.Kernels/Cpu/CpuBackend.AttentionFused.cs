@@ -288,8 +288,14 @@ public sealed unsafe partial class CpuBackend
         for (; j + 16 <= live; j += 16) vmax = Vector512.Max(vmax, Vector512.Load(row + j));
         if (j < live)
             vmax = Vector512.Max(vmax, Vector512.ConditionalSelect(PrefixMask(j, live), Vector512.Load(row + j), Vector512.Create(float.NegativeInfinity)));
-        // Halve the vector three times, then fold the last four lanes pairwise: a few shuffles, not 16 extractions.
-        var m128 = Vector128.Max(Vector256.Max(vmax.GetLower(), vmax.GetUpper()).GetLower(), Vector256.Max(vmax.GetLower(), vmax.GetUpper()).GetUpper());
+        return MaxAcross(vmax);
+    }
+
+    /// <summary>The largest lane: the vector halved twice, then the last four lanes folded pairwise (a few shuffles, not 16 extractions).</summary>
+    private static float MaxAcross(Vector512<float> v)
+    {
+        var m256 = Vector256.Max(v.GetLower(), v.GetUpper());
+        var m128 = Vector128.Max(m256.GetLower(), m256.GetUpper());
         m128 = Vector128.Max(m128, Vector128.Shuffle(m128, Vector128.Create(2, 3, 0, 1)));
         m128 = Vector128.Max(m128, Vector128.Shuffle(m128, Vector128.Create(1, 0, 3, 2)));
         return m128.ToScalar();
