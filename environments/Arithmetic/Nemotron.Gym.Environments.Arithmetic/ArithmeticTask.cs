@@ -1,5 +1,5 @@
-using System.Text;
 using Nemotron.Gym.Conversation;
+using Nemotron.Gym.Environments.Shared;
 
 namespace Nemotron.Gym.Environments.Arithmetic;
 
@@ -74,45 +74,7 @@ public sealed record ArithmeticProblem(int A, char Op, int B)
     }
 
     /// <summary>The column-method working, units first, ending with the result.</summary>
-    public string Reasoning()
-    {
-        var sb = new StringBuilder();
-        sb.Append($"{A}{Op}{B}. ");
-        var da = Digits(A);
-        var db = Digits(B);
-        int columns = Math.Max(da.Count, db.Count);
-        int carry = 0;
-        for (int i = 0; i < columns; i++)
-        {
-            int x = i < da.Count ? da[i] : 0, y = i < db.Count ? db[i] : 0;
-            if (Op == '+')
-            {
-                int s = x + y + carry;
-                sb.Append(carry > 0 ? $"{x}+{y}+1={s}" : $"{x}+{y}={s}");
-                carry = s / 10;
-                sb.Append(carry > 0 ? $", {s % 10} c1. " : ". ");
-            }
-            else
-            {
-                int top = x - carry;
-                int borrow = top < y ? 1 : 0;
-                int d = top + 10 * borrow - y;
-                sb.Append(carry > 0 ? $"{x}-1" : $"{x}");
-                sb.Append(borrow > 0 ? $"+10-{y}={d}, b1. " : $"-{y}={d}. ");
-                carry = borrow;
-            }
-        }
-        if (Op == '+' && carry > 0) sb.Append("1. ");
-        sb.Append($"So {Answer}.");
-        return sb.ToString();
-    }
-
-    private static List<int> Digits(int n)
-    {
-        var d = new List<int>();
-        do { d.Add(n % 10); n /= 10; } while (n > 0);
-        return d;
-    }
+    public string Reasoning() => ColumnWorking.Of(A, Op, B);
 
     /// <summary>The chat example: user question, assistant reasoning and answer.</summary>
     public ChatTranscript ToConversation(Random rng) =>

@@ -51,6 +51,60 @@ public class MathEnvironmentTests
         Assert.True(await MeanAnswer(3) > 5 * await MeanAnswer(1));
     }
 
+    [Theory]
+    [InlineData(1)]
+    [InlineData(2)]
+    [InlineData(3)]
+    public async Task WordAndLinearReferencesWorkTheSumsStepByStepAndEveryStepIsRight(int difficulty)
+    {
+        var env = await EnvTestKit.Start<MathEnvironment>(new() { ["difficulty"] = difficulty.ToString(), ["families"] = "linear,word", ["handwritten"] = "false" });
+        foreach (var task in await env.LoadTasksAsync(new TaskQuery("train", 300, difficulty), default))
+        {
+            var reference = task.Reference[0];
+            string answer = task.VerifierMetadata["answer"]!.GetValue<string>();
+            Assert.Equal(1, (await EnvTestKit.Play(env, task, reference)).Reward);
+            string steps = reference.Reasoning ?? "";
+            Assert.Equal($"The answer is \\boxed{{{answer}}}.", reference.Content);
+            Assert.NotEmpty(steps);
+            // Every written equation with an operator on its left ("6+10-9=7", "1+0+1=2", "5*3+4=19", "x=20/4=5") holds.
+            int checkedSteps = 0;
+            foreach (System.Text.RegularExpressions.Match m in System.Text.RegularExpressions.Regex.Matches(steps, @"(?<![\dx])(-?\d+(?:[+\-/*]\d+)+)=(-?\d+)"))
+            {
+                Assert.Equal(long.Parse(m.Groups[2].Value), EvaluateLeftToRight(m.Groups[1].Value));
+                checkedSteps++;
+            }
+            Assert.True(checkedSteps > 0, steps);
+            // The working ends in the answer.
+            Assert.Matches($@"(So {System.Text.RegularExpressions.Regex.Escape(answer)}|x=-?\d+/\d+={System.Text.RegularExpressions.Regex.Escape(answer)})\.$", steps);
+        }
+    }
+
+    [Fact]
+    public void ColumnWorkingIsTheArithmeticCorpusFormat()
+    {
+        // The demo's arithmetic corpus and the math references share this working; its exact text is what the
+        // policy learns in pretraining and SFT.
+        Assert.Equal("25+9. 5+9=14, 4 c1. 2+0+1=3. So 34.", Shared.ColumnWorking.Of(25, '+', 9));
+        Assert.Equal("216-9. 6+10-9=7, b1. 1-1-0=0. 2-0=2. So 207.", Shared.ColumnWorking.Of(216, '-', 9));
+        Assert.Equal("95+7. 5+7=12, 2 c1. 9+0+1=10, 0 c1. 1. So 102.", Shared.ColumnWorking.Of(95, '+', 7));
+        Assert.Equal("5*39. 5*9=45, 5 c4. 5*3+4=19, 9 c1. 1. So 195.", Shared.ColumnWorking.Of(5, '*', 39));
+        Assert.Equal("3*12. 3*2=6. 3*1=3. So 36.", Shared.ColumnWorking.Of(3, '*', 12));
+        Assert.Throws<ArgumentException>(() => Shared.ColumnWorking.Of(3, '-', 9));
+        Assert.Throws<ArgumentException>(() => Shared.ColumnWorking.Of(12, '*', 9));
+    }
+
+    private static long EvaluateLeftToRight(string expression)
+    {
+        var parts = System.Text.RegularExpressions.Regex.Matches(expression, @"^-?\d+|[+\-/*]\d+");
+        long value = long.Parse(parts[0].Value);
+        foreach (System.Text.RegularExpressions.Match p in parts.Skip(1))
+        {
+            long n = long.Parse(p.Value[1..]);
+            value = p.Value[0] switch { '+' => value + n, '-' => value - n, '*' => value * n, _ => value % n == 0 ? value / n : throw new Xunit.Sdk.XunitException($"{expression}: not exact") };
+        }
+        return value;
+    }
+
     [Fact]
     public async Task ATruncatedAnswerGetsNothingWithAReason()
     {

@@ -1,6 +1,7 @@
 using System.Text.Json.Nodes;
 using Nemotron.Gym.Abstractions;
 using Nemotron.Gym.Conversation;
+using Nemotron.Gym.Environments.Shared;
 
 namespace Nemotron.Gym.Environments.Math;
 
@@ -14,8 +15,12 @@ public static class MathProblems
     /// <summary>The families.</summary>
     public static readonly string[] Families = ["arithmetic", "fractions", "percent", "linear", "word", "powers", "decimals"];
 
-    /// <summary>One problem: its text, the exact answer (canonical text) and a short worked solution.</summary>
-    public sealed record Problem(string Family, string Question, string Answer, string Working);
+    /// <summary>
+    /// One problem: its text, the exact answer (canonical text) and a short worked solution. <paramref name="Steps"/>,
+    /// when set, is a step-by-step working (the column method for sums) that the reference puts in its reasoning, with
+    /// only the boxed answer after it.
+    /// </summary>
+    public sealed record Problem(string Family, string Question, string Answer, string Working, string? Steps = null);
 
     /// <summary>A problem of <paramref name="family"/> at <paramref name="difficulty"/>.</summary>
     public static Problem Generate(string family, int difficulty, Random rng)
@@ -58,7 +63,7 @@ public static class MathProblems
                 int x = rng.Next(-Scale(5, 20, 50), Scale(10, 20, 50)), a = rng.Next(2, Scale(6, 10, 15)), b = rng.Next(-Scale(10, 30, 100), Scale(10, 30, 100));
                 int c = a * x + b;
                 string bs = b >= 0 ? $"+ {b}" : $"- {-b}";
-                return new(family, $"Solve for x: {a}x {bs} = {c}.", $"{x}", $"{a}x = {c - b}, so x = {x}");
+                return new(family, $"Solve for x: {a}x {bs} = {c}.", $"{x}", $"{a}x = {c - b}, so x = {x}", LinearSteps(a, b, c, x));
             }
             case "word":
             {
@@ -68,9 +73,9 @@ public static class MathProblems
                 int a = rng.Next(3, Scale(20, 60, 300)), b = rng.Next(2, Scale(15, 40, 200)), k = rng.Next(2, Scale(4, 6, 9));
                 return rng.Next(3) switch
                 {
-                    0 => new(family, $"{n} has {a} {t} and gets {b} more. How many {t} does {n} have now?", $"{a + b}", $"{a} + {b} = {a + b}"),
-                    1 => new(family, $"{n} has {a + b} {t} and gives away {b}. How many {t} are left?", $"{a}", $"{a + b} - {b} = {a}"),
-                    _ => new(family, $"{n} buys {k} bags with {b} {t} in each. How many {t} is that in total?", $"{k * b}", $"{k} × {b} = {k * b}"),
+                    0 => new(family, $"{n} has {a} {t} and gets {b} more. How many {t} does {n} have now?", $"{a + b}", $"{a} + {b} = {a + b}", ColumnWorking.Of(a, '+', b)),
+                    1 => new(family, $"{n} has {a + b} {t} and gives away {b}. How many {t} are left?", $"{a}", $"{a + b} - {b} = {a}", ColumnWorking.Of(a + b, '-', b)),
+                    _ => new(family, $"{n} buys {k} bags with {b} {t} in each. How many {t} is that in total?", $"{k * b}", $"{k} × {b} = {k * b}", ColumnWorking.Of(k, '*', b)),
                 };
             }
             case "powers":
@@ -94,6 +99,18 @@ public static class MathProblems
             default:
                 throw new ArgumentException($"unknown math family '{family}' (expected {string.Join(", ", Families)})");
         }
+    }
+
+    /// <summary>
+    /// ax + b = c worked as ax = c − b (the column method when no negative number is involved), then x = ax / a:
+    /// "13+7. 3+7=10, 0 c1. 1+0+1=2. So 4x=20. x=20/4=5." for 4x − 7 = 13.
+    /// </summary>
+    private static string LinearSteps(int a, int b, int c, int x)
+    {
+        int ax = a * x;
+        string move = b >= 0 ? $"{c}-{b}" : $"{c}+{-b}";
+        string column = c >= 0 && ax >= 0 ? (b >= 0 ? ColumnWorking.Steps(c, '-', b) : ColumnWorking.Steps(c, '+', -b)) : "";
+        return $"{move}. {column}So {a}x={ax}. x={ax}/{a}={x}.";
     }
 
     private static Problem DivisionProblem(string family, int quotient, int divisor) =>
@@ -121,6 +138,8 @@ public static class MathProblems
         Id = id,
         Input = [Message.User($"{p.Question} {instruction}".Trim())],
         VerifierMetadata = new JsonObject { ["answer"] = p.Answer, ["family"] = p.Family },
-        Reference = [new AssistantTurn($"{p.Working}. The answer is \\boxed{{{p.Answer}}}.", $"{p.Working}. The answer is \\boxed{{{p.Answer}}}.", null, [], [])],
+        Reference = [p.Steps is { } steps
+            ? new AssistantTurn($"The answer is \\boxed{{{p.Answer}}}.", $"The answer is \\boxed{{{p.Answer}}}.", steps, [], [])
+            : new AssistantTurn($"{p.Working}. The answer is \\boxed{{{p.Answer}}}.", $"{p.Working}. The answer is \\boxed{{{p.Answer}}}.", null, [], [])],
     };
 }

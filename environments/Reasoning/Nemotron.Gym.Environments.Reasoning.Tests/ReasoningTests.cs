@@ -43,6 +43,44 @@ public class ReasoningTests
     }
 
     [Fact]
+    public void OrderingWorkingIsTheChainOfTheFactsEndingInTheAnswer()
+    {
+        var rng = new Random(4);
+        for (int i = 0; i < 200; i++)
+        {
+            var p = new Ordering().Generate(rng, 1 + i % 5);
+            // "Carol>Bob>Alice. The shortest is Alice."
+            var chain = p.Steps!.Split(". ")[0].Split('>');
+            Assert.Equal(chain.Length, chain.Distinct().Count());
+            foreach (System.Text.RegularExpressions.Match m in System.Text.RegularExpressions.Regex.Matches(p.Question, @"(\w+) is taller than (\w+)\."))
+                Assert.True(Array.IndexOf(chain, m.Groups[1].Value) == Array.IndexOf(chain, m.Groups[2].Value) - 1, $"{p.Steps} does not follow '{m.Value}'");
+            Assert.Equal(p.Question.Contains("tallest") ? chain[0] : chain[^1], p.Answer);
+            Assert.EndsWith($" is {p.Answer}.", p.Steps);
+        }
+    }
+
+    [Fact]
+    public void ModularWorkingIsShortDivisionEndingInTheRemainder()
+    {
+        Assert.Equal("47 mod 3. 4: 3*1=3, r1. 17: 3*5=15, r2. So 2.", Modular.LongDivisionSteps(47, 3));
+        Assert.Equal("5 mod 6. 5: 6*0=0, r5. So 5.", Modular.LongDivisionSteps(5, 6));
+        var rng = new Random(9);
+        for (int i = 0; i < 300; i++)
+        {
+            var p = new Modular().Generate(rng, 1 + i % 5);
+            Assert.EndsWith($"So {p.Answer}.", p.Steps);
+            // Each step: the number in hand, the largest multiple of m not above it, the rest smaller than m.
+            foreach (System.Text.RegularExpressions.Match m in System.Text.RegularExpressions.Regex.Matches(p.Steps!, @"(\d+): (\d+)\*(\d+)=(\d+), r(\d+)\."))
+            {
+                int current = int.Parse(m.Groups[1].Value), mod = int.Parse(m.Groups[2].Value), q = int.Parse(m.Groups[3].Value);
+                Assert.Equal(mod * q, int.Parse(m.Groups[4].Value));
+                Assert.Equal(current - mod * q, int.Parse(m.Groups[5].Value));
+                Assert.InRange(current - mod * q, 0, mod - 1);
+            }
+        }
+    }
+
+    [Fact]
     public void BaseConversionIgnoresCaseAndPrefix()
     {
         var meta = new JsonObject { ["answer"] = "1F", ["base"] = 16 };
@@ -58,6 +96,10 @@ public class ReasoningTests
         Assert.Equal(Family.All.Select(f => f.Name).Order(), tasks.Select(t => t.VerifierMetadata["family"]!.GetValue<string>()).Distinct().Order());
         foreach (var t in tasks)
             Assert.Equal(1, (await EnvTestKit.Play(env, t, t.Reference.ToArray())).Reward);
+        // Ordering's reference carries its working as reasoning, the name alone as the answer.
+        var ordering = tasks.First(t => t.VerifierMetadata["family"]!.GetValue<string>() == "ordering").Reference[0];
+        Assert.Contains(">", ordering.Reasoning);
+        Assert.DoesNotContain(">", ordering.Content);
     }
 
     [Fact]

@@ -6,8 +6,11 @@ using Nemotron.Gym.Rewards;
 
 namespace Nemotron.Gym.Environments.Reasoning;
 
-/// <summary>A generated puzzle: the question, the expected answer, and what the verifier needs.</summary>
-public sealed record Puzzle(string Question, string Answer, JsonObject Metadata);
+/// <summary>
+/// A generated puzzle: the question, the expected answer, and what the verifier needs. <paramref name="Steps"/>, when
+/// set, is a worked solution that the reference answer carries as its reasoning.
+/// </summary>
+public sealed record Puzzle(string Question, string Answer, JsonObject Metadata, string? Steps = null);
 
 /// <summary>A family of procedural puzzles with its own verifier. Difficulty runs from 1 (easy) to 5.</summary>
 public abstract class Family
@@ -262,7 +265,10 @@ public sealed class Ordering : Family
         var facts = Enumerable.Range(0, n - 1).Select(i => $"{people[i]} is taller than {people[i + 1]}.").OrderBy(_ => rng.Next()).ToList();
         bool tallest = rng.Next(2) == 0;
         string answer = tallest ? people[0] : people[^1];
-        return new($"{string.Join(" ", facts)} Who is the {(tallest ? "tallest" : "shortest")}? Answer with the name.", answer, new JsonObject { ["answer"] = answer });
+        // The worked solution restates the facts as one chain, tallest first ("Carol>Bob>Alice."), then reads off the
+        // end asked for: the step a small model cannot do in its head (docs/learning-notes.md, experiment 12).
+        string steps = $"{string.Join(">", people)}. The {(tallest ? "tallest" : "shortest")} is {answer}.";
+        return new($"{string.Join(" ", facts)} Who is the {(tallest ? "tallest" : "shortest")}? Answer with the name.", answer, new JsonObject { ["answer"] = answer }, steps);
     }
 
     /// <inheritdoc />
@@ -312,7 +318,27 @@ public sealed class Modular : Family
     public override Puzzle Generate(Random rng, int difficulty)
     {
         int m = rng.Next(2, 3 + 4 * difficulty), a = rng.Next(m, (int)Math.Pow(10, Math.Min(difficulty + 1, 6)));
-        return new($"What is the remainder when {a} is divided by {m}? Answer with the number.", (a % m).ToString(), new JsonObject { ["answer"] = (a % m).ToString() });
+        return new($"What is the remainder when {a} is divided by {m}? Answer with the number.", (a % m).ToString(), new JsonObject { ["answer"] = (a % m).ToString() },
+            LongDivisionSteps(a, m));
+    }
+
+    /// <summary>
+    /// Short division, digits from the left, each step the largest multiple of m that fits and what is left carried
+    /// into the next digit: "47 mod 3. 4: 3*1=3, r1. 17: 3*5=15, r2. So 2." Only one-digit times tables are needed
+    /// (docs/learning-notes.md, experiment 12).
+    /// </summary>
+    public static string LongDivisionSteps(int a, int m)
+    {
+        var sb = new StringBuilder($"{a} mod {m}. ");
+        int r = 0;
+        foreach (char d in a.ToString())
+        {
+            int current = r * 10 + (d - '0');
+            int q = current / m;
+            r = current - q * m;
+            sb.Append($"{current}: {m}*{q}={q * m}, r{r}. ");
+        }
+        return sb.Append($"So {r}.").ToString();
     }
 
     /// <inheritdoc />

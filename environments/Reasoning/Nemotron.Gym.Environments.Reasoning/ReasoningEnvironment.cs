@@ -64,7 +64,7 @@ public sealed class ReasoningEnvironment : EnvironmentBase
                 Id = $"reasoning-{query.Split}-{tasks.Count:D5}",
                 Input = [Message.User(p.Question)],
                 VerifierMetadata = meta,
-                Reference = [AssistantTurn.FromContent(p.Answer)],
+                Reference = [p.Steps is { } steps ? new AssistantTurn(p.Answer, p.Answer, steps, [], []) : AssistantTurn.FromContent(p.Answer)],
             });
         }
         return ValueTask.FromResult<IReadOnlyList<TaskRecord>>(tasks);
