@@ -103,6 +103,25 @@ public class ReasoningTests
     }
 
     [Fact]
+    public async Task FamiliesThatRunOutOfQuestionsDoNotCutTheSetShort()
+    {
+        // Letter counting has about a dozen held-out questions at difficulty 1 and remainders a few dozen; sorting
+        // fills the rest, so a held-out set of 400 is complete and every prompt in it distinct.
+        var env = await EnvTestKit.Start<ReasoningEnvironment>(new() { ["difficulty"] = "1", ["families"] = "modular,letter_count,sorting" });
+        foreach (int seed in new[] { 1, 11, 1011 })
+        {
+            var tasks = await env.LoadTasksAsync(new TaskQuery("heldout", 400, seed), default);
+            Assert.Equal(400, tasks.Count);
+            Assert.Equal(400, tasks.Select(t => t.Input[^1].Content).Distinct().Count());
+            var perFamily = tasks.GroupBy(t => t.VerifierMetadata["family"]!.GetValue<string>()).ToDictionary(g => g.Key, g => g.Count());
+            Assert.InRange(perFamily["letter_count"], 1, 30);
+            Assert.True(perFamily["sorting"] > 300, string.Join(", ", perFamily));
+            // A larger count extends a smaller one.
+            Assert.Equal((await env.LoadTasksAsync(new TaskQuery("heldout", 100, seed), default)).Select(t => t.ToJsonLine()), tasks.Take(100).Select(t => t.ToJsonLine()));
+        }
+    }
+
+    [Fact]
     public async Task UnknownFamiliesAreRefusedByName()
     {
         var e = await Assert.ThrowsAsync<ArgumentException>(() => EnvTestKit.Start<ReasoningEnvironment>(new() { ["families"] = "sorting,chess" }));

@@ -43,19 +43,26 @@ public sealed class ReasoningEnvironment : EnvironmentBase
         var tasks = new List<TaskRecord>();
         var seen = new HashSet<string>();
         int attempts = 0, index = 0, misses = 0;
+        var exhausted = new bool[_families.Count];
         while (tasks.Count < target && attempts++ < target * 200)
         {
             var family = _families[index % _families.Count];
             var p = family.Generate(rng, difficulty);
             if (IsHeldOut(p.Question) != heldOut || !seen.Add(p.Question))
             {
-                // A family that has run out of new questions at this difficulty gives way to the next one;
-                // otherwise it would hold every other family back and the set would stop short.
-                if (++misses == MissesBeforeSkipping) { index++; misses = 0; }
+                // A family that has run out of new questions at this difficulty is left out from then on; otherwise
+                // it would cost every round its misses again, and the set would stop short of the count.
+                if (++misses == MissesBeforeSkipping)
+                {
+                    exhausted[index % _families.Count] = true;
+                    if (exhausted.All(e => e)) break;
+                    do index++; while (exhausted[index % _families.Count]);
+                    misses = 0;
+                }
                 continue;
             }
             misses = 0;
-            index++;
+            do index++; while (exhausted[index % _families.Count]);
             var meta = (JsonObject)p.Metadata.DeepClone();
             meta["family"] = family.Name;
             meta["difficulty"] = difficulty;
