@@ -17,8 +17,8 @@ public static class MathProblems
 
     /// <summary>
     /// One problem: its text, the exact answer (canonical text) and a short worked solution. <paramref name="Steps"/>,
-    /// when set, is a step-by-step working (the column method for sums) that the reference puts in its reasoning, with
-    /// only the boxed answer after it.
+    /// when set, is a step-by-step working (the column method for sums, differences and products by one digit) that the
+    /// reference puts in its reasoning, with only the boxed answer after it.
     /// </summary>
     public sealed record Problem(string Family, string Question, string Answer, string Working, string? Steps = null);
 
@@ -132,14 +132,19 @@ public static class MathProblems
         return h % 10 == 0;
     }
 
-    /// <summary>The task record of a problem.</summary>
-    public static TaskRecord ToTask(string id, Problem p, string instruction) => new()
+    /// <summary>
+    /// The task record of a problem. Its reference carries the step-by-step working, when there is one, as reasoning
+    /// before the boxed answer; otherwise the one-line working and the answer.
+    /// </summary>
+    public static TaskRecord ToTask(string id, Problem p, string instruction)
     {
-        Id = id,
-        Input = [Message.User($"{p.Question} {instruction}".Trim())],
-        VerifierMetadata = new JsonObject { ["answer"] = p.Answer, ["family"] = p.Family },
-        Reference = [p.Steps is { } steps
-            ? new AssistantTurn($"The answer is \\boxed{{{p.Answer}}}.", $"The answer is \\boxed{{{p.Answer}}}.", steps, [], [])
-            : new AssistantTurn($"{p.Working}. The answer is \\boxed{{{p.Answer}}}.", $"{p.Working}. The answer is \\boxed{{{p.Answer}}}.", null, [], [])],
-    };
+        string answer = p.Steps == null ? $"{p.Working}. The answer is \\boxed{{{p.Answer}}}." : $"The answer is \\boxed{{{p.Answer}}}.";
+        return new()
+        {
+            Id = id,
+            Input = [Message.User($"{p.Question} {instruction}".Trim())],
+            VerifierMetadata = new JsonObject { ["answer"] = p.Answer, ["family"] = p.Family },
+            Reference = [new AssistantTurn(answer, answer, p.Steps, [], [])],
+        };
+    }
 }

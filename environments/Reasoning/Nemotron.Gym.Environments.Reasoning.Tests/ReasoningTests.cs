@@ -62,8 +62,8 @@ public class ReasoningTests
     [Fact]
     public void ModularWorkingIsShortDivisionEndingInTheRemainder()
     {
-        Assert.Equal("47 mod 3. 4: 3*1=3, r1. 17: 3*5=15, r2. So 2.", Modular.LongDivisionSteps(47, 3));
-        Assert.Equal("5 mod 6. 5: 6*0=0, r5. So 5.", Modular.LongDivisionSteps(5, 6));
+        Assert.Equal("47 mod 3. 4: 3*1=3, r1. 17: 3*5=15, r2. So 2.", Modular.ShortDivisionSteps(47, 3));
+        Assert.Equal("5 mod 6. 5: 6*0=0, r5. So 5.", Modular.ShortDivisionSteps(5, 6));
         var rng = new Random(9);
         for (int i = 0; i < 300; i++)
         {

@@ -266,7 +266,8 @@ public sealed class Ordering : Family
         bool tallest = rng.Next(2) == 0;
         string answer = tallest ? people[0] : people[^1];
         // The worked solution restates the facts as one chain, tallest first ("Carol>Bob>Alice."), then reads off the
-        // end asked for: the step a small model cannot do in its head (docs/learning-notes.md, experiment 12).
+        // end asked for. The demo's small policy does not learn even this, as it cannot copy names from the prompt
+        // (docs/learning-notes.md, experiment 12).
         string steps = $"{string.Join(">", people)}. The {(tallest ? "tallest" : "shortest")} is {answer}.";
         return new($"{string.Join(" ", facts)} Who is the {(tallest ? "tallest" : "shortest")}? Answer with the name.", answer, new JsonObject { ["answer"] = answer }, steps);
     }
@@ -319,15 +320,15 @@ public sealed class Modular : Family
     {
         int m = rng.Next(2, 3 + 4 * difficulty), a = rng.Next(m, (int)Math.Pow(10, Math.Min(difficulty + 1, 6)));
         return new($"What is the remainder when {a} is divided by {m}? Answer with the number.", (a % m).ToString(), new JsonObject { ["answer"] = (a % m).ToString() },
-            LongDivisionSteps(a, m));
+            ShortDivisionSteps(a, m));
     }
 
     /// <summary>
     /// Short division, digits from the left, each step the largest multiple of m that fits and what is left carried
-    /// into the next digit: "47 mod 3. 4: 3*1=3, r1. 17: 3*5=15, r2. So 2." Only one-digit times tables are needed
-    /// (docs/learning-notes.md, experiment 12).
+    /// into the next digit: "47 mod 3. 4: 3*1=3, r1. 17: 3*5=15, r2. So 2." For a one-digit m only its times table is
+    /// needed (docs/learning-notes.md, experiment 12).
     /// </summary>
-    public static string LongDivisionSteps(int a, int m)
+    public static string ShortDivisionSteps(int a, int m)
     {
         var sb = new StringBuilder($"{a} mod {m}. ");
         int r = 0;
