@@ -106,18 +106,10 @@ public class FusedAttentionTests
         var seed = Random(rng, n * 3 * c);
         var (wantOut, wantLse, wantGrad) = Reference(qkv, dout, b, t, c, h);
 
-        using var tq = Put(be, qkv);
-        using var o = be.Allocate(DType.F32, n * c, "o");
-        using var lse = be.Allocate(DType.F32, b * h * t, "lse");
-        be.AttentionForward(o, lse, tq, b, t, c, h);
-        AssertClose(wantOut, Get(be, o), 1e-5, "output");
-        AssertClose(wantLse, Get(be, lse), 1e-5, "logsumexp");
-
-        using var td = Put(be, dout);
-        using var dq = Put(be, seed);
-        be.AttentionBackward(dq, td, tq, o, lse, b, t, c, h);
-        var got = Get(be, dq);
-        for (int i = 0; i < got.Length; i++) got[i] -= seed[i]; // backward adds onto dqkv
+        var (output, logsumexp, got) = RunAttention(be, qkv, dout, b, t, c, h, dqkvStart: seed);
+        AssertClose(wantOut, output, 1e-5, "output");
+        AssertClose(wantLse, logsumexp, 1e-5, "logsumexp");
+        for (int i = 0; i < got!.Length; i++) got[i] -= seed[i]; // backward adds onto dqkv
         AssertClose(wantGrad, got, 3e-5, "dqkv");
     }
 
@@ -129,23 +121,15 @@ public class FusedAttentionTests
         var rng = new Random(20);
         var qkv = Random(rng, n * 3 * c, 2f);
         var dout = Random(rng, n * c);
-        float[] Run(bool fused, out float[] output)
+        (float[] Output, float[] Lse, float[]? Dqkv) Run(bool fused)
         {
             using var be = new CpuBackend(2) { FusedAttention = fused };
-            using var tq = Put(be, qkv);
-            using var o = be.Allocate(DType.F32, n * c, "o");
-            using var lse = be.Allocate(DType.F32, b * h * t, "lse");
-            be.AttentionForward(o, lse, tq, b, t, c, h);
-            using var td = Put(be, dout);
-            using var dq = be.Allocate(DType.F32, n * 3 * c, "dqkv");
-            be.AttentionBackward(dq, td, tq, o, lse, b, t, c, h);
-            output = Get(be, o);
-            return Get(be, dq);
+            return RunAttention(be, qkv, dout, b, t, c, h);
         }
-        var gradFused = Run(true, out var outFused);
-        var gradGeneric = Run(false, out var outGeneric);
+        var (outFused, _, gradFused) = Run(true);
+        var (outGeneric, _, gradGeneric) = Run(false);
         AssertClose(outGeneric.Select(v => (double)v).ToArray(), outFused, 1e-5, "output");
-        AssertClose(gradGeneric.Select(v => (double)v).ToArray(), gradFused, 3e-5, "dqkv");
+        AssertClose(gradGeneric!.Select(v => (double)v).ToArray(), gradFused!, 3e-5, "dqkv");
     }
 
     [Fact]

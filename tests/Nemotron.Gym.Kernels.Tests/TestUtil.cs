@@ -76,21 +76,26 @@ internal static class TestUtil
         int n = b * t;
         var qkv = Random(rng, n * 3 * c, 1.5f);
         var r = Random(rng, n * c);
-        double Loss()
-        {
-            using var tq = Put(be, qkv);
-            using var o = be.Allocate(DType.F32, n * c, "o");
-            using var l = be.Allocate(DType.F32, b * h * t, "lse");
-            be.AttentionForward(o, l, tq, b, t, c, h);
-            return Dot(Get(be, o), r);
-        }
+        double Loss() => Dot(RunAttention(be, qkv, null, b, t, c, h).Output, r);
+        var (_, _, dqkv) = RunAttention(be, qkv, r, b, t, c, h);
+        CheckGradient(what, qkv, dqkv!, Loss, h: 1e-3f, samples: 80);
+    }
+
+    /// <summary>
+    /// One attention forward of <paramref name="qkv"/> on <paramref name="be"/> (output and logsumexp), then, when
+    /// <paramref name="dout"/> is given, its backward, which adds onto <paramref name="dqkvStart"/> (zeros if null).
+    /// </summary>
+    public static (float[] Output, float[] Lse, float[]? Dqkv) RunAttention(IComputeBackend be, float[] qkv, float[]? dout, int b, int t, int c, int h, float[]? dqkvStart = null)
+    {
+        int n = b * t;
         using var tq = Put(be, qkv);
         using var o = be.Allocate(DType.F32, n * c, "o");
         using var lse = be.Allocate(DType.F32, b * h * t, "lse");
         be.AttentionForward(o, lse, tq, b, t, c, h);
-        using var tr = Put(be, r);
-        using var dq = be.Allocate(DType.F32, n * 3 * c, "dqkv");
-        be.AttentionBackward(dq, tr, tq, o, lse, b, t, c, h);
-        CheckGradient(what, qkv, Get(be, dq), Loss, h: 1e-3f, samples: 80);
+        if (dout == null) return (Get(be, o), Get(be, lse), null);
+        using var td = Put(be, dout);
+        using var dq = dqkvStart == null ? be.Allocate(DType.F32, n * 3 * c, "dqkv") : Put(be, dqkvStart);
+        be.AttentionBackward(dq, td, tq, o, lse, b, t, c, h);
+        return (Get(be, o), Get(be, lse), Get(be, dq));
     }
 }
