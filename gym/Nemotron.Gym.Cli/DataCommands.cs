@@ -14,11 +14,18 @@ internal static class DataCommands
         var seed = new Option<int>("--seed") { DefaultValueFactory = _ => 1 };
         var docs = new Option<int>("--pretrain-docs") { DefaultValueFactory = _ => new ArithmeticCorpusSpec().PretrainDocuments };
         var sft = new Option<int>("--sft-examples") { DefaultValueFactory = _ => new ArithmeticCorpusSpec().SftTrain };
-        var arithmetic = new Command("arithmetic", "Multi-digit addition and subtraction, asked in words and digits: pretraining text, chat data, held-out evaluation.")
+        var arithmetic = new Command("arithmetic", "Multi-digit addition and subtraction, asked in words and digits: pretraining text (with products by one digit and short copying prose), chat data, held-out evaluation.")
             { outDir, seed, docs, sft };
         arithmetic.SetAction(parse => Cli.Run(() =>
         {
-            var spec = new ArithmeticCorpusSpec(PretrainDocuments: parse.GetValue(docs), SftTrain: parse.GetValue(sft));
+            // Prose and products keep their shares of the demo's corpus whatever the number of arithmetic documents.
+            var demo = new ArithmeticCorpusSpec();
+            int n = parse.GetValue(docs);
+            var spec = demo with
+            {
+                PretrainDocuments = n, SftTrain = parse.GetValue(sft),
+                ProseDocuments = (int)((long)n * demo.ProseDocuments / demo.PretrainDocuments), TimesDocuments = (int)((long)n * demo.TimesDocuments / demo.PretrainDocuments),
+            };
             ArithmeticCorpus.Write(parse.GetValue(outDir)!, spec, parse.GetValue(seed));
             AnsiConsole.MarkupLineInterpolated($"wrote {parse.GetValue(outDir)}: {spec.PretrainDocuments} pretraining documents, {spec.SftTrain} chat examples, {spec.EvalProblems} held-out problems");
             return 0;

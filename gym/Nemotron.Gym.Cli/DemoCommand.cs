@@ -102,8 +102,9 @@ internal static class DemoCommand
 
     /// <summary>
     /// SFT conversations written from one environment's reference answers. Instruction following gets three times as
-    /// many: its answers are prose, and the demo's pretraining corpus has none, so with 3,000 the policy wrote no
-    /// English and started RL near 0 (held-out 0.05; with 9,000, 0.28: docs/learning-notes.md, experiment 11).
+    /// many: its answers are prose, and the demo's pretraining corpus has little (short documents that teach copying,
+    /// not writing), so with 3,000 the policy wrote no English and started RL near 0 (held-out 0.05; with 9,000, 0.28:
+    /// docs/learning-notes.md, experiment 11; that was before the copying prose of experiment 14).
     /// </summary>
     public static int EnvSftTasksFor(string environment) => environment == "instruction_following" ? 3 * EnvSftTasks : EnvSftTasks;
 

@@ -71,6 +71,25 @@ public class ConstraintTests
         Assert.Equal(0, InstructionFollowingEnvironment.Verify("   ", cs).Reward);
     }
 
+    [Fact]
+    public async Task BinaryRewardModeScoresOneOnlyWhenEveryConstraintHolds()
+    {
+        var fraction = await EnvTestKit.Start<InstructionFollowingEnvironment>(new() { ["constraints"] = "3" });
+        var binary = await EnvTestKit.Start<InstructionFollowingEnvironment>(new() { ["constraints"] = "3", ["reward_mode"] = "binary" });
+        var task = (await binary.LoadTasksAsync(new TaskQuery("train", 1, 4), default)).Single();
+        // The reference keeps all three; the same answer with another word for the keyword (in the same case) keeps two.
+        string reference = task.Reference[0].Content, keyword = (string)task.VerifierMetadata["constraints"]![0]!["keywords"]![0]!;
+        string partial = System.Text.RegularExpressions.Regex.Replace(reference, keyword, m => m.Value == m.Value.ToUpperInvariant() ? "THING" : "thing",
+            System.Text.RegularExpressions.RegexOptions.IgnoreCase);
+        Assert.NotEqual(reference, partial);
+        Assert.Equal(1, (await EnvTestKit.Play(binary, task, AssistantTurn.FromContent(reference))).Reward);
+        var strict = await EnvTestKit.Play(binary, task, AssistantTurn.FromContent(partial));
+        var lenient = await EnvTestKit.Play(fraction, task, AssistantTurn.FromContent(partial));
+        Assert.Equal(0, strict.Reward);
+        Assert.Equal(2.0 / 3, lenient.Reward, 1e-9);
+        Assert.Equal(lenient.Components, strict.Components);
+    }
+
     [Theory]
     [InlineData(5, "train")]
     [InlineData(3, "train")]

@@ -7,16 +7,20 @@ namespace Nemotron.Gym.Environments.InstructionFollowing;
 /// <summary>
 /// IFEval-style instruction following: a writing request with several verifiable constraints (length in
 /// words or sentences, required and forbidden words, JSON output, bullets, case, start and end phrases,
-/// commas, title, paragraphs, keyword frequency). Reward = the fraction of constraints satisfied; the
-/// components name each constraint and add an all-satisfied flag.
+/// commas, title, paragraphs, keyword frequency). Reward = the fraction of constraints satisfied, or with
+/// reward_mode binary 1 only when all are (IFEval's strict prompt-level accuracy); the components name each
+/// constraint and add an all-satisfied flag.
 /// </summary>
 public sealed class InstructionFollowingEnvironment : EnvironmentBase
 {
     /// <inheritdoc />
     public override EnvironmentDescriptor Descriptor { get; } = new(
         "instruction_following", "1.0.0",
-        "Writing requests with several verifiable constraints; reward is the fraction satisfied, with an all-satisfied flag.",
-        [new ConfigOption("constraints", ConfigType.Integer, "3", "Constraints per prompt (the required keyword included).", 1, 6)],
+        "Writing requests with several verifiable constraints; reward is the fraction satisfied (or 1 only when all are), with an all-satisfied flag.",
+        [
+            new ConfigOption("constraints", ConfigType.Integer, "3", "Constraints per prompt (the required keyword included).", 1, 6),
+            new ConfigOption("reward_mode", ConfigType.Choice, "fraction", "fraction: the share of constraints satisfied; binary: 1 when all are, else 0 (strict prompt-level accuracy).", Choices: ["fraction", "binary"]),
+        ],
         ["train", "heldout"]);
 
     /// <inheritdoc />
@@ -89,23 +93,24 @@ public sealed class InstructionFollowingEnvironment : EnvironmentBase
 
     /// <inheritdoc />
     public override ValueTask<IEpisode> OpenEpisodeAsync(TaskRecord task, EpisodeContext context, CancellationToken cancellation) =>
-        ValueTask.FromResult<IEpisode>(new Episode(task));
+        ValueTask.FromResult<IEpisode>(new Episode(task, Context.GetText("reward_mode") == "binary"));
 
-    private sealed class Episode(TaskRecord task) : SingleTurnEpisode(task)
+    private sealed class Episode(TaskRecord task, bool binary) : SingleTurnEpisode(task)
     {
         protected override Grade Grade(AssistantTurn answer) =>
             Verify(answer.Content, Task.VerifierMetadata["constraints"]!.AsArray().Select(c => Constraint.FromJson(c!.AsObject())).ToList(),
-                Task.VerifierMetadata["topic"] is JsonValue t && t.TryGetValue(out string? topic) ? topic : null);
+                Task.VerifierMetadata["topic"] is JsonValue t && t.TryGetValue(out string? topic) ? topic : null, binary);
     }
 
     /// <summary>
-    /// The verifier on its own: fraction of constraints satisfied. With the request's <paramref name="topic"/>, a
+    /// The verifier on its own: fraction of constraints satisfied (with <paramref name="binary"/>, 1 when all are and
+    /// 0 otherwise; the components are the same either way). With the request's <paramref name="topic"/>, a
     /// constraint that only forbids (<see cref="Constraint.Positive"/> false: no commas, at most N words, lowercase, a
     /// forbidden word) counts only when the answer writes about the topic. Without that gate a policy learned to answer
     /// "1" to every request (no commas, few words, no capitals) and gained 11 points of reward without writing anything
     /// (docs/learning-notes.md).
     /// </summary>
-    public static Grade Verify(string response, IReadOnlyList<Constraint> constraints, string? topic = null)
+    public static Grade Verify(string response, IReadOnlyList<Constraint> constraints, string? topic = null, bool binary = false)
     {
         var components = new Dictionary<string, double>();
         var evidence = new Dictionary<string, string>();
@@ -122,7 +127,7 @@ public sealed class InstructionFollowingEnvironment : EnvironmentBase
         }
         bool all = passed == constraints.Count;
         components["all_satisfied"] = all ? 1 : 0;
-        double reward = constraints.Count == 0 ? 0 : (double)passed / constraints.Count;
+        double reward = constraints.Count == 0 ? 0 : binary ? (all ? 1 : 0) : (double)passed / constraints.Count;
         var failed = constraints.Where(c => components[c.Id] == 0).Select(c => $"{c.Id} ({evidence[c.Id]})").ToList();
         return new Grade(reward, components, all ? $"all {constraints.Count} constraints satisfied" : $"{passed} of {constraints.Count} satisfied; failed: {string.Join(", ", failed)}", evidence);
     }

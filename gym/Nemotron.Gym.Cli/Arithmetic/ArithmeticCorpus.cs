@@ -7,7 +7,10 @@ using Nemotron.Gym.Model.Sampling;
 namespace Nemotron.Gym.Cli.Arithmetic;
 
 /// <summary>Sizes of the demo corpus.</summary>
-public sealed record ArithmeticCorpusSpec(int PretrainDocuments = 60_000, int PretrainValidDocuments = 2_000, int SftTrain = 20_000, int SftValid = 500, int EvalProblems = 500, int MaxDigits = 3);
+/// <param name="ProseDocuments">Documents of <see cref="CopyingProse"/> spread evenly among the pretraining documents.</param>
+/// <param name="TimesDocuments">Documents of <see cref="TimesPractice"/> (products by one digit) spread the same way.</param>
+public sealed record ArithmeticCorpusSpec(int PretrainDocuments = 60_000, int PretrainValidDocuments = 2_000, int SftTrain = 20_000, int SftValid = 500, int EvalProblems = 500, int MaxDigits = 3,
+    int ProseDocuments = 15_000, int ProseValidDocuments = 500, int TimesDocuments = 10_000, int TimesValidDocuments = 300);
 
 /// <summary>
 /// Writes the demo task's data: pretraining text (train/valid), chat JSONL for fine-tuning (train/valid)
@@ -24,8 +27,10 @@ public static class ArithmeticCorpus
     public static void Write(string directory, ArithmeticCorpusSpec spec, int seed)
     {
         Directory.CreateDirectory(directory);
-        WriteText(Path.Combine(directory, PretrainTrain), spec.PretrainDocuments, seed * 7 + 1, heldOut: false, spec.MaxDigits);
-        WriteText(Path.Combine(directory, PretrainValid), spec.PretrainValidDocuments, seed * 7 + 2, heldOut: true, spec.MaxDigits);
+        WriteText(Path.Combine(directory, PretrainTrain), spec.PretrainDocuments, [(spec.ProseDocuments, CopyingProse.Document), (spec.TimesDocuments, TimesPractice.Document)],
+            seed * 7 + 1, heldOut: false, spec.MaxDigits);
+        WriteText(Path.Combine(directory, PretrainValid), spec.PretrainValidDocuments, [(spec.ProseValidDocuments, CopyingProse.Document), (spec.TimesValidDocuments, TimesPractice.Document)],
+            seed * 7 + 2, heldOut: true, spec.MaxDigits);
         WriteChat(Path.Combine(directory, SftTrain), spec.SftTrain, seed * 7 + 3, heldOut: false, spec.MaxDigits);
         WriteChat(Path.Combine(directory, SftValid), spec.SftValid, seed * 7 + 4, heldOut: true, spec.MaxDigits);
         var rng = new Random(Sampler.StreamSeed(seed * 7 + 5, 0));
@@ -39,14 +44,27 @@ public static class ArithmeticCorpus
         }
     }
 
-    private static void WriteText(string path, int documents, int seed, bool heldOut, int maxDigits)
+    /// <summary>
+    /// The arithmetic documents, with each kind of <paramref name="extra"/> document spread evenly among them (after
+    /// arithmetic document i, as many as bring that kind to its share of i + 1).
+    /// </summary>
+    private static void WriteText(string path, int documents, (int Count, Func<Random, string> Document)[] extra, int seed, bool heldOut, int maxDigits)
     {
         var rng = new Random(Sampler.StreamSeed(seed, 0));
+        // Each kind has its own stream: the arithmetic documents are the same with or without the others.
+        var extraRng = extra.Select((_, k) => new Random(Sampler.StreamSeed(seed, k + 1))).ToArray();
+        var written = new int[extra.Length];
         using var w = new StreamWriter(path);
         for (int i = 0; i < documents; i++)
         {
             w.WriteLine(ArithmeticProblem.SampleFromSplit(rng, heldOut, maxDigits).ToDocument(rng));
             w.WriteLine();
+            for (int k = 0; k < extra.Length; k++)
+                for (; (long)(written[k] + 1) * documents <= (long)(i + 1) * extra[k].Count; written[k]++)
+                {
+                    w.WriteLine(extra[k].Document(extraRng[k]));
+                    w.WriteLine();
+                }
         }
     }
 
