@@ -18,14 +18,7 @@ internal static class DataCommands
             { outDir, seed, docs, sft };
         arithmetic.SetAction(parse => Cli.Run(() =>
         {
-            // Prose and products keep their shares of the demo's corpus whatever the number of arithmetic documents.
-            var demo = new ArithmeticCorpusSpec();
-            int n = parse.GetValue(docs);
-            var spec = demo with
-            {
-                PretrainDocuments = n, SftTrain = parse.GetValue(sft),
-                ProseDocuments = (int)((long)n * demo.ProseDocuments / demo.PretrainDocuments), TimesDocuments = (int)((long)n * demo.TimesDocuments / demo.PretrainDocuments),
-            };
+            var spec = new ArithmeticCorpusSpec().WithPretrainDocuments(parse.GetValue(docs)) with { SftTrain = parse.GetValue(sft) };
             ArithmeticCorpus.Write(parse.GetValue(outDir)!, spec, parse.GetValue(seed));
             AnsiConsole.MarkupLineInterpolated($"wrote {parse.GetValue(outDir)}: {spec.PretrainDocuments} pretraining documents, {spec.SftTrain} chat examples, {spec.EvalProblems} held-out problems");
             return 0;

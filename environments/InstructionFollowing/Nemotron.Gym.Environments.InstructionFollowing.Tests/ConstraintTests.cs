@@ -1,3 +1,4 @@
+using System.Text.RegularExpressions;
 using Nemotron.Gym.Abstractions;
 using Nemotron.Gym.Conversation;
 using Nemotron.Gym.Environments.InstructionFollowing;
@@ -79,8 +80,7 @@ public class ConstraintTests
         var task = (await binary.LoadTasksAsync(new TaskQuery("train", 1, 4), default)).Single();
         // The reference keeps all three; the same answer with another word for the keyword (in the same case) keeps two.
         string reference = task.Reference[0].Content, keyword = (string)task.VerifierMetadata["constraints"]![0]!["keywords"]![0]!;
-        string partial = System.Text.RegularExpressions.Regex.Replace(reference, keyword, m => m.Value == m.Value.ToUpperInvariant() ? "THING" : "thing",
-            System.Text.RegularExpressions.RegexOptions.IgnoreCase);
+        string partial = Regex.Replace(reference, keyword, m => m.Value == m.Value.ToUpperInvariant() ? "THING" : "thing", RegexOptions.IgnoreCase);
         Assert.NotEqual(reference, partial);
         Assert.Equal(1, (await EnvTestKit.Play(binary, task, AssistantTurn.FromContent(reference))).Reward);
         var strict = await EnvTestKit.Play(binary, task, AssistantTurn.FromContent(partial));

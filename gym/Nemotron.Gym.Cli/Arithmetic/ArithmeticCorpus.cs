@@ -10,7 +10,16 @@ namespace Nemotron.Gym.Cli.Arithmetic;
 /// <param name="ProseDocuments">Documents of <see cref="CopyingProse"/> spread evenly among the pretraining documents.</param>
 /// <param name="TimesDocuments">Documents of <see cref="TimesPractice"/> (products by one digit) spread the same way.</param>
 public sealed record ArithmeticCorpusSpec(int PretrainDocuments = 60_000, int PretrainValidDocuments = 2_000, int SftTrain = 20_000, int SftValid = 500, int EvalProblems = 500, int MaxDigits = 3,
-    int ProseDocuments = 15_000, int ProseValidDocuments = 500, int TimesDocuments = 10_000, int TimesValidDocuments = 300);
+    int ProseDocuments = 15_000, int ProseValidDocuments = 500, int TimesDocuments = 10_000, int TimesValidDocuments = 300)
+{
+    /// <summary>This corpus with <paramref name="documents"/> arithmetic documents, prose and products keeping their shares.</summary>
+    public ArithmeticCorpusSpec WithPretrainDocuments(int documents) => this with
+    {
+        PretrainDocuments = documents,
+        ProseDocuments = (int)((long)documents * ProseDocuments / PretrainDocuments),
+        TimesDocuments = (int)((long)documents * TimesDocuments / PretrainDocuments),
+    };
+}
 
 /// <summary>
 /// Writes the demo task's data: pretraining text (train/valid), chat JSONL for fine-tuning (train/valid)
