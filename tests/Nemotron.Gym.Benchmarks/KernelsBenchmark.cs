@@ -11,7 +11,7 @@ namespace Nemotron.Gym.Benchmarks;
 /// and each target of the CPU-speed issue beside the figure it started from. With <c>--breakdown</c>, a
 /// per-operation profile of a training step and of a generation round, single-threaded in the thread's CPU
 /// time (steady on a shared machine) and on every core in wall time.
-/// Args: [--breakdown] [--shapes-only] [--seconds S] [width tokens].
+/// Args: [--breakdown] [--shapes-only] [--generation-only] [--seconds S] [width tokens].
 /// </summary>
 public sealed class KernelsBenchmark : IBenchmark
 {
@@ -36,6 +36,29 @@ public sealed class KernelsBenchmark : IBenchmark
         var positional = args.Where((a, i) => !a.StartsWith("--") && (secondsAt < 0 || i != secondsAt + 1)).ToArray();
         int width = positional.Length > 0 ? int.Parse(positional[0]) : 192, tokens = positional.Length > 1 ? int.Parse(positional[1]) : 16 * 192;
         int threads = Environment.ProcessorCount;
+        if (args.Contains("--generation-only"))
+        {
+            // The sampler's two rounds, ten times each after a warm-up, for a before/after of a decoding change
+            // (one round is a fraction of a second, and a shared host's noise is larger than that).
+            var model = TrainBenchmark.DemoModel(width);
+            var plain = new List<double>();
+            var rl = new List<double>();
+            double meanLength = 0;
+            for (int i = 0; i < 11; i++)
+            {
+                var (tps, _) = TrainBenchmark.MeasureGeneration(new CpuBackend(threads), model);
+                var (rTps, _, rLength) = TrainBenchmark.MeasureRlGeneration(new CpuBackend(threads), model);
+                if (i == 0) continue;
+                plain.Add(tps);
+                rl.Add(rTps);
+                meanLength = rLength;
+            }
+            plain.Sort();
+            rl.Sort();
+            Console.WriteLine($"generation round: median {plain[plain.Count / 2]:N0} tokens/s (range {plain[0]:N0}–{plain[^1]:N0}) over {plain.Count} rounds");
+            Console.WriteLine($"RL-shaped round:  median {rl[rl.Count / 2]:N0} tokens/s (range {rl[0]:N0}–{rl[^1]:N0}), rows ending at {meanLength:F0} tokens on average");
+            return Task.FromResult(0);
+        }
 
         double peak1 = FmaPeak.Measure(1), peak2 = FmaPeak.Measure(threads);
         double peak1Cpu = FmaPeak.MeasureOnThisThread(ThreadCpuClock.Now);
@@ -79,6 +102,8 @@ public sealed class KernelsBenchmark : IBenchmark
         Console.WriteLine($"  {threads} threads: {tps2,8:N0} tokens/s, {gflops2:F1} GFLOP/s of model math = {trainPercent:F0}% of the {threads}-thread peak; {scaling:F2}× one thread");
         var (genTps, genSeconds) = TrainBenchmark.MeasureGeneration(new CpuBackend(threads), demo);
         Console.WriteLine($"generation round (64 prompts of 40 tokens, 100 new tokens each, T = 1), {threads} threads: {genTps:N0} tokens/s, {genSeconds:F2} s");
+        var (rlTps, rlSeconds, rlLength) = TrainBenchmark.MeasureRlGeneration(new CpuBackend(threads), demo);
+        Console.WriteLine($"RL-shaped round (16 prompts × 8 samples, stop tokens end rows at {rlLength:F0} tokens on average), {threads} threads: {rlTps:N0} tokens/s, {rlSeconds:F2} s");
         Console.WriteLine();
 
         Console.WriteLine($"{"target (issue: CPU backend twice as fast)",-44} {"today",12} {"now",12} {"ratio",7} {"target",9}  met");

@@ -54,6 +54,27 @@ public sealed class TrainBenchmark : IBenchmark
     }
 
     /// <summary>
+    /// One generation round as the RL stage runs it: 16 prompts of 40 tokens, each sampled 8 times (128 rows, one
+    /// prefill per prompt), up to 112 new tokens at temperature 1, and 5 of the 267 tokens ending a row, so rows
+    /// finish at spread lengths (about 50 tokens on average) and the sampler compacts them away as they do.
+    /// Returns generated tokens/s, the round's seconds (by <paramref name="clock"/>, default wall time) and the mean length.
+    /// </summary>
+    public static (double TokensPerSecond, double Seconds, double MeanLength) MeasureRlGeneration(IComputeBackend backend, GptConfig cfg, Func<double>? clock = null)
+    {
+        clock ??= () => Stopwatch.GetTimestamp() / (double)Stopwatch.Frequency;
+        using var model = new GptModel(backend, cfg);
+        model.InitializeWeights(1);
+        using var sampler = new Sampler(model);
+        var prompts = Enumerable.Range(0, 128).Select(i => Enumerable.Range(0, 40).Select(j => (i / 8 * 7 + j) % 250 + 10).ToArray()).ToList();
+        var options = new GenerationOptions(112, new SamplingParams(1f), 1, [0, 1, 2, 3, 4]);
+        sampler.Generate(prompts.Take(8).ToList(), options); // warm-up: the first call allocates the caches
+        double start = clock();
+        var gens = sampler.Generate(prompts, options);
+        double secs = clock() - start;
+        return (gens.Sum(g => g.Tokens.Length) / secs, secs, gens.Average(g => g.Tokens.Length));
+    }
+
+    /// <summary>
     /// The demo's model as its pretraining stage trains it: 4 layers of <paramref name="width"/>, 6 heads, windows of 192
     /// byte tokens (gym/Nemotron.Gym.Cli/Configs/demo-pretrain.yaml).
     /// </summary>

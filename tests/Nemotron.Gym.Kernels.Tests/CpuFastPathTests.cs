@@ -112,6 +112,8 @@ public class CpuFastPathTests
     [Theory]
     [InlineData(192, 6)] // the demo model's heads of 32
     [InlineData(60, 3)]  // heads of 20: vector and scalar tails
+    [InlineData(120, 3)] // heads of 40: a block of 32 output lanes and one of 8
+    [InlineData(192, 3)] // heads of 64: two blocks of 32
     public void DecodeMatchesNaiveAttentionAtEachRowsOwnPosition(int channels, int heads)
     {
         int batch = 5, maxT = 40, hs = channels / heads;

@@ -99,6 +99,7 @@ public sealed class Sampler : IDisposable
         var uniforms = new float[count];
         var sampled = new int[count];
         var sampledLp = new float[count];
+        var alive = new bool[count];
         while (live > 0)
         {
             cancellation.ThrowIfCancellationRequested();
@@ -106,9 +107,7 @@ public sealed class Sampler : IDisposable
             be.SampleTokens(_tokens!, _logProbs!, logits, live, cfg.Vocab, vp, options.Sampling, uniforms.AsSpan(0, live));
             be.Download(_tokens!, sampled.AsSpan(0, live));
             be.Download(_logProbs!, sampledLp.AsSpan(0, live));
-            var nextTokens = new List<int>(live);
-            var nextPositions = new List<int>(live);
-            int s2 = 0;
+            int kept = 0;
             for (int s = 0; s < live; s++)
             {
                 int r = owner[s];
@@ -117,22 +116,33 @@ public sealed class Sampler : IDisposable
                 FinishReason? finish = stop.Contains(sampled[s]) ? FinishReason.Stop
                     : outTokens[r].Count >= options.MaxNewTokens ? FinishReason.Length
                     : position[r] >= maxLen ? FinishReason.Context : null;
+                alive[s] = finish == null;
                 if (finish is { } f)
-                {
                     results[start + r] = new Generation(prompts[start + r], outTokens[r].ToArray(), outLogProbs[r].ToArray(), f);
-                    continue;
-                }
-                // Keep the row: compact it down to slot s2 (moving its cache if it shifts).
-                if (s2 != s) decodeCache.CopyRow(s2, decodeCache, s, position[r]);
-                owner[s2] = r;
-                nextTokens.Add(sampled[s]);
-                nextPositions.Add(position[r]);
-                position[r]++;
-                s2++;
+                else kept++;
             }
-            live = s2;
+            // Compact the live rows into slots 0..kept-1 by moving the last live row into each freed slot. Shifting
+            // every row above a finished one down instead copied a cache row per live row and finish: most of a
+            // round's time once rows end at spread lengths (kernels/Nemotron.Gym.Kernels/Cpu/PERF.md).
+            for (int lo = 0, hi = live - 1; ; lo++, hi--)
+            {
+                while (lo < hi && alive[lo]) lo++;
+                while (hi > lo && !alive[hi]) hi--;
+                if (lo >= hi) break;
+                decodeCache.CopyRow(lo, decodeCache, hi, position[owner[hi]]);
+                owner[lo] = owner[hi];
+                sampled[lo] = sampled[hi];
+            }
+            live = kept;
             if (live == 0) break;
-            logits = _model.DecodeStep(nextTokens.ToArray(), nextPositions.ToArray(), decodeCache);
+            var nextTokens = new int[live];
+            var nextPositions = new int[live];
+            for (int s = 0; s < live; s++)
+            {
+                nextTokens[s] = sampled[s];
+                nextPositions[s] = position[owner[s]]++;
+            }
+            logits = _model.DecodeStep(nextTokens, nextPositions, decodeCache);
         }
     }
 

@@ -162,6 +162,31 @@ public class GptModelTests
     }
 
     [Fact]
+    public void RowsThatFinishAtSpreadLengthsAreCompactedWithoutChangingAnyOtherRow()
+    {
+        // Many rows, several stop tokens: rows end at many different steps, so live rows are moved into freed
+        // slots again and again; each must still get exactly the continuation it gets alone.
+        var cfg = new GptConfig(Layers: 2, Width: 32, Heads: 2, Context: 48, Vocab: 30);
+        using var model = new GptModel(new CpuBackend(2), cfg);
+        model.InitializeWeights(9);
+        using var sampler = new Sampler(model);
+        var prompts = Enumerable.Range(0, 24).Select(i => new[] { 3 + i % 7, 4 + i % 5, 5 + i % 11 }).ToList();
+        var options = new GenerationOptions(30, new SamplingParams(1f), Seed: 7, StopTokens: [0, 1, 2], MaxBatch: 32);
+        var together = sampler.Generate(prompts, options, TestContext.Current.CancellationToken);
+        var oneByOne = sampler.Generate(prompts, options with { MaxBatch = 1 }, TestContext.Current.CancellationToken);
+        var lengths = together.Select(g => g.Tokens.Length).ToList();
+        Assert.True(lengths.Distinct().Count() >= 6, $"rows should end at spread lengths: {string.Join(",", lengths)}");
+        Assert.Contains(together, g => g.Finish == FinishReason.Stop);
+        for (int i = 0; i < prompts.Count; i++)
+        {
+            Assert.Equal(oneByOne[i].Tokens, together[i].Tokens);
+            Assert.Equal(oneByOne[i].Finish, together[i].Finish);
+            for (int k = 0; k < together[i].LogProbs.Length; k++)
+                Assert.Equal(oneByOne[i].LogProbs[k], together[i].LogProbs[k], 1e-4);
+        }
+    }
+
+    [Fact]
     public void GreedyGenerationIsRepeatable()
     {
         var cfg = new GptConfig(Layers: 1, Width: 16, Heads: 2, Context: 20, Vocab: 20);
