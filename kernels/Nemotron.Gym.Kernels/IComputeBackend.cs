@@ -1,5 +1,12 @@
 namespace Nemotron.Gym.Kernels;
 
+/// <summary>
+/// Keys and values that decoding rows share (one layer): row b's positions below <see cref="Lengths"/>[b] hold the
+/// same keys and values as row <see cref="Rows"/>[b] of <see cref="Keys"/> and <see cref="Values"/>, laid out
+/// <c>[rows, MaxSeqLen, channels]</c> like a KV cache. Rows and Lengths are host arrays of at least the batch.
+/// </summary>
+public sealed record DecodePrefix(Tensor Keys, Tensor Values, int MaxSeqLen, int[] Rows, int[] Lengths);
+
 /// <summary>One AdamW update's hyper-parameters. <see cref="Step"/> counts from 1 (bias correction).</summary>
 public readonly record struct AdamWStep(float LearningRate, float Beta1, float Beta2, float Epsilon, float WeightDecay, int Step);
 
@@ -125,6 +132,15 @@ public interface IComputeBackend : IDisposable
     /// over cache[b, 0..positions[b]] inclusive.
     /// </summary>
     void AttentionDecode(Tensor output, Tensor qkv, Tensor keyCache, Tensor valueCache, Tensor positions, int batch, int channels, int heads, int maxSeqLen);
+
+    /// <summary>
+    /// <see cref="AttentionDecode(Tensor, Tensor, Tensor, Tensor, Tensor, int, int, int, int)"/> with a hint: the first <c>prefix.Lengths[b]</c> keys and values of row b equal
+    /// those of row <c>prefix.Rows[b]</c> of the prefix tensors (the G samples of one prompt share its prefill).
+    /// The result is the same; a backend bound by reading the cache may read a shared prefix once for all the rows
+    /// that share it. The default ignores the hint.
+    /// </summary>
+    void AttentionDecode(Tensor output, Tensor qkv, Tensor keyCache, Tensor valueCache, Tensor positions, int batch, int channels, int heads, int maxSeqLen, DecodePrefix prefix)
+        => AttentionDecode(output, qkv, keyCache, valueCache, positions, batch, channels, heads, maxSeqLen);
 
     // ---- loss and sampling --------------------------------------------------------------------
 

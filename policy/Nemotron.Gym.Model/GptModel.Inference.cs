@@ -41,13 +41,21 @@ public sealed partial class GptModel
     /// One decoding step: row b of the cache takes token tokens[b] at position positions[b]. Returns the
     /// [rows, PaddedVocab] device tensor of next-token logits.
     /// </summary>
-    public Tensor DecodeStep(int[] tokens, int[] positions, KvCache cache)
+    public Tensor DecodeStep(int[] tokens, int[] positions, KvCache cache) => DecodeStep(tokens, positions, cache, null);
+
+    /// <summary>
+    /// <see cref="DecodeStep(int[], int[], KvCache)"/>, told which rows share which prefix (<see cref="SharedPrefix"/>):
+    /// the logits are the same, and a backend may read a shared prefix once for all its rows.
+    /// </summary>
+    public Tensor DecodeStep(int[] tokens, int[] positions, KvCache cache, SharedPrefix? shared)
     {
         int rows = tokens.Length;
         if (rows == 0 || rows > cache.Batch || positions.Length != rows)
             throw new ArgumentException($"decode: {rows} tokens, {positions.Length} positions, cache of {cache.Batch} rows");
+        if (shared != null && (shared.Rows.Length < rows || shared.Lengths.Length < rows))
+            throw new ArgumentException($"decode: {shared.Rows.Length} shared-prefix rows and {shared.Lengths.Length} lengths for {rows} tokens");
         var a = Acts(ActivationSet.Generate, rows);
-        RunBlocks(a, rows, 1, tokens, positions, cache);
+        RunBlocks(a, rows, 1, tokens, positions, cache, shared);
         var (_, logits) = StepBuffers(rows);
         Backend.MatMul(logits, a.FinalNorm, P(Layout.TokenTable), rows, Config.PaddedVocab, Config.Width, false, true);
         return logits;
@@ -78,3 +86,9 @@ public sealed partial class GptModel
         return (_stepNorm!, _stepLogits!);
     }
 }
+
+/// <summary>
+/// Rows of a decoding batch that share a prefix: row b's first <see cref="Lengths"/>[b] positions hold the same keys
+/// and values as row <see cref="Rows"/>[b] of <see cref="Cache"/> (the prefill cache the rows were copied from).
+/// </summary>
+public sealed record SharedPrefix(KvCache Cache, int[] Rows, int[] Lengths);

@@ -186,7 +186,7 @@ public sealed partial class GptModel : IDisposable
     /// Embedding, every block and the final norm. With a cache and seqLen = 1 each row is one decoding step
     /// at its own position; with a cache and seqLen &gt; 1 it is a prefill that also stores keys and values.
     /// </summary>
-    private void RunBlocks(Activations a, int batch, int seqLen, int[] tokens, int[] positions, KvCache? cache)
+    private void RunBlocks(Activations a, int batch, int seqLen, int[] tokens, int[] positions, KvCache? cache, SharedPrefix? shared = null)
     {
         int n = batch * seqLen, c = Config.Width, nh = Config.Heads;
         var be = Backend;
@@ -202,7 +202,13 @@ public sealed partial class GptModel : IDisposable
             be.RmsNormForward(la.Norm1, la.Rstd1, input, P(s.Norm1), n, c, GptConfig.NormEps);
             be.MatMul(la.Qkv, la.Norm1, P(s.Qkv), n, 3 * c, c, false, true);
             if (decoding)
-                be.AttentionDecode(la.Attn, la.Qkv, cache!.Keys[l], cache.Values[l], a.Positions, batch, c, nh, cache.MaxSeqLen);
+            {
+                if (shared == null)
+                    be.AttentionDecode(la.Attn, la.Qkv, cache!.Keys[l], cache.Values[l], a.Positions, batch, c, nh, cache.MaxSeqLen);
+                else
+                    be.AttentionDecode(la.Attn, la.Qkv, cache!.Keys[l], cache.Values[l], a.Positions, batch, c, nh, cache.MaxSeqLen,
+                        new DecodePrefix(shared.Cache.Keys[l], shared.Cache.Values[l], shared.Cache.MaxSeqLen, shared.Rows, shared.Lengths));
+            }
             else
             {
                 be.AttentionForward(la.Attn, la.LogSumExp, la.Qkv, batch, seqLen, c, nh);

@@ -103,7 +103,7 @@ public sealed class KernelsBenchmark : IBenchmark
         var (genTps, genSeconds) = TrainBenchmark.MeasureGeneration(new CpuBackend(threads), demo);
         Console.WriteLine($"generation round (64 prompts of 40 tokens, 100 new tokens each, T = 1), {threads} threads: {genTps:N0} tokens/s, {genSeconds:F2} s");
         var (rlTps, rlSeconds, rlLength) = TrainBenchmark.MeasureRlGeneration(new CpuBackend(threads), demo);
-        Console.WriteLine($"RL-shaped round (16 prompts × 8 samples, stop tokens end rows at {rlLength:F0} tokens on average), {threads} threads: {rlTps:N0} tokens/s, {rlSeconds:F2} s");
+        Console.WriteLine($"RL-shaped round (16 prompts of 110 tokens × 8 samples, stop tokens end rows at {rlLength:F0} tokens on average), {threads} threads: {rlTps:N0} tokens/s, {rlSeconds:F2} s");
         Console.WriteLine();
 
         Console.WriteLine($"{"target (issue: CPU backend twice as fast)",-44} {"today",12} {"now",12} {"ratio",7} {"target",9}  met");

@@ -64,6 +64,7 @@ public sealed class TimingBackend(IComputeBackend inner, bool matMulShapes = fal
     public void AttentionBackward(Tensor dq, Tensor dO, Tensor q, Tensor o, Tensor l, int b, int t, int c, int h) => Time("attention_backward", () => inner.AttentionBackward(dq, dO, q, o, l, b, t, c, h));
     public void KvCacheWrite(Tensor k, Tensor v, Tensor q, int b, int t, int c, int m) => Time("kv_cache_write", () => inner.KvCacheWrite(k, v, q, b, t, c, m));
     public void AttentionDecode(Tensor o, Tensor q, Tensor k, Tensor v, Tensor p, int b, int c, int h, int m) => Time("attention_decode", () => inner.AttentionDecode(o, q, k, v, p, b, c, h, m));
+    public void AttentionDecode(Tensor o, Tensor q, Tensor k, Tensor v, Tensor p, int b, int c, int h, int m, DecodePrefix prefix) => Time("attention_decode", () => inner.AttentionDecode(o, q, k, v, p, b, c, h, m, prefix));
     public void SoftmaxCrossEntropyForward(Tensor lp, Tensor lse, Tensor? e, Tensor z, Tensor t, int n, int v, int s) => Time("cross_entropy", () => inner.SoftmaxCrossEntropyForward(lp, lse, e, z, t, n, v, s));
     public void SoftmaxCrossEntropyBackward(Tensor dz, Tensor z, Tensor lse, Tensor t, Tensor w, int n, int v, int s) => Time("cross_entropy_backward", () => inner.SoftmaxCrossEntropyBackward(dz, z, lse, t, w, n, v, s));
     public void SampleTokens(Tensor t, Tensor lp, Tensor z, int r, int v, int s, SamplingParams p, ReadOnlySpan<float> u) { var a = u.ToArray(); Time("sample", () => inner.SampleTokens(t, lp, z, r, v, s, p, a)); }

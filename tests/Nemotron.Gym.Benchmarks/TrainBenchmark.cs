@@ -54,9 +54,10 @@ public sealed class TrainBenchmark : IBenchmark
     }
 
     /// <summary>
-    /// One generation round as the RL stage runs it: 16 prompts of 40 tokens, each sampled 8 times (128 rows, one
-    /// prefill per prompt), up to 112 new tokens at temperature 1, and 5 of the 267 tokens ending a row, so rows
-    /// finish at spread lengths (about 50 tokens on average) and the sampler compacts them away as they do.
+    /// One generation round as the demo's RL stage runs it: 16 prompts of 110 tokens (the demo's prompts average
+    /// about that), each sampled 8 times (128 rows, one prefill per prompt), up to 112 new tokens at temperature 1,
+    /// and 5 of the 267 tokens ending a row, so rows finish at spread lengths (about 45 tokens on average) and the
+    /// sampler compacts them away as they do.
     /// Returns generated tokens/s, the round's seconds (by <paramref name="clock"/>, default wall time) and the mean length.
     /// </summary>
     public static (double TokensPerSecond, double Seconds, double MeanLength) MeasureRlGeneration(IComputeBackend backend, GptConfig cfg, Func<double>? clock = null)
@@ -65,7 +66,7 @@ public sealed class TrainBenchmark : IBenchmark
         using var model = new GptModel(backend, cfg);
         model.InitializeWeights(1);
         using var sampler = new Sampler(model);
-        var prompts = Enumerable.Range(0, 128).Select(i => Enumerable.Range(0, 40).Select(j => (i / 8 * 7 + j) % 250 + 10).ToArray()).ToList();
+        var prompts = Enumerable.Range(0, 128).Select(i => Enumerable.Range(0, 110).Select(j => (i / 8 * 7 + j) % 250 + 10).ToArray()).ToList();
         var options = new GenerationOptions(112, new SamplingParams(1f), 1, [0, 1, 2, 3, 4]);
         sampler.Generate(prompts.Take(8).ToList(), options); // warm-up: the first call allocates the caches
         double start = clock();

@@ -91,6 +91,54 @@ public class CpuFastPathTests
     }
 
     [Fact]
+    public void DecodeWithASharedPrefixGivesWhatTheRowsOwnCacheGives()
+    {
+        // Six rows in two groups of three sharing a prompt (one group with a prompt of 5, one of 9), two rows with
+        // their own prompt (prefix length 0 and a prefix of their own), at positions past their prefixes.
+        int batch = 8, channels = 192, heads = 6, maxT = 24, prefixT = 12;
+        int[] positions = [5, 9, 14, 20, 9, 11, 3, 23];
+        int[] rows = [0, 0, 0, 1, 1, 1, 2, 3];
+        int[] lengths = [5, 5, 5, 9, 9, 9, 0, 12];
+        var rng = new Random(17);
+        var prefixKeys = Random(rng, 4 * prefixT * channels);
+        var prefixValues = Random(rng, 4 * prefixT * channels);
+        var keys = Random(rng, batch * maxT * channels);
+        var values = Random(rng, batch * maxT * channels);
+        for (int b = 0; b < batch; b++) // the rows' own caches hold copies of their prefixes
+        {
+            Array.Copy(prefixKeys, rows[b] * prefixT * channels, keys, b * maxT * channels, lengths[b] * channels);
+            Array.Copy(prefixValues, rows[b] * prefixT * channels, values, b * maxT * channels, lengths[b] * channels);
+        }
+        var qkv = Random(rng, batch * 3 * channels);
+        using var tp = PutInts(_be, positions);
+        using var tq = Put(_be, qkv);
+        using var pk = Put(_be, prefixKeys);
+        using var pv = Put(_be, prefixValues);
+        float[] Decode(DecodePrefix? prefix)
+        {
+            using var tk = Put(_be, keys);
+            using var tv = Put(_be, values);
+            using var to = _be.Allocate(DType.F32, batch * channels, "o");
+            if (prefix == null) _be.AttentionDecode(to, tq, tk, tv, tp, batch, channels, heads, maxT);
+            else _be.AttentionDecode(to, tq, tk, tv, tp, batch, channels, heads, maxT, prefix);
+            return Get(_be, to);
+        }
+        var plain = Decode(null);
+        var shared = Decode(new DecodePrefix(pk, pv, prefixT, rows, lengths));
+        Assert.Equal(plain, shared);
+        // The prefix really is read from the prefix rows: different prefix values change the rows that share them.
+        prefixValues[rows[3] * prefixT * channels] += 1f;
+        using var pv2 = Put(_be, prefixValues);
+        var changed = Decode(new DecodePrefix(pk, pv2, prefixT, rows, lengths));
+        Assert.NotEqual(plain[3 * channels], changed[3 * channels]);
+        Assert.Equal(plain[0], changed[0]);
+        // A prefix that reaches the row's own position is refused: that key was just written to the row.
+        var bad = (int[])lengths.Clone();
+        bad[0] = positions[0] + 1;
+        Assert.Throws<ArgumentOutOfRangeException>(() => Decode(new DecodePrefix(pk, pv, prefixT, rows, bad)));
+    }
+
+    [Fact]
     public void GeluForwardMatchesTheTanhFormula()
     {
         int n = 1037; // not a multiple of any vector width: the scalar tail runs too

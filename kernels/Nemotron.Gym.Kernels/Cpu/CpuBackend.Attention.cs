@@ -243,14 +243,74 @@ public sealed unsafe partial class CpuBackend
     /// <inheritdoc />
     public void AttentionDecode(Tensor output, Tensor qkv, Tensor keyCache, Tensor valueCache, Tensor positions, int batch, int channels, int heads, int maxSeqLen)
     {
+        DecodeOperands(output, qkv, keyCache, valueCache, positions, batch, channels, heads, maxSeqLen, out float* x, out int* pos, out float* kc, out float* vc, out float* o);
+        float scale = 1f / MathF.Sqrt(channels / heads);
+        // One work item per sequence, all heads at once (DecodeRow).
+        ForRows(batch, (long)(pos[0] + 1) * channels * 4, b =>
+        {
+            long row = (long)b * maxSeqLen * channels;
+            DecodeRow(x + (long)b * 3 * channels, kc + row, vc + row, null, null, 0, pos[b] + 1, o + (long)b * channels, channels, heads, scale);
+        });
+    }
+
+    /// <inheritdoc />
+    /// <remarks>
+    /// Decoding reads every cached key and value once per step and row, and at the RL sampler's batch that is more
+    /// than the caches hold: it runs at the speed of main memory. The G rows of one prompt share its keys and values
+    /// up to the prompt's end, so rows are handed out in groups that share a prefix row and a group's rows run one
+    /// after the other on one thread, reading the shared prefix from the prefill cache: main memory serves it once
+    /// per group, the level-2 cache the other times (kernels/Nemotron.Gym.Kernels/Cpu/PERF.md).
+    /// </remarks>
+    public void AttentionDecode(Tensor output, Tensor qkv, Tensor keyCache, Tensor valueCache, Tensor positions, int batch, int channels, int heads, int maxSeqLen, DecodePrefix prefix)
+    {
+        DecodeOperands(output, qkv, keyCache, valueCache, positions, batch, channels, heads, maxSeqLen, out float* x, out int* pos, out float* kc, out float* vc, out float* o);
+        if (prefix.Rows.Length < batch || prefix.Lengths.Length < batch)
+            throw new ArgumentException($"decode prefix: {prefix.Rows.Length} rows and {prefix.Lengths.Length} lengths for a batch of {batch}");
+        int prefixRows = 0;
+        for (int b = 0; b < batch; b++)
+        {
+            if (prefix.Rows[b] < 0) throw new ArgumentOutOfRangeException(nameof(prefix), $"decode prefix: row {b} names prefix row {prefix.Rows[b]}");
+            // The step's own position is never part of the prefix: its key and value were just written to the row.
+            if ((uint)prefix.Lengths[b] > (uint)Math.Min(pos[b], prefix.MaxSeqLen))
+                throw new ArgumentOutOfRangeException(nameof(prefix), $"decode prefix: row {b} shares {prefix.Lengths[b]} positions, but is at position {pos[b]} of a prefix cache of {prefix.MaxSeqLen}");
+            prefixRows = Math.Max(prefixRows, prefix.Rows[b] + 1);
+        }
+        long prefixCount = (long)prefixRows * prefix.MaxSeqLen * channels;
+        float* pk = Read(prefix.Keys, prefixCount, "decode prefix keys");
+        float* pv = Read(prefix.Values, prefixCount, "decode prefix values");
+        float scale = 1f / MathF.Sqrt(channels / heads);
+        // Rows in order of their prefix row; a work item is a run of rows that share one.
+        var order = new int[batch];
+        var keys = new int[batch];
+        for (int b = 0; b < batch; b++) { order[b] = b; keys[b] = prefix.Rows[b]; }
+        Array.Sort(keys, order);
+        var starts = new List<int>();
+        for (int i = 0; i < batch; i++)
+            if (i == 0 || keys[i] != keys[i - 1]) starts.Add(i);
+        starts.Add(batch);
+        int pms = prefix.MaxSeqLen;
+        int[] lengths = prefix.Lengths;
+        ForRows(starts.Count - 1, (long)(pos[0] + 1) * channels * 4 * batch / (starts.Count - 1), g =>
+        {
+            for (int i = starts[g]; i < starts[g + 1]; i++)
+            {
+                int b = order[i];
+                long row = (long)b * maxSeqLen * channels, shared = (long)keys[i] * pms * channels;
+                DecodeRow(x + (long)b * 3 * channels, kc + row, vc + row, pk + shared, pv + shared, lengths[b], pos[b] + 1, o + (long)b * channels, channels, heads, scale);
+            }
+        });
+    }
+
+    /// <summary>Checks and maps a decoding step's operands, and writes each row's new key and value at its position.</summary>
+    private void DecodeOperands(Tensor output, Tensor qkv, Tensor keyCache, Tensor valueCache, Tensor positions, int batch, int channels, int heads, int maxSeqLen,
+        out float* x, out int* pos, out float* kc, out float* vc, out float* o)
+    {
         CheckHeads(channels, heads, "attention decode");
-        float* x = Read(qkv, (long)batch * 3 * channels, "decode qkv");
-        int* pos = ReadInts(positions, batch, "decode positions");
-        float* kc = Write(keyCache, DType.F32, (long)batch * maxSeqLen * channels, "decode key cache");
-        float* vc = Write(valueCache, DType.F32, (long)batch * maxSeqLen * channels, "decode value cache");
-        float* o = Write(output, DType.F32, (long)batch * channels, "decode output");
-        int hs = channels / heads;
-        float scale = 1f / MathF.Sqrt(hs);
+        x = Read(qkv, (long)batch * 3 * channels, "decode qkv");
+        pos = ReadInts(positions, batch, "decode positions");
+        kc = Write(keyCache, DType.F32, (long)batch * maxSeqLen * channels, "decode key cache");
+        vc = Write(valueCache, DType.F32, (long)batch * maxSeqLen * channels, "decode value cache");
+        o = Write(output, DType.F32, (long)batch * channels, "decode output");
         for (int b = 0; b < batch; b++)
         {
             if ((uint)pos[b] >= maxSeqLen)
@@ -260,44 +320,44 @@ public sealed unsafe partial class CpuBackend
             new ReadOnlySpan<float>(src + channels, channels).CopyTo(new Span<float>(kc + dst, channels));
             new ReadOnlySpan<float>(src + 2 * channels, channels).CopyTo(new Span<float>(vc + dst, channels));
         }
-        // One work item per sequence, all heads at once: the cache rows of a sequence are read front to back
-        // (key s of every head is one contiguous row of the cache), and each score is a short dot product
-        // written out with vectors instead of a library call per (key, head), which dominated at hs = 32.
-        ForRows(batch, (long)(pos[0] + 1) * channels * 4, b =>
+    }
+
+    /// <summary>
+    /// Attention of one decoding row over its <paramref name="len"/> positions, all heads at once: keys and values
+    /// below <paramref name="prefixLength"/> come from the shared prefix rows, the rest from the row's own cache rows.
+    /// A row's cache is read front to back (key s of every head is one contiguous row), and each score is a short dot
+    /// product written out with vectors instead of a library call per (key, head), which dominated at hs = 32.
+    /// </summary>
+    private static void DecodeRow(float* q, float* kRows, float* vRows, float* prefixKeys, float* prefixValues, int prefixLength, int len, float* outRow, int channels, int heads, float scale)
+    {
+        int hs = channels / heads;
+        float[] scratch = RowScratch(heads * len);
+        fixed (float* scores = scratch)
         {
-            int len = pos[b] + 1;
-            float[] scratch = RowScratch(heads * len);
-            float* q = x + (long)b * 3 * channels;
-            float* kRows = kc + (long)b * maxSeqLen * channels;
-            float* vRows = vc + (long)b * maxSeqLen * channels;
-            fixed (float* scores = scratch)
+            // scores[h, s] = scale · q_h · k_{s,h}
+            for (int s = 0; s < len; s++)
             {
-                // scores[h, s] = scale · q_h · k_{s,h}
-                for (int s = 0; s < len; s++)
-                {
-                    float* k = kRows + (long)s * channels;
-                    for (int h = 0; h < heads; h++)
-                        scores[h * len + s] = DotProduct(q + h * hs, k + h * hs, hs) * scale;
-                }
-                float* outRow = o + (long)b * channels;
-                new Span<float>(outRow, channels).Clear();
+                float* k = (s < prefixLength ? prefixKeys : kRows) + (long)s * channels;
                 for (int h = 0; h < heads; h++)
-                {
-                    var row = new Span<float>(scores + h * len, len);
-                    float max = TensorPrimitives.Max(row);
-                    TensorPrimitives.Subtract(row, max, row);
-                    TensorPrimitives.Exp(row, row);
-                    TensorPrimitives.Multiply(row, 1f / TensorPrimitives.Sum(row), row);
-                }
-                // out_h = Σ_s p[h, s] · v_{s,h}
-                for (int s = 0; s < len; s++)
-                {
-                    float* v = vRows + (long)s * channels;
-                    for (int h = 0; h < heads; h++)
-                        MultiplyAddInto(outRow + h * hs, v + h * hs, scores[h * len + s], hs);
-                }
+                    scores[h * len + s] = DotProduct(q + h * hs, k + h * hs, hs) * scale;
             }
-        });
+            new Span<float>(outRow, channels).Clear();
+            for (int h = 0; h < heads; h++)
+            {
+                var row = new Span<float>(scores + h * len, len);
+                float max = TensorPrimitives.Max(row);
+                TensorPrimitives.Subtract(row, max, row);
+                TensorPrimitives.Exp(row, row);
+                TensorPrimitives.Multiply(row, 1f / TensorPrimitives.Sum(row), row);
+            }
+            // out_h = Σ_s p[h, s] · v_{s,h}
+            for (int s = 0; s < len; s++)
+            {
+                float* v = (s < prefixLength ? prefixValues : vRows) + (long)s * channels;
+                for (int h = 0; h < heads; h++)
+                    MultiplyAddInto(outRow + h * hs, v + h * hs, scores[h * len + s], hs);
+            }
+        }
     }
 
     /// <summary>Σ x[i]·y[i] over a short run (one head's slice), in vector registers.</summary>

@@ -26,7 +26,8 @@ public sealed record Generation(int[] Prompt, int[] Tokens, float[] LogProbs, Fi
 
 /// <summary>
 /// Batched generation with a KV cache. Identical prompts in a batch (the G rollouts of one RL task) are
-/// prefilled once and their cache rows copied; rows that finish are compacted away so each decoding step
+/// prefilled once and their cache rows copied; decoding tells the backend which rows share a prompt, so it may read
+/// the prompt's keys and values once for them all. Rows that finish are compacted away so each decoding step
 /// only computes live rows.
 /// </summary>
 public sealed class Sampler : IDisposable
@@ -137,12 +138,18 @@ public sealed class Sampler : IDisposable
             if (live == 0) break;
             var nextTokens = new int[live];
             var nextPositions = new int[live];
+            var sharedRows = new int[live];
+            var sharedLengths = new int[live];
             for (int s = 0; s < live; s++)
             {
+                int r = owner[s];
                 nextTokens[s] = sampled[s];
-                nextPositions[s] = position[owner[s]]++;
+                nextPositions[s] = position[r]++;
+                sharedRows[s] = uniqueIndex[r];
+                sharedLengths[s] = prompts[start + r].Length;
             }
-            logits = _model.DecodeStep(nextTokens, nextPositions, decodeCache);
+            // Every row's prompt is still in the prefill cache, shared by the rows of one prompt.
+            logits = _model.DecodeStep(nextTokens, nextPositions, decodeCache, unique.Count < count ? new SharedPrefix(prefillCache, sharedRows, sharedLengths) : null);
         }
     }
 

@@ -165,12 +165,13 @@ public class GptModelTests
     public void RowsThatFinishAtSpreadLengthsAreCompactedWithoutChangingAnyOtherRow()
     {
         // Many rows, several stop tokens: rows end at many different steps, so live rows are moved into freed
-        // slots again and again; each must still get exactly the continuation it gets alone.
+        // slots again and again; each must still get exactly the continuation it gets alone. Prompts come in
+        // threes, so rows also read a prompt shared with others from the prefill cache.
         var cfg = new GptConfig(Layers: 2, Width: 32, Heads: 2, Context: 48, Vocab: 30);
         using var model = new GptModel(new CpuBackend(2), cfg);
         model.InitializeWeights(9);
         using var sampler = new Sampler(model);
-        var prompts = Enumerable.Range(0, 24).Select(i => new[] { 3 + i % 7, 4 + i % 5, 5 + i % 11 }).ToList();
+        var prompts = Enumerable.Range(0, 24).Select(i => Enumerable.Range(0, 2 + i / 3).Select(j => 3 + (i / 3 * 5 + j) % 27).ToArray()).ToList();
         var options = new GenerationOptions(30, new SamplingParams(1f), Seed: 7, StopTokens: [0, 1, 2], MaxBatch: 32);
         var together = sampler.Generate(prompts, options, TestContext.Current.CancellationToken);
         var oneByOne = sampler.Generate(prompts, options with { MaxBatch = 1 }, TestContext.Current.CancellationToken);
