@@ -40,6 +40,30 @@ public class MathEnvironmentTests
     }
 
     [Fact]
+    public async Task WordOperationsChooseWhichWordProblemsAreAsked()
+    {
+        async Task<List<string>> Questions(string? operations)
+        {
+            var settings = new Dictionary<string, string> { ["difficulty"] = "3", ["families"] = "word", ["handwritten"] = "false" };
+            if (operations != null) settings["word_operations"] = operations;
+            var env = await EnvTestKit.Start<MathEnvironment>(settings);
+            return (await env.LoadTasksAsync(new TaskQuery("train", 300, 5), default)).Select(t => t.Input[^1].Content).ToList();
+        }
+        var all = await Questions(null);
+        Assert.Equal(all, await Questions("+, -, *")); // the default, spelt out: the same tasks in the same order
+        Assert.Contains(all, q => q.Contains("bags"));
+        var sums = await Questions("+,-");
+        Assert.Equal(300, sums.Count);
+        Assert.DoesNotContain(sums, q => q.Contains("bags"));
+        Assert.Contains(sums, q => q.Contains("gets"));
+        Assert.Contains(sums, q => q.Contains("gives away"));
+        Assert.All(await Questions("*"), q => Assert.Contains("bags", q));
+        var bad = await Assert.ThrowsAsync<ArgumentException>(async () => await Questions("+,/"));
+        Assert.Contains("word_operations", bad.Message);
+        Assert.Contains("'/'", bad.Message);
+    }
+
+    [Fact]
     public async Task DifficultyGrowsTheNumbers()
     {
         async Task<double> MeanAnswer(int d)

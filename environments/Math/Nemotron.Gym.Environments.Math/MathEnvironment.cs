@@ -19,6 +19,7 @@ public sealed class MathEnvironment : EnvironmentBase
         [
             new ConfigOption("difficulty", ConfigType.Integer, "2", "Size of the numbers in procedural problems: 1 (easy) to 3 (hard).", 1, 3),
             new ConfigOption("families", ConfigType.Text, string.Join(",", MathProblems.Families), "Comma-separated procedural families to draw from."),
+            new ConfigOption("word_operations", ConfigType.Text, "+,-,*", "Comma-separated operations of the word problems: + (gets more), - (gives away), * (bags of)."),
             new ConfigOption("instruction", ConfigType.Text, "Put the final answer in \\boxed{}.", "Appended to every question."),
             new ConfigOption("handwritten", ConfigType.Boolean, "true", "Include the hand-written problems of data/handwritten.jsonl."),
         ],
@@ -32,6 +33,7 @@ public sealed class MathEnvironment : EnvironmentBase
         var families = Context.GetText("families").Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
         foreach (var f in families)
             if (!MathProblems.Families.Contains(f)) throw new ArgumentException($"math: setting 'families': unknown family '{f}' (expected {string.Join(", ", MathProblems.Families)})");
+        var wordOperations = WordOperationsSetting(Context.GetText("word_operations"));
         int difficulty = Context.GetInt("difficulty");
         string instruction = Context.GetText("instruction");
 
@@ -48,12 +50,24 @@ public sealed class MathEnvironment : EnvironmentBase
         int attempts = 0, generated = 0;
         while (tasks.Count < target && attempts++ < target * 50)
         {
-            var p = MathProblems.Generate(families[rng.Next(families.Length)], difficulty, rng);
+            var p = MathProblems.Generate(families[rng.Next(families.Length)], difficulty, rng, wordOperations);
             if (MathProblems.IsHeldOut(p.Question) != heldOut || !seen.Add(p.Question)) continue;
             // Ids follow the generation order, so a larger count extends a smaller one with the same ids.
             tasks.Add(MathProblems.ToTask($"math-{query.Split}-{generated++:D5}", p, instruction));
         }
         return tasks.Take(target).ToList();
+    }
+
+    /// <summary>The word_operations setting as operations, in the order of <see cref="MathProblems.WordOperations"/>.</summary>
+    private static char[] WordOperationsSetting(string text)
+    {
+        var items = text.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+        foreach (var item in items)
+            if (item.Length != 1 || !MathProblems.WordOperations.Contains(item[0]))
+                throw new ArgumentException($"math: setting 'word_operations': unknown operation '{item}' (expected a comma-separated subset of +, -, *)");
+        var ops = MathProblems.WordOperations.Where(op => items.Contains(op.ToString())).ToArray();
+        if (ops.Length == 0) throw new ArgumentException("math: setting 'word_operations' is empty (expected a comma-separated subset of +, -, *)");
+        return ops;
     }
 
     /// <inheritdoc />

@@ -23,7 +23,16 @@ public static class MathProblems
     public sealed record Problem(string Family, string Question, string Answer, string Working, string? Steps = null);
 
     /// <summary>A problem of <paramref name="family"/> at <paramref name="difficulty"/>.</summary>
-    public static Problem Generate(string family, int difficulty, Random rng)
+    public static Problem Generate(string family, int difficulty, Random rng) => Generate(family, difficulty, rng, WordOperations);
+
+    /// <summary>The operations of the word problems: + (gets more), - (gives away), * (bags of).</summary>
+    public static readonly char[] WordOperations = ['+', '-', '*'];
+
+    /// <summary>
+    /// <see cref="Generate(string, int, Random)"/> with the word problems drawn from <paramref name="wordOperations"/>
+    /// only (a non-empty subset of <see cref="WordOperations"/>); with all three, the same problems in the same order.
+    /// </summary>
+    public static Problem Generate(string family, int difficulty, Random rng, IReadOnlyList<char> wordOperations)
     {
         int Scale(int easy, int medium, int hard) => difficulty <= 1 ? easy : difficulty == 2 ? medium : hard;
         switch (family)
@@ -71,11 +80,12 @@ public static class MathProblems
                 string[] things = ["apples", "marbles", "stickers", "books", "coins", "pencils"];
                 string n = names[rng.Next(names.Length)], t = things[rng.Next(things.Length)];
                 int a = rng.Next(3, Scale(20, 60, 300)), b = rng.Next(2, Scale(15, 40, 200)), k = rng.Next(2, Scale(4, 6, 9));
-                return rng.Next(3) switch
+                return wordOperations[rng.Next(wordOperations.Count)] switch
                 {
-                    0 => new(family, $"{n} has {a} {t} and gets {b} more. How many {t} does {n} have now?", $"{a + b}", $"{a} + {b} = {a + b}", ColumnWorking.Of(a, '+', b)),
-                    1 => new(family, $"{n} has {a + b} {t} and gives away {b}. How many {t} are left?", $"{a}", $"{a + b} - {b} = {a}", ColumnWorking.Of(a + b, '-', b)),
-                    _ => new(family, $"{n} buys {k} bags with {b} {t} in each. How many {t} is that in total?", $"{k * b}", $"{k} × {b} = {k * b}", ColumnWorking.Of(k, '*', b)),
+                    '+' => new(family, $"{n} has {a} {t} and gets {b} more. How many {t} does {n} have now?", $"{a + b}", $"{a} + {b} = {a + b}", ColumnWorking.Of(a, '+', b)),
+                    '-' => new(family, $"{n} has {a + b} {t} and gives away {b}. How many {t} are left?", $"{a}", $"{a + b} - {b} = {a}", ColumnWorking.Of(a + b, '-', b)),
+                    '*' => new(family, $"{n} buys {k} bags with {b} {t} in each. How many {t} is that in total?", $"{k * b}", $"{k} × {b} = {k * b}", ColumnWorking.Of(k, '*', b)),
+                    var op => throw new ArgumentException($"math: unknown word-problem operation '{op}' (expected one of + - *)"),
                 };
             }
             case "powers":
