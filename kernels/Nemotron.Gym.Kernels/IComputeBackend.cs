@@ -134,8 +134,9 @@ public interface IComputeBackend : IDisposable
     void AttentionDecode(Tensor output, Tensor qkv, Tensor keyCache, Tensor valueCache, Tensor positions, int batch, int channels, int heads, int maxSeqLen);
 
     /// <summary>
-    /// <see cref="AttentionDecode(Tensor, Tensor, Tensor, Tensor, Tensor, int, int, int, int)"/> with a hint: the first <c>prefix.Lengths[b]</c> keys and values of row b equal
-    /// those of row <c>prefix.Rows[b]</c> of the prefix tensors (the G samples of one prompt share its prefill).
+    /// <see cref="AttentionDecode(Tensor, Tensor, Tensor, Tensor, Tensor, int, int, int, int)"/> with a hint: the
+    /// first <c>prefix.Lengths[b]</c> keys and values of row b equal those of row <c>prefix.Rows[b]</c> of the prefix
+    /// tensors (the G samples of one prompt share its prefill).
     /// The result is the same; a backend bound by reading the cache may read a shared prefix once for all the rows
     /// that share it. The default ignores the hint.
     /// </summary>

@@ -56,8 +56,8 @@ public sealed class TrainBenchmark : IBenchmark
     /// <summary>
     /// One generation round as the demo's RL stage runs it: 16 prompts of 110 tokens (the demo's prompts average
     /// about that), each sampled 8 times (128 rows, one prefill per prompt), up to 112 new tokens at temperature 1,
-    /// and 5 of the 267 tokens ending a row, so rows finish at spread lengths (about 45 tokens on average) and the
-    /// sampler compacts them away as they do.
+    /// and 5 of the 267 tokens ending a row, so rows finish at spread lengths (about 42 tokens on average; the
+    /// pretraining model's 192 positions stop the longest at 82) and the sampler compacts them away as they do.
     /// Returns generated tokens/s, the round's seconds (by <paramref name="clock"/>, default wall time) and the mean length.
     /// </summary>
     public static (double TokensPerSecond, double Seconds, double MeanLength) MeasureRlGeneration(IComputeBackend backend, GptConfig cfg, Func<double>? clock = null)

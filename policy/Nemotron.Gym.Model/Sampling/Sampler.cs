@@ -122,9 +122,9 @@ public sealed class Sampler : IDisposable
                     results[start + r] = new Generation(prompts[start + r], outTokens[r].ToArray(), outLogProbs[r].ToArray(), f);
                 else kept++;
             }
-            // Compact the live rows into slots 0..kept-1 by moving the last live row into each freed slot. Shifting
-            // every row above a finished one down instead copied a cache row per live row and finish: most of a
-            // round's time once rows end at spread lengths (kernels/Nemotron.Gym.Kernels/Cpu/PERF.md).
+            // Compact the live rows into slots 0..kept-1 by moving the last live row into each freed slot: one cache
+            // row copied per finished row, where shifting every row above it down copied all of those
+            // (kernels/Nemotron.Gym.Kernels/Cpu/PERF.md).
             for (int lo = 0, hi = live - 1; ; lo++, hi--)
             {
                 while (lo < hi && alive[lo]) lo++;
@@ -148,8 +148,10 @@ public sealed class Sampler : IDisposable
                 sharedRows[s] = uniqueIndex[r];
                 sharedLengths[s] = prompts[start + r].Length;
             }
-            // Every row's prompt is still in the prefill cache, shared by the rows of one prompt.
-            logits = _model.DecodeStep(nextTokens, nextPositions, decodeCache, unique.Count < count ? new SharedPrefix(prefillCache, sharedRows, sharedLengths) : null);
+            // Every row's prompt is still in the prefill cache, shared by the rows of one prompt. When no prompt
+            // repeats there is nothing to share, and rows read their own caches (a little faster than the prefill's).
+            var shared = unique.Count < count ? new SharedPrefix(prefillCache, sharedRows, sharedLengths) : null;
+            logits = _model.DecodeStep(nextTokens, nextPositions, decodeCache, shared);
         }
     }
 
