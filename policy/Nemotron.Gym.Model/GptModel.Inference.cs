@@ -52,8 +52,6 @@ public sealed partial class GptModel
         int rows = tokens.Length;
         if (rows == 0 || rows > cache.Batch || positions.Length != rows)
             throw new ArgumentException($"decode: {rows} tokens, {positions.Length} positions, cache of {cache.Batch} rows");
-        if (shared != null && (shared.Rows.Length < rows || shared.Lengths.Length < rows))
-            throw new ArgumentException($"decode: {shared.Rows.Length} shared-prefix rows and {shared.Lengths.Length} lengths for {rows} tokens");
         var a = Acts(ActivationSet.Generate, rows);
         RunBlocks(a, rows, 1, tokens, positions, cache, shared);
         var (_, logits) = StepBuffers(rows);

@@ -41,13 +41,14 @@ public sealed class KernelsBenchmark : IBenchmark
             // The sampler's two rounds, ten times each after a warm-up, for a before/after of a decoding change
             // (one round is a fraction of a second, and a shared host's noise is larger than that).
             var model = TrainBenchmark.DemoModel(width);
+            using var backend = new CpuBackend(threads);
             var plain = new List<double>();
             var rl = new List<double>();
             double meanLength = 0;
             for (int i = 0; i < 11; i++)
             {
-                var (tps, _) = TrainBenchmark.MeasureGeneration(new CpuBackend(threads), model);
-                var (rTps, _, rLength) = TrainBenchmark.MeasureRlGeneration(new CpuBackend(threads), model);
+                var (tps, _) = TrainBenchmark.MeasureGeneration(backend, model);
+                var (rTps, _, rLength) = TrainBenchmark.MeasureRlGeneration(backend, model);
                 if (i == 0) continue;
                 plain.Add(tps);
                 rl.Add(rTps);

@@ -42,15 +42,9 @@ public sealed class TrainBenchmark : IBenchmark
     /// </summary>
     public static (double TokensPerSecond, double Seconds) MeasureGeneration(IComputeBackend backend, GptConfig cfg, Func<double>? clock = null)
     {
-        clock ??= () => Stopwatch.GetTimestamp() / (double)Stopwatch.Frequency;
-        using var model = new GptModel(backend, cfg);
-        model.InitializeWeights(1);
-        using var sampler = new Sampler(model);
         var prompts = Enumerable.Range(0, 64).Select(i => Enumerable.Range(0, 40).Select(j => (i * 7 + j) % 250).ToArray()).ToList();
-        double start = clock();
-        var gens = sampler.Generate(prompts, new GenerationOptions(100, new SamplingParams(1f), 1, []));
-        double secs = clock() - start;
-        return (gens.Sum(g => g.Tokens.Length) / secs, secs);
+        var (tps, secs, _) = TimeRound(backend, cfg, prompts, new GenerationOptions(100, new SamplingParams(1f), 1, []), warmUp: false, clock);
+        return (tps, secs);
     }
 
     /// <summary>
@@ -62,13 +56,22 @@ public sealed class TrainBenchmark : IBenchmark
     /// </summary>
     public static (double TokensPerSecond, double Seconds, double MeanLength) MeasureRlGeneration(IComputeBackend backend, GptConfig cfg, Func<double>? clock = null)
     {
+        var prompts = Enumerable.Range(0, 128).Select(i => Enumerable.Range(0, 110).Select(j => (i / 8 * 7 + j) % 250 + 10).ToArray()).ToList();
+        return TimeRound(backend, cfg, prompts, new GenerationOptions(112, new SamplingParams(1f), 1, [0, 1, 2, 3, 4]), warmUp: true, clock);
+    }
+
+    /// <summary>
+    /// One timed <see cref="Sampler.Generate"/> of <paramref name="prompts"/> from seeded weights, after an untimed one of
+    /// the first 8 prompts when <paramref name="warmUp"/> (it allocates the caches): tokens/s, seconds, mean length.
+    /// </summary>
+    private static (double TokensPerSecond, double Seconds, double MeanLength) TimeRound(IComputeBackend backend, GptConfig cfg, List<int[]> prompts,
+        GenerationOptions options, bool warmUp, Func<double>? clock)
+    {
         clock ??= () => Stopwatch.GetTimestamp() / (double)Stopwatch.Frequency;
         using var model = new GptModel(backend, cfg);
         model.InitializeWeights(1);
         using var sampler = new Sampler(model);
-        var prompts = Enumerable.Range(0, 128).Select(i => Enumerable.Range(0, 110).Select(j => (i / 8 * 7 + j) % 250 + 10).ToArray()).ToList();
-        var options = new GenerationOptions(112, new SamplingParams(1f), 1, [0, 1, 2, 3, 4]);
-        sampler.Generate(prompts.Take(8).ToList(), options); // warm-up: the first call allocates the caches
+        if (warmUp) sampler.Generate(prompts.Take(8).ToList(), options);
         double start = clock();
         var gens = sampler.Generate(prompts, options);
         double secs = clock() - start;

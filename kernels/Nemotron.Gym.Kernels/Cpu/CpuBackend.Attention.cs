@@ -292,11 +292,14 @@ public sealed unsafe partial class CpuBackend
         int[] lengths = prefix.Lengths;
         ForRows(starts.Count - 1, (long)(pos[0] + 1) * channels * 4 * batch / (starts.Count - 1), g =>
         {
+            // A prefix only one row uses is read from that row's own cache, which holds the same values: there is
+            // nothing to share, and a row read from one place ran faster than from two.
+            bool alone = starts[g + 1] - starts[g] == 1;
             for (int i = starts[g]; i < starts[g + 1]; i++)
             {
                 int b = order[i];
                 long row = (long)b * maxSeqLen * channels, shared = (long)keys[i] * pms * channels;
-                DecodeRow(x + (long)b * 3 * channels, kc + row, vc + row, pk + shared, pv + shared, lengths[b], pos[b] + 1, o + (long)b * channels, channels, heads, scale);
+                DecodeRow(x + (long)b * 3 * channels, kc + row, vc + row, pk + shared, pv + shared, alone ? 0 : lengths[b], pos[b] + 1, o + (long)b * channels, channels, heads, scale);
             }
         });
     }

@@ -148,10 +148,8 @@ public sealed class Sampler : IDisposable
                 sharedRows[s] = uniqueIndex[r];
                 sharedLengths[s] = prompts[start + r].Length;
             }
-            // Every row's prompt is still in the prefill cache, shared by the rows of one prompt. When no prompt
-            // repeats there is nothing to share, and rows read their own caches (a little faster than the prefill's).
-            var shared = unique.Count < count ? new SharedPrefix(prefillCache, sharedRows, sharedLengths) : null;
-            logits = _model.DecodeStep(nextTokens, nextPositions, decodeCache, shared);
+            // Every row's prompt is still in the prefill cache, shared by the rows of one prompt.
+            logits = _model.DecodeStep(nextTokens, nextPositions, decodeCache, new SharedPrefix(prefillCache, sharedRows, sharedLengths));
         }
     }
 
