@@ -122,6 +122,30 @@ public class ReasoningTests
     }
 
     [Fact]
+    public async Task SortingNumbersSetsHowManyNumbersASortingPuzzleHas()
+    {
+        static int Numbers(TaskRecord t) => t.Input[^1].Content.Split(':')[1].Split('.')[0].Split(',').Length;
+        static async Task<List<TaskRecord>> Sorting(Dictionary<string, string> settings)
+        {
+            var env = await EnvTestKit.Start<ReasoningEnvironment>(settings);
+            var tasks = (await env.LoadTasksAsync(new TaskQuery("train", 60, 3), default)).ToList();
+            foreach (var t in tasks)
+                Assert.Equal(1, (await EnvTestKit.Play(env, t, t.Reference.ToArray())).Reward);
+            return tasks;
+        }
+        // By difficulty: 4 numbers at 1, 6 at 2; the setting overrides it, for sorting only.
+        Assert.All(await Sorting(new() { ["difficulty"] = "1", ["families"] = "sorting" }), t => Assert.Equal(4, Numbers(t)));
+        Assert.All(await Sorting(new() { ["difficulty"] = "2", ["families"] = "sorting" }), t => Assert.Equal(6, Numbers(t)));
+        var five = await Sorting(new() { ["difficulty"] = "1", ["families"] = "sorting,letter_count", ["sorting_numbers"] = "5" });
+        Assert.All(five.Where(t => t.VerifierMetadata["family"]!.GetValue<string>() == "sorting"), t => Assert.Equal(5, Numbers(t)));
+        Assert.Contains(five, t => t.VerifierMetadata["family"]!.GetValue<string>() == "letter_count");
+
+        var one = await Assert.ThrowsAsync<ArgumentException>(() => EnvTestKit.Start<ReasoningEnvironment>(new() { ["sorting_numbers"] = "1" }));
+        Assert.Contains("sorting_numbers", one.Message);
+        // Values outside 0-12 are refused by the host, from the option's range (ConfigValues), before the environment starts.
+    }
+
+    [Fact]
     public async Task UnknownFamiliesAreRefusedByName()
     {
         var e = await Assert.ThrowsAsync<ArgumentException>(() => EnvTestKit.Start<ReasoningEnvironment>(new() { ["families"] = "sorting,chess" }));

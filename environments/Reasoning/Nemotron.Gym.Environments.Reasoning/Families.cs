@@ -157,8 +157,11 @@ public sealed class Countdown : Family
     }
 }
 
-/// <summary>Sort a list of integers.</summary>
-public sealed class Sorting : Family
+/// <summary>
+/// Sort a list of integers: 2 + 2 × difficulty of them, or <paramref name="count"/> when given (the reasoning
+/// environment's sorting_numbers setting, a step between the difficulties' 4, 6, 8, ...).
+/// </summary>
+public sealed class Sorting(int? count = null) : Family
 {
     /// <inheritdoc />
     public override string Name => "sorting";
@@ -166,7 +169,7 @@ public sealed class Sorting : Family
     /// <inheritdoc />
     public override Puzzle Generate(Random rng, int difficulty)
     {
-        int n = 2 + 2 * difficulty;
+        int n = count ?? 2 + 2 * difficulty;
         var values = Enumerable.Range(0, n).Select(_ => rng.Next(-10 * difficulty, 20 * difficulty)).ToList();
         bool descending = difficulty > 1 && rng.Next(2) == 0;
         var sorted = descending ? values.OrderByDescending(v => v).ToList() : values.Order().ToList();

@@ -18,6 +18,7 @@ public sealed class ReasoningEnvironment : EnvironmentBase
         [
             new ConfigOption("difficulty", ConfigType.Integer, "2", "1 (easy) to 5 (hard): more steps, larger numbers, longer lists.", 1, 5),
             new ConfigOption("families", ConfigType.Text, string.Join(",", Family.All.Select(f => f.Name)), "Comma-separated families to draw from."),
+            new ConfigOption("sorting_numbers", ConfigType.Integer, "0", "Numbers in a sorting puzzle: 2 to 12, or 0 for 2 + 2 × difficulty.", 0, 12),
         ],
         ["train", "heldout"]);
 
@@ -30,6 +31,9 @@ public sealed class ReasoningEnvironment : EnvironmentBase
         var names = context.GetText("families").Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
         _families = names.Select(n => Family.All.FirstOrDefault(f => f.Name == n)
             ?? throw new ArgumentException($"reasoning: setting 'families': unknown family '{n}' (expected {string.Join(", ", Family.All.Select(f => f.Name))})")).ToList();
+        int sortingNumbers = context.GetInt("sorting_numbers");
+        if (sortingNumbers == 1) throw new ArgumentException("reasoning: setting 'sorting_numbers' is 1 (expected 2 to 12, or 0 for 2 + 2 × difficulty)");
+        if (sortingNumbers > 0) _families = _families.Select(f => f is Sorting ? new Sorting(sortingNumbers) : f).ToList();
     }
 
     /// <inheritdoc />
