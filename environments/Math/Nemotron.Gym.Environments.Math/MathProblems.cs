@@ -22,15 +22,12 @@ public static class MathProblems
     /// </summary>
     public sealed record Problem(string Family, string Question, string Answer, string Working, string? Steps = null);
 
-    /// <summary>A problem of <paramref name="family"/> at <paramref name="difficulty"/>.</summary>
-    public static Problem Generate(string family, int difficulty, Random rng) => Generate(family, difficulty, rng, WordOperations);
-
     /// <summary>The operations of the word problems: + (gets more), - (gives away), * (bags of).</summary>
     public static readonly char[] WordOperations = ['+', '-', '*'];
 
     /// <summary>
-    /// <see cref="Generate(string, int, Random)"/> with the word problems drawn from <paramref name="wordOperations"/>
-    /// only (a non-empty subset of <see cref="WordOperations"/>); with all three, the same problems in the same order.
+    /// A problem of <paramref name="family"/> at <paramref name="difficulty"/>, word problems drawn from
+    /// <paramref name="wordOperations"/> only (a non-empty subset of <see cref="WordOperations"/>).
     /// </summary>
     public static Problem Generate(string family, int difficulty, Random rng, IReadOnlyList<char> wordOperations)
     {
