@@ -7,6 +7,40 @@ namespace Nemotron.Gym.Kernels;
 /// </summary>
 public sealed record DecodePrefix(Tensor Keys, Tensor Values, int MaxSeqLen, int[] Rows, int[] Lengths);
 
+/// <summary>
+/// The shape of a training batch whose rows continue shared prefixes (the G rollouts of one prompt share it):
+/// <see cref="Prefixes"/> prefix sequences of <see cref="PrefixLen"/> positions come first, token-major, then
+/// <see cref="Rows"/> rows of <see cref="RowLen"/> positions. Prefix i holds <see cref="PrefixLengths"/>[i] real
+/// tokens (the rest is padding); row r continues prefix <see cref="PrefixOfRow"/>[r]: its position t attends to that
+/// prefix's first PrefixLengths[i] keys and to its own positions 0..t. Prefix positions attend causally among
+/// themselves. Computing a prompt once for its G rows instead of G times is what this layout is for.
+/// </summary>
+public sealed record SharedPrefixLayout(int Prefixes, int PrefixLen, int Rows, int RowLen, int[] PrefixOfRow, int[] PrefixLengths)
+{
+    /// <summary>Positions of the prefix block: Prefixes × PrefixLen.</summary>
+    public long PrefixTokens => (long)Prefixes * PrefixLen;
+    /// <summary>Positions of the row block: Rows × RowLen.</summary>
+    public long RowTokens => (long)Rows * RowLen;
+    /// <summary>All positions.</summary>
+    public long Tokens => PrefixTokens + RowTokens;
+
+    /// <summary>Throws unless the counts and indices are consistent.</summary>
+    public SharedPrefixLayout Validate()
+    {
+        if (Prefixes < 0 || Rows < 1 || RowLen < 1 || PrefixLen < 0 || (Prefixes > 0 && PrefixLen < 1))
+            throw new ArgumentException($"shared prefixes: {Prefixes} prefixes of {PrefixLen} positions and {Rows} rows of {RowLen}");
+        if (PrefixOfRow.Length != Rows) throw new ArgumentException($"shared prefixes: {PrefixOfRow.Length} prefix indices for {Rows} rows");
+        if (PrefixLengths.Length != Prefixes) throw new ArgumentException($"shared prefixes: {PrefixLengths.Length} lengths for {Prefixes} prefixes");
+        for (int i = 0; i < Prefixes; i++)
+            if ((uint)PrefixLengths[i] > (uint)PrefixLen)
+                throw new ArgumentException($"shared prefixes: prefix {i} has {PrefixLengths[i]} tokens, outside 0..{PrefixLen}");
+        for (int r = 0; r < Rows; r++)
+            if ((uint)PrefixOfRow[r] >= (uint)Prefixes)
+                throw new ArgumentException($"shared prefixes: row {r} continues prefix {PrefixOfRow[r]} of {Prefixes}");
+        return this;
+    }
+}
+
 /// <summary>One AdamW update's hyper-parameters. <see cref="Step"/> counts from 1 (bias correction).</summary>
 public readonly record struct AdamWStep(float LearningRate, float Beta1, float Beta2, float Epsilon, float WeightDecay, int Step);
 
@@ -142,6 +176,21 @@ public interface IComputeBackend : IDisposable
     /// </summary>
     void AttentionDecode(Tensor output, Tensor qkv, Tensor keyCache, Tensor valueCache, Tensor positions, int batch, int channels, int heads, int maxSeqLen, DecodePrefix prefix)
         => AttentionDecode(output, qkv, keyCache, valueCache, positions, batch, channels, heads, maxSeqLen);
+
+    /// <summary>Whether <see cref="PrefixAttentionForward"/> and <see cref="PrefixAttentionBackward"/> are implemented.</summary>
+    bool SupportsSharedPrefixes => false;
+
+    /// <summary>
+    /// <see cref="AttentionForward"/> over a batch laid out as <paramref name="layout"/> says: the prefix block is plain
+    /// causal attention (logSumExp <c>[Prefixes, heads, PrefixLen]</c> first), and row r's position t attends to the keys
+    /// of its prefix's real tokens and of its own positions 0..t (logSumExp <c>[Rows, heads, RowLen]</c> after).
+    /// </summary>
+    void PrefixAttentionForward(Tensor output, Tensor logSumExp, Tensor qkv, SharedPrefixLayout layout, int channels, int heads)
+        => throw new NotSupportedException($"{Name}: attention over shared prefixes is not implemented on this backend");
+
+    /// <summary>dqkv += the gradient of Σ doutput · output of <see cref="PrefixAttentionForward"/> with respect to qkv.</summary>
+    void PrefixAttentionBackward(Tensor dqkv, Tensor doutput, Tensor qkv, Tensor output, Tensor logSumExp, SharedPrefixLayout layout, int channels, int heads)
+        => throw new NotSupportedException($"{Name}: attention over shared prefixes is not implemented on this backend");
 
     // ---- loss and sampling --------------------------------------------------------------------
 

@@ -100,18 +100,21 @@ public sealed partial class GptModel : IDisposable
     public ForwardResult Forward(TokenBatch batch, bool withEntropy = false)
     {
         var a = Acts(ActivationSet.Train, batch.Count);
-        RunBlocks(a, batch.Batch, batch.SeqLen, batch.Tokens, batch.Positions, cache: null);
-        int n = batch.Count, vp = Config.PaddedVocab;
-        Backend.MatMul(a.Logits, a.FinalNorm, P(Layout.TokenTable), n, vp, Config.Width, false, true);
+        RunBlocks(a, batch.Batch, batch.SeqLen, batch.Tokens, batch.Positions, cache: null, layout: batch.SharedPrefixes);
+        int n = batch.Count, vp = Config.PaddedVocab, c = Config.Width;
+        // Shared prefixes predict nothing: the head runs over the rows only (log-probabilities 0 at prefix positions).
+        int skip = (int)(batch.SharedPrefixes?.PrefixTokens ?? 0), m = n - skip;
+        Backend.MatMul(Rows(a.Logits, skip, m, vp), Rows(a.FinalNorm, skip, m, c), P(Layout.TokenTable), m, vp, c, false, true);
         Backend.Upload(a.Targets, batch.Targets);
-        Backend.SoftmaxCrossEntropyForward(a.LogProbs, a.LogSumExp, withEntropy ? a.Entropy : null, a.Logits, a.Targets, n, Config.Vocab, vp);
+        Backend.SoftmaxCrossEntropyForward(Rows(a.LogProbs, skip, m, 1), Rows(a.LogSumExp, skip, m, 1), withEntropy ? Rows(a.Entropy, skip, m, 1) : null,
+            Rows(a.Logits, skip, m, vp), Rows(a.Targets, skip, m, 1), m, Config.Vocab, vp);
         var lp = new float[n];
-        Backend.Download(a.LogProbs, lp);
+        Backend.Download(a.LogProbs, lp.AsSpan(skip), skip);
         float[]? entropy = null;
         if (withEntropy)
         {
             entropy = new float[n];
-            Backend.Download(a.Entropy, entropy);
+            Backend.Download(a.Entropy, entropy.AsSpan(skip), skip);
         }
         _lastBatch = batch;
         return new ForwardResult(lp, entropy);
@@ -135,10 +138,14 @@ public sealed partial class GptModel : IDisposable
         var be = Backend;
         be.Upload(d.Weights, lossWeights);
 
-        // LM head (tied to the token table).
-        be.SoftmaxCrossEntropyBackward(d.Logits, a.Logits, a.LogSumExp, a.Targets, d.Weights, n, Config.Vocab, vp);
-        be.MatMul(d.Norm, d.Logits, P(Layout.TokenTable), n, c, vp, false, false);
-        be.MatMul(G(Layout.TokenTable), d.Logits, a.FinalNorm, vp, c, n, true, false, 1f, 1f);
+        // LM head (tied to the token table), over the positions the forward pass scored.
+        var layout = batch.SharedPrefixes;
+        int skip = (int)(layout?.PrefixTokens ?? 0), m = n - skip;
+        be.SoftmaxCrossEntropyBackward(Rows(d.Logits, skip, m, vp), Rows(a.Logits, skip, m, vp), Rows(a.LogSumExp, skip, m, 1), Rows(a.Targets, skip, m, 1),
+            Rows(d.Weights, skip, m, 1), m, Config.Vocab, vp);
+        if (skip > 0) be.Fill(d.Norm.Slice(0, (long)skip * c), 0f);
+        be.MatMul(Rows(d.Norm, skip, m, c), Rows(d.Logits, skip, m, vp), P(Layout.TokenTable), m, c, vp, false, false);
+        be.MatMul(G(Layout.TokenTable), Rows(d.Logits, skip, m, vp), Rows(a.FinalNorm, skip, m, c), vp, c, m, true, false, 1f, 1f);
         // d.Residual carries ∂L/∂(residual stream) backwards; every block adds into it.
         be.Fill(d.Residual, 0f);
         var last = Config.Layers > 0 ? a.Layers[^1].Out : a.Encoded;
@@ -161,13 +168,18 @@ public sealed partial class GptModel : IDisposable
             be.MatMul(d.Attn, d.Residual, P(s.AttnProj), n, c, c, false, false);
             be.MatMul(G(s.AttnProj), d.Residual, la.Attn, c, c, n, true, false, 1f, 1f);
             be.Fill(d.Qkv, 0f);
-            be.AttentionBackward(d.Qkv, d.Attn, la.Qkv, la.Attn, la.LogSumExp, b, t, c, nh);
+            if (layout == null) be.AttentionBackward(d.Qkv, d.Attn, la.Qkv, la.Attn, la.LogSumExp, b, t, c, nh);
+            else be.PrefixAttentionBackward(d.Qkv, d.Attn, la.Qkv, la.Attn, la.LogSumExp, layout, c, nh);
             be.MatMul(d.Norm, d.Qkv, P(s.Qkv), n, c, 3 * c, false, false);
             be.MatMul(G(s.Qkv), d.Qkv, la.Norm1, 3 * c, c, n, true, false, 1f, 1f);
             be.RmsNormBackward(d.Residual, G(s.Norm1), d.Norm, input, P(s.Norm1), la.Rstd1, n, c);
         }
         be.EmbeddingBackward(G(Layout.TokenTable), G(Layout.PositionTable), d.Residual, a.Tokens, a.Positions, n, c);
     }
+
+    /// <summary>Rows [first, first + count) of a row-major buffer <paramref name="width"/> wide (the buffer itself from row 0: the ops take sizes).</summary>
+    private static Tensor Rows(Tensor t, int first, int count, int width) =>
+        first == 0 ? t : t.Slice((long)first * width, (long)count * width);
 
     /// <summary>The global L2 norm of all gradients.</summary>
     public double GradientNorm() => Math.Sqrt(Backend.SumOfSquares(Gradients, Layout.Total));
@@ -186,7 +198,7 @@ public sealed partial class GptModel : IDisposable
     /// Embedding, every block and the final norm. With a cache and seqLen = 1 each row is one decoding step
     /// at its own position; with a cache and seqLen &gt; 1 it is a prefill that also stores keys and values.
     /// </summary>
-    private void RunBlocks(Activations a, int batch, int seqLen, int[] tokens, int[] positions, KvCache? cache, SharedPrefix? shared = null)
+    private void RunBlocks(Activations a, int batch, int seqLen, int[] tokens, int[] positions, KvCache? cache, SharedPrefix? shared = null, SharedPrefixLayout? layout = null)
     {
         int n = batch * seqLen, c = Config.Width, nh = Config.Heads;
         var be = Backend;
@@ -209,6 +221,8 @@ public sealed partial class GptModel : IDisposable
                     be.AttentionDecode(la.Attn, la.Qkv, cache!.Keys[l], cache.Values[l], a.Positions, batch, c, nh, cache.MaxSeqLen,
                         new DecodePrefix(shared.Cache.Keys[l], shared.Cache.Values[l], shared.Cache.MaxSeqLen, shared.Rows, shared.Lengths));
             }
+            else if (layout != null)
+                be.PrefixAttentionForward(la.Attn, la.LogSumExp, la.Qkv, layout, c, nh);
             else
             {
                 be.AttentionForward(la.Attn, la.LogSumExp, la.Qkv, batch, seqLen, c, nh);

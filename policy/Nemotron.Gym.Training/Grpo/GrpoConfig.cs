@@ -82,6 +82,11 @@ public sealed class GrpoSettings : IValidatedConfig
     public int Minibatches { get; set; } = 1;
     /// <summary>Sequences per forward/backward pass (gradient accumulation); 0 = whole minibatch.</summary>
     public int MicroBatch { get; set; } = 32;
+    /// <summary>
+    /// Compute a prompt once for the rollouts of it that share a micro-batch instead of once per rollout, where the
+    /// backend can (the CPU backend); the same objective and gradient up to float rounding.
+    /// </summary>
+    public bool SharePrompts { get; set; } = true;
 
     /// <inheritdoc />
     public void Validate(string path)

@@ -277,21 +277,21 @@ public sealed class GrpoTrainer(
     /// </summary>
     private void RecordTraining(Micro micro, ReadOnlySpan<float> lpOld, float[] weights, bool[] kept)
     {
-        int t = micro.Batch.SeqLen;
         for (int b = 0; b < micro.Rows.Count; b++)
         {
             var (r, advantage) = micro.Rows[b];
             var record = r.Training ??= new TrainingRecord { Advantage = advantage };
-            int n = r.Tokens.Length;
+            int n = r.Tokens.Length, start = (int)micro.Batch.RowStart(b), offset = micro.Batch.RowOffset(b);
             var lp = new float[n];
             var w = new float[n];
             var masked = new byte[n];
-            for (int p = 0; p + 1 < n; p++)
+            for (int p = 0; offset + p + 1 < n; p++)
             {
-                if (micro.Mask[b * t + p] == 0) continue;
-                lp[p + 1] = lpOld[b * t + p];
-                w[p + 1] = weights[b * t + p];
-                if (grpo.IsCorrection == IsCorrection.TokenMis && weights[b * t + p] == 0) masked[p + 1] = 1;
+                int at = start + p, token = offset + p + 1;
+                if (micro.Mask[at] == 0) continue;
+                lp[token] = lpOld[at];
+                w[token] = weights[at];
+                if (grpo.IsCorrection == IsCorrection.TokenMis && weights[at] == 0) masked[token] = 1;
             }
             (record.TrainerLogProbs, record.ImportanceWeights, record.TokenMasked) = (lp, w, masked);
             if (!micro.Spans[b].Kept) (record.SequenceMasked, record.MaskedReason) = (true, "cut off at the length limit (truncation: mask)");
@@ -371,7 +371,7 @@ public sealed class GrpoTrainer(
                     grad[p] = -grad[p]; // the model's backward takes the weight of −lp
                 }
                 model.Backward(grad);
-                trained += micro.Batch.Count;
+                trained += micro.Rows.Sum(row => row.Rollout.Tokens.Length - 1L);
             }
             if (!twoPass)
             {
@@ -389,29 +389,39 @@ public sealed class GrpoTrainer(
         return new TrainResult(loss / parts, gradNorm, entropyCount > 0 ? entropySum / entropyCount : 0, stats, trained);
     }
 
+    /// <summary>Whether the micro-batches compute each prompt once for its rollouts (share_prompts, where the backend can).</summary>
+    private bool SharesPrompts => grpo.SharePrompts && model.Backend.SupportsSharedPrefixes && (reference == null || reference.Backend.SupportsSharedPrefixes);
+
     private List<Micro> BuildMicros(List<(Rollout Rollout, double Advantage)> samples)
     {
         int size = grpo.MicroBatch > 0 ? grpo.MicroBatch : samples.Count;
         var list = new List<Micro>();
-        // Rollouts of similar length together: the normalizer spans the minibatch, so this changes no gradient, only padding.
-        foreach (var group in LengthGrouping.Group(samples.Select(s => s.Rollout.Tokens.Length - 1).ToList(), size))
+        var parts = SharesPrompts
+            ? PromptGrouping.Group(samples.Select(s => s.Rollout).ToList(), size)
+            // Rollouts of similar length together: the normalizer spans the minibatch, so this changes no gradient, only padding.
+            : LengthGrouping.Group(samples.Select(s => s.Rollout.Tokens.Length - 1).ToList(), size);
+        foreach (var group in parts)
         {
             var part = group.Select(i => samples[i]).ToList();
-            var batch = TokenBatch.FromSequences(part.Select(s => s.Rollout.Tokens).ToList(), tokenizer.Specials.Pad, 0, part.Select(s => s.Rollout.Generated).ToList());
-            int t = batch.SeqLen;
+            var sequences = part.Select(s => s.Rollout.Tokens).ToList();
+            var generated = part.Select(s => s.Rollout.Generated).ToList();
+            var batch = SharesPrompts
+                ? TokenBatch.FromSharedPrefixes(sequences, part.Select(s => PromptGrouping.SharedLength(s.Rollout)).ToList(), tokenizer.Specials.Pad, generated)
+                : TokenBatch.FromSequences(sequences, tokenizer.Specials.Pad, 0, generated);
             var mask = new byte[batch.Count];
             var lpGen = new float[batch.Count];
             var spans = new List<SampleSpan>();
             for (int b = 0; b < part.Count; b++)
             {
                 var r = part[b].Rollout;
-                for (int p = 0; p + 1 < r.Tokens.Length; p++)
+                int start = (int)batch.RowStart(b), offset = batch.RowOffset(b);
+                for (int p = 0; offset + p + 1 < r.Tokens.Length; p++)
                 {
-                    mask[b * t + p] = r.Generated[p + 1];
-                    lpGen[b * t + p] = r.SamplerLogProbs[p + 1];
+                    mask[start + p] = r.Generated[offset + p + 1];
+                    lpGen[start + p] = r.SamplerLogProbs[offset + p + 1];
                 }
                 bool keep = !(r.Truncated && grpo.Truncation == TruncationPolicy.Mask);
-                spans.Add(new SampleSpan(b * t, t, part[b].Advantage, keep));
+                spans.Add(new SampleSpan(start, batch.RowLength, part[b].Advantage, keep));
             }
             list.Add(new Micro { Batch = batch, Mask = mask, LpGen = lpGen, Spans = spans, Rows = part });
         }

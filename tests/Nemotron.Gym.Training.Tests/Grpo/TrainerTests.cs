@@ -31,7 +31,7 @@ public sealed class TrainerTests : IDisposable
     }
 
     /// <summary>Groups of random rollouts whose lp_gen is the model's own lp plus noise (so IS masks bite).</summary>
-    private List<RolloutGroup> RandomGroups(GptModel model, int groups, int g, int seed, float noise)
+    private List<RolloutGroup> RandomGroups(GptModel model, int groups, int g, int seed, float noise, bool samePrompt = false)
     {
         var rng = new Random(seed);
         var result = new List<RolloutGroup>();
@@ -39,10 +39,11 @@ public sealed class TrainerTests : IDisposable
         {
             var task = new RlTask($"t{k}", "toy");
             var rollouts = new List<Rollout>();
+            var prompt = Enumerable.Range(0, 3 + rng.Next(8)).Select(_ => rng.Next(_tok.VocabSize)).ToArray();
             for (int i = 0; i < g; i++)
             {
-                int promptLen = 3 + rng.Next(4), genLen = 2 + rng.Next(12);
-                var tokens = Enumerable.Range(0, promptLen + genLen).Select(_ => rng.Next(_tok.VocabSize)).ToArray();
+                int promptLen = samePrompt ? prompt.Length : 3 + rng.Next(4), genLen = 2 + rng.Next(12);
+                var tokens = Enumerable.Range(0, promptLen + genLen).Select(p => samePrompt && p < promptLen ? prompt[p] : rng.Next(_tok.VocabSize)).ToArray();
                 var generated = Enumerable.Range(0, tokens.Length).Select(p => (byte)(p >= promptLen ? 1 : 0)).ToArray();
                 var lp = model.Forward(TokenBatch.FromSequences([tokens], 0)).LogProbs;
                 var lpGen = new float[tokens.Length];
@@ -62,6 +63,7 @@ public sealed class TrainerTests : IDisposable
 
     private float[] Gradient(GrpoSettings grpo, List<RolloutGroup> groups, bool separateOldPass = false, GptModel? reference = null)
     {
+        foreach (var r in groups.SelectMany(g => g.Rollouts)) r.Training = null;
         using var model = NewModel();
         using var opt = new AdamWOptimizer(model, new AdamWSettings());
         var trainer = new GrpoTrainer(model, _tok, grpo, new RolloutSettings(), new RlTrainSettings { GradClip = 0 }, _dir, 1, new Quiet(), reference)
@@ -95,6 +97,35 @@ public sealed class TrainerTests : IDisposable
         // The single forward pass (lp_old = lp, normalizer rescaled once the masks are known) equals
         // computing lp_old in its own pass first.
         AssertClose(one, Gradient(S(3), groups, separateOldPass: true), "separate lp_old pass");
+    }
+
+    [Theory]
+    [InlineData(IsCorrection.SeqMis, LossLevel.Token, TruncationPolicy.Mask, 8, 1)]
+    [InlineData(IsCorrection.TokenMis, LossLevel.Sequence, TruncationPolicy.ZeroReward, 3, 1)]
+    [InlineData(IsCorrection.Tis, LossLevel.Token, TruncationPolicy.Keep, 5, 2)]
+    public void SharingPromptsDoesNotChangeTheGradientOrWhatIsRecorded(IsCorrection mode, LossLevel level, TruncationPolicy truncation, int micro, int minibatches)
+    {
+        List<RolloutGroup> groups;
+        using (var m = NewModel()) groups = RandomGroups(m, groups: 3, g: 4, seed: 8, noise: 0.6f, samePrompt: true);
+        GrpoSettings S(bool share) => new()
+        {
+            IsCorrection = mode, LossLevel = level, Truncation = truncation, IsMin = 0.9f, IsMax = 1.1f, MicroBatch = micro,
+            Minibatches = minibatches, SharePrompts = share,
+        };
+        var plain = Gradient(S(false), groups);
+        var plainRecords = groups.SelectMany(g => g.Rollouts).Select(r => r.Training!).ToList();
+        var shared = Gradient(S(true), groups);
+        var sharedRecords = groups.SelectMany(g => g.Rollouts).Select(r => r.Training!).ToList();
+        AssertClose(plain, shared, "shared prompts");
+        for (int i = 0; i < plainRecords.Count; i++)
+        {
+            Assert.Equal(plainRecords[i].TokenMasked, sharedRecords[i].TokenMasked);
+            Assert.Equal(plainRecords[i].SequenceMasked, sharedRecords[i].SequenceMasked);
+            for (int t = 0; t < plainRecords[i].TrainerLogProbs!.Length; t++)
+                Assert.True(Math.Abs(plainRecords[i].TrainerLogProbs![t] - sharedRecords[i].TrainerLogProbs![t]) < 1e-5,
+                    $"rollout {i} token {t}: lp_old {plainRecords[i].TrainerLogProbs![t]} vs {sharedRecords[i].TrainerLogProbs![t]}");
+        }
+        Assert.Contains(plainRecords, r => r.TrainerLogProbs!.Any(v => v != 0));
     }
 
     [Fact]
