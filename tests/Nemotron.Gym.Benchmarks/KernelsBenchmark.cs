@@ -11,7 +11,8 @@ namespace Nemotron.Gym.Benchmarks;
 /// and each target of the CPU-speed issue beside the figure it started from. With <c>--breakdown</c>, a
 /// per-operation profile of a training step and of a generation round, single-threaded in the thread's CPU
 /// time (steady on a shared machine) and on every core in wall time.
-/// Args: [--breakdown] [--shapes-only] [--generation-only] [--seconds S] [width tokens].
+/// With <c>--rl-training-only</c>, only the RL stage's training step, plain rows beside shared prompts.
+/// Args: [--breakdown] [--shapes-only] [--generation-only] [--rl-training-only] [--seconds S] [width tokens].
 /// </summary>
 public sealed class KernelsBenchmark : IBenchmark
 {
@@ -36,6 +37,11 @@ public sealed class KernelsBenchmark : IBenchmark
         var positional = args.Where((a, i) => !a.StartsWith("--") && (secondsAt < 0 || i != secondsAt + 1)).ToArray();
         int width = positional.Length > 0 ? int.Parse(positional[0]) : 192, tokens = positional.Length > 1 ? int.Parse(positional[1]) : 16 * 192;
         int threads = Environment.ProcessorCount;
+        if (args.Contains("--rl-training-only"))
+        {
+            PrintRlTraining(width, threads);
+            return Task.FromResult(0);
+        }
         if (args.Contains("--generation-only"))
         {
             // The sampler's two rounds, ten times each after a warm-up, for a before/after of a decoding change
@@ -105,6 +111,7 @@ public sealed class KernelsBenchmark : IBenchmark
         Console.WriteLine($"generation round (64 prompts of 40 tokens, 100 new tokens each, T = 1), {threads} threads: {genTps:N0} tokens/s, {genSeconds:F2} s");
         var (rlTps, rlSeconds, rlLength) = TrainBenchmark.MeasureRlGeneration(new CpuBackend(threads), demo);
         Console.WriteLine($"RL-shaped round (16 prompts of 110 tokens × 8 samples, stop tokens end rows at {rlLength:F0} tokens on average), {threads} threads: {rlTps:N0} tokens/s, {rlSeconds:F2} s");
+        PrintRlTraining(width, threads);
         Console.WriteLine();
 
         Console.WriteLine($"{"target (issue: CPU backend twice as fast)",-44} {"today",12} {"now",12} {"ratio",7} {"target",9}  met");
@@ -140,6 +147,16 @@ public sealed class KernelsBenchmark : IBenchmark
             }
         }
         return Task.FromResult(0);
+    }
+
+    /// <summary>The RL stage's training step with every prompt in every row, and with each prompt once (share_prompts), side by side.</summary>
+    private static void PrintRlTraining(int width, int threads)
+    {
+        var (plainSeconds, plainTps) = TrainBenchmark.MeasureRlTraining(new CpuBackend(threads), width, sharePrompts: false);
+        var (sharedSeconds, sharedTps) = TrainBenchmark.MeasureRlTraining(new CpuBackend(threads), width, sharePrompts: true);
+        Console.WriteLine($"RL training step (16 prompts of 110 tokens × 8 rollouts of 20-112 tokens, micro-batches of 64), {threads} threads, median of 5:");
+        Console.WriteLine($"  every row holds its prompt: {plainSeconds:F2} s ({plainTps:N0} rollout tokens/s)");
+        Console.WriteLine($"  each prompt computed once:  {sharedSeconds:F2} s ({sharedTps:N0} rollout tokens/s), {plainSeconds / sharedSeconds:F2}× faster");
     }
 
     /// <summary>Every operation in name order (a fixed structure run to run): time per step or round, share, and GFLOP/s for products.</summary>

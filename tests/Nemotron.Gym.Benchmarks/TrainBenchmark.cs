@@ -118,6 +118,71 @@ public sealed class TrainBenchmark : IBenchmark
         return (tps, cfg.TrainingFlopsPerToken(t) * tps / 1e9);
     }
 
+    /// <summary>
+    /// One RL training step as the demo's GRPO trainer takes it: 16 prompts of 110 tokens, 8 rollouts each of 20-112
+    /// generated tokens (seeded, about 66 on average), in micro-batches of 64 rows, forward with entropy and backward
+    /// over the generated tokens, then one AdamW update, on the demo's RL model (context 256). With
+    /// <paramref name="sharePrompts"/> the micro-batches hold each prompt once (docs/grpo.md, share_prompts); without,
+    /// every row holds its whole sequence. Returns the median seconds of <paramref name="steps"/> steps after a warm-up,
+    /// and the rollouts' tokens per second at that median.
+    /// </summary>
+    public static (double Seconds, double TokensPerSecond) MeasureRlTraining(IComputeBackend backend, int width, bool sharePrompts, int steps = 5)
+    {
+        var cfg = new GptConfig(4, width, 6, 256, 267);
+        using var model = new GptModel(backend, cfg);
+        model.InitializeWeights(1);
+        using var opt = new AdamWOptimizer(model, new AdamWSettings());
+        var rng = new Random(5);
+        var sequences = new List<int[]>();
+        var generated = new List<byte[]>();
+        for (int p = 0; p < 16; p++)
+        {
+            var prompt = Enumerable.Range(0, 110).Select(_ => rng.Next(10, 260)).ToArray();
+            for (int g = 0; g < 8; g++)
+            {
+                int n = rng.Next(20, 113);
+                sequences.Add(prompt.Concat(Enumerable.Range(0, n).Select(_ => rng.Next(10, 260))).ToArray());
+                generated.Add(Enumerable.Range(0, 110 + n).Select(i => (byte)(i >= 110 ? 1 : 0)).ToArray());
+            }
+        }
+        var shared = sequences.Select((s, i) => Nemotron.Gym.Training.Grpo.PromptGrouping.SharedLength(generated[i], s.Length)).ToList();
+        var groups = sharePrompts
+            ? Nemotron.Gym.Training.Grpo.PromptGrouping.Group(sequences, shared, 64)
+            : Nemotron.Gym.Training.LengthGrouping.Group(sequences.Select(s => s.Length - 1).ToList(), 64);
+        var micros = groups.Select(g =>
+        {
+            var seqs = g.Select(i => sequences[i]).ToList();
+            var gens = g.Select(i => generated[i]).ToList();
+            var batch = sharePrompts
+                ? TokenBatch.FromSharedPrefixes(seqs, g.Select(i => shared[i]).ToList(), 0, gens)
+                : TokenBatch.FromSequences(seqs, 0, 0, gens);
+            var weights = batch.Targets.Select(t => t < 0 ? 0f : 1e-4f).ToArray();
+            return (batch, weights);
+        }).ToList();
+        void Step()
+        {
+            model.ZeroGradients();
+            foreach (var (batch, weights) in micros)
+            {
+                model.Forward(batch, withEntropy: true);
+                model.Backward(weights);
+            }
+            model.ClipGradients(1f);
+            opt.Update(1e-4f);
+        }
+        Step();
+        var times = new List<double>();
+        for (int i = 0; i < steps; i++)
+        {
+            long start = Stopwatch.GetTimestamp();
+            Step();
+            times.Add(Stopwatch.GetElapsedTime(start).TotalSeconds);
+        }
+        times.Sort();
+        double median = times[times.Count / 2];
+        return (median, sequences.Sum(s => s.Length - 1) / median);
+    }
+
     internal static void PrintBreakdown(TimingBackend timing, double total, int lines = 12)
     {
         foreach (var (op, (s, calls)) in timing.Times.OrderByDescending(kv => kv.Value.Seconds).Take(lines))

@@ -282,7 +282,7 @@ public sealed class HeldOutDisjointnessTests
         foreach (var entry in rl.Environments)
         {
             var env = await HostedEnvironment.StartAsync(loaded.Environments.Single(e => e.Descriptor.Name == entry.Name), entry.Settings, HostLimits.Default);
-            foreach (int seed in new[] { 1, 11, 12, 13, 21, 22, 23, 31, 32, 33, 41, 42, 43 })
+            foreach (int seed in new[] { 1, 11, 12, 13, 21, 22, 23, 31, 32, 33, 41, 42, 43, 51, 52, 53 })
             {
                 static string Prompt(TaskRecord t) => string.Join("\n", t.Input.Select(m => m.Content));
                 var tasks = await env.LoadTasksAsync(new TaskQuery(eval.Split, eval.Count, seed + 1000));

@@ -107,6 +107,38 @@ public class ConstraintTests
         Assert.True(tasks.Average(t => t.VerifierMetadata["constraints"]!.AsArray().Count) > constraints - 1);
     }
 
+    [Fact]
+    public async Task KindsSetWhichConstraintsAPromptAddsToItsKeyword()
+    {
+        static async Task<List<string>> Ids(Dictionary<string, string> settings, string split = "train")
+        {
+            var env = await EnvTestKit.Start<InstructionFollowingEnvironment>(settings);
+            var tasks = await env.LoadTasksAsync(new TaskQuery(split, 300, 5), default);
+            foreach (var t in tasks.Take(60)) Assert.Equal(1, (await EnvTestKit.Play(env, t, t.Reference.ToArray())).Reward);
+            Assert.All(tasks, t => Assert.Equal(int.Parse(settings["constraints"]), t.VerifierMetadata["constraints"]!.AsArray().Count));
+            return tasks.SelectMany(t => t.VerifierMetadata["constraints"]!.AsArray().Select(c => c!["id"]!.GetValue<string>())).ToList();
+        }
+        var few = await Ids(new() { ["constraints"] = "2", ["kinds"] = "uppercase, title,end_with" });
+        Assert.Equal(["end_with", "include_keywords", "title", "uppercase"], few.Distinct().Order());
+        // Kinds that conflict are never asked together; the generator draws again until the count is met.
+        var pair = await Ids(new() { ["constraints"] = "3", ["kinds"] = "no_commas,lowercase,uppercase" }, "heldout");
+        Assert.DoesNotContain(pair.Chunk(3), c => c.Contains("lowercase") && c.Contains("uppercase"));
+        Assert.Contains("lowercase", pair);
+        Assert.Contains("uppercase", pair);
+        // A set that can never be met (title conflicts with both cases, and they with each other) says so.
+        var never = await Assert.ThrowsAsync<InvalidOperationException>(() => Ids(new() { ["constraints"] = "3", ["kinds"] = "title,lowercase,uppercase" }));
+        Assert.Contains("could not write a reference for 3 compatible constraints from", never.Message);
+        // Naming every kind is the default: the same tasks as without the setting.
+        var all = new Dictionary<string, string> { ["constraints"] = "2", ["kinds"] = string.Join(",", PromptGenerator.Kinds) };
+        Assert.Equal(await Ids(new() { ["constraints"] = "2" }), await Ids(all));
+        Assert.Equal(14, PromptGenerator.Kinds.Count);
+
+        var unknown = await Assert.ThrowsAsync<ArgumentException>(() => EnvTestKit.Start<InstructionFollowingEnvironment>(new() { ["kinds"] = "title,haiku" }));
+        Assert.Contains("'kinds': unknown constraint kind 'haiku'", unknown.Message);
+        var tooFew = await Assert.ThrowsAsync<ArgumentException>(() => EnvTestKit.Start<InstructionFollowingEnvironment>(new() { ["constraints"] = "4", ["kinds"] = "title,uppercase" }));
+        Assert.Contains("names 2 kinds, but 'constraints' asks for 4", tooFew.Message);
+    }
+
     /// <summary>
     /// References are as long as their constraints need and no longer (a small policy imitates them in SFT, and
     /// every byte beyond the needed ones costs context): the keyword's sentence plus one sentence that names the

@@ -20,8 +20,27 @@ public sealed class InstructionFollowingEnvironment : EnvironmentBase
         [
             new ConfigOption("constraints", ConfigType.Integer, "3", "Constraints per prompt (the required keyword included).", 1, 6),
             new ConfigOption("reward_mode", ConfigType.Choice, "fraction", "fraction: the share of constraints satisfied; binary: 1 when all are, else 0 (strict prompt-level accuracy).", Choices: ["fraction", "binary"]),
+            new ConfigOption("kinds", ConfigType.Text, string.Join(",", PromptGenerator.Kinds), "Comma-separated constraint kinds a prompt adds to its keyword."),
         ],
         ["train", "heldout"]);
+
+    private IReadOnlySet<string>? _kinds;
+
+    /// <inheritdoc />
+    public override async ValueTask InitializeAsync(EnvironmentContext context, CancellationToken cancellation)
+    {
+        await base.InitializeAsync(context, cancellation);
+        var names = context.GetText("kinds").Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+        foreach (var n in names)
+            if (!PromptGenerator.Kinds.Contains(n))
+                throw new ArgumentException($"instruction_following: setting 'kinds': unknown constraint kind '{n}' (expected {string.Join(", ", PromptGenerator.Kinds)})");
+        var kinds = names.ToHashSet();
+        int perPrompt = context.GetInt("constraints");
+        if (kinds.Count < perPrompt - 1)
+            throw new ArgumentException($"instruction_following: setting 'kinds' names {kinds.Count} kinds, but 'constraints' asks for {perPrompt} per prompt (the keyword and {perPrompt - 1} more)");
+        // Every kind: null, so the generator draws exactly as it always has.
+        _kinds = kinds.Count == PromptGenerator.Kinds.Count ? null : kinds;
+    }
 
     /// <inheritdoc />
     public override ValueTask<IReadOnlyList<TaskRecord>> LoadTasksAsync(TaskQuery query, CancellationToken cancellation)
@@ -39,7 +58,7 @@ public sealed class InstructionFollowingEnvironment : EnvironmentBase
         var seen = new HashSet<string>();
         for (int i = 0, attempts = 0; tasks.Count < target && attempts < target * 50; attempts++, i++)
         {
-            var g = PromptGenerator.Generate(rng, perPrompt, i + (heldOut ? 23 : 0));
+            var g = PromptGenerator.Generate(rng, perPrompt, i + (heldOut ? 23 : 0), _kinds);
             if (IsHeldOut(g.Prompt) != heldOut || (heldOut && !seen.Add(g.Prompt))) continue;
             tasks.Add(new TaskRecord
             {

@@ -34,31 +34,39 @@ public static class PromptGenerator
     /// <summary>A task's question, constraints and verified reference.</summary>
     public sealed record Generated(string Prompt, IReadOnlyList<Constraint> Constraints, string Reference, string Topic);
 
-    /// <summary>A prompt with <paramref name="count"/> constraints (the keyword constraint included).</summary>
-    public static Generated Generate(Random rng, int count, int index)
+    /// <summary>The ids of the constraints a prompt can add to its keyword, in the order the generator knows them.</summary>
+    public static IReadOnlyList<string> Kinds { get; } = Candidates(new Random(0), Topics[0], null).Select(c => c.Id).Order(StringComparer.Ordinal).ToList();
+
+    /// <summary>
+    /// A prompt with <paramref name="count"/> constraints (the keyword constraint included), the others drawn from
+    /// <paramref name="kinds"/> (null: every kind).
+    /// </summary>
+    public static Generated Generate(Random rng, int count, int index, IReadOnlySet<string>? kinds = null)
     {
         for (int attempt = 0; ; attempt++)
         {
+            if (attempt > 200)
+                throw new InvalidOperationException($"could not write a reference for {count} compatible constraints from {(kinds == null ? "every kind" : string.Join(", ", kinds))}");
             string topic = Topics[rng.Next(Topics.Length)];
             string keyword = Keywords[index % Keywords.Length];
             var chosen = new List<Constraint> { new IncludeKeywords([keyword]) };
-            foreach (var c in Candidates(rng, topic))
+            foreach (var c in Candidates(rng, topic, kinds))
             {
                 if (chosen.Count >= count) break;
                 if (chosen.Any(x => x.Id == c.Id || x.Conflicts.Contains(c.Id) || c.Conflicts.Contains(x.Id))) continue;
                 chosen.Add(c);
             }
+            if (chosen.Count < count) continue; // the kinds drawn conflicted: draw again
             string reference = Write(rng, topic, chosen);
             if (InstructionFollowingEnvironment.Verify(reference, chosen, topic).Reward == 1)
             {
                 var prompt = $"Write a short piece about {topic}. " + string.Join(" ", chosen.OrderBy(_ => rng.Next()).Select(c => c.Instruction));
                 return new Generated(prompt, chosen, reference, topic);
             }
-            if (attempt > 200) throw new InvalidOperationException("could not write a reference for a compatible constraint set");
         }
     }
 
-    private static IEnumerable<Constraint> Candidates(Random rng, string topic)
+    private static IEnumerable<Constraint> Candidates(Random rng, string topic, IReadOnlySet<string>? kinds)
     {
         var all = new List<Constraint>
         {
@@ -77,7 +85,8 @@ public static class PromptGenerator
             new NumParagraphs(rng.Next(2, 4)),
             new KeywordFrequency(topic, rng.Next(2, 4)),
         };
-        return all.OrderBy(_ => rng.Next());
+        // Filtered before the shuffle, so that every kind allowed draws the same numbers as before.
+        return all.Where(c => kinds == null || kinds.Contains(c.Id)).OrderBy(_ => rng.Next());
     }
 
     /// <summary>Builds a response meant to satisfy every constraint (the generator verifies it).</summary>

@@ -11,7 +11,7 @@ public sealed unsafe partial class CpuBackend
     /// <remarks>
     /// The prefix block is <see cref="AttentionForward"/> on its slice. A row's keys and values are its prefix's real
     /// tokens followed by its own, copied once per (row, head) into one contiguous run, so the row is the same blocked
-    /// product as a plain sequence whose first L keys every query sees (docs/kernels.md, shared prefixes).
+    /// product as a plain sequence whose first L keys every query sees (PERF.md, "Training on shared prompts").
     /// </remarks>
     public void PrefixAttentionForward(Tensor output, Tensor logSumExp, Tensor qkv, SharedPrefixLayout layout, int channels, int heads)
     {
