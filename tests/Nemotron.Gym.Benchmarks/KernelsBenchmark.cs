@@ -152,11 +152,15 @@ public sealed class KernelsBenchmark : IBenchmark
     /// <summary>The RL stage's training step with every prompt in every row, and with each prompt once (share_prompts), side by side.</summary>
     private static void PrintRlTraining(int width, int threads)
     {
-        var (plainSeconds, plainTps) = TrainBenchmark.MeasureRlTraining(new CpuBackend(threads), width, sharePrompts: false);
-        var (sharedSeconds, sharedTps) = TrainBenchmark.MeasureRlTraining(new CpuBackend(threads), width, sharePrompts: true);
         Console.WriteLine($"RL training step (16 prompts of 110 tokens × 8 rollouts of 20-112 tokens, micro-batches of 64), {threads} threads, median of 5:");
-        Console.WriteLine($"  every row holds its prompt: {plainSeconds:F2} s ({plainTps:N0} rollout tokens/s)");
-        Console.WriteLine($"  each prompt computed once:  {sharedSeconds:F2} s ({sharedTps:N0} rollout tokens/s), {plainSeconds / sharedSeconds:F2}× faster");
+        foreach (bool similar in new[] { true, false })
+        {
+            var (plainSeconds, plainTps) = TrainBenchmark.MeasureRlTraining(new CpuBackend(threads), width, sharePrompts: false, similarLengths: similar);
+            var (sharedSeconds, sharedTps) = TrainBenchmark.MeasureRlTraining(new CpuBackend(threads), width, sharePrompts: true, similarLengths: similar);
+            Console.WriteLine(similar ? "  a prompt's rollouts within ±5 tokens of each other (as in the demo):" : "  every rollout's length drawn on its own:");
+            Console.WriteLine($"    every row holds its prompt: {plainSeconds:F2} s ({plainTps:N0} rollout tokens/s)");
+            Console.WriteLine($"    each prompt computed once:  {sharedSeconds:F2} s ({sharedTps:N0} rollout tokens/s), {plainSeconds / sharedSeconds:F2}× faster");
+        }
     }
 
     /// <summary>Every operation in name order (a fixed structure run to run): time per step or round, share, and GFLOP/s for products.</summary>

@@ -123,10 +123,13 @@ public sealed class TrainBenchmark : IBenchmark
     /// generated tokens (seeded, about 66 on average), in micro-batches of 64 rows, forward with entropy and backward
     /// over the generated tokens, then one AdamW update, on the demo's RL model (context 256). With
     /// <paramref name="sharePrompts"/> the micro-batches hold each prompt once (docs/grpo.md, share_prompts); without,
-    /// every row holds its whole sequence. Returns the median seconds of <paramref name="steps"/> steps after a warm-up,
-    /// and the rollouts' tokens per second at that median.
+    /// every row holds its whole sequence. <paramref name="similarLengths"/>: a prompt's rollouts lie within ±5 tokens of
+    /// a length drawn per prompt, as in the demo's RL stage (median spread within a group 4 tokens, standard deviation
+    /// across groups 32, seed 51); otherwise each rollout's length is drawn on its own, the worst case for shared
+    /// prompts, whose rows are padded to their micro-batch's longest. Returns the median seconds of
+    /// <paramref name="steps"/> steps after a warm-up, and the rollouts' tokens per second at that median.
     /// </summary>
-    public static (double Seconds, double TokensPerSecond) MeasureRlTraining(IComputeBackend backend, int width, bool sharePrompts, int steps = 5)
+    public static (double Seconds, double TokensPerSecond) MeasureRlTraining(IComputeBackend backend, int width, bool sharePrompts, bool similarLengths, int steps = 5)
     {
         var cfg = new GptConfig(4, width, 6, 256, 267);
         using var model = new GptModel(backend, cfg);
@@ -138,9 +141,10 @@ public sealed class TrainBenchmark : IBenchmark
         for (int p = 0; p < 16; p++)
         {
             var prompt = Enumerable.Range(0, 110).Select(_ => rng.Next(10, 260)).ToArray();
+            int center = rng.Next(25, 108);
             for (int g = 0; g < 8; g++)
             {
-                int n = rng.Next(20, 113);
+                int n = similarLengths ? center + rng.Next(-5, 6) : rng.Next(20, 113);
                 sequences.Add(prompt.Concat(Enumerable.Range(0, n).Select(_ => rng.Next(10, 260))).ToArray());
                 generated.Add(Enumerable.Range(0, 110 + n).Select(i => (byte)(i >= 110 ? 1 : 0)).ToArray());
             }
