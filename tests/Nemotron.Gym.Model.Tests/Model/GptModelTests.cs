@@ -42,25 +42,7 @@ public class GptModelTests
         model.Backward(weights);
         var grad = new float[model.Layout.Total];
         model.Backend.Download(model.Gradients, grad);
-        var p = model.DownloadParameters();
-        var rng = new Random(1);
-        const float h = 1e-2f;
-        foreach (var slot in model.Layout.Slots)
-        {
-            double scale = 1e-4;
-            for (long i = 0; i < slot.Length; i++) scale = Math.Max(scale, Math.Abs(grad[slot.Offset + i]));
-            for (int k = 0; k < 6; k++)
-            {
-                long idx = slot.Offset + rng.NextInt64(slot.Length);
-                float orig = p[idx];
-                p[idx] = orig + h; model.UploadParameters(p); double up = Loss(model, batch, weights);
-                p[idx] = orig - h; model.UploadParameters(p); double down = Loss(model, batch, weights);
-                p[idx] = orig; model.UploadParameters(p);
-                double numeric = (up - down) / (2 * h);
-                double err = Math.Abs(numeric - grad[idx]) / scale;
-                Assert.True(err < 3e-2, $"{slot.Name}[{idx - slot.Offset}]: analytic {grad[idx]:G5} numeric {numeric:G5} (relative {err:G3})");
-            }
-        }
+        ParameterGradientCheck.AssertMatchesFiniteDifferences(model, grad, () => Loss(model, batch, weights), perSlot: 6, seed: 1);
     }
 
     [Fact]

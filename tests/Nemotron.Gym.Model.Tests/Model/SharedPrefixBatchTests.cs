@@ -108,24 +108,7 @@ public class SharedPrefixBatchTests
             for (int i = 0; i < lp.Length; i++) l -= weights[i] * (double)lp[i];
             return l;
         }
-        var p = model.DownloadParameters();
-        var rng = new Random(3);
-        const float h = 1e-2f;
-        foreach (var slot in model.Layout.Slots)
-        {
-            double scale = 1e-4;
-            for (long i = 0; i < slot.Length; i++) scale = Math.Max(scale, Math.Abs(grad[slot.Offset + i]));
-            for (int k = 0; k < 4; k++)
-            {
-                long idx = slot.Offset + rng.NextInt64(slot.Length);
-                float orig = p[idx];
-                p[idx] = orig + h; model.UploadParameters(p); double up = Loss();
-                p[idx] = orig - h; model.UploadParameters(p); double down = Loss();
-                p[idx] = orig; model.UploadParameters(p);
-                double numeric = (up - down) / (2 * h);
-                Assert.True(Math.Abs(numeric - grad[idx]) / scale < 3e-2, $"{slot.Name}[{idx - slot.Offset}]: analytic {grad[idx]:G5} numeric {numeric:G5}");
-            }
-        }
+        ParameterGradientCheck.AssertMatchesFiniteDifferences(model, grad, Loss, perSlot: 4, seed: 3);
     }
 
     [Fact]
