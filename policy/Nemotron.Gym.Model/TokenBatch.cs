@@ -84,6 +84,9 @@ public sealed class TokenBatch
         }
         return new TokenBatch(sequences.Count, t, tokens, targets);
     }
+    /// <summary>What identifies a shared prefix: its first <paramref name="length"/> tokens (equal keys, equal prefixes).</summary>
+    public static string PrefixKey(int[] sequence, int length) => string.Join(',', sequence.Take(length));
+
     /// <summary>
     /// The rows of <see cref="FromSequences"/>, with the first <paramref name="shareLengths"/>[b] tokens of sequence b
     /// computed once for every sequence that starts with the same tokens (the G rollouts of a prompt). Row b then holds
@@ -107,7 +110,7 @@ public sealed class TokenBatch
                 throw new ArgumentException($"token batch: sequence {b} of {seq.Length} tokens cannot share {l} (its row needs at least one input token)");
             for (int i = 1; i <= l; i++)
                 if (targetMask == null || targetMask[b][i] != 0) throw new ArgumentException($"token batch: sequence {b} shares {l} tokens but scores token {i}, which a shared prefix cannot predict");
-            string key = string.Join(',', seq.Take(l));
+            string key = PrefixKey(seq, l);
             if (!prefixIndex.TryGetValue(key, out int p))
             {
                 prefixIndex[key] = p = prefixSource.Count;

@@ -149,20 +149,9 @@ public sealed class TrainBenchmark : IBenchmark
                 generated.Add(Enumerable.Range(0, 110 + n).Select(i => (byte)(i >= 110 ? 1 : 0)).ToArray());
             }
         }
-        var shared = sequences.Select((s, i) => Nemotron.Gym.Training.Grpo.PromptGrouping.SharedLength(generated[i], s.Length)).ToList();
-        var groups = sharePrompts
-            ? Nemotron.Gym.Training.Grpo.PromptGrouping.Group(sequences, shared, 64)
-            : Nemotron.Gym.Training.LengthGrouping.Group(sequences.Select(s => s.Length - 1).ToList(), 64);
-        var micros = groups.Select(g =>
-        {
-            var seqs = g.Select(i => sequences[i]).ToList();
-            var gens = g.Select(i => generated[i]).ToList();
-            var batch = sharePrompts
-                ? TokenBatch.FromSharedPrefixes(seqs, g.Select(i => shared[i]).ToList(), 0, gens)
-                : TokenBatch.FromSequences(seqs, 0, 0, gens);
-            var weights = batch.Targets.Select(t => t < 0 ? 0f : 1e-4f).ToArray();
-            return (batch, weights);
-        }).ToList();
+        // The trainer's own micro-batches (GrpoTrainer), each with a loss weight on every scored position.
+        var micros = Nemotron.Gym.Training.Grpo.PromptGrouping.Batches(sequences, generated, 64, sharePrompts, 0)
+            .Select(m => (m.Batch, Weights: m.Batch.Targets.Select(t => t < 0 ? 0f : 1e-4f).ToArray())).ToList();
         void Step()
         {
             model.ZeroGradients();

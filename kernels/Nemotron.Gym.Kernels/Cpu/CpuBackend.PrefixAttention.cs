@@ -116,8 +116,8 @@ public sealed unsafe partial class CpuBackend
                     for (int s = 0; s < keys; s++)
                     {
                         float* target = s < l ? dPrefix + (long)s * c3 : dq + (long)(s - l) * c3;
-                        AddInto(target + channels, dk + (long)s * hs, hs);
-                        AddInto(target + 2 * channels, dv + (long)s * hs, hs);
+                        MultiplyAddInto(target + channels, dk + (long)s * hs, 1f, hs);
+                        MultiplyAddInto(target + 2 * channels, dv + (long)s * hs, 1f, hs);
                     }
                 }
             }
@@ -134,8 +134,4 @@ public sealed unsafe partial class CpuBackend
             new ReadOnlySpan<float>(src + 2 * channels, hs).CopyTo(new Span<float>(v + (long)s * hs, hs));
         }
     }
-
-    /// <summary>target[i] += source[i] over a short run.</summary>
-    private static void AddInto(float* target, float* source, int length) =>
-        System.Numerics.Tensors.TensorPrimitives.Add(new ReadOnlySpan<float>(target, length), new ReadOnlySpan<float>(source, length), new Span<float>(target, length));
 }

@@ -396,18 +396,10 @@ public sealed class GrpoTrainer(
     {
         int size = grpo.MicroBatch > 0 ? grpo.MicroBatch : samples.Count;
         var list = new List<Micro>();
-        var parts = SharesPrompts
-            ? PromptGrouping.Group(samples.Select(s => s.Rollout).ToList(), size)
-            // Rollouts of similar length together: the normalizer spans the minibatch, so this changes no gradient, only padding.
-            : LengthGrouping.Group(samples.Select(s => s.Rollout.Tokens.Length - 1).ToList(), size);
-        foreach (var group in parts)
+        var rollouts = samples.Select(s => s.Rollout).ToList();
+        foreach (var (rows, batch) in PromptGrouping.Batches(rollouts.Select(r => r.Tokens).ToList(), rollouts.Select(r => r.Generated).ToList(), size, SharesPrompts, tokenizer.Specials.Pad))
         {
-            var part = group.Select(i => samples[i]).ToList();
-            var sequences = part.Select(s => s.Rollout.Tokens).ToList();
-            var generated = part.Select(s => s.Rollout.Generated).ToList();
-            var batch = SharesPrompts
-                ? TokenBatch.FromSharedPrefixes(sequences, part.Select(s => PromptGrouping.SharedLength(s.Rollout)).ToList(), tokenizer.Specials.Pad, generated)
-                : TokenBatch.FromSequences(sequences, tokenizer.Specials.Pad, 0, generated);
+            var part = rows.Select(i => samples[i]).ToList();
             var mask = new byte[batch.Count];
             var lpGen = new float[batch.Count];
             var spans = new List<SampleSpan>();

@@ -1,3 +1,5 @@
+using Nemotron.Gym.Model;
+
 namespace Nemotron.Gym.Training.Grpo;
 
 /// <summary>
@@ -9,22 +11,34 @@ namespace Nemotron.Gym.Training.Grpo;
 public static class PromptGrouping
 {
     /// <summary>
-    /// How many leading tokens of a rollout its row can share: everything before the first generated token except the
-    /// last, whose position predicts the first generated token and so must be in the row.
+    /// The micro-batches the GRPO trainer computes for <paramref name="sequences"/> (rollouts' tokens, with the mask of
+    /// the tokens the policy generated, the only ones scored), at most <paramref name="maxRows"/> rows each: with
+    /// <paramref name="sharePrompts"/>, grouped by prompt with each prompt once (<see cref="TokenBatch.FromSharedPrefixes"/>);
+    /// without, plain rows of similar lengths (<see cref="LengthGrouping"/>). Each comes with the indices of its rows.
     /// </summary>
-    public static int SharedLength(Rollout rollout) => SharedLength(rollout.Generated, rollout.Tokens.Length);
+    public static List<(List<int> Rows, TokenBatch Batch)> Batches(IReadOnlyList<int[]> sequences, IReadOnlyList<byte[]> generated, int maxRows, bool sharePrompts, int padToken)
+    {
+        if (!sharePrompts)
+            return LengthGrouping.Group(sequences.Select(s => s.Length - 1).ToList(), maxRows)
+                .Select(rows => (rows, TokenBatch.FromSequences(rows.Select(i => sequences[i]).ToList(), padToken, 0, rows.Select(i => generated[i]).ToList())))
+                .ToList();
+        var shared = sequences.Select((s, i) => SharedLength(generated[i], s.Length)).ToList();
+        return Group(sequences, shared, maxRows)
+            .Select(rows => (rows, TokenBatch.FromSharedPrefixes(rows.Select(i => sequences[i]).ToList(), rows.Select(i => shared[i]).ToList(), padToken,
+                rows.Select(i => generated[i]).ToList())))
+            .ToList();
+    }
 
-    /// <summary><see cref="SharedLength(Rollout)"/> from the generated-token mask and the sequence length.</summary>
+    /// <summary>
+    /// How many leading tokens of a sequence its row can share, from the mask of generated tokens: everything before the
+    /// first generated token except the last, whose position predicts the first generated token and so must be in the row.
+    /// </summary>
     public static int SharedLength(byte[] generated, int length)
     {
         int first = Array.FindIndex(generated, g => g != 0);
         if (first < 0) first = length - 1; // nothing generated: nothing scored, share all but the last input
         return Math.Clamp(first - 1, 0, Math.Max(0, length - 2));
     }
-
-    /// <summary>Micro-batches of at most <paramref name="maxRows"/> rollouts, given each rollout's tokens and shared length.</summary>
-    public static List<List<int>> Group(IReadOnlyList<Rollout> rollouts, int maxRows) =>
-        Group(rollouts.Select(r => r.Tokens).ToList(), rollouts.Select(SharedLength).ToList(), maxRows);
 
     /// <summary>
     /// The indices of <paramref name="sequences"/> in micro-batches of at most <paramref name="maxRows"/> rows. Sequences
@@ -40,7 +54,7 @@ public static class PromptGrouping
         var order = new List<List<int>>();
         for (int i = 0; i < sequences.Count; i++)
         {
-            string key = string.Join(',', sequences[i].Take(sharedLengths[i]));
+            string key = TokenBatch.PrefixKey(sequences[i], sharedLengths[i]);
             if (!prompts.TryGetValue(key, out var rows)) { prompts[key] = rows = []; order.Add(rows); }
             rows.Add(i);
         }
