@@ -164,12 +164,13 @@ public class CpuFastPathTests
     [InlineData(192, 3)] // heads of 64: two blocks of 32
     public void DecodeMatchesNaiveAttentionAtEachRowsOwnPosition(int channels, int heads)
     {
-        int batch = 5, maxT = 40, hs = channels / heads;
+        int batch = 7, maxT = 40, hs = channels / heads;
         var rng = new Random(channels);
         var keys = Random(rng, batch * maxT * channels);
         var values = Random(rng, batch * maxT * channels);
         var qkv = Random(rng, batch * 3 * channels);
-        int[] positions = [0, 7, 39, 16, 31];
+        // Lengths 1, 8, 40, 17, 32, 16 and 33: blocks of 16 keys that end inside, at and one past a block's end.
+        int[] positions = [0, 7, 39, 16, 31, 15, 32];
         using var tk = Put(_be, keys);
         using var tv = Put(_be, values);
         using var tq = Put(_be, qkv);
