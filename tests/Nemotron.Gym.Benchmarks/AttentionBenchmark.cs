@@ -12,12 +12,13 @@ namespace Nemotron.Gym.Benchmarks;
 /// total (the round least disturbed by other work).
 /// With <c>--step</c>, also the demo's whole training step (4 layers, width 192, batch 16×192) on one thread with
 /// each path, alternating one second at a time, so the attention's gain can be read against the whole step.
-/// Args: [--rounds N] [--step] [batch seqLen channels heads].
+/// With <c>--decode</c>, decoding attention instead: the per-key loop against the blocked path (see MeasureDecode).
+/// Args: [--rounds N] [--step | --decode] [batch seqLen channels heads].
 /// </summary>
 public sealed class AttentionBenchmark : IBenchmark
 {
     public string Name => "attention";
-    public string Description => "CPU training attention, fused small-head path vs. generic GEMM path (1 thread, thread CPU time, alternating rounds); --step for the whole demo training step";
+    public string Description => "CPU training attention, fused small-head path vs. generic GEMM path (1 thread, thread CPU time, alternating rounds); --step for the whole demo training step; --decode for decoding attention, per-key loop vs. blocked path";
 
     public Task<int> RunAsync(string[] args)
     {
@@ -27,6 +28,11 @@ public sealed class AttentionBenchmark : IBenchmark
         var shapes = positional.Length == 4
             ? new[] { (positional[0], positional[1], positional[2], positional[3]) }
             : new[] { (16, 192, 192, 6), (32, 72, 192, 6) };
+        if (args.Contains("--decode"))
+        {
+            MeasureDecode(rounds);
+            return Task.FromResult(0);
+        }
         Console.WriteLine($"clock: {(ThreadCpuClock.IsThreadTime ? "thread CPU time" : "wall time")}; {rounds} rounds per path, median shown (and the best total)");
         Console.WriteLine($"{"batch×seqLen, c/h",-22} {"path",-8} {"forward ms",11} {"backward ms",12} {"total ms",9} {"GFLOP/s",8} {"best ms",9}");
         foreach (var (b, t, c, h) in shapes)
@@ -53,6 +59,82 @@ public sealed class AttentionBenchmark : IBenchmark
         }
         if (args.Contains("--step")) MeasureStep(rounds: 5);
         return Task.FromResult(0);
+    }
+
+    /// <summary>
+    /// One decoding step's attention (6 heads of 32, 4 layers' worth of calls per round), per-key loop against the blocked
+    /// path, one thread by its own CPU time, alternating: 8 rows (their caches stay in the level-2 cache), 64 rows (they
+    /// do not), and the RL sampler's 128 rows that share 16 prompts of 110 positions, 21 positions past them.
+    /// </summary>
+    private static void MeasureDecode(int rounds)
+    {
+        const int channels = 192, heads = 6, maxT = 256;
+        Console.WriteLine($"decode attention, 1 thread, thread CPU time; {rounds} alternating rounds of 4 calls, median (best)");
+        Console.WriteLine($"{"rows × positions",-34} {"per key ns/(key·head)",22} {"blocked",18} {"ratio",7}");
+        foreach (var (rows, len, group) in new[] { (8, 131, 0), (64, 131, 0), (128, 131, 8) })
+        {
+            var perKey = new DecodeRun(new CpuBackend(1) { BlockedDecode = false }, rows, len, group, channels, heads, maxT);
+            var blocked = new DecodeRun(new CpuBackend(1), rows, len, group, channels, heads, maxT);
+            perKey.Time(); blocked.Time();
+            var a = new List<double>();
+            var b = new List<double>();
+            for (int r = 0; r < rounds; r++) { a.Add(perKey.Time()); b.Add(blocked.Time()); }
+            double unit = 1e9 / (4.0 * rows * len * heads);
+            double Median(List<double> xs) => xs.OrderBy(x => x).ElementAt(xs.Count / 2);
+            string shape = group > 0 ? $"{rows} × {len}, prompts of 110 shared by {group}" : $"{rows} × {len}, own caches";
+            Console.WriteLine($"{shape,-34} {Median(a) * unit,14:F1} ({a.Min() * unit:F1}) {Median(b) * unit,10:F1} ({b.Min() * unit:F1}) {Median(a) / Median(b),6:F2}×");
+            perKey.Dispose();
+            blocked.Dispose();
+        }
+    }
+
+    /// <summary>A decoding step's tensors: every row at position len − 1 of its cache, optionally sharing prompts.</summary>
+    private sealed class DecodeRun : IDisposable
+    {
+        private readonly CpuBackend _be;
+        private readonly Tensor _qkv, _keys, _values, _positions, _out;
+        private readonly Tensor? _prefixKeys, _prefixValues;
+        private readonly DecodePrefix? _prefix;
+        private readonly int _rows, _channels, _heads, _maxT;
+
+        public DecodeRun(CpuBackend be, int rows, int len, int group, int channels, int heads, int maxT)
+        {
+            (_be, _rows, _channels, _heads, _maxT) = (be, rows, channels, heads, maxT);
+            var rng = new Random(2);
+            float[] Random(long n) => Enumerable.Range(0, (int)n).Select(_ => (float)(rng.NextDouble() * 2 - 1)).ToArray();
+            Tensor Put(float[] data, string name) { var t = be.Allocate(DType.F32, data.Length, name); be.Upload(t, data); return t; }
+            _qkv = Put(Random((long)rows * 3 * channels), "qkv");
+            _keys = Put(Random((long)rows * maxT * channels), "keys");
+            _values = Put(Random((long)rows * maxT * channels), "values");
+            _out = be.Allocate(DType.F32, (long)rows * channels, "output");
+            _positions = be.Allocate(DType.I32, rows, "positions");
+            be.Upload(_positions, Enumerable.Repeat(len - 1, rows).ToArray());
+            if (group > 0)
+            {
+                const int promptLength = 110;
+                int prompts = rows / group;
+                _prefixKeys = Put(Random((long)prompts * promptLength * channels), "prefix keys");
+                _prefixValues = Put(Random((long)prompts * promptLength * channels), "prefix values");
+                _prefix = new DecodePrefix(_prefixKeys, _prefixValues, promptLength,
+                    Enumerable.Range(0, rows).Select(r => r / group).ToArray(), Enumerable.Repeat(promptLength, rows).ToArray());
+            }
+        }
+
+        /// <summary>Seconds of four calls (a round of the demo's four layers), by the thread clock.</summary>
+        public double Time()
+        {
+            double t0 = ThreadCpuClock.Now();
+            for (int layer = 0; layer < 4; layer++)
+                if (_prefix is null) _be.AttentionDecode(_out, _qkv, _keys, _values, _positions, _rows, _channels, _heads, _maxT);
+                else _be.AttentionDecode(_out, _qkv, _keys, _values, _positions, _rows, _channels, _heads, _maxT, _prefix);
+            return ThreadCpuClock.Now() - t0;
+        }
+
+        public void Dispose()
+        {
+            foreach (var t in new[] { _qkv, _keys, _values, _positions, _out, _prefixKeys, _prefixValues }) t?.Dispose();
+            _be.Dispose();
+        }
     }
 
     private static void MeasureStep(int rounds)
