@@ -359,14 +359,7 @@ public sealed unsafe partial class CpuBackend
                     scores[h * len + s] = DotProduct(q + h * hs, k + h * hs, hs) * scale;
             }
             new Span<float>(outRow, channels).Clear();
-            for (int h = 0; h < heads; h++)
-            {
-                var row = new Span<float>(scores + h * len, len);
-                float max = TensorPrimitives.Max(row);
-                TensorPrimitives.Subtract(row, max, row);
-                TensorPrimitives.Exp(row, row);
-                TensorPrimitives.Multiply(row, 1f / TensorPrimitives.Sum(row), row);
-            }
+            for (int h = 0; h < heads; h++) SoftmaxInPlace(new Span<float>(scores + h * len, len));
             // out_h = Σ_s p[h, s] · v_{s,h}
             for (int s = 0; s < len; s++)
             {
@@ -382,9 +375,10 @@ public sealed unsafe partial class CpuBackend
     /// whose 16 partial-sum vectors are added across lanes together (a transpose by shuffles, 30 of them for 16 sums,
     /// where one vector's sum alone takes a chain of 4 shuffles and adds), so a score costs about two shuffles instead
     /// of a dependent reduction; values are accumulated in registers per 16 channels of a head, two keys in flight.
-    /// At the RL sampler's shape this ran 2.7× faster than the loop of short dot products (keys in cache; 1.5× when
-    /// the cache is read from main memory, which then bounds it). Sums run in another order: results differ in the
-    /// last bits (kernels/Nemotron.Gym.Kernels/Cpu/PERF.md).
+    /// Per (key, head) at 131 positions it took about a third of the per-key loop's time with the caches in level 2,
+    /// two thirds with 64 rows' caches read from memory, which then bounds both; whole generation rounds gained far
+    /// less (`attention --decode` and `kernels --generation-only` time the two side by side). Sums run in another
+    /// order than the per-key loop's: results differ in the last bits.
     /// </summary>
     private static void DecodeRowBlocked(float* q, float* kRows, float* vRows, float* prefixKeys, float* prefixValues, int prefixLength, int len, float* outRow, int channels, int heads, float scale)
     {
@@ -422,14 +416,7 @@ public sealed unsafe partial class CpuBackend
                     Vector512.Store(dots, scores + h * stride + s0);
                 }
             }
-            for (int h = 0; h < heads; h++)
-            {
-                var row = new Span<float>(scores + h * stride, len);
-                float max = TensorPrimitives.Max(row);
-                TensorPrimitives.Subtract(row, max, row);
-                TensorPrimitives.Exp(row, row);
-                TensorPrimitives.Multiply(row, 1f / TensorPrimitives.Sum(row), row);
-            }
+            for (int h = 0; h < heads; h++) SoftmaxInPlace(new Span<float>(scores + h * stride, len));
             // out[h, c..c+16] = Σ_s p[h, s] · v[s, h, c..c+16]; even and odd keys in two accumulators. Which keys go
             // where depends only on s, so a row reads the same sums whether its prefix is shared or its own.
             for (int h = 0; h < heads; h++)
@@ -453,6 +440,15 @@ public sealed unsafe partial class CpuBackend
                 }
             }
         }
+    }
+
+    /// <summary>A row of scores turned into probabilities in place (both decode paths).</summary>
+    private static void SoftmaxInPlace(Span<float> row)
+    {
+        float max = TensorPrimitives.Max(row);
+        TensorPrimitives.Subtract(row, max, row);
+        TensorPrimitives.Exp(row, row);
+        TensorPrimitives.Multiply(row, 1f / TensorPrimitives.Sum(row), row);
     }
 
     // Lane sums of 2, 4, 8 and 16 vectors: after all four steps lane i holds the sum of the i-th vector's lanes.
