@@ -374,11 +374,11 @@ public sealed unsafe partial class CpuBackend
     /// <see cref="DecodeRow"/> for heads of a multiple of 16 channels with AVX-512: the scores of 16 keys at a time,
     /// whose 16 partial-sum vectors are added across lanes together (a transpose by shuffles, 30 of them for 16 sums,
     /// where one vector's sum alone takes a chain of 4 shuffles and adds), so a score costs about two shuffles instead
-    /// of a dependent reduction; values are accumulated in registers per 16 channels of a head, two keys in flight.
-    /// Per (key, head) at 131 positions it took about a third of the per-key loop's time with the caches in level 2,
-    /// two thirds with 64 rows' caches read from memory, which then bounds both; whole generation rounds gained far
-    /// less (`attention --decode` and `kernels --generation-only` time the two side by side). Sums run in another
-    /// order than the per-key loop's: results differ in the last bits.
+    /// of a dependent reduction; the next block's keys are prefetched while a block is scored, and the values are
+    /// read once, key by key, into accumulators for every channel. At the RL sampler's batch the caches come from main
+    /// memory, and this path reads them at about its single-thread speed (kernels/Nemotron.Gym.Kernels/Cpu/PERF.md,
+    /// "Decoding attention at the memory's speed"). Sums run in another order than the per-key loop's: results differ
+    /// in the last bits.
     /// </summary>
     private static void DecodeRowBlocked(float* q, float* kRows, float* vRows, float* prefixKeys, float* prefixValues, int prefixLength, int len, float* outRow, int channels, int heads, float scale)
     {
@@ -397,6 +397,13 @@ public sealed unsafe partial class CpuBackend
                 {
                     int s = s0 + Math.Min(j, n - 1);
                     keys[j] = (s < prefixLength ? prefixKeys : kRows) + (long)s * channels;
+                }
+                // The next block's keys on their way while this one is scored: its rows are contiguous, but the
+                // heads below walk each at a stride.
+                for (int s = s0 + 16; s < Math.Min(s0 + 32, len); s++)
+                {
+                    byte* next = (byte*)((s < prefixLength ? prefixKeys : kRows) + (long)s * channels);
+                    for (int b = 0; b < channels * sizeof(float); b += 64) Sse.Prefetch0(next + b);
                 }
                 for (int h = 0; h < heads; h++)
                 {
@@ -418,27 +425,28 @@ public sealed unsafe partial class CpuBackend
             }
             for (int h = 0; h < heads; h++) SoftmaxInPlace(new Span<float>(scores + h * stride, len));
             // out[h, c..c+16] = Σ_s p[h, s] · v[s, h, c..c+16]; even and odd keys in two accumulators. Which keys go
-            // where depends only on s, so a row reads the same sums whether its prefix is shared or its own.
-            for (int h = 0; h < heads; h++)
+            // where depends only on s, so a row reads the same sums whether its prefix is shared or its own. Keys run
+            // outermost so each value row is read once, front to back (a pass per 16 channels read every row 12
+            // times at a stride, and ran at a fraction of the memory's speed); the accumulators live in level 1.
+            int chunks = channels / 16;
+            Vector512<float>* acc = stackalloc Vector512<float>[2 * chunks];
+            for (int i = 0; i < 2 * chunks; i++) acc[i] = Vector512<float>.Zero;
+            int* headOf = stackalloc int[chunks];
+            for (int i = 0; i < chunks; i++) headOf[i] = i * 16 / hs * stride;
+            for (int s = 0; s < len; s++)
             {
-                float* p = scores + h * stride;
-                for (int c = h * hs; c < (h + 1) * hs; c += 16)
+                float* v = (s < prefixLength ? prefixValues : vRows) + (long)s * channels;
+                if (s + 6 < len)
                 {
-                    var even = Vector512<float>.Zero;
-                    var odd = Vector512<float>.Zero;
-                    int s = 0;
-                    for (; s + 2 <= len; s += 2)
-                    {
-                        float* v0 = (s < prefixLength ? prefixValues : vRows) + (long)s * channels + c;
-                        float* v1 = (s + 1 < prefixLength ? prefixValues : vRows) + (long)(s + 1) * channels + c;
-                        even = Vector512.FusedMultiplyAdd(Vector512.Load(v0), Vector512.Create(p[s]), even);
-                        odd = Vector512.FusedMultiplyAdd(Vector512.Load(v1), Vector512.Create(p[s + 1]), odd);
-                    }
-                    if (s < len)
-                        even = Vector512.FusedMultiplyAdd(Vector512.Load((s < prefixLength ? prefixValues : vRows) + (long)s * channels + c), Vector512.Create(p[s]), even);
-                    Vector512.Store(even + odd, outRow + c);
+                    byte* ahead = (byte*)((s + 6 < prefixLength ? prefixValues : vRows) + (long)(s + 6) * channels);
+                    for (int b = 0; b < channels * sizeof(float); b += 64) Sse.Prefetch0(ahead + b);
                 }
+                Vector512<float>* a = acc + (s & 1) * chunks;
+                float* ps = scores + s;
+                for (int i = 0; i < chunks; i++)
+                    a[i] = Vector512.FusedMultiplyAdd(Vector512.Load(v + 16 * i), Vector512.Create(ps[headOf[i]]), a[i]);
             }
+            for (int i = 0; i < chunks; i++) Vector512.Store(acc[i] + acc[chunks + i], outRow + 16 * i);
         }
     }
 
