@@ -28,7 +28,7 @@ public class MatMulTests
     public static TheoryData<int, int, int, bool, bool> Shapes()
     {
         var data = new TheoryData<int, int, int, bool, bool>();
-        int[][] dims = [[1, 1, 1], [1, 37, 19], [7, 5, 3], [33, 65, 17], [96, 512, 256], [100, 33, 300], [129, 257, 70], [8, 32, 1], [3, 1000, 40]];
+        int[][] dims = [[1, 1, 1], [1, 37, 19], [7, 5, 3], [33, 65, 17], [96, 512, 256], [100, 33, 300], [129, 257, 70], [8, 32, 1], [3, 1000, 40], [100, 70, 2300]];
         foreach (var d in dims)
             foreach (bool ta in new[] { false, true })
                 foreach (bool tb in new[] { false, true })
@@ -84,11 +84,13 @@ public class MatMulTests
         Assert.Equal(0f, got[m * n]);
     }
 
-    [Fact]
-    public void SingleThreadAndTwoThreadsAgreeExactly()
+    /// <summary>Rows shared out (a short K), and K cut in two (a weight gradient's long K, transposed A).</summary>
+    [Theory]
+    [InlineData(200, 300, 150, false)]
+    [InlineData(200, 300, 2600, true)]
+    public void SingleThreadAndTwoThreadsAgreeExactly(int m, int n, int k, bool transA)
     {
         var rng = new Random(9);
-        int m = 200, n = 300, k = 150;
         var a = Random(rng, m * k);
         var b = Random(rng, k * n);
         float[] Run(int threads)
@@ -97,10 +99,11 @@ public class MatMulTests
             using var ta = Put(be, a);
             using var tb = Put(be, b);
             using var tc = be.Allocate(DType.F32, m * n, "c");
-            be.MatMul(tc, ta, tb, m, n, k, false, false);
+            be.MatMul(tc, ta, tb, m, n, k, transA, false);
             return Get(be, tc);
         }
         Assert.Equal(Run(1), Run(2));
+        Assert.Equal(Run(1), Run(3));
     }
 
     [Fact]

@@ -167,6 +167,11 @@ internal static unsafe class CpuGemm
 
         int threads = parallel?.Threads ?? 1;
         int panelsB = PanelsB(n), blocksM = (m + MC - 1) / MC;
+        if (packedB == null && k >= SplitKFrom && (long)m * n <= SplitKLargestC)
+        {
+            GemmSplitK(c, a, b, m, n, k, transA, transB, alpha, overwriteFirst, parallel, lda, ldb, ldc);
+            return;
+        }
         // Enough row blocks: one work item per block. Too few (decoding): also split the column panels,
         // so every core has work.
         int splitsN = blocksM >= threads ? 1 : Math.Min(panelsB, (threads + blocksM - 1) / blocksM * 2);
@@ -209,6 +214,67 @@ internal static unsafe class CpuGemm
                 PackBBlocks(block, b, ldb, transB, k, n, pc, Math.Min(k, pc + KC), parallel);
                 Run(block, pc, Math.Min(k, pc + KC));
             }
+        }
+    }
+
+    /// <summary>Products whose K (weight gradients: K = tokens) is at least this long split it in two (<see cref="GemmSplitK"/>).</summary>
+    private const int SplitKFrom = 2048;
+    /// <summary>... when C is at most this many floats (1 MB), so each half's C stays in level 2.</summary>
+    private const long SplitKLargestC = 256 * 1024;
+
+    [ThreadStatic] private static float* t_partialC;
+    [ThreadStatic] private static long t_partialCLength;
+
+    /// <summary>
+    /// A product with a long K and a small C (the weight gradients: dyᵀ·x over thousands of tokens, C of 192 × 768):
+    /// K is cut in two halves at a KC boundary, each half runs as its own work items (packing its own blocks of B, so
+    /// no thread waits on a single-threaded pack between blocks, and C is read from level 2, not shared), and the
+    /// second half's C, kept apart, is added at the end. Split by rows instead, the 192 rows of C made two work items
+    /// that both waited on each block's pack of B, and ran at 28–42% of the two-thread peak. The halves are fixed by
+    /// the shape, not the thread count, so one thread and many give the same sums (in another order than an unsplit
+    /// product: last bits differ from it).
+    /// </summary>
+    private static void GemmSplitK(float* c, float* a, float* b, int m, int n, int k, bool transA, bool transB,
+        float alpha, bool overwriteFirst, CpuWorkerPool? parallel, int lda, int ldb, int ldc)
+    {
+        const int parts = 2;
+        int half = (k / KC + 1) / 2 * KC; // the first half's end, a multiple of KC
+        int panelsB = PanelsB(n), blocksM = (m + MC - 1) / MC, threads = parallel?.Threads ?? 1;
+        // More threads than halves: each half's row blocks are shared out too (this changes no sum's order).
+        int rowGroups = Math.Clamp(threads / parts, 1, blocksM);
+        if (t_partialCLength < (long)m * n)
+        {
+            if (t_partialC != null) NativeMemory.AlignedFree(t_partialC);
+            t_partialCLength = (long)m * n;
+            t_partialC = (float*)NativeMemory.AlignedAlloc((nuint)(t_partialCLength * sizeof(float)), 64);
+        }
+        float* partial = t_partialC;
+        void Work(int item)
+        {
+            int part = item / rowGroups, group = item % rowGroups;
+            int kFrom = part == 0 ? 0 : half, kTo = part == 0 ? half : k;
+            int ib0 = blocksM * group / rowGroups, ib1 = blocksM * (group + 1) / rowGroups;
+            float* target = part == 0 ? c : partial;
+            int ldt = part == 0 ? ldc : n;
+            float* block = PackBBuffer((long)KC * panelsB * NR);
+            for (int pc = kFrom; pc < kTo; pc += KC)
+            {
+                int kc = Math.Min(KC, kTo - pc);
+                PackBBlocks(block, b, ldb, transB, pc + kc, n, pc, pc + kc, null);
+                for (int ib = ib0; ib < ib1; ib++)
+                {
+                    int ic = ib * MC, mc = Math.Min(MC, m - ic);
+                    Macro(target, ldt, a, lda, transA, block, ic, mc, pc, kc, n, 0, panelsB, alpha, pc == kFrom && (part == 1 || overwriteFirst));
+                }
+            }
+        }
+        int items = parts * rowGroups;
+        if (threads == 1) for (int i = 0; i < items; i++) Work(i);
+        else parallel!.For(items, Work);
+        for (int i = 0; i < m; i++)
+        {
+            var row = new Span<float>(c + (long)i * ldc, n);
+            System.Numerics.Tensors.TensorPrimitives.Add(row, new ReadOnlySpan<float>(partial + (long)i * n, n), row);
         }
     }
 
