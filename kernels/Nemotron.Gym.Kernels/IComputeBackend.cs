@@ -74,6 +74,12 @@ public interface IComputeBackend : IDisposable
     /// <summary>A new zero-filled tensor.</summary>
     Tensor Allocate(DType dtype, long length, string name);
 
+    /// <summary>
+    /// Whether <see cref="KvCacheWrite"/>, <see cref="Copy"/> and the decoding ops take key and value caches of
+    /// <see cref="DType.BF16"/> (the CPU backend: decoding at the RL sampler's batch is bound by reading the caches).
+    /// </summary>
+    bool SupportsBf16Caches => false;
+
     /// <summary>Copies host floats into <paramref name="destination"/> starting at element <paramref name="offset"/>.</summary>
     void Upload(Tensor destination, ReadOnlySpan<float> source, long offset = 0);
 

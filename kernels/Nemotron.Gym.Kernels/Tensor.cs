@@ -7,6 +7,19 @@ public enum DType
     F32,
     /// <summary>32-bit signed integer. Token ids and positions.</summary>
     I32,
+    /// <summary>
+    /// bfloat16 (the top half of an fp32), storage only: a backend that says <see cref="IComputeBackend.SupportsBf16Caches"/>
+    /// keeps a bf16 sampler's keys and values in it, so decoding reads half the bytes. Uploads round to nearest
+    /// (ties to even) and downloads widen exactly.
+    /// </summary>
+    BF16,
+}
+
+/// <summary>Sizes of the element types.</summary>
+public static class DTypeSizes
+{
+    /// <summary>Bytes one element of <paramref name="dtype"/> occupies.</summary>
+    public static int Bytes(this DType dtype) => dtype == DType.BF16 ? 2 : 4;
 }
 
 /// <summary>

@@ -32,6 +32,24 @@ public sealed partial class GptModel : IDisposable
     public IComputeBackend Backend { get; }
     /// <summary>Shape.</summary>
     public GptConfig Config { get; }
+
+    /// <summary>
+    /// Element type of the key and value caches generation allocates (<see cref="KvCache"/>): F32, or BF16 where the
+    /// backend supports it (<see cref="IComputeBackend.SupportsBf16Caches"/>) and the model is a bf16 sampler, whose
+    /// mismatch with the trainer the IS correction measures and covers. Decoding at the RL batch reads the caches
+    /// from memory, so bf16 halves its bytes.
+    /// </summary>
+    public DType CacheType
+    {
+        get => _cacheType;
+        set
+        {
+            if (value is not (DType.F32 or DType.BF16)) throw new ArgumentException($"cache type {value}: key and value caches are F32 or BF16");
+            if (value == DType.BF16 && !Backend.SupportsBf16Caches) throw new ArgumentException($"cache type BF16: the {Backend.Name} backend keeps its caches in F32");
+            _cacheType = value;
+        }
+    }
+    private DType _cacheType = DType.F32;
     /// <summary>Where each parameter sits in <see cref="Parameters"/>.</summary>
     public ParameterLayout Layout { get; }
     /// <summary>All weights, one flat buffer.</summary>

@@ -9,7 +9,7 @@ namespace Nemotron.Gym.Model;
 /// </summary>
 public sealed class KvCache : IDisposable
 {
-    /// <summary>Allocates the cache on the model's backend.</summary>
+    /// <summary>Allocates the cache on the model's backend, of the model's <see cref="GptModel.CacheType"/>.</summary>
     public KvCache(GptModel model, int batch, int maxSeqLen)
     {
         if (maxSeqLen > model.Config.Context)
@@ -19,8 +19,8 @@ public sealed class KvCache : IDisposable
         MaxSeqLen = maxSeqLen;
         Width = model.Config.Width;
         long len = (long)batch * maxSeqLen * Width;
-        Keys = Enumerable.Range(0, model.Config.Layers).Select(l => Backend.Allocate(DType.F32, len, $"cache.k{l}")).ToArray();
-        Values = Enumerable.Range(0, model.Config.Layers).Select(l => Backend.Allocate(DType.F32, len, $"cache.v{l}")).ToArray();
+        Keys = Enumerable.Range(0, model.Config.Layers).Select(l => Backend.Allocate(model.CacheType, len, $"cache.k{l}")).ToArray();
+        Values = Enumerable.Range(0, model.Config.Layers).Select(l => Backend.Allocate(model.CacheType, len, $"cache.v{l}")).ToArray();
     }
 
     /// <summary>The device.</summary>

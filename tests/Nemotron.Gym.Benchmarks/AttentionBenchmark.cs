@@ -63,28 +63,31 @@ public sealed class AttentionBenchmark : IBenchmark
 
     /// <summary>
     /// One decoding step's attention (6 heads of 32, 4 layers' worth of calls per round), per-key loop against the blocked
-    /// path, one thread by its own CPU time, alternating: 8 rows (their caches stay in the level-2 cache), 64 rows (they
+    /// path over fp32 and over bf16 caches, one thread by its own CPU time, alternating: 8 rows (their caches stay in the level-2 cache), 64 rows (they
     /// do not), and the RL sampler's 128 rows that share 16 prompts of 110 positions, 21 positions past them.
     /// </summary>
     private static void MeasureDecode(int rounds)
     {
         const int channels = 192, heads = 6, maxT = 256;
         Console.WriteLine($"decode attention, 1 thread, thread CPU time; {rounds} alternating rounds of 4 calls, median (best)");
-        Console.WriteLine($"{"rows × positions",-34} {"per key ns/(key·head)",22} {"blocked",18} {"ratio",7}");
+        Console.WriteLine($"{"rows × positions",-40} {"per key ns/(key·head)",22} {"blocked",16} {"ratio",7} {"blocked, bf16",16} {"ratio",7}");
         foreach (var (rows, len, group) in new[] { (8, 131, 0), (64, 131, 0), (128, 131, 8) })
         {
-            var perKey = new DecodeRun(new CpuBackend(1) { BlockedDecode = false }, rows, len, group, channels, heads, maxT);
-            var blocked = new DecodeRun(new CpuBackend(1), rows, len, group, channels, heads, maxT);
-            perKey.Time(); blocked.Time();
+            var perKey = new DecodeRun(new CpuBackend(1) { BlockedDecode = false }, rows, len, group, channels, heads, maxT, DType.F32);
+            var blocked = new DecodeRun(new CpuBackend(1), rows, len, group, channels, heads, maxT, DType.F32);
+            var halves = new DecodeRun(new CpuBackend(1), rows, len, group, channels, heads, maxT, DType.BF16);
+            perKey.Time(); blocked.Time(); halves.Time();
             var a = new List<double>();
             var b = new List<double>();
-            for (int r = 0; r < rounds; r++) { a.Add(perKey.Time()); b.Add(blocked.Time()); }
+            var h = new List<double>();
+            for (int r = 0; r < rounds; r++) { a.Add(perKey.Time()); b.Add(blocked.Time()); h.Add(halves.Time()); }
             double unit = 1e9 / (4.0 * rows * len * heads);
             double Median(List<double> xs) => xs.OrderBy(x => x).ElementAt(xs.Count / 2);
             string shape = group > 0 ? $"{rows} × {len}, prompts of 110 shared by {group}" : $"{rows} × {len}, own caches";
-            Console.WriteLine($"{shape,-34} {Median(a) * unit,14:F1} ({a.Min() * unit:F1}) {Median(b) * unit,10:F1} ({b.Min() * unit:F1}) {Median(a) / Median(b),6:F2}×");
+            Console.WriteLine($"{shape,-40} {Median(a) * unit,14:F1} ({a.Min() * unit:F1}) {Median(b) * unit,8:F1} ({b.Min() * unit:F1}) {Median(a) / Median(b),6:F2}× {Median(h) * unit,8:F1} ({h.Min() * unit:F1}) {Median(a) / Median(h),6:F2}×");
             perKey.Dispose();
             blocked.Dispose();
+            halves.Dispose();
         }
     }
 
@@ -97,15 +100,15 @@ public sealed class AttentionBenchmark : IBenchmark
         private readonly DecodePrefix? _prefix;
         private readonly int _rows, _channels, _heads, _maxT;
 
-        public DecodeRun(CpuBackend be, int rows, int len, int group, int channels, int heads, int maxT)
+        public DecodeRun(CpuBackend be, int rows, int len, int group, int channels, int heads, int maxT, DType cacheType)
         {
             (_be, _rows, _channels, _heads, _maxT) = (be, rows, channels, heads, maxT);
             var rng = new Random(2);
             float[] Random(long n) => Enumerable.Range(0, (int)n).Select(_ => (float)(rng.NextDouble() * 2 - 1)).ToArray();
-            Tensor Put(float[] data, string name) { var t = be.Allocate(DType.F32, data.Length, name); be.Upload(t, data); return t; }
+            Tensor Put(float[] data, string name, DType type = DType.F32) { var t = be.Allocate(type, data.Length, name); be.Upload(t, data); return t; }
             _qkv = Put(Random((long)rows * 3 * channels), "qkv");
-            _keys = Put(Random((long)rows * maxT * channels), "keys");
-            _values = Put(Random((long)rows * maxT * channels), "values");
+            _keys = Put(Random((long)rows * maxT * channels), "keys", cacheType);
+            _values = Put(Random((long)rows * maxT * channels), "values", cacheType);
             _out = be.Allocate(DType.F32, (long)rows * channels, "output");
             _positions = be.Allocate(DType.I32, rows, "positions");
             be.Upload(_positions, Enumerable.Repeat(len - 1, rows).ToArray());
@@ -113,8 +116,8 @@ public sealed class AttentionBenchmark : IBenchmark
             {
                 const int promptLength = 110;
                 int prompts = rows / group;
-                _prefixKeys = Put(Random((long)prompts * promptLength * channels), "prefix keys");
-                _prefixValues = Put(Random((long)prompts * promptLength * channels), "prefix values");
+                _prefixKeys = Put(Random((long)prompts * promptLength * channels), "prefix keys", cacheType);
+                _prefixValues = Put(Random((long)prompts * promptLength * channels), "prefix values", cacheType);
                 _prefix = new DecodePrefix(_prefixKeys, _prefixValues, promptLength,
                     Enumerable.Range(0, rows).Select(r => r / group).ToArray(), Enumerable.Repeat(promptLength, rows).ToArray());
             }

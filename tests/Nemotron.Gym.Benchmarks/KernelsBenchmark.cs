@@ -61,29 +61,32 @@ public sealed class KernelsBenchmark : IBenchmark
         {
             // The sampler's two rounds, ten times each after a warm-up, for a before/after of a decoding change
             // (one round is a fraction of a second, and a shared host's noise is larger than that). Decode attention
-            // by its per-key loop and by its blocked path alternate round by round, so both see the same host.
+            // by its per-key loop, by its blocked path, and by the blocked path over bf16 caches (the CPU backend's
+            // bf16 sampler, as the demo's RL stage runs) alternate round by round, so all see the same host.
             var model = TrainBenchmark.DemoModel(width);
             using var perKey = new CpuBackend(threads) { BlockedDecode = false };
             using var blocked = new CpuBackend(threads);
-            var plain = new[] { new List<double>(), new List<double>() };
-            var rl = new[] { new List<double>(), new List<double>() };
-            double meanLength = 0;
+            var variants = new (string Name, CpuBackend Backend, DType Cache)[]
+                { ("per-key loop, fp32", perKey, DType.F32), ("blocked, fp32", blocked, DType.F32), ("blocked, bf16 cache", blocked, DType.BF16) };
+            var plain = variants.Select(_ => new List<double>()).ToArray();
+            var rl = variants.Select(_ => new List<double>()).ToArray();
+            var lengths = new double[variants.Length];
             for (int i = 0; i < 11; i++)
-                for (int v = 0; v < 2; v++)
+                for (int v = 0; v < variants.Length; v++)
                 {
-                    var backend = v == 0 ? perKey : blocked;
-                    var (tps, _) = TrainBenchmark.MeasureGeneration(backend, model);
-                    var (rTps, _, rLength) = TrainBenchmark.MeasureRlGeneration(backend, model);
+                    var (tps, _) = TrainBenchmark.MeasureGeneration(variants[v].Backend, model, cacheType: variants[v].Cache);
+                    var (rTps, _, rLength) = TrainBenchmark.MeasureRlGeneration(variants[v].Backend, model, cacheType: variants[v].Cache);
                     if (i == 0) continue;
                     plain[v].Add(tps);
                     rl[v].Add(rTps);
-                    meanLength = rLength;
+                    lengths[v] = rLength;
                 }
             string Median(List<double> xs) { xs.Sort(); return $"{xs[xs.Count / 2],7:N0} ({xs[0]:N0}–{xs[^1]:N0})"; }
-            double Ratio(List<double>[] xs) => xs[1][xs[1].Count / 2] / xs[0][xs[0].Count / 2];
-            Console.WriteLine($"tokens/s, {threads} threads, median (range) of {plain[0].Count} rounds   decode attention per key   blocked (AVX-512)   ratio");
-            Console.WriteLine($"generation round (64 prompts × 100 tokens)       {Median(plain[0]),26} {Median(plain[1]),26} {Ratio(plain):F2}×");
-            Console.WriteLine($"RL-shaped round (rows end at {meanLength:F0} tokens)         {Median(rl[0]),26} {Median(rl[1]),26} {Ratio(rl):F2}×");
+            double Ratio(List<double>[] xs, int v) => xs[v][xs[v].Count / 2] / xs[0][xs[0].Count / 2];
+            Console.WriteLine($"tokens/s, {threads} threads, median (range) of {plain[0].Count} rounds; ratio to the per-key loop");
+            Console.WriteLine($"{"decode attention",-22} {"generation round (64 prompts × 100 tokens)",44} {"RL-shaped round",40}");
+            for (int v = 0; v < variants.Length; v++)
+                Console.WriteLine($"{variants[v].Name,-22} {Median(plain[v]),28} {Ratio(plain, v),6:F2}× {Median(rl[v]),26} {Ratio(rl, v),6:F2}× (rows end at {lengths[v]:F0} tokens)");
             return Task.FromResult(0);
         }
 
@@ -131,6 +134,8 @@ public sealed class KernelsBenchmark : IBenchmark
         Console.WriteLine($"generation round (64 prompts of 40 tokens, 100 new tokens each, T = 1), {threads} threads: {genTps:N0} tokens/s, {genSeconds:F2} s");
         var (rlTps, rlSeconds, rlLength) = TrainBenchmark.MeasureRlGeneration(new CpuBackend(threads), demo);
         Console.WriteLine($"RL-shaped round (16 prompts of 110 tokens × 8 samples, stop tokens end rows at {rlLength:F0} tokens on average), {threads} threads: {rlTps:N0} tokens/s, {rlSeconds:F2} s");
+        var (bfTps, bfSeconds, bfLength) = TrainBenchmark.MeasureRlGeneration(new CpuBackend(threads), demo, cacheType: DType.BF16);
+        Console.WriteLine($"  the same with bf16 keys and values (the demo's bf16 sampler; rows end at {bfLength:F0} tokens): {bfTps:N0} tokens/s, {bfSeconds:F2} s");
         PrintRlTraining(width, threads);
         Console.WriteLine();
 

@@ -1,4 +1,5 @@
 using System.Numerics.Tensors;
+using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
 using System.Runtime.Intrinsics.X86;
 
@@ -235,29 +236,60 @@ public sealed unsafe partial class CpuBackend
     {
         if (seqLen > maxSeqLen) throw new ArgumentException($"kv cache: {seqLen} tokens do not fit a cache of {maxSeqLen}");
         float* x = Read(qkv, (long)batch * seqLen * 3 * channels, "kv cache qkv");
-        float* kc = Write(keyCache, DType.F32, (long)batch * maxSeqLen * channels, "kv cache keys");
-        float* vc = Write(valueCache, DType.F32, (long)batch * maxSeqLen * channels, "kv cache values");
+        bool bf16 = CacheOperands(keyCache, valueCache, (long)batch * maxSeqLen * channels, "kv cache", out byte* kc, out byte* vc);
         for (int b = 0; b < batch; b++)
             for (int t = 0; t < seqLen; t++)
             {
                 float* src = x + ((long)b * seqLen + t) * 3 * channels;
                 long dst = ((long)b * maxSeqLen + t) * channels;
-                new ReadOnlySpan<float>(src + channels, channels).CopyTo(new Span<float>(kc + dst, channels));
-                new ReadOnlySpan<float>(src + 2 * channels, channels).CopyTo(new Span<float>(vc + dst, channels));
+                StoreCacheRow(kc, dst, src + channels, channels, bf16);
+                StoreCacheRow(vc, dst, src + 2 * channels, channels, bf16);
             }
+    }
+
+    /// <summary>
+    /// A key and a value cache of one type (fp32, or bf16 where decoding should read half the bytes), mapped for
+    /// writing; true for bf16.
+    /// </summary>
+    private bool CacheOperands(Tensor keyCache, Tensor valueCache, long needed, string role, out byte* keys, out byte* values)
+    {
+        if (keyCache.DType != valueCache.DType)
+            throw new ArgumentException($"{role}: keys '{keyCache.Name}' are {keyCache.DType} but values '{valueCache.Name}' are {valueCache.DType}");
+        if (keyCache.DType == DType.BF16)
+        {
+            keys = (byte*)WriteBf16(keyCache, needed, role + " keys");
+            values = (byte*)WriteBf16(valueCache, needed, role + " values");
+            return true;
+        }
+        keys = (byte*)Write(keyCache, DType.F32, needed, role + " keys");
+        values = (byte*)Write(valueCache, DType.F32, needed, role + " values");
+        return false;
+    }
+
+    /// <summary>One position's keys or values into a cache at element <paramref name="element"/> (rounded for bf16).</summary>
+    private static void StoreCacheRow(byte* cache, long element, float* source, int count, bool bf16)
+    {
+        if (bf16) Bf16Bits.FromFloats(source, (ushort*)cache + element, count);
+        else new ReadOnlySpan<float>(source, count).CopyTo(new Span<float>((float*)cache + element, count));
     }
 
     /// <inheritdoc />
     public void AttentionDecode(Tensor output, Tensor qkv, Tensor keyCache, Tensor valueCache, Tensor positions, int batch, int channels, int heads, int maxSeqLen)
     {
-        DecodeOperands(output, qkv, keyCache, valueCache, positions, batch, channels, heads, maxSeqLen, out float* x, out int* pos, out float* kc, out float* vc, out float* o);
+        DecodeOperands(output, qkv, keyCache, valueCache, positions, batch, channels, heads, maxSeqLen, out float* x, out int* pos, out var kc, out var vc, out bool bf16, out float* o);
+        if (bf16) DecodeEachRow<Bf16Cache>(x, pos, kc, vc, o, batch, channels, heads, maxSeqLen);
+        else DecodeEachRow<F32Cache>(x, pos, kc, vc, o, batch, channels, heads, maxSeqLen);
+    }
+
+    private void DecodeEachRow<T>(float* x, int* pos, byte* kc, byte* vc, float* o, int batch, int channels, int heads, int maxSeqLen) where T : struct, ICacheElement
+    {
         float scale = 1f / MathF.Sqrt(channels / heads);
         bool blocked = BlockedDecode;
         // One work item per sequence, all heads at once (DecodeRow).
         ForRows(batch, (long)(pos[0] + 1) * channels * 4, b =>
         {
-            long row = (long)b * maxSeqLen * channels;
-            DecodeRow(x + (long)b * 3 * channels, kc + row, vc + row, null, null, 0, pos[b] + 1, o + (long)b * channels, channels, heads, scale, blocked);
+            long row = (long)b * maxSeqLen * channels * T.Size;
+            DecodeRow<T>(x + (long)b * 3 * channels, kc + row, vc + row, null, null, 0, pos[b] + 1, o + (long)b * channels, channels, heads, scale, blocked);
         });
     }
 
@@ -271,9 +303,11 @@ public sealed unsafe partial class CpuBackend
     /// </remarks>
     public void AttentionDecode(Tensor output, Tensor qkv, Tensor keyCache, Tensor valueCache, Tensor positions, int batch, int channels, int heads, int maxSeqLen, DecodePrefix prefix)
     {
-        DecodeOperands(output, qkv, keyCache, valueCache, positions, batch, channels, heads, maxSeqLen, out float* x, out int* pos, out float* kc, out float* vc, out float* o);
+        DecodeOperands(output, qkv, keyCache, valueCache, positions, batch, channels, heads, maxSeqLen, out float* x, out int* pos, out var kc, out var vc, out bool bf16, out float* o);
         if (prefix.Rows.Length < batch || prefix.Lengths.Length < batch)
             throw new ArgumentException($"decode prefix: {prefix.Rows.Length} rows and {prefix.Lengths.Length} lengths for a batch of {batch}");
+        if (prefix.Keys.DType != keyCache.DType || prefix.Values.DType != keyCache.DType)
+            throw new ArgumentException($"decode prefix: '{prefix.Keys.Name}' and '{prefix.Values.Name}' are {prefix.Keys.DType} and {prefix.Values.DType}, the row caches {keyCache.DType}");
         int prefixRows = 0;
         for (int b = 0; b < batch; b++)
         {
@@ -284,8 +318,16 @@ public sealed unsafe partial class CpuBackend
             prefixRows = Math.Max(prefixRows, prefix.Rows[b] + 1);
         }
         long prefixCount = (long)prefixRows * prefix.MaxSeqLen * channels;
-        float* pk = Read(prefix.Keys, prefixCount, "decode prefix keys");
-        float* pv = Read(prefix.Values, prefixCount, "decode prefix values");
+        byte* pk, pv;
+        if (bf16) { pk = (byte*)ReadBf16(prefix.Keys, prefixCount, "decode prefix keys"); pv = (byte*)ReadBf16(prefix.Values, prefixCount, "decode prefix values"); }
+        else { pk = (byte*)Read(prefix.Keys, prefixCount, "decode prefix keys"); pv = (byte*)Read(prefix.Values, prefixCount, "decode prefix values"); }
+        if (bf16) DecodeByPrefix<Bf16Cache>(x, pos, kc, vc, pk, pv, o, batch, channels, heads, maxSeqLen, prefix);
+        else DecodeByPrefix<F32Cache>(x, pos, kc, vc, pk, pv, o, batch, channels, heads, maxSeqLen, prefix);
+    }
+
+    private void DecodeByPrefix<T>(float* x, int* pos, byte* kc, byte* vc, byte* pk, byte* pv, float* o, int batch, int channels, int heads, int maxSeqLen, DecodePrefix prefix)
+        where T : struct, ICacheElement
+    {
         float scale = 1f / MathF.Sqrt(channels / heads);
         // Rows in order of their prefix row; a work item is a run of rows that share one.
         var order = new int[batch];
@@ -307,21 +349,20 @@ public sealed unsafe partial class CpuBackend
             for (int i = starts[g]; i < starts[g + 1]; i++)
             {
                 int b = order[i];
-                long row = (long)b * maxSeqLen * channels, shared = (long)keys[i] * pms * channels;
-                DecodeRow(x + (long)b * 3 * channels, kc + row, vc + row, pk + shared, pv + shared, alone ? 0 : lengths[b], pos[b] + 1, o + (long)b * channels, channels, heads, scale, blocked);
+                long row = (long)b * maxSeqLen * channels * T.Size, shared = (long)keys[i] * pms * channels * T.Size;
+                DecodeRow<T>(x + (long)b * 3 * channels, kc + row, vc + row, pk + shared, pv + shared, alone ? 0 : lengths[b], pos[b] + 1, o + (long)b * channels, channels, heads, scale, blocked);
             }
         });
     }
 
     /// <summary>Checks and maps a decoding step's operands, and writes each row's new key and value at its position.</summary>
     private void DecodeOperands(Tensor output, Tensor qkv, Tensor keyCache, Tensor valueCache, Tensor positions, int batch, int channels, int heads, int maxSeqLen,
-        out float* x, out int* pos, out float* kc, out float* vc, out float* o)
+        out float* x, out int* pos, out byte* kc, out byte* vc, out bool bf16, out float* o)
     {
         CheckHeads(channels, heads, "attention decode");
         x = Read(qkv, (long)batch * 3 * channels, "decode qkv");
         pos = ReadInts(positions, batch, "decode positions");
-        kc = Write(keyCache, DType.F32, (long)batch * maxSeqLen * channels, "decode key cache");
-        vc = Write(valueCache, DType.F32, (long)batch * maxSeqLen * channels, "decode value cache");
+        bf16 = CacheOperands(keyCache, valueCache, (long)batch * maxSeqLen * channels, "decode cache", out kc, out vc);
         o = Write(output, DType.F32, (long)batch * channels, "decode output");
         for (int b = 0; b < batch; b++)
         {
@@ -329,8 +370,37 @@ public sealed unsafe partial class CpuBackend
                 throw new ArgumentOutOfRangeException(nameof(positions), $"decode: position {pos[b]} of row {b} is outside the cache of {maxSeqLen}");
             float* src = x + (long)b * 3 * channels;
             long dst = ((long)b * maxSeqLen + pos[b]) * channels;
-            new ReadOnlySpan<float>(src + channels, channels).CopyTo(new Span<float>(kc + dst, channels));
-            new ReadOnlySpan<float>(src + 2 * channels, channels).CopyTo(new Span<float>(vc + dst, channels));
+            StoreCacheRow(kc, dst, src + channels, channels, bf16);
+            StoreCacheRow(vc, dst, src + 2 * channels, channels, bf16);
+        }
+    }
+
+    /// <summary>How decoding reads one element type of cache: fp32 where it lies, bf16 widened on the way in.</summary>
+    private interface ICacheElement
+    {
+        /// <summary>Bytes per element.</summary>
+        static abstract int Size { get; }
+        /// <summary>16 consecutive values at <paramref name="p"/> (AVX-512 only).</summary>
+        static abstract Vector512<float> Load16(byte* p);
+        /// <summary><paramref name="count"/> values at <paramref name="p"/> as floats: p itself, or widened into <paramref name="scratch"/>.</summary>
+        static abstract float* AsFloats(byte* p, int count, float* scratch);
+    }
+
+    private struct F32Cache : ICacheElement
+    {
+        public static int Size => 4;
+        public static Vector512<float> Load16(byte* p) => Vector512.Load((float*)p);
+        public static float* AsFloats(byte* p, int count, float* scratch) => (float*)p;
+    }
+
+    private struct Bf16Cache : ICacheElement
+    {
+        public static int Size => 2;
+        public static Vector512<float> Load16(byte* p) => Bf16Bits.Load16((ushort*)p);
+        public static float* AsFloats(byte* p, int count, float* scratch)
+        {
+            Bf16Bits.ToFloats((ushort*)p, scratch, count);
+            return scratch;
         }
     }
 
@@ -340,21 +410,24 @@ public sealed unsafe partial class CpuBackend
     /// A row's cache is read front to back (key s of every head is one contiguous row), and each score is a short dot
     /// product written out with vectors instead of a library call per (key, head), which dominated at hs = 32.
     /// </summary>
-    private static void DecodeRow(float* q, float* kRows, float* vRows, float* prefixKeys, float* prefixValues, int prefixLength, int len, float* outRow, int channels, int heads, float scale, bool blocked)
+    private static void DecodeRow<T>(float* q, byte* kRows, byte* vRows, byte* prefixKeys, byte* prefixValues, int prefixLength, int len, float* outRow, int channels, int heads, float scale, bool blocked)
+        where T : struct, ICacheElement
     {
         int hs = channels / heads;
         if (blocked && Avx512F.IsSupported && hs % 16 == 0)
         {
-            DecodeRowBlocked(q, kRows, vRows, prefixKeys, prefixValues, prefixLength, len, outRow, channels, heads, scale);
+            DecodeRowBlocked<T>(q, kRows, vRows, prefixKeys, prefixValues, prefixLength, len, outRow, channels, heads, scale);
             return;
         }
-        float[] scratch = RowScratch(heads * len);
+        float[] scratch = RowScratch(heads * len + channels);
+        long rowBytes = (long)channels * T.Size;
         fixed (float* scores = scratch)
         {
+            float* widened = scores + heads * len;
             // scores[h, s] = scale · q_h · k_{s,h}
             for (int s = 0; s < len; s++)
             {
-                float* k = (s < prefixLength ? prefixKeys : kRows) + (long)s * channels;
+                float* k = T.AsFloats((s < prefixLength ? prefixKeys : kRows) + s * rowBytes, channels, widened);
                 for (int h = 0; h < heads; h++)
                     scores[h * len + s] = DotProduct(q + h * hs, k + h * hs, hs) * scale;
             }
@@ -363,7 +436,7 @@ public sealed unsafe partial class CpuBackend
             // out_h = Σ_s p[h, s] · v_{s,h}
             for (int s = 0; s < len; s++)
             {
-                float* v = (s < prefixLength ? prefixValues : vRows) + (long)s * channels;
+                float* v = T.AsFloats((s < prefixLength ? prefixValues : vRows) + s * rowBytes, channels, widened);
                 for (int h = 0; h < heads; h++)
                     MultiplyAddInto(outRow + h * hs, v + h * hs, scores[h * len + s], hs);
             }
@@ -380,15 +453,17 @@ public sealed unsafe partial class CpuBackend
     /// "Decoding attention at the memory's speed"). Sums run in another order than the per-key loop's: results differ
     /// in the last bits.
     /// </summary>
-    private static void DecodeRowBlocked(float* q, float* kRows, float* vRows, float* prefixKeys, float* prefixValues, int prefixLength, int len, float* outRow, int channels, int heads, float scale)
+    private static void DecodeRowBlocked<T>(float* q, byte* kRows, byte* vRows, byte* prefixKeys, byte* prefixValues, int prefixLength, int len, float* outRow, int channels, int heads, float scale)
+        where T : struct, ICacheElement
     {
         int hs = channels / heads, stride = RoundUp(len, 16);
+        long rowBytes = (long)channels * T.Size;
         float[] scratch = RowScratch(heads * stride + channels);
         fixed (float* scores = scratch)
         {
             float* qs = scores + heads * stride; // q · scale, so the scores come out scaled
             for (int c = 0; c < channels; c += 16) Vector512.Store(Vector512.Load(q + c) * scale, qs + c);
-            float** keys = stackalloc float*[16];
+            byte** keys = stackalloc byte*[16];
             for (int s0 = 0; s0 < len; s0 += 16)
             {
                 // A block past the last key repeats it; those scores land in the row's padding.
@@ -396,23 +471,24 @@ public sealed unsafe partial class CpuBackend
                 for (int j = 0; j < 16; j++)
                 {
                     int s = s0 + Math.Min(j, n - 1);
-                    keys[j] = (s < prefixLength ? prefixKeys : kRows) + (long)s * channels;
+                    keys[j] = (s < prefixLength ? prefixKeys : kRows) + s * rowBytes;
                 }
                 // The next block's keys on their way while this one is scored: its rows are contiguous, but the
                 // heads below walk each at a stride.
                 for (int s = s0 + 16; s < Math.Min(s0 + 32, len); s++)
                 {
-                    byte* next = (byte*)((s < prefixLength ? prefixKeys : kRows) + (long)s * channels);
-                    for (int b = 0; b < channels * sizeof(float); b += 64) Sse.Prefetch0(next + b);
+                    byte* next = (s < prefixLength ? prefixKeys : kRows) + s * rowBytes;
+                    for (int b = 0; b < rowBytes; b += 64) Sse.Prefetch0(next + b);
                 }
                 for (int h = 0; h < heads; h++)
                 {
                     int o = h * hs;
+                    [MethodImpl(MethodImplOptions.AggressiveInlining)]
                     Vector512<float> Partial(int j)
                     {
-                        float* k = keys[j] + o;
-                        var sum = Vector512.Load(qs + o) * Vector512.Load(k);
-                        for (int c = 16; c < hs; c += 16) sum = Vector512.FusedMultiplyAdd(Vector512.Load(qs + o + c), Vector512.Load(k + c), sum);
+                        byte* k = keys[j] + o * T.Size;
+                        var sum = Vector512.Load(qs + o) * T.Load16(k);
+                        for (int c = 16; c < hs; c += 16) sum = Vector512.FusedMultiplyAdd(Vector512.Load(qs + o + c), T.Load16(k + c * T.Size), sum);
                         return sum;
                     }
                     var dots = SumAcross16(
@@ -435,16 +511,16 @@ public sealed unsafe partial class CpuBackend
             for (int i = 0; i < chunks; i++) headOf[i] = i * 16 / hs * stride;
             for (int s = 0; s < len; s++)
             {
-                float* v = (s < prefixLength ? prefixValues : vRows) + (long)s * channels;
+                byte* v = (s < prefixLength ? prefixValues : vRows) + s * rowBytes;
                 if (s + 6 < len)
                 {
-                    byte* ahead = (byte*)((s + 6 < prefixLength ? prefixValues : vRows) + (long)(s + 6) * channels);
-                    for (int b = 0; b < channels * sizeof(float); b += 64) Sse.Prefetch0(ahead + b);
+                    byte* ahead = (s + 6 < prefixLength ? prefixValues : vRows) + (s + 6) * rowBytes;
+                    for (int b = 0; b < rowBytes; b += 64) Sse.Prefetch0(ahead + b);
                 }
                 Vector512<float>* a = acc + (s & 1) * chunks;
                 float* ps = scores + s;
                 for (int i = 0; i < chunks; i++)
-                    a[i] = Vector512.FusedMultiplyAdd(Vector512.Load(v + 16 * i), Vector512.Create(ps[headOf[i]]), a[i]);
+                    a[i] = Vector512.FusedMultiplyAdd(T.Load16(v + 16 * i * T.Size), Vector512.Create(ps[headOf[i]]), a[i]);
             }
             for (int i = 0; i < chunks; i++) Vector512.Store(acc[i] + acc[chunks + i], outRow + 16 * i);
         }

@@ -56,6 +56,21 @@ public sealed unsafe partial class CpuBackend : IComputeBackend
         return c.F;
     }
 
+    private ushort* WriteBf16(Tensor t, long needed, string role)
+    {
+        var c = Own(t, role);
+        t.Require(DType.BF16, needed, role);
+        c.MarkWritten();
+        return c.H;
+    }
+
+    private ushort* ReadBf16(Tensor t, long needed, string role)
+    {
+        var c = Own(t, role);
+        t.Require(DType.BF16, needed, role);
+        return c.H;
+    }
+
     private int* ReadInts(Tensor t, long needed, string role)
     {
         var c = Own(t, role);
@@ -94,8 +109,17 @@ public sealed unsafe partial class CpuBackend : IComputeBackend
     public Tensor Allocate(DType dtype, long length, string name) => new CpuTensor(this, dtype, length, name);
 
     /// <inheritdoc />
+    public bool SupportsBf16Caches => true;
+
+    /// <inheritdoc />
     public void Upload(Tensor destination, ReadOnlySpan<float> source, long offset = 0)
     {
+        if (destination.DType == DType.BF16)
+        {
+            ushort* h = WriteBf16(destination, offset + source.Length, "upload");
+            fixed (float* f = source) Bf16Bits.FromFloats(f, h + offset, source.Length);
+            return;
+        }
         float* d = Write(destination, DType.F32, offset + source.Length, "upload");
         source.CopyTo(new Span<float>(d + offset, source.Length));
     }
@@ -112,6 +136,12 @@ public sealed unsafe partial class CpuBackend : IComputeBackend
     /// <inheritdoc />
     public void Download(Tensor source, Span<float> destination, long offset = 0)
     {
+        if (source.DType == DType.BF16)
+        {
+            ushort* h = ReadBf16(source, offset + destination.Length, "download");
+            fixed (float* f = destination) Bf16Bits.ToFloats(h + offset, f, destination.Length);
+            return;
+        }
         float* s = Read(source, offset + destination.Length, "download");
         new ReadOnlySpan<float>(s + offset, destination.Length).CopyTo(destination);
     }
@@ -133,7 +163,8 @@ public sealed unsafe partial class CpuBackend : IComputeBackend
         destination.Require(destination.DType, destinationOffset + count, "copy destination");
         source.Require(source.DType, sourceOffset + count, "copy source");
         d.MarkWritten();
-        Buffer.MemoryCopy(s.F + sourceOffset, d.F + destinationOffset, count * 4, count * 4);
+        int size = source.DType.Bytes();
+        Buffer.MemoryCopy(s.Bytes + sourceOffset * size, d.Bytes + destinationOffset * size, count * size, count * size);
     }
 
     /// <inheritdoc />

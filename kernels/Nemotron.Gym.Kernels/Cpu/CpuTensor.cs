@@ -40,7 +40,7 @@ public sealed unsafe class CpuTensor : Tensor
     internal CpuTensor(CpuBackend backend, DType dtype, long length, string name)
         : base(backend, dtype, length, name)
     {
-        _storage = new CpuStorage(length * 4);
+        _storage = new CpuStorage(length * dtype.Bytes());
     }
 
     private CpuTensor(CpuTensor parent, long offset, long length, string name)
@@ -77,6 +77,26 @@ public sealed unsafe class CpuTensor : Tensor
         {
             if (_storage.Pointer == null) throw new ObjectDisposedException(Name);
             return (int*)_storage.Pointer + _offset;
+        }
+    }
+
+    /// <summary>Pointer to the first element of a <see cref="DType.BF16"/> tensor, as its raw 16 bits.</summary>
+    public ushort* H
+    {
+        get
+        {
+            if (_storage.Pointer == null) throw new ObjectDisposedException(Name);
+            return (ushort*)_storage.Pointer + _offset;
+        }
+    }
+
+    /// <summary>Pointer to the first element, whatever its type.</summary>
+    internal byte* Bytes
+    {
+        get
+        {
+            if (_storage.Pointer == null) throw new ObjectDisposedException(Name);
+            return _storage.Pointer + _offset * DType.Bytes();
         }
     }
 

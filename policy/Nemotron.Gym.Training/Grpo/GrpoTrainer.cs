@@ -4,6 +4,7 @@ using System.Text.Json.Nodes;
 using Nemotron.Gym.Model.Chat;
 using Nemotron.Gym.Model.Checkpoints;
 using Nemotron.Gym.Training.Config;
+using Nemotron.Gym.Kernels;
 using Nemotron.Gym.Model;
 using Nemotron.Gym.Model.Sampling;
 using Nemotron.Gym.Model.Tokenization;
@@ -34,11 +35,14 @@ public sealed class GrpoTrainer(
     private readonly ChatTemplate _template = new(tokenizer);
     private GptModel? _samplerCopy;
 
-    /// <summary>The model the sampler generates with: the trainer's, or its bf16 copy.</summary>
+    /// <summary>
+    /// The model the sampler generates with: the trainer's, or its bf16 copy, which also keeps its keys and values in
+    /// bf16 where the backend can (the CPU backend: decoding reads half the bytes; docs/grpo.md).
+    /// </summary>
     private GptModel SamplerModel()
     {
         if (rollout.SamplerPrecision == SamplerPrecision.Fp32) return model;
-        _samplerCopy ??= new GptModel(model.Backend, model.Config);
+        _samplerCopy ??= new GptModel(model.Backend, model.Config) { CacheType = model.Backend.SupportsBf16Caches ? DType.BF16 : DType.F32 };
         return _samplerCopy;
     }
 
