@@ -37,6 +37,7 @@ public sealed class TimingBackend(IComputeBackend inner, bool matMulShapes = fal
     public string Name => inner.Name;
     public string Description => inner.Description;
     public void Dispose() => inner.Dispose();
+    public bool SupportsBf16Caches => inner.SupportsBf16Caches;
     public Tensor Allocate(DType dtype, long length, string name) => inner.Allocate(dtype, length, name);
     public void Upload(Tensor d, ReadOnlySpan<float> s, long o = 0) { var a = s.ToArray(); Time("upload", () => inner.Upload(d, a, o)); }
     public void Upload(Tensor d, ReadOnlySpan<int> s, long o = 0) { var a = s.ToArray(); Time("upload", () => inner.Upload(d, a, o)); }
