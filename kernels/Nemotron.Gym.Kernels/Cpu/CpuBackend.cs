@@ -41,42 +41,20 @@ public sealed unsafe partial class CpuBackend : IComputeBackend
         return c;
     }
 
-    private float* Write(Tensor t, DType dtype, long needed, string role)
+    /// <summary>This backend's tensor, checked for its type and size, marked written when it will be.</summary>
+    private CpuTensor Checked(Tensor t, DType dtype, long needed, string role, bool write)
     {
         var c = Own(t, role);
         t.Require(dtype, needed, role);
-        c.MarkWritten();
-        return c.F;
+        if (write) c.MarkWritten();
+        return c;
     }
 
-    private float* Read(Tensor t, long needed, string role)
-    {
-        var c = Own(t, role);
-        t.Require(DType.F32, needed, role);
-        return c.F;
-    }
-
-    private ushort* WriteBf16(Tensor t, long needed, string role)
-    {
-        var c = Own(t, role);
-        t.Require(DType.BF16, needed, role);
-        c.MarkWritten();
-        return c.H;
-    }
-
-    private ushort* ReadBf16(Tensor t, long needed, string role)
-    {
-        var c = Own(t, role);
-        t.Require(DType.BF16, needed, role);
-        return c.H;
-    }
-
-    private int* ReadInts(Tensor t, long needed, string role)
-    {
-        var c = Own(t, role);
-        t.Require(DType.I32, needed, role);
-        return c.I;
-    }
+    private float* Write(Tensor t, DType dtype, long needed, string role) => Checked(t, dtype, needed, role, write: true).F;
+    private float* Read(Tensor t, long needed, string role) => Checked(t, DType.F32, needed, role, write: false).F;
+    private ushort* WriteBf16(Tensor t, long needed, string role) => Checked(t, DType.BF16, needed, role, write: true).H;
+    private ushort* ReadBf16(Tensor t, long needed, string role) => Checked(t, DType.BF16, needed, role, write: false).H;
+    private int* ReadInts(Tensor t, long needed, string role) => Checked(t, DType.I32, needed, role, write: false).I;
 
     /// <summary>Runs body(start, end) over [0, count) in one chunk per thread; inline when small.</summary>
     private void ForChunks(long count, long costPerItem, Action<long, long> body)

@@ -60,37 +60,7 @@ public sealed unsafe class CpuTensor : Tensor
     internal CpuStorage Storage => _storage;
     internal long StorageOffset => _offset;
 
-    /// <summary>Pointer to the first float (valid while the tensor lives).</summary>
-    public float* F
-    {
-        get
-        {
-            if (_storage.Pointer == null) throw new ObjectDisposedException(Name);
-            return (float*)_storage.Pointer + _offset;
-        }
-    }
-
-    /// <summary>Pointer to the first int (valid while the tensor lives).</summary>
-    public int* I
-    {
-        get
-        {
-            if (_storage.Pointer == null) throw new ObjectDisposedException(Name);
-            return (int*)_storage.Pointer + _offset;
-        }
-    }
-
-    /// <summary>Pointer to the first element of a <see cref="DType.BF16"/> tensor, as its raw 16 bits.</summary>
-    public ushort* H
-    {
-        get
-        {
-            if (_storage.Pointer == null) throw new ObjectDisposedException(Name);
-            return (ushort*)_storage.Pointer + _offset;
-        }
-    }
-
-    /// <summary>Pointer to the first element, whatever its type.</summary>
+    /// <summary>Pointer to the first element, whatever its type (valid while the tensor lives).</summary>
     internal byte* Bytes
     {
         get
@@ -99,6 +69,15 @@ public sealed unsafe class CpuTensor : Tensor
             return _storage.Pointer + _offset * DType.Bytes();
         }
     }
+
+    /// <summary>Pointer to the first float (valid while the tensor lives).</summary>
+    public float* F => (float*)Bytes;
+
+    /// <summary>Pointer to the first int (valid while the tensor lives).</summary>
+    public int* I => (int*)Bytes;
+
+    /// <summary>Pointer to the first element of a <see cref="DType.BF16"/> tensor, as its raw 16 bits.</summary>
+    public ushort* H => (ushort*)Bytes;
 
     /// <summary>The elements as a span of floats.</summary>
     public Span<float> AsFloatSpan() => new(F, checked((int)Length));
