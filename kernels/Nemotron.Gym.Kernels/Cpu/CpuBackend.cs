@@ -69,7 +69,14 @@ public sealed unsafe partial class CpuBackend : IComputeBackend
         _parallel.For(chunks, i => body(count * i / chunks, count * (i + 1) / chunks));
     }
 
-    /// <summary>Runs body(i) for each row; inline when the whole job is small.</summary>
+    /// <summary>Work (in the callers' cost units, about one per float touched) below which a row is not a work item of its own.</summary>
+    private const long RowItemCost = 16_384;
+
+    /// <summary>
+    /// Runs body(i) for each row; inline when the whole job is small. Cheap rows (a decoding step's 64 norms of 192
+    /// channels) go to the threads in runs of consecutive rows, one claim per run instead of one per row: per row, the
+    /// claims cost more than the rows and two threads were slower than one.
+    /// </summary>
     private void ForRows(int rows, long costPerRow, Action<int> body)
     {
         if (rows <= 0) return;
@@ -78,7 +85,19 @@ public sealed unsafe partial class CpuBackend : IComputeBackend
             for (int i = 0; i < rows; i++) body(i);
             return;
         }
-        _parallel.For(rows, body);
+        if (costPerRow >= RowItemCost)
+        {
+            _parallel.For(rows, body);
+            return;
+        }
+        // Runs of about RowItemCost, their count a multiple of the threads so they share them evenly.
+        long runs = Math.Max(Threads, rows * costPerRow / RowItemCost);
+        int items = (int)Math.Min(rows, (runs + Threads - 1) / Threads * Threads);
+        _parallel.For(items, item =>
+        {
+            int end = (int)((long)rows * (item + 1) / items);
+            for (int i = (int)((long)rows * item / items); i < end; i++) body(i);
+        });
     }
 
     // ---- memory --------------------------------------------------------------------------------
@@ -285,11 +304,14 @@ public sealed unsafe partial class CpuBackend : IComputeBackend
         float* pa = Read(a, strideA * (batch - 1) + sizeA, "matmul A");
         float* pb = Read(b, strideB * (batch - 1) + sizeB, "matmul B");
         float* pc = Write(c, DType.F32, strideC * (batch - 1) + sizeC, "matmul C");
-        float[]? packedCopy = null;
-        float* packedB = batch == 1 ? PackedWeight((CpuTensor)b, pb, k, n, transposeB, out packedCopy) : null;
+        object? packedCopy = null;
+        uint* packedBf16 = null;
+        float* packedB = batch == 1 ? PackedWeight((CpuTensor)b, pb, k, n, transposeB, out packedCopy, out packedBf16) : null;
+        if (packedBf16 != null) Bf16Products++;
         for (int i = 0; i < batch; i++)
-            CpuGemm.Gemm(pc + i * strideC, pa + i * strideA, pb + i * strideB, m, n, k, transposeA, transposeB, alpha, beta, _parallel, packedB: packedB);
-        GC.KeepAlive(packedCopy); // the pointer above is into this pinned array
+            CpuGemm.Gemm(pc + i * strideC, pa + i * strideA, pb + i * strideB, m, n, k, transposeA, transposeB, alpha, beta, _parallel,
+                packedB: packedB, packedBf16: packedBf16);
+        GC.KeepAlive(packedCopy); // the pointers above are into its pinned arrays
     }
 
     // ---- embedding and normalization -------------------------------------------------------------

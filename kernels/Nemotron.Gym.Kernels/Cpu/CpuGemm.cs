@@ -143,13 +143,42 @@ internal static unsafe class CpuGemm
             for (int i = 0; i < items; i++) Item(i);
     }
 
+    /// <summary>Whether <see cref="PackBf16"/> can be used on this machine (its micro-kernel is the AVX-512 one).</summary>
+    public static bool HasBf16Kernel => Wide;
+
+    /// <summary>
+    /// Re-stores a <see cref="PackB"/> layout of op(B) in bf16 when every value is one (its low 16 bits are zero, as
+    /// in the GRPO sampler's rounded copy of the weights), so the product reads half the bytes and computes the same
+    /// floats. Each k-row of a panel (32 values) becomes 16 uints: value j in the low half of uint j, value j + 16 in
+    /// the high half, so one load and two bit operations give the micro-kernel both of its vectors. Returns false,
+    /// leaving <paramref name="dst"/> partly written, when some value is not a bf16.
+    /// </summary>
+    public static bool PackBf16(uint* dst, float* packed, long packedLength)
+    {
+        if (!Wide) return false;
+        uint* src = (uint*)packed;
+        var lowBits = Vector512.Create(0xFFFFu);
+        var high = Vector512.Create(0xFFFF0000u);
+        var any = Vector512<uint>.Zero;
+        for (long r = 0; r < packedLength; r += 32)
+        {
+            var v0 = Vector512.Load(src + r);
+            var v1 = Vector512.Load(src + r + 16);
+            any |= (v0 | v1) & lowBits;
+            Vector512.Store(Vector512.ShiftRightLogical(v0, 16) | (v1 & high), dst + r / 2);
+        }
+        return any == Vector512<uint>.Zero;
+    }
+
     /// <summary>
     /// The product on <paramref name="parallel"/>'s threads. Leading dimensions (elements between rows as
     /// stored) default to the packed sizes; larger ones address sub-matrices, e.g. one head's columns of qkv.
-    /// <paramref name="packedB"/>, when given, is op(B) already laid out by <see cref="PackB"/> (b is then unused).
+    /// <paramref name="packedB"/>, when given, is op(B) already laid out by <see cref="PackB"/> (b is then unused);
+    /// <paramref name="packedBf16"/>, when given instead, is that layout re-stored by <see cref="PackBf16"/>.
     /// </summary>
     public static void Gemm(float* c, float* a, float* b, int m, int n, int k, bool transA, bool transB,
-        float alpha, float beta, CpuWorkerPool? parallel, int lda = 0, int ldb = 0, int ldc = 0, float* packedB = null)
+        float alpha, float beta, CpuWorkerPool? parallel, int lda = 0, int ldb = 0, int ldc = 0, float* packedB = null,
+        uint* packedBf16 = null)
     {
         if (m <= 0 || n <= 0) return;
         if (lda <= 0) lda = transA ? m : k;
@@ -167,7 +196,7 @@ internal static unsafe class CpuGemm
 
         int threads = parallel?.Threads ?? 1;
         int panelsB = PanelsB(n), blocksM = (m + MC - 1) / MC;
-        if (packedB == null && k >= SplitKFrom && (long)m * n <= SplitKLargestC)
+        if (packedB == null && packedBf16 == null && k >= SplitKFrom && (long)m * n <= SplitKLargestC)
         {
             GemmSplitK(c, a, b, m, n, k, transA, transB, alpha, overwriteFirst, parallel, lda, ldb, ldc);
             return;
@@ -187,7 +216,10 @@ internal static unsafe class CpuGemm
                 for (int pc = pcFrom; pc < pcTo; pc += KC)
                 {
                     int kc = Math.Min(KC, k - pc);
-                    Macro(c, ldc, a, lda, transA, blocks + (long)(pc - pcFrom) * panelsB * NR, ic, mc, pc, kc, n, p0, p1, alpha, overwriteFirst && pc == 0);
+                    long blockOffset = (long)(pc - pcFrom) * panelsB * NR;
+                    // The bf16 layout holds two values per uint: the same block starts at half the offset.
+                    Macro(c, ldc, a, lda, transA, packedBf16 == null ? blocks + blockOffset : (float*)(packedBf16 + blockOffset / 2),
+                        packedBf16 != null, ic, mc, pc, kc, n, p0, p1, alpha, overwriteFirst && pc == 0);
                 }
             }
             if (items == 1 || threads == 1)
@@ -195,7 +227,7 @@ internal static unsafe class CpuGemm
             else
                 parallel!.For(items, Work);
         }
-        if (packedB != null)
+        if (packedB != null || packedBf16 != null)
             Run(packedB, 0, k);
         else if (PackedBLength(n, k) <= WholeBFloats)
         {
@@ -264,7 +296,7 @@ internal static unsafe class CpuGemm
                 for (int ib = ib0; ib < ib1; ib++)
                 {
                     int ic = ib * MC, mc = Math.Min(MC, m - ic);
-                    Macro(target, ldt, a, lda, transA, block, ic, mc, pc, kc, n, 0, panelsB, alpha, pc == kFrom && (part == 1 || overwriteFirst));
+                    Macro(target, ldt, a, lda, transA, block, false, ic, mc, pc, kc, n, 0, panelsB, alpha, pc == kFrom && (part == 1 || overwriteFirst));
                 }
             }
         }
@@ -333,7 +365,7 @@ internal static unsafe class CpuGemm
     /// C[ic.., panels p0..p1) += alpha · op(A)[ic..ic+mc, pc..pc+kc] · (one KC block of packed B), or = when
     /// <paramref name="overwrite"/>.
     /// </summary>
-    private static void Macro(float* c, int ldc, float* a, int lda, bool transA, float* packB, int ic, int mc, int pc, int kc, int n,
+    private static void Macro(float* c, int ldc, float* a, int lda, bool transA, float* packB, bool bf16, int ic, int mc, int pc, int kc, int n,
         int panelFrom, int panelTo, float alpha, bool overwrite)
     {
         int mr = MR, nr = NR;
@@ -375,7 +407,7 @@ internal static unsafe class CpuGemm
         {
             int j0 = jp * nr;
             int cols = Math.Min(nr, n - j0);
-            float* pb = packB + (long)jp * kc * nr;
+            float* pb = bf16 ? (float*)((uint*)packB + (long)jp * kc * (nr / 2)) : packB + (long)jp * kc * nr;
             for (int ip = 0; ip < panelsA; ip++)
             {
                 int i0 = ic + ip * mr;
@@ -394,7 +426,13 @@ internal static unsafe class CpuGemm
                     rowStride = lda;
                     step = 1;
                 }
-                if (rows == mr && cols == nr)
+                if (bf16)
+                {
+                    bool direct = rows == mr && cols == nr;
+                    Kernel8x32Bf16(kc, pa, rowStride, step, (uint*)pb, direct ? c + (long)i0 * ldc + j0 : tile, direct ? ldc : nr, alpha, overwrite || !direct);
+                    if (!direct) CopyTile(c, ldc, tile, nr, i0, j0, rows, cols, overwrite);
+                }
+                else if (rows == mr && cols == nr)
                 {
                     if (Wide) Kernel8x32(kc, pa, rowStride, step, pb, c + (long)i0 * ldc + j0, ldc, alpha, overwrite);
                     else Kernel6x16(kc, pa, rowStride, step, pb, c + (long)i0 * ldc + j0, ldc, alpha, overwrite);
@@ -403,16 +441,64 @@ internal static unsafe class CpuGemm
                 {
                     if (Wide) Kernel8x32(kc, pa, rowStride, step, pb, tile, nr, alpha, true);
                     else Kernel6x16(kc, pa, rowStride, step, pb, tile, nr, alpha, true);
-                    for (int r = 0; r < rows; r++)
-                    {
-                        float* dst = c + (long)(i0 + r) * ldc + j0;
-                        float* src = tile + r * nr;
-                        if (overwrite) for (int j = 0; j < cols; j++) dst[j] = src[j];
-                        else for (int j = 0; j < cols; j++) dst[j] += src[j];
-                    }
+                    CopyTile(c, ldc, tile, nr, i0, j0, rows, cols, overwrite);
                 }
             }
         }
+    }
+
+    /// <summary>The rows × cols corner of a full tile computed into the scratch tile, stored (or added) into C.</summary>
+    private static void CopyTile(float* c, int ldc, float* tile, int nr, int i0, int j0, int rows, int cols, bool overwrite)
+    {
+        for (int r = 0; r < rows; r++)
+        {
+            float* dst = c + (long)(i0 + r) * ldc + j0;
+            float* src = tile + r * nr;
+            if (overwrite) for (int j = 0; j < cols; j++) dst[j] = src[j];
+            else for (int j = 0; j < cols; j++) dst[j] += src[j];
+        }
+    }
+
+    /// <summary>
+    /// <see cref="Kernel8x32"/> over a B panel stored by <see cref="PackBf16"/>: each k-row is one 64-byte load whose
+    /// low halves, shifted up, are columns 0–15 and whose high halves, masked, are columns 16–31. The floats and the
+    /// order of the sums are those of the fp32 kernel, so the result is the same bit for bit.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void Kernel8x32Bf16(int kc, float* a, nint rowStride, nint step, uint* b, float* c, int ldc, float alpha, bool overwrite)
+    {
+        Vector512<float> c00 = default, c01 = default, c10 = default, c11 = default,
+            c20 = default, c21 = default, c30 = default, c31 = default,
+            c40 = default, c41 = default, c50 = default, c51 = default,
+            c60 = default, c61 = default, c70 = default, c71 = default;
+        float* a0 = a, a1 = a + rowStride, a2 = a + 2 * rowStride, a3 = a + 3 * rowStride,
+            a4 = a + 4 * rowStride, a5 = a + 5 * rowStride, a6 = a + 6 * rowStride, a7 = a + 7 * rowStride;
+        var high = Vector512.Create(0xFFFF0000u);
+        nint i = 0;
+        for (int p = 0; p < kc; p++, i += step)
+        {
+            var w = Vector512.LoadAligned(b);
+            var b0 = Vector512.ShiftLeft(w, 16).AsSingle();
+            var b1 = (w & high).AsSingle();
+            var av = Vector512.Create(a0[i]); c00 = Vector512.FusedMultiplyAdd(av, b0, c00); c01 = Vector512.FusedMultiplyAdd(av, b1, c01);
+            av = Vector512.Create(a1[i]); c10 = Vector512.FusedMultiplyAdd(av, b0, c10); c11 = Vector512.FusedMultiplyAdd(av, b1, c11);
+            av = Vector512.Create(a2[i]); c20 = Vector512.FusedMultiplyAdd(av, b0, c20); c21 = Vector512.FusedMultiplyAdd(av, b1, c21);
+            av = Vector512.Create(a3[i]); c30 = Vector512.FusedMultiplyAdd(av, b0, c30); c31 = Vector512.FusedMultiplyAdd(av, b1, c31);
+            av = Vector512.Create(a4[i]); c40 = Vector512.FusedMultiplyAdd(av, b0, c40); c41 = Vector512.FusedMultiplyAdd(av, b1, c41);
+            av = Vector512.Create(a5[i]); c50 = Vector512.FusedMultiplyAdd(av, b0, c50); c51 = Vector512.FusedMultiplyAdd(av, b1, c51);
+            av = Vector512.Create(a6[i]); c60 = Vector512.FusedMultiplyAdd(av, b0, c60); c61 = Vector512.FusedMultiplyAdd(av, b1, c61);
+            av = Vector512.Create(a7[i]); c70 = Vector512.FusedMultiplyAdd(av, b0, c70); c71 = Vector512.FusedMultiplyAdd(av, b1, c71);
+            b += 16;
+        }
+        var va = Vector512.Create(alpha);
+        Store2(c, c00, c01, va, overwrite); c += ldc;
+        Store2(c, c10, c11, va, overwrite); c += ldc;
+        Store2(c, c20, c21, va, overwrite); c += ldc;
+        Store2(c, c30, c31, va, overwrite); c += ldc;
+        Store2(c, c40, c41, va, overwrite); c += ldc;
+        Store2(c, c50, c51, va, overwrite); c += ldc;
+        Store2(c, c60, c61, va, overwrite); c += ldc;
+        Store2(c, c70, c71, va, overwrite);
     }
 
     /// <summary>
