@@ -84,9 +84,11 @@ public class MatMulTests
         Assert.Equal(0f, got[m * n]);
     }
 
-    /// <summary>Rows shared out (a short K), and K cut in two (a weight gradient's long K, transposed A).</summary>
+    /// <summary>Rows shared out (a short K; the RL sampler's 97–128 live rows, in two even blocks), and K cut in two (a weight gradient's long K, transposed A).</summary>
     [Theory]
     [InlineData(200, 300, 150, false)]
+    [InlineData(101, 192, 192, false)]
+    [InlineData(128, 768, 192, false)]
     [InlineData(200, 300, 2600, true)]
     public void SingleThreadAndTwoThreadsAgreeExactly(int m, int n, int k, bool transA)
     {
