@@ -156,8 +156,8 @@ public sealed class KernelsBenchmark : IBenchmark
         Console.WriteLine($"generation round (64 prompts of 40 tokens, 100 new tokens each, T = 1), {threads} threads: {genTps:N0} tokens/s, {genSeconds:F2} s");
         var (rlTps, rlSeconds, rlLength) = TrainBenchmark.MeasureRlGeneration(new CpuBackend(threads), demo);
         Console.WriteLine($"RL-shaped round (16 prompts of 110 tokens × 8 samples, stop tokens end rows at {rlLength:F0} tokens on average), {threads} threads: {rlTps:N0} tokens/s, {rlSeconds:F2} s");
-        var (bfTps, bfSeconds, bfLength) = TrainBenchmark.MeasureRlGeneration(new CpuBackend(threads), demo, cacheType: DType.BF16);
-        Console.WriteLine($"  the same with bf16 keys and values (the demo's bf16 sampler; rows end at {bfLength:F0} tokens): {bfTps:N0} tokens/s, {bfSeconds:F2} s");
+        var (bfTps, bfSeconds, bfLength) = TrainBenchmark.MeasureRlGeneration(new CpuBackend(threads), demo, cacheType: DType.BF16, bf16Weights: true);
+        Console.WriteLine($"  the same with bf16 keys and values and weights (the demo's bf16 sampler; rows end at {bfLength:F0} tokens): {bfTps:N0} tokens/s, {bfSeconds:F2} s");
         PrintRlTraining(width, threads);
         Console.WriteLine();
 
