@@ -66,15 +66,17 @@ internal static class DemoEvaluation
         await File.WriteAllLinesAsync(Path.Combine(outDir, "rl.jsonl"), after.Select(r => JsonText.Line(r.ToJson())), ct);
 
         var rows = Compare(sft, after, settings.K);
-        var table = new Table().AddColumns("environment", "SFT", "RL", "difference", "95% interval", $"pass@{settings.K} SFT → RL", "tasks");
+        var table = new Table().AddColumns("environment", "SFT", "RL", "difference", "95% interval", $"pass@{settings.K} SFT → RL", "cut SFT → RL", "tasks");
         foreach (var row in rows)
             table.AddRow(new[] { row["environment"]!.GetValue<string>(), $"{(double)row["sft"]!:F3}", $"{(double)row["rl"]!:F3}",
                 $"{(double)row["difference"]!:+0.000;-0.000}", $"[{(double)row["ci95"]![0]!:+0.000;-0.000}, {(double)row["ci95"]![1]!:+0.000;-0.000}]",
-                settings.K > 0 ? $"{(double)row["sft_pass@k"]!:F3} → {(double)row["rl_pass@k"]!:F3}" : "-", row["tasks"]!.ToString() }
+                settings.K > 0 ? $"{(double)row["sft_pass@k"]!:F3} → {(double)row["rl_pass@k"]!:F3}" : "-",
+                $"{(double)row["sft_truncation_rate"]!:P0} → {(double)row["rl_truncation_rate"]!:P0}", row["tasks"]!.ToString() }
                 .Select(c => new Text(c)).ToArray());
         AnsiConsole.MarkupLine("[bold green]held-out score per environment (mean greedy reward), SFT checkpoint vs RL checkpoint[/]");
         AnsiConsole.Write(table);
-        AnsiConsole.MarkupLine("[grey]difference: mean over the same tasks of RL − SFT, with its paired 95% interval; every episode in " + Markup.Escape(connection) + " (runs eval-sft, eval-rl)[/]");
+        AnsiConsole.MarkupLine("[grey]difference: mean over the same tasks of RL − SFT, with its paired 95% interval; cut: greedy answers stopped by "
+            + $"max_new_tokens ({settings.MaxNewTokens}) or the end of the context; every episode in " + Markup.Escape(connection) + " (runs eval-sft, eval-rl)[/]");
         var summary = new JsonObject { ["seed"] = rl.Seed, ["environments"] = new JsonArray([.. rows.Select(r => (JsonNode)r.DeepClone())]) };
         await File.WriteAllTextAsync(Path.Combine(outDir, "summary.json"), summary.ToJsonString(JsonText.Indented) + "\n", ct);
         return rows;
@@ -98,6 +100,7 @@ internal static class DemoEvaluation
             {
                 ["environment"] = before.Environment.Name, ["tasks"] = both.Count,
                 ["sft"] = before.MeanReward, ["rl"] = after.MeanReward, ["difference"] = d, ["ci95"] = new JsonArray(ci.Low, ci.High),
+                ["sft_truncation_rate"] = before.TruncationRate, ["rl_truncation_rate"] = after.TruncationRate,
             };
             if (k > 0)
             {

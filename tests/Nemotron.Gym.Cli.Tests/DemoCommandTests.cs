@@ -42,6 +42,12 @@ public sealed class DemoCommandTests : IDisposable
         });
         Assert.Equal(3, File.ReadLines(Path.Combine(run, "eval", "sft.jsonl")).Count());
         Assert.Equal(3, File.ReadLines(Path.Combine(run, "eval", "rl.jsonl")).Count());
+        // The share of greedy answers cut at the token limit, before and after, is each evaluation's own figure.
+        foreach (var (stage, key) in new[] { ("sft", "sft_truncation_rate"), ("rl", "rl_truncation_rate") })
+        {
+            var results = File.ReadLines(Path.Combine(run, "eval", stage + ".jsonl")).Select(l => System.Text.Json.Nodes.JsonNode.Parse(l)!).ToList();
+            Assert.All(rows, r => Assert.Equal((double)results.Single(x => (string)x!["environment"]! == (string)r!["environment"]!)["truncation_rate"]!, (double)r![key]!, 9));
+        }
         Assert.Equal("1", File.ReadAllText(Path.Combine(run, "seed.txt")).Trim());
 
         (code, output) = GymProcess.Run(_dir, "runs", "list", "--store", Path.Combine(run, "rl"));
