@@ -433,17 +433,17 @@ internal static unsafe class CpuGemm
                 if (bf16)
                 {
                     bool direct = rows == mr && cols == nr;
-                    Kernel8x32Bf16(kc, pa, rowStride, step, (uint*)pb, direct ? c + (long)i0 * ldc + j0 : tile, direct ? ldc : nr, alpha, overwrite || !direct);
+                    Kernel8x32<Bf16Panel>(kc, pa, rowStride, step, (byte*)pb, direct ? c + (long)i0 * ldc + j0 : tile, direct ? ldc : nr, alpha, overwrite || !direct);
                     if (!direct) CopyTile(c, ldc, tile, nr, i0, j0, rows, cols, overwrite);
                 }
                 else if (rows == mr && cols == nr)
                 {
-                    if (Wide) Kernel8x32(kc, pa, rowStride, step, pb, c + (long)i0 * ldc + j0, ldc, alpha, overwrite);
+                    if (Wide) Kernel8x32<Fp32Panel>(kc, pa, rowStride, step, (byte*)pb, c + (long)i0 * ldc + j0, ldc, alpha, overwrite);
                     else Kernel6x16(kc, pa, rowStride, step, pb, c + (long)i0 * ldc + j0, ldc, alpha, overwrite);
                 }
                 else
                 {
-                    if (Wide) Kernel8x32(kc, pa, rowStride, step, pb, tile, nr, alpha, true);
+                    if (Wide) Kernel8x32<Fp32Panel>(kc, pa, rowStride, step, (byte*)pb, tile, nr, alpha, true);
                     else Kernel6x16(kc, pa, rowStride, step, pb, tile, nr, alpha, true);
                     CopyTile(c, ldc, tile, nr, i0, j0, rows, cols, overwrite);
                 }
@@ -463,55 +463,50 @@ internal static unsafe class CpuGemm
         }
     }
 
-    /// <summary>
-    /// <see cref="Kernel8x32"/> over a B panel stored by <see cref="PackBf16"/>: each k-row is one 64-byte load whose
-    /// low halves, shifted up, are columns 0–15 and whose high halves, masked, are columns 16–31. The floats and the
-    /// order of the sums are those of the fp32 kernel, so the result is the same bit for bit.
-    /// </summary>
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void Kernel8x32Bf16(int kc, float* a, nint rowStride, nint step, uint* b, float* c, int ldc, float alpha, bool overwrite)
+    /// <summary>How the micro-kernel reads one k-row (32 columns) of a packed B panel.</summary>
+    private interface IPanelRow
     {
-        Vector512<float> c00 = default, c01 = default, c10 = default, c11 = default,
-            c20 = default, c21 = default, c30 = default, c31 = default,
-            c40 = default, c41 = default, c50 = default, c51 = default,
-            c60 = default, c61 = default, c70 = default, c71 = default;
-        float* a0 = a, a1 = a + rowStride, a2 = a + 2 * rowStride, a3 = a + 3 * rowStride,
-            a4 = a + 4 * rowStride, a5 = a + 5 * rowStride, a6 = a + 6 * rowStride, a7 = a + 7 * rowStride;
-        var high = Vector512.Create(0xFFFF0000u);
-        nint i = 0;
-        for (int p = 0; p < kc; p++, i += step)
+        static abstract int Bytes { get; }
+        static abstract void Load(byte* row, out Vector512<float> b0, out Vector512<float> b1);
+    }
+
+    /// <summary>A <see cref="PackB"/> panel: 32 floats, two aligned loads.</summary>
+    private struct Fp32Panel : IPanelRow
+    {
+        public static int Bytes => 32 * sizeof(float);
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static void Load(byte* row, out Vector512<float> b0, out Vector512<float> b1)
         {
-            var w = Vector512.LoadAligned(b);
-            var b0 = Vector512.ShiftLeft(w, 16).AsSingle();
-            var b1 = (w & high).AsSingle();
-            var av = Vector512.Create(a0[i]); c00 = Vector512.FusedMultiplyAdd(av, b0, c00); c01 = Vector512.FusedMultiplyAdd(av, b1, c01);
-            av = Vector512.Create(a1[i]); c10 = Vector512.FusedMultiplyAdd(av, b0, c10); c11 = Vector512.FusedMultiplyAdd(av, b1, c11);
-            av = Vector512.Create(a2[i]); c20 = Vector512.FusedMultiplyAdd(av, b0, c20); c21 = Vector512.FusedMultiplyAdd(av, b1, c21);
-            av = Vector512.Create(a3[i]); c30 = Vector512.FusedMultiplyAdd(av, b0, c30); c31 = Vector512.FusedMultiplyAdd(av, b1, c31);
-            av = Vector512.Create(a4[i]); c40 = Vector512.FusedMultiplyAdd(av, b0, c40); c41 = Vector512.FusedMultiplyAdd(av, b1, c41);
-            av = Vector512.Create(a5[i]); c50 = Vector512.FusedMultiplyAdd(av, b0, c50); c51 = Vector512.FusedMultiplyAdd(av, b1, c51);
-            av = Vector512.Create(a6[i]); c60 = Vector512.FusedMultiplyAdd(av, b0, c60); c61 = Vector512.FusedMultiplyAdd(av, b1, c61);
-            av = Vector512.Create(a7[i]); c70 = Vector512.FusedMultiplyAdd(av, b0, c70); c71 = Vector512.FusedMultiplyAdd(av, b1, c71);
-            b += 16;
+            b0 = Vector512.LoadAligned((float*)row);
+            b1 = Vector512.LoadAligned((float*)row + 16);
         }
-        var va = Vector512.Create(alpha);
-        Store2(c, c00, c01, va, overwrite); c += ldc;
-        Store2(c, c10, c11, va, overwrite); c += ldc;
-        Store2(c, c20, c21, va, overwrite); c += ldc;
-        Store2(c, c30, c31, va, overwrite); c += ldc;
-        Store2(c, c40, c41, va, overwrite); c += ldc;
-        Store2(c, c50, c51, va, overwrite); c += ldc;
-        Store2(c, c60, c61, va, overwrite); c += ldc;
-        Store2(c, c70, c71, va, overwrite);
+    }
+
+    /// <summary>
+    /// A <see cref="PackBf16"/> panel: one 64-byte load whose low halves, shifted up, are columns 0–15 and whose high
+    /// halves, masked, are columns 16–31: the same floats as the fp32 panel, so the same sums bit for bit.
+    /// </summary>
+    private struct Bf16Panel : IPanelRow
+    {
+        public static int Bytes => 16 * sizeof(uint);
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static void Load(byte* row, out Vector512<float> b0, out Vector512<float> b1)
+        {
+            var w = Vector512.LoadAligned((uint*)row);
+            b0 = Vector512.ShiftLeft(w, 16).AsSingle();
+            b1 = (w & Vector512.Create(0xFFFF0000u)).AsSingle();
+        }
     }
 
     /// <summary>
     /// C[8×32] += alpha · A-panel · B-panel with 16 zmm accumulators (= with <paramref name="overwrite"/>).
     /// Row r of the A panel is element a[r·rowStride + p·step] (packed: rowStride 1, step 8; in place:
     /// rowStride lda, step 1).
+    /// B panels are read by <typeparamref name="TPanel"/> (fp32 or bf16).
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void Kernel8x32(int kc, float* a, nint rowStride, nint step, float* b, float* c, int ldc, float alpha, bool overwrite)
+    private static void Kernel8x32<TPanel>(int kc, float* a, nint rowStride, nint step, byte* b, float* c, int ldc, float alpha, bool overwrite)
+        where TPanel : struct, IPanelRow
     {
         Vector512<float> c00 = default, c01 = default, c10 = default, c11 = default,
             c20 = default, c21 = default, c30 = default, c31 = default,
@@ -522,8 +517,7 @@ internal static unsafe class CpuGemm
         nint i = 0;
         for (int p = 0; p < kc; p++, i += step)
         {
-            var b0 = Vector512.LoadAligned(b);
-            var b1 = Vector512.LoadAligned(b + 16);
+            TPanel.Load(b, out var b0, out var b1);
             var av = Vector512.Create(a0[i]); c00 = Vector512.FusedMultiplyAdd(av, b0, c00); c01 = Vector512.FusedMultiplyAdd(av, b1, c01);
             av = Vector512.Create(a1[i]); c10 = Vector512.FusedMultiplyAdd(av, b0, c10); c11 = Vector512.FusedMultiplyAdd(av, b1, c11);
             av = Vector512.Create(a2[i]); c20 = Vector512.FusedMultiplyAdd(av, b0, c20); c21 = Vector512.FusedMultiplyAdd(av, b1, c21);
@@ -532,7 +526,7 @@ internal static unsafe class CpuGemm
             av = Vector512.Create(a5[i]); c50 = Vector512.FusedMultiplyAdd(av, b0, c50); c51 = Vector512.FusedMultiplyAdd(av, b1, c51);
             av = Vector512.Create(a6[i]); c60 = Vector512.FusedMultiplyAdd(av, b0, c60); c61 = Vector512.FusedMultiplyAdd(av, b1, c61);
             av = Vector512.Create(a7[i]); c70 = Vector512.FusedMultiplyAdd(av, b0, c70); c71 = Vector512.FusedMultiplyAdd(av, b1, c71);
-            b += 32;
+            b += TPanel.Bytes;
         }
         var va = Vector512.Create(alpha);
         Store2(c, c00, c01, va, overwrite); c += ldc;
@@ -560,7 +554,7 @@ internal static unsafe class CpuGemm
         }
     }
 
-    /// <summary>C[6×16] += alpha · A-panel · B-panel with 12 ymm accumulators (AVX2 machines); A as in <see cref="Kernel8x32"/>.</summary>
+    /// <summary>C[6×16] += alpha · A-panel · B-panel with 12 ymm accumulators (AVX2 machines); A as in <see cref="Kernel8x32{TPanel}"/>.</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void Kernel6x16(int kc, float* a, nint rowStride, nint step, float* b, float* c, int ldc, float alpha, bool overwrite)
     {
