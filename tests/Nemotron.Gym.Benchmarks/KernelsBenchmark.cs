@@ -55,23 +55,6 @@ public sealed class KernelsBenchmark : IBenchmark
             timing.Reset();
             var (_, plainRound) = TrainBenchmark.MeasureGeneration(timing, model, ThreadCpuClock.Now);
             PrintProfile($"generation round, 1 thread (thread CPU time): {plainRound * 1000:F0} ms per round", timing, plainRound, 1, peak);
-            // The demo's bf16 sampler: bf16 caches and bf16-rounded weights, multiplied from fp32 and from bf16 packed
-            // copies; five rounds of each, alternating, and the profile of the median round of each.
-            var byPacking = new[] { new List<(double Seconds, TimingBackend Timing)>(), new List<(double Seconds, TimingBackend Timing)>() };
-            for (int i = 0; i < 5; i++)
-                for (int v = 0; v < 2; v++)
-                {
-                    var t = new TimingBackend(new CpuBackend(1) { Bf16PackedWeights = v == 1 }, matMulShapes: true, clock: ThreadCpuClock.Now);
-                    var (_, secs, _) = TrainBenchmark.MeasureRlGeneration(t, model, ThreadCpuClock.Now, DType.BF16, bf16Weights: true);
-                    byPacking[v].Add((secs, t));
-                }
-            foreach (bool bf16Packs in new[] { false, true })
-            {
-                var rounds = byPacking[bf16Packs ? 1 : 0];
-                var median = rounds.OrderBy(r => r.Seconds).ElementAt(2);
-                PrintProfile($"RL-shaped round, bf16 caches and weights, {(bf16Packs ? "bf16" : "fp32")} packed weights, 1 thread (thread CPU time): " +
-                    $"{median.Seconds * 1000:F0} ms per round (median of {string.Join(", ", rounds.Select(r => $"{r.Seconds * 1000:F0}"))})", median.Timing, median.Seconds, 1, peak);
-            }
             return Task.FromResult(0);
         }
         if (args.Contains("--generation-only"))
@@ -80,24 +63,19 @@ public sealed class KernelsBenchmark : IBenchmark
             // (one round is a fraction of a second, and a shared host's noise is larger than that). Decode attention
             // by its per-key loop, by its blocked path, and by the blocked path over bf16 caches (the CPU backend's
             // bf16 sampler, as the demo's RL stage runs) alternate round by round, so all see the same host.
-            // The last two run the sampler's bf16-rounded weights; the last multiplies them from bf16 packed copies.
             var model = TrainBenchmark.DemoModel(width);
-            using var perKey = new CpuBackend(threads) { BlockedDecode = false, Bf16PackedWeights = false };
-            using var blocked = new CpuBackend(threads) { Bf16PackedWeights = false };
-            using var bf16Weights = new CpuBackend(threads);
-            var variants = new (string Name, CpuBackend Backend, DType Cache, bool Bf16Weights)[]
-            {
-                ("per-key loop, fp32", perKey, DType.F32, false), ("blocked, fp32", blocked, DType.F32, false),
-                ("blocked, bf16 cache", blocked, DType.BF16, true), ("+ bf16 packed weights", bf16Weights, DType.BF16, true),
-            };
+            using var perKey = new CpuBackend(threads) { BlockedDecode = false };
+            using var blocked = new CpuBackend(threads);
+            var variants = new (string Name, CpuBackend Backend, DType Cache)[]
+                { ("per-key loop, fp32", perKey, DType.F32), ("blocked, fp32", blocked, DType.F32), ("blocked, bf16 cache", blocked, DType.BF16) };
             var plain = variants.Select(_ => new List<double>()).ToArray();
             var rl = variants.Select(_ => new List<double>()).ToArray();
             var lengths = new double[variants.Length];
             for (int i = 0; i < 11; i++)
                 for (int v = 0; v < variants.Length; v++)
                 {
-                    var (tps, _) = TrainBenchmark.MeasureGeneration(variants[v].Backend, model, cacheType: variants[v].Cache, bf16Weights: variants[v].Bf16Weights);
-                    var (rTps, _, rLength) = TrainBenchmark.MeasureRlGeneration(variants[v].Backend, model, cacheType: variants[v].Cache, bf16Weights: variants[v].Bf16Weights);
+                    var (tps, _) = TrainBenchmark.MeasureGeneration(variants[v].Backend, model, cacheType: variants[v].Cache);
+                    var (rTps, _, rLength) = TrainBenchmark.MeasureRlGeneration(variants[v].Backend, model, cacheType: variants[v].Cache);
                     if (i == 0) continue;
                     plain[v].Add(tps);
                     rl[v].Add(rTps);
@@ -128,6 +106,9 @@ public sealed class KernelsBenchmark : IBenchmark
             ("mlp down dweight dyᵀ·h", width, 4 * width, tokens, true, false, true),
             ("lm head          x·Eᵀ", tokens, 288, width, false, true, true),
             ("decode qkv (B=64)", 64, 3 * width, width, false, true, false),
+            // The RL sampler's live rows before the first ones finish (128) and on the way down (104).
+            ("decode mlp up (B=128)", 128, 4 * width, width, false, true, false),
+            ("decode mlp up (B=104)", 104, 4 * width, width, false, true, false),
         };
         Console.WriteLine($"{"shape",-26} {"M",6} {"N",6} {"K",6} {"1 thread",10} {threads + " threads",10}   (GFLOP/s; % of peak; 1 thread by {clockName})");
         double gemmLow = double.MaxValue, gemmHigh = 0, decodePercent = 0;
@@ -138,7 +119,7 @@ public sealed class KernelsBenchmark : IBenchmark
             double p2 = 100 * g2 / peak2;
             Console.WriteLine($"{s.What,-26} {s.M,6} {s.N,6} {s.K,6} {g1,10:F1} {g2,10:F1}   ({100 * g1 / peak1Cpu:F0}% / {p2:F0}%)");
             if (s.Training) { gemmLow = Math.Min(gemmLow, p2); gemmHigh = Math.Max(gemmHigh, p2); }
-            else decodePercent = p2;
+            else if (s.M == 64) decodePercent = p2; // the issue's decode figure: batch 64
         }
         Console.WriteLine();
         if (args.Contains("--shapes-only")) return Task.FromResult(0);
@@ -156,8 +137,8 @@ public sealed class KernelsBenchmark : IBenchmark
         Console.WriteLine($"generation round (64 prompts of 40 tokens, 100 new tokens each, T = 1), {threads} threads: {genTps:N0} tokens/s, {genSeconds:F2} s");
         var (rlTps, rlSeconds, rlLength) = TrainBenchmark.MeasureRlGeneration(new CpuBackend(threads), demo);
         Console.WriteLine($"RL-shaped round (16 prompts of 110 tokens × 8 samples, stop tokens end rows at {rlLength:F0} tokens on average), {threads} threads: {rlTps:N0} tokens/s, {rlSeconds:F2} s");
-        var (bfTps, bfSeconds, bfLength) = TrainBenchmark.MeasureRlGeneration(new CpuBackend(threads), demo, cacheType: DType.BF16, bf16Weights: true);
-        Console.WriteLine($"  the same with bf16 keys and values and weights (the demo's bf16 sampler; rows end at {bfLength:F0} tokens): {bfTps:N0} tokens/s, {bfSeconds:F2} s");
+        var (bfTps, bfSeconds, bfLength) = TrainBenchmark.MeasureRlGeneration(new CpuBackend(threads), demo, cacheType: DType.BF16);
+        Console.WriteLine($"  the same with bf16 keys and values (the demo's bf16 sampler; rows end at {bfLength:F0} tokens): {bfTps:N0} tokens/s, {bfSeconds:F2} s");
         PrintRlTraining(width, threads);
         Console.WriteLine();
 

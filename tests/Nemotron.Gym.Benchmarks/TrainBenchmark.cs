@@ -40,11 +40,10 @@ public sealed class TrainBenchmark : IBenchmark
     /// One generation round of the RL sampler's shape: 64 prompts of 40 tokens, 100 new tokens each at temperature 1,
     /// from seeded weights. Returns generated tokens/s and the round's seconds, both by <paramref name="clock"/> (default: wall time).
     /// </summary>
-    public static (double TokensPerSecond, double Seconds) MeasureGeneration(IComputeBackend backend, GptConfig cfg, Func<double>? clock = null, DType cacheType = DType.F32,
-        bool bf16Weights = false)
+    public static (double TokensPerSecond, double Seconds) MeasureGeneration(IComputeBackend backend, GptConfig cfg, Func<double>? clock = null, DType cacheType = DType.F32)
     {
         var prompts = Enumerable.Range(0, 64).Select(i => Enumerable.Range(0, 40).Select(j => (i * 7 + j) % 250).ToArray()).ToList();
-        var (tps, secs, _) = TimeRound(backend, cfg, prompts, new GenerationOptions(100, new SamplingParams(1f), 1, []), warmUp: false, clock, cacheType, bf16Weights);
+        var (tps, secs, _) = TimeRound(backend, cfg, prompts, new GenerationOptions(100, new SamplingParams(1f), 1, []), warmUp: false, clock, cacheType);
         return (tps, secs);
     }
 
@@ -55,31 +54,23 @@ public sealed class TrainBenchmark : IBenchmark
     /// pretraining model's 192 positions stop the longest at 82) and the sampler compacts them away as they do.
     /// Returns generated tokens/s, the round's seconds (by <paramref name="clock"/>, default wall time) and the mean length.
     /// </summary>
-    public static (double TokensPerSecond, double Seconds, double MeanLength) MeasureRlGeneration(IComputeBackend backend, GptConfig cfg, Func<double>? clock = null, DType cacheType = DType.F32,
-        bool bf16Weights = false)
+    public static (double TokensPerSecond, double Seconds, double MeanLength) MeasureRlGeneration(IComputeBackend backend, GptConfig cfg, Func<double>? clock = null, DType cacheType = DType.F32)
     {
         var prompts = Enumerable.Range(0, 128).Select(i => Enumerable.Range(0, 110).Select(j => (i / 8 * 7 + j) % 250 + 10).ToArray()).ToList();
-        return TimeRound(backend, cfg, prompts, new GenerationOptions(112, new SamplingParams(1f), 1, [0, 1, 2, 3, 4]), warmUp: true, clock, cacheType, bf16Weights);
+        return TimeRound(backend, cfg, prompts, new GenerationOptions(112, new SamplingParams(1f), 1, [0, 1, 2, 3, 4]), warmUp: true, clock, cacheType);
     }
 
     /// <summary>
     /// One timed <see cref="Sampler.Generate"/> of <paramref name="prompts"/> from seeded weights, after an untimed one of
     /// the first 8 prompts when <paramref name="warmUp"/> (it allocates the caches), keys and values kept as
-    /// <paramref name="cacheType"/>, weights rounded to bf16 as the GRPO trainer's bf16 sampler copy has them when
-    /// <paramref name="bf16Weights"/>: tokens/s, seconds, mean length.
+    /// <paramref name="cacheType"/>: tokens/s, seconds, mean length.
     /// </summary>
     private static (double TokensPerSecond, double Seconds, double MeanLength) TimeRound(IComputeBackend backend, GptConfig cfg, List<int[]> prompts,
-        GenerationOptions options, bool warmUp, Func<double>? clock, DType cacheType, bool bf16Weights = false)
+        GenerationOptions options, bool warmUp, Func<double>? clock, DType cacheType)
     {
         clock ??= () => Stopwatch.GetTimestamp() / (double)Stopwatch.Frequency;
         using var model = new GptModel(backend, cfg) { CacheType = cacheType };
         model.InitializeWeights(1);
-        if (bf16Weights)
-        {
-            var weights = model.DownloadParameters();
-            Bf16.Round(weights);
-            model.UploadParameters(weights);
-        }
         using var sampler = new Sampler(model);
         if (warmUp) sampler.Generate(prompts.Take(8).ToList(), options);
         double start = clock();

@@ -20,32 +20,17 @@ public sealed unsafe partial class CpuBackend
         public long PackedVersion = -1;
         public float[]? Data;
         public int AlignedStart;
-        // The same packed operand in bf16 when every value is one (CpuGemm.PackBf16), else null.
-        public uint[]? Bf16;
-        public int Bf16AlignedStart;
     }
-
-    /// <summary>
-    /// Whether a kept packed weight whose every value is a bf16 (the GRPO sampler's rounded copy) is also kept in bf16
-    /// and multiplied from there: half the bytes per decoding step, the same result bit for bit (default true; tests
-    /// and benchmarks turn it off to compare on one machine).
-    /// </summary>
-    internal bool Bf16PackedWeights { get; init; } = true;
-
-    /// <summary>Products computed from a bf16 packed weight so far (tests check that the path was taken).</summary>
-    internal long Bf16Products { get; private set; }
 
     private readonly ConditionalWeakTable<CpuStorage, Dictionary<PackKey, PackedOperand>> _packedOperands = new();
 
     /// <summary>
     /// The cached packed form of op(B) when it is current, packing it now if this is its second use unchanged;
-    /// else null. When every value is a bf16 the form is <paramref name="bf16"/> instead (and null is returned).
-    /// The pointers are valid while <paramref name="keepAlive"/> is referenced.
+    /// else null. The pointer is valid while <paramref name="keepAlive"/> is referenced.
     /// </summary>
-    private float* PackedWeight(CpuTensor b, float* pb, int k, int n, bool transB, out object? keepAlive, out uint* bf16)
+    private float* PackedWeight(CpuTensor b, float* pb, int k, int n, bool transB, out float[]? keepAlive)
     {
         keepAlive = null;
-        bf16 = null;
         if (k <= 0 || n <= 0) return null;
         var byKey = _packedOperands.GetOrCreateValue(b.Storage);
         long version = b.Version;
@@ -75,26 +60,10 @@ public sealed unsafe partial class CpuBackend
                 CpuGemm.PackB(start + aligned, pb, transB ? k : n, transB, k, n, _parallel);
                 entry.Data = data;
                 entry.AlignedStart = aligned;
-                entry.Bf16 = Bf16PackedWeights && CpuGemm.HasBf16Kernel ? PackInBf16(start + aligned, length, out entry.Bf16AlignedStart) : null;
-                if (entry.Bf16 != null) entry.Data = null; // every product reads the bf16 copy
                 entry.PackedVersion = version;
             }
-            keepAlive = entry;
-            if (entry.Bf16 != null)
-            {
-                bf16 = (uint*)Unsafe.AsPointer(ref MemoryMarshal.GetArrayDataReference(entry.Bf16)) + entry.Bf16AlignedStart;
-                return null;
-            }
-            return (float*)Unsafe.AsPointer(ref MemoryMarshal.GetArrayDataReference(entry.Data!)) + entry.AlignedStart;
+            keepAlive = entry.Data!;
+            return (float*)Unsafe.AsPointer(ref MemoryMarshal.GetArrayDataReference(keepAlive)) + entry.AlignedStart;
         }
-    }
-
-    /// <summary>The packed operand re-stored in bf16 (64-byte aligned at the start returned), or null when a value is not a bf16.</summary>
-    private static uint[]? PackInBf16(float* packed, long length, out int alignedStart)
-    {
-        var data = GC.AllocateUninitializedArray<uint>(checked((int)(length / 2 + 16)), pinned: true);
-        uint* start = (uint*)Unsafe.AsPointer(ref MemoryMarshal.GetArrayDataReference(data));
-        alignedStart = (int)((64 - ((nint)start & 63)) & 63) / sizeof(uint);
-        return CpuGemm.PackBf16(start + alignedStart, packed, length) ? data : null;
     }
 }

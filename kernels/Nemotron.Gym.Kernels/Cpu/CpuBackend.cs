@@ -304,14 +304,11 @@ public sealed unsafe partial class CpuBackend : IComputeBackend
         float* pa = Read(a, strideA * (batch - 1) + sizeA, "matmul A");
         float* pb = Read(b, strideB * (batch - 1) + sizeB, "matmul B");
         float* pc = Write(c, DType.F32, strideC * (batch - 1) + sizeC, "matmul C");
-        object? packedCopy = null;
-        uint* packedBf16 = null;
-        float* packedB = batch == 1 ? PackedWeight((CpuTensor)b, pb, k, n, transposeB, out packedCopy, out packedBf16) : null;
-        if (packedBf16 != null) Bf16Products++;
+        float[]? packedCopy = null;
+        float* packedB = batch == 1 ? PackedWeight((CpuTensor)b, pb, k, n, transposeB, out packedCopy) : null;
         for (int i = 0; i < batch; i++)
-            CpuGemm.Gemm(pc + i * strideC, pa + i * strideA, pb + i * strideB, m, n, k, transposeA, transposeB, alpha, beta, _parallel,
-                packedB: packedB, packedBf16: packedBf16);
-        GC.KeepAlive(packedCopy); // the pointers above are into its pinned arrays
+            CpuGemm.Gemm(pc + i * strideC, pa + i * strideA, pb + i * strideB, m, n, k, transposeA, transposeB, alpha, beta, _parallel, packedB: packedB);
+        GC.KeepAlive(packedCopy); // the pointer above is into this pinned array
     }
 
     // ---- embedding and normalization -------------------------------------------------------------

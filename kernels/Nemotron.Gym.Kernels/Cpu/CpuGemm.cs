@@ -143,42 +143,13 @@ internal static unsafe class CpuGemm
             for (int i = 0; i < items; i++) Item(i);
     }
 
-    /// <summary>Whether <see cref="PackBf16"/> can be used on this machine (its micro-kernel is the AVX-512 one).</summary>
-    public static bool HasBf16Kernel => Wide;
-
-    /// <summary>
-    /// Re-stores a <see cref="PackB"/> layout of op(B) in bf16 when every value is one (its low 16 bits are zero, as
-    /// in the GRPO sampler's rounded copy of the weights), so the product reads half the bytes and computes the same
-    /// floats. Each k-row of a panel (32 values) becomes 16 uints: value j in the low half of uint j, value j + 16 in
-    /// the high half, so one load and two bit operations give the micro-kernel both of its vectors. Returns false,
-    /// leaving <paramref name="dst"/> partly written, when some value is not a bf16.
-    /// </summary>
-    public static bool PackBf16(uint* dst, float* packed, long packedLength)
-    {
-        if (!Wide) return false;
-        uint* src = (uint*)packed;
-        var lowBits = Vector512.Create(0xFFFFu);
-        var high = Vector512.Create(0xFFFF0000u);
-        var any = Vector512<uint>.Zero;
-        for (long r = 0; r < packedLength; r += 32)
-        {
-            var v0 = Vector512.Load(src + r);
-            var v1 = Vector512.Load(src + r + 16);
-            any |= (v0 | v1) & lowBits;
-            Vector512.Store(Vector512.ShiftRightLogical(v0, 16) | (v1 & high), dst + r / 2);
-        }
-        return any == Vector512<uint>.Zero;
-    }
-
     /// <summary>
     /// The product on <paramref name="parallel"/>'s threads. Leading dimensions (elements between rows as
     /// stored) default to the packed sizes; larger ones address sub-matrices, e.g. one head's columns of qkv.
-    /// <paramref name="packedB"/>, when given, is op(B) already laid out by <see cref="PackB"/> (b is then unused);
-    /// <paramref name="packedBf16"/>, when given instead, is that layout re-stored by <see cref="PackBf16"/>.
+    /// <paramref name="packedB"/>, when given, is op(B) already laid out by <see cref="PackB"/> (b is then unused).
     /// </summary>
     public static void Gemm(float* c, float* a, float* b, int m, int n, int k, bool transA, bool transB,
-        float alpha, float beta, CpuWorkerPool? parallel, int lda = 0, int ldb = 0, int ldc = 0, float* packedB = null,
-        uint* packedBf16 = null)
+        float alpha, float beta, CpuWorkerPool? parallel, int lda = 0, int ldb = 0, int ldc = 0, float* packedB = null)
     {
         if (m <= 0 || n <= 0) return;
         if (lda <= 0) lda = transA ? m : k;
@@ -200,7 +171,7 @@ internal static unsafe class CpuGemm
         // made a block of 96 and one of 1–32, so one thread did three times the other's work. Which rows go
         // together changes no sum.
         int mcEven = Math.Min(MC, ((m + blocksM - 1) / blocksM + MR - 1) / MR * MR);
-        if (packedB == null && packedBf16 == null && k >= SplitKFrom && (long)m * n <= SplitKLargestC)
+        if (packedB == null && k >= SplitKFrom && (long)m * n <= SplitKLargestC)
         {
             GemmSplitK(c, a, b, m, n, k, transA, transB, alpha, overwriteFirst, parallel, lda, ldb, ldc);
             return;
@@ -220,10 +191,7 @@ internal static unsafe class CpuGemm
                 for (int pc = pcFrom; pc < pcTo; pc += KC)
                 {
                     int kc = Math.Min(KC, k - pc);
-                    long blockOffset = (long)(pc - pcFrom) * panelsB * NR;
-                    // The bf16 layout holds two values per uint: the same block starts at half the offset.
-                    Macro(c, ldc, a, lda, transA, packedBf16 == null ? blocks + blockOffset : (float*)(packedBf16 + blockOffset / 2),
-                        packedBf16 != null, ic, mc, pc, kc, n, p0, p1, alpha, overwriteFirst && pc == 0);
+                    Macro(c, ldc, a, lda, transA, blocks + (long)(pc - pcFrom) * panelsB * NR, ic, mc, pc, kc, n, p0, p1, alpha, overwriteFirst && pc == 0);
                 }
             }
             if (items == 1 || threads == 1)
@@ -231,7 +199,7 @@ internal static unsafe class CpuGemm
             else
                 parallel!.For(items, Work);
         }
-        if (packedB != null || packedBf16 != null)
+        if (packedB != null)
             Run(packedB, 0, k);
         else if (PackedBLength(n, k) <= WholeBFloats)
         {
@@ -300,7 +268,7 @@ internal static unsafe class CpuGemm
                 for (int ib = ib0; ib < ib1; ib++)
                 {
                     int ic = ib * MC, mc = Math.Min(MC, m - ic);
-                    Macro(target, ldt, a, lda, transA, block, false, ic, mc, pc, kc, n, 0, panelsB, alpha, pc == kFrom && (part == 1 || overwriteFirst));
+                    Macro(target, ldt, a, lda, transA, block, ic, mc, pc, kc, n, 0, panelsB, alpha, pc == kFrom && (part == 1 || overwriteFirst));
                 }
             }
         }
@@ -369,7 +337,7 @@ internal static unsafe class CpuGemm
     /// C[ic.., panels p0..p1) += alpha · op(A)[ic..ic+mc, pc..pc+kc] · (one KC block of packed B), or = when
     /// <paramref name="overwrite"/>.
     /// </summary>
-    private static void Macro(float* c, int ldc, float* a, int lda, bool transA, float* packB, bool bf16, int ic, int mc, int pc, int kc, int n,
+    private static void Macro(float* c, int ldc, float* a, int lda, bool transA, float* packB, int ic, int mc, int pc, int kc, int n,
         int panelFrom, int panelTo, float alpha, bool overwrite)
     {
         int mr = MR, nr = NR;
@@ -411,7 +379,7 @@ internal static unsafe class CpuGemm
         {
             int j0 = jp * nr;
             int cols = Math.Min(nr, n - j0);
-            float* pb = bf16 ? (float*)((uint*)packB + (long)jp * kc * (nr / 2)) : packB + (long)jp * kc * nr;
+            float* pb = packB + (long)jp * kc * nr;
             for (int ip = 0; ip < panelsA; ip++)
             {
                 int i0 = ic + ip * mr;
@@ -430,71 +398,24 @@ internal static unsafe class CpuGemm
                     rowStride = lda;
                     step = 1;
                 }
-                if (bf16)
+                if (rows == mr && cols == nr)
                 {
-                    bool direct = rows == mr && cols == nr;
-                    Kernel8x32<Bf16Panel>(kc, pa, rowStride, step, (byte*)pb, direct ? c + (long)i0 * ldc + j0 : tile, direct ? ldc : nr, alpha, overwrite || !direct);
-                    if (!direct) CopyTile(c, ldc, tile, nr, i0, j0, rows, cols, overwrite);
-                }
-                else if (rows == mr && cols == nr)
-                {
-                    if (Wide) Kernel8x32<Fp32Panel>(kc, pa, rowStride, step, (byte*)pb, c + (long)i0 * ldc + j0, ldc, alpha, overwrite);
+                    if (Wide) Kernel8x32(kc, pa, rowStride, step, pb, c + (long)i0 * ldc + j0, ldc, alpha, overwrite);
                     else Kernel6x16(kc, pa, rowStride, step, pb, c + (long)i0 * ldc + j0, ldc, alpha, overwrite);
                 }
                 else
                 {
-                    if (Wide) Kernel8x32<Fp32Panel>(kc, pa, rowStride, step, (byte*)pb, tile, nr, alpha, true);
+                    if (Wide) Kernel8x32(kc, pa, rowStride, step, pb, tile, nr, alpha, true);
                     else Kernel6x16(kc, pa, rowStride, step, pb, tile, nr, alpha, true);
-                    CopyTile(c, ldc, tile, nr, i0, j0, rows, cols, overwrite);
+                    for (int r = 0; r < rows; r++)
+                    {
+                        float* dst = c + (long)(i0 + r) * ldc + j0;
+                        float* src = tile + r * nr;
+                        if (overwrite) for (int j = 0; j < cols; j++) dst[j] = src[j];
+                        else for (int j = 0; j < cols; j++) dst[j] += src[j];
+                    }
                 }
             }
-        }
-    }
-
-    /// <summary>The rows × cols corner of a full tile computed into the scratch tile, stored (or added) into C.</summary>
-    private static void CopyTile(float* c, int ldc, float* tile, int nr, int i0, int j0, int rows, int cols, bool overwrite)
-    {
-        for (int r = 0; r < rows; r++)
-        {
-            float* dst = c + (long)(i0 + r) * ldc + j0;
-            float* src = tile + r * nr;
-            if (overwrite) for (int j = 0; j < cols; j++) dst[j] = src[j];
-            else for (int j = 0; j < cols; j++) dst[j] += src[j];
-        }
-    }
-
-    /// <summary>How the micro-kernel reads one k-row (32 columns) of a packed B panel.</summary>
-    private interface IPanelRow
-    {
-        static abstract int Bytes { get; }
-        static abstract void Load(byte* row, out Vector512<float> b0, out Vector512<float> b1);
-    }
-
-    /// <summary>A <see cref="PackB"/> panel: 32 floats, two aligned loads.</summary>
-    private struct Fp32Panel : IPanelRow
-    {
-        public static int Bytes => 32 * sizeof(float);
-        [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        public static void Load(byte* row, out Vector512<float> b0, out Vector512<float> b1)
-        {
-            b0 = Vector512.LoadAligned((float*)row);
-            b1 = Vector512.LoadAligned((float*)row + 16);
-        }
-    }
-
-    /// <summary>
-    /// A <see cref="PackBf16"/> panel: one 64-byte load whose low halves, shifted up, are columns 0–15 and whose high
-    /// halves, masked, are columns 16–31: the same floats as the fp32 panel, so the same sums bit for bit.
-    /// </summary>
-    private struct Bf16Panel : IPanelRow
-    {
-        public static int Bytes => 16 * sizeof(uint);
-        [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        public static void Load(byte* row, out Vector512<float> b0, out Vector512<float> b1)
-        {
-            var w = Vector512.LoadAligned((uint*)row);
-            b0 = Vector512.ShiftLeft(w, 16).AsSingle();
-            b1 = (w & Vector512.Create(0xFFFF0000u)).AsSingle();
         }
     }
 
@@ -502,11 +423,9 @@ internal static unsafe class CpuGemm
     /// C[8×32] += alpha · A-panel · B-panel with 16 zmm accumulators (= with <paramref name="overwrite"/>).
     /// Row r of the A panel is element a[r·rowStride + p·step] (packed: rowStride 1, step 8; in place:
     /// rowStride lda, step 1).
-    /// B panels are read by <typeparamref name="TPanel"/> (fp32 or bf16).
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void Kernel8x32<TPanel>(int kc, float* a, nint rowStride, nint step, byte* b, float* c, int ldc, float alpha, bool overwrite)
-        where TPanel : struct, IPanelRow
+    private static void Kernel8x32(int kc, float* a, nint rowStride, nint step, float* b, float* c, int ldc, float alpha, bool overwrite)
     {
         Vector512<float> c00 = default, c01 = default, c10 = default, c11 = default,
             c20 = default, c21 = default, c30 = default, c31 = default,
@@ -517,7 +436,8 @@ internal static unsafe class CpuGemm
         nint i = 0;
         for (int p = 0; p < kc; p++, i += step)
         {
-            TPanel.Load(b, out var b0, out var b1);
+            var b0 = Vector512.LoadAligned(b);
+            var b1 = Vector512.LoadAligned(b + 16);
             var av = Vector512.Create(a0[i]); c00 = Vector512.FusedMultiplyAdd(av, b0, c00); c01 = Vector512.FusedMultiplyAdd(av, b1, c01);
             av = Vector512.Create(a1[i]); c10 = Vector512.FusedMultiplyAdd(av, b0, c10); c11 = Vector512.FusedMultiplyAdd(av, b1, c11);
             av = Vector512.Create(a2[i]); c20 = Vector512.FusedMultiplyAdd(av, b0, c20); c21 = Vector512.FusedMultiplyAdd(av, b1, c21);
@@ -526,7 +446,7 @@ internal static unsafe class CpuGemm
             av = Vector512.Create(a5[i]); c50 = Vector512.FusedMultiplyAdd(av, b0, c50); c51 = Vector512.FusedMultiplyAdd(av, b1, c51);
             av = Vector512.Create(a6[i]); c60 = Vector512.FusedMultiplyAdd(av, b0, c60); c61 = Vector512.FusedMultiplyAdd(av, b1, c61);
             av = Vector512.Create(a7[i]); c70 = Vector512.FusedMultiplyAdd(av, b0, c70); c71 = Vector512.FusedMultiplyAdd(av, b1, c71);
-            b += TPanel.Bytes;
+            b += 32;
         }
         var va = Vector512.Create(alpha);
         Store2(c, c00, c01, va, overwrite); c += ldc;
@@ -554,7 +474,7 @@ internal static unsafe class CpuGemm
         }
     }
 
-    /// <summary>C[6×16] += alpha · A-panel · B-panel with 12 ymm accumulators (AVX2 machines); A as in <see cref="Kernel8x32{TPanel}"/>.</summary>
+    /// <summary>C[6×16] += alpha · A-panel · B-panel with 12 ymm accumulators (AVX2 machines); A as in <see cref="Kernel8x32"/>.</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void Kernel6x16(int kc, float* a, nint rowStride, nint step, float* b, float* c, int ldc, float alpha, bool overwrite)
     {
