@@ -69,13 +69,14 @@ public sealed unsafe partial class CpuBackend : IComputeBackend
         _parallel.For(chunks, i => body(count * i / chunks, count * (i + 1) / chunks));
     }
 
-    /// <summary>Work (in the callers' cost units, about one per float touched) below which a row is not a work item of its own.</summary>
+    /// <summary>Cost (in the callers' units, about one per float touched) from which a row is a work item of its own.</summary>
     private const long RowItemCost = 16_384;
 
     /// <summary>
-    /// Runs body(i) for each row; inline when the whole job is small. Cheap rows (a decoding step's 64 norms of 192
-    /// channels) go to the threads in runs of consecutive rows, one claim per run instead of one per row: per row, the
-    /// claims cost more than the rows and two threads were slower than one.
+    /// Runs body(i) for each row; inline when the whole job is small. Costly rows are claimed one at a time, so uneven
+    /// ones balance; cheap rows (a decoding step's 64 norms of 192 channels) go as one run per thread
+    /// (<see cref="ForChunks"/>): claimed one by one, the claims cost more than the rows and two threads were slower
+    /// than one.
     /// </summary>
     private void ForRows(int rows, long costPerRow, Action<int> body)
     {
@@ -85,19 +86,8 @@ public sealed unsafe partial class CpuBackend : IComputeBackend
             for (int i = 0; i < rows; i++) body(i);
             return;
         }
-        if (costPerRow >= RowItemCost)
-        {
-            _parallel.For(rows, body);
-            return;
-        }
-        // Runs of about RowItemCost, their count a multiple of the threads so they share them evenly.
-        long runs = Math.Max(Threads, rows * costPerRow / RowItemCost);
-        int items = (int)Math.Min(rows, (runs + Threads - 1) / Threads * Threads);
-        _parallel.For(items, item =>
-        {
-            int end = (int)((long)rows * (item + 1) / items);
-            for (int i = (int)((long)rows * item / items); i < end; i++) body(i);
-        });
+        if (costPerRow >= RowItemCost) _parallel.For(rows, body);
+        else ForChunks(rows, costPerRow, (start, end) => { for (long i = start; i < end; i++) body((int)i); });
     }
 
     // ---- memory --------------------------------------------------------------------------------

@@ -167,15 +167,15 @@ internal static unsafe class CpuGemm
 
         int threads = parallel?.Threads ?? 1;
         int panelsB = PanelsB(n), blocksM = (m + MC - 1) / MC;
-        // The rows shared evenly between the row blocks, each a multiple of MR: the RL sampler's 97–128 live rows
-        // made a block of 96 and one of 1–32, so one thread did three times the other's work. Which rows go
-        // together changes no sum.
-        int mcEven = Math.Min(MC, ((m + blocksM - 1) / blocksM + MR - 1) / MR * MR);
         if (packedB == null && k >= SplitKFrom && (long)m * n <= SplitKLargestC)
         {
             GemmSplitK(c, a, b, m, n, k, transA, transB, alpha, overwriteFirst, parallel, lda, ldb, ldc);
             return;
         }
+        // The rows shared evenly between the row blocks, each a multiple of MR: the RL sampler's 97–128 live rows
+        // made a block of 96 and one of 1–32, so one thread did three times the other's work. Which rows go
+        // together changes no sum. Every block has rows: m > (blocksM − 1)·MC ≥ (blocksM − 1)·mcEven.
+        int mcEven = Math.Min(MC, ((m + blocksM - 1) / blocksM + MR - 1) / MR * MR);
         // Enough row blocks: one work item per block. Too few (decoding): also split the column panels,
         // so every core has work.
         int splitsN = blocksM >= threads ? 1 : Math.Min(panelsB, (threads + blocksM - 1) / blocksM * 2);
@@ -185,7 +185,7 @@ internal static unsafe class CpuGemm
             void Work(int item)
             {
                 int ib = item / splitsN, js = item % splitsN;
-                int ic = ib * mcEven, mc = Math.Min(mcEven, m - ic); // every block has rows: m > (blocksM − 1)·MC ≥ (blocksM − 1)·mcEven
+                int ic = ib * mcEven, mc = Math.Min(mcEven, m - ic);
                 int p0 = panelsB * js / splitsN, p1 = panelsB * (js + 1) / splitsN;
                 if (p0 == p1) return;
                 for (int pc = pcFrom; pc < pcTo; pc += KC)
