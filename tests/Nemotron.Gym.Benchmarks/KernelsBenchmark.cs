@@ -37,6 +37,16 @@ public sealed class KernelsBenchmark : IBenchmark
         var positional = args.Where((a, i) => !a.StartsWith("--") && (secondsAt < 0 || i != secondsAt + 1)).ToArray();
         int width = positional.Length > 0 ? int.Parse(positional[0]) : 192, tokens = positional.Length > 1 ? int.Parse(positional[1]) : 16 * 192;
         int threads = Environment.ProcessorCount;
+        if (args.Contains("--rl-training-only") && breakdown)
+        {
+            // Where the RL stage's training step goes (shared prompts, lengths as in the demo), one thread by its own CPU time.
+            double peak = FmaPeak.MeasureOnThisThread(ThreadCpuClock.Now);
+            var timing = new TimingBackend(new CpuBackend(1), matMulShapes: true, clock: ThreadCpuClock.Now);
+            const int steps = 3;
+            var (median, _) = TrainBenchmark.MeasureRlTraining(timing, width, sharePrompts: true, similarLengths: true, steps, ThreadCpuClock.Now, timing.Reset);
+            PrintProfile($"RL training step, shared prompts, 1 thread (thread CPU time): {median * 1000:F0} ms per step (median of {steps})", timing, median, steps, peak);
+            return Task.FromResult(0);
+        }
         if (args.Contains("--rl-training-only"))
         {
             PrintRlTraining(width, threads);

@@ -38,6 +38,9 @@ public sealed class TimingBackend(IComputeBackend inner, bool matMulShapes = fal
     public string Description => inner.Description;
     public void Dispose() => inner.Dispose();
     public bool SupportsBf16Caches => inner.SupportsBf16Caches;
+    public bool SupportsSharedPrefixes => inner.SupportsSharedPrefixes;
+    public void PrefixAttentionForward(Tensor o, Tensor l, Tensor q, SharedPrefixLayout layout, int c, int h) => Time("prefix_attention", () => inner.PrefixAttentionForward(o, l, q, layout, c, h));
+    public void PrefixAttentionBackward(Tensor dq, Tensor dO, Tensor q, Tensor o, Tensor l, SharedPrefixLayout layout, int c, int h) => Time("prefix_attention_backward", () => inner.PrefixAttentionBackward(dq, dO, q, o, l, layout, c, h));
     public Tensor Allocate(DType dtype, long length, string name) => inner.Allocate(dtype, length, name);
     public void Upload(Tensor d, ReadOnlySpan<float> s, long o = 0) { var a = s.ToArray(); Time("upload", () => inner.Upload(d, a, o)); }
     public void Upload(Tensor d, ReadOnlySpan<int> s, long o = 0) { var a = s.ToArray(); Time("upload", () => inner.Upload(d, a, o)); }

@@ -130,7 +130,7 @@ public sealed class TrainBenchmark : IBenchmark
     /// prompts, whose rows are padded to their micro-batch's longest. Returns the median seconds of
     /// <paramref name="steps"/> steps after a warm-up, and the rollouts' tokens per second at that median.
     /// </summary>
-    public static (double Seconds, double TokensPerSecond) MeasureRlTraining(IComputeBackend backend, int width, bool sharePrompts, bool similarLengths, int steps = 5)
+    public static (double Seconds, double TokensPerSecond) MeasureRlTraining(IComputeBackend backend, int width, bool sharePrompts, bool similarLengths, int steps = 5, Func<double>? clock = null, Action? afterWarmUp = null)
     {
         var cfg = new GptConfig(4, width, 6, 256, 267);
         using var model = new GptModel(backend, cfg);
@@ -164,13 +164,15 @@ public sealed class TrainBenchmark : IBenchmark
             model.ClipGradients(1f);
             opt.Update(1e-4f);
         }
+        clock ??= () => Stopwatch.GetTimestamp() / (double)Stopwatch.Frequency;
         Step();
+        afterWarmUp?.Invoke();
         var times = new List<double>();
         for (int i = 0; i < steps; i++)
         {
-            long start = Stopwatch.GetTimestamp();
+            double start = clock();
             Step();
-            times.Add(Stopwatch.GetElapsedTime(start).TotalSeconds);
+            times.Add(clock() - start);
         }
         times.Sort();
         double median = times[times.Count / 2];

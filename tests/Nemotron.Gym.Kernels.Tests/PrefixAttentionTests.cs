@@ -8,7 +8,7 @@ namespace Nemotron.Gym.Kernels.Tests;
 /// Attention over shared prefixes (the training layout of the G rollouts of a prompt) against a plain attention in
 /// double precision that lists every query's keys: a prefix position sees its prefix up to itself, a row position its
 /// prefix's real tokens and its own positions up to itself. Output, logsumexp and the whole gradient (added onto what
-/// dqkv held), with the prefix block on both CPU paths, prefixes of different and of zero length, rows longer than a
+/// dqkv held), on both CPU attention paths (the small-head register tiles and the GEMM one), prefixes of different and of zero length, rows longer than a
 /// query block; and finite differences.
 /// </summary>
 public class PrefixAttentionTests
@@ -143,12 +143,14 @@ public class PrefixAttentionTests
         AssertClose(wantGrad, got, 3e-5, "dqkv");
     }
 
-    [Fact]
-    public void GradientMatchesFiniteDifferences()
+    [Theory]
+    [InlineData(true)]
+    [InlineData(false)]
+    public void GradientMatchesFiniteDifferences(bool fused)
     {
         var layout = new SharedPrefixLayout(2, 6, 4, 5, [1, 0, 1, 1], [4, 6]);
         int c = 24, h = 3;
-        using var be = new CpuBackend(2);
+        using var be = new CpuBackend(2) { FusedAttention = fused };
         var rng = new Random(7);
         var qkv = Random(rng, (int)layout.Tokens * 3 * c, 1.5f);
         var r = Random(rng, (int)layout.Tokens * c);

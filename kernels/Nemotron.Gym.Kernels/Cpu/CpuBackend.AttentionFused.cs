@@ -97,27 +97,40 @@ public sealed unsafe partial class CpuBackend
         }
     }
 
+    /// <summary>
+    /// One head's causal attention over <paramref name="seqLen"/> queries. With <paramref name="prefixLen"/> &gt; 0 the
+    /// keys and values are first the <paramref name="prefixLen"/> rows at <paramref name="prefixK"/> and
+    /// <paramref name="prefixV"/> (a shared prompt's, same row stride) and then the query rows' own, and query i sees
+    /// the whole prefix and its own keys up to itself (<see cref="PrefixAttentionForward"/>).
+    /// </summary>
     private static void FusedAttentionForwardHead(float* q, float* k, float* v, float* outHead, float* lseRow,
-        int seqLen, int hs, int channels, int c3, float scale, NextHead next)
+        int seqLen, int hs, int channels, int c3, float scale, NextHead next, float* prefixK = null, float* prefixV = null, int prefixLen = 0)
     {
-        int tp = RoundUp(seqLen, FusedCols), dp = RoundUp(hs, FusedCols);
+        int tp = RoundUp(prefixLen + seqLen, FusedCols), dp = RoundUp(hs, FusedCols);
         int need = 2 * tp * dp + hs * tp + FusedRows * tp + FusedRows * dp + FusedRows;
         fixed (float* scratch = Scratch(ref t_fusedAttention, need))
         {
             float* qs = scratch, vp = qs + tp * dp, kt = vp + tp * dp, s = kt + hs * tp, ob = s + FusedRows * tp, inv = ob + FusedRows * dp;
             // Heads of a multiple of 32 are read where they lie; others are copied with zero columns up to dp.
+            // A prefix's values and the rows' own are copied into one run of rows.
             float* qa = q, vb = v;
             int ldq = c3, ldv = c3;
             if (hs != dp)
             {
                 CopyRowsPadded(qs, q, c3, seqLen, hs, tp, dp);
-                CopyRowsPadded(vp, v, c3, seqLen, hs, tp, dp);
-                qa = qs; vb = vp; ldq = ldv = dp;
+                qa = qs; ldq = dp;
             }
-            CopyTransposed(kt, k, c3, seqLen, hs, tp);
+            if (hs != dp || prefixLen > 0)
+            {
+                CopyRowsPadded(vp, prefixV, c3, prefixLen, hs, prefixLen, dp);
+                CopyRowsPadded(vp + (long)prefixLen * dp, v, c3, seqLen, hs, tp - prefixLen, dp);
+                vb = vp; ldv = dp;
+            }
+            if (prefixLen > 0) CopyTransposed(kt, prefixK, c3, prefixLen, hs, tp, 0);
+            CopyTransposed(kt, k, c3, seqLen, hs, tp, prefixLen);
             for (int r0 = 0; r0 < seqLen; r0 += FusedRows)
             {
-                int keys = Math.Min(r0 + FusedRows, seqLen), width = RoundUp(keys, FusedCols);
+                int keys = prefixLen + Math.Min(r0 + FusedRows, seqLen), width = RoundUp(keys, FusedCols);
                 int rows = Math.Min(FusedRows, seqLen - r0);
                 if (next.Exists)
                 {
@@ -132,7 +145,7 @@ public sealed unsafe partial class CpuBackend
                 for (int i = 0; i < rows; i++)
                 {
                     float* row = s + (long)i * tp;
-                    int live = r0 + i + 1;
+                    int live = prefixLen + r0 + i + 1;
                     float max = MaxOfPrefix(row, live) * scale;
                     float sum = ExpOfPrefix(row, live, width, scale, max);
                     lseRow[r0 + i] = max + MathF.Log(sum);
@@ -147,10 +160,15 @@ public sealed unsafe partial class CpuBackend
         }
     }
 
+    /// <summary>
+    /// The gradient of <see cref="FusedAttentionForwardHead"/>, added onto dq, dk and dv (and, with a prefix, onto
+    /// <paramref name="dPrefixK"/> and <paramref name="dPrefixV"/> for the prefix's keys and values).
+    /// </summary>
     private static void FusedAttentionBackwardHead(float* q, float* k, float* v, float* oHead, float* dOHead, float* lseRow,
-        float* dq, float* dk, float* dv, int seqLen, int hs, int channels, int c3, float scale, NextHead next)
+        float* dq, float* dk, float* dv, int seqLen, int hs, int channels, int c3, float scale, NextHead next,
+        float* prefixK = null, float* prefixV = null, float* dPrefixK = null, float* dPrefixV = null, int prefixLen = 0)
     {
-        int tp = RoundUp(seqLen, FusedCols), dp = RoundUp(hs, FusedCols);
+        int tp = RoundUp(prefixLen + seqLen, FusedCols), dp = RoundUp(hs, FusedCols);
         int need = 5 * tp * dp + 2 * hs * tp + 2 * BackwardRows * tp + FusedRows * dp;
         fixed (float* scratch = Scratch(ref t_fusedAttention, need))
         {
@@ -161,17 +179,24 @@ public sealed unsafe partial class CpuBackend
             if (hs != dp)
             {
                 CopyRowsPadded(qs, q, c3, seqLen, hs, tp, dp);
-                CopyRowsPadded(kp, k, c3, seqLen, hs, tp, dp);
                 CopyRowsPadded(dop, dOHead, channels, seqLen, hs, tp, dp);
-                qa = qs; kb = kp; da = dop; ldq = ldk = ldd = dp;
+                qa = qs; da = dop; ldq = ldd = dp;
             }
-            CopyTransposed(kt, k, c3, seqLen, hs, tp);
-            CopyTransposed(vt, v, c3, seqLen, hs, tp);
+            if (hs != dp || prefixLen > 0)
+            {
+                CopyRowsPadded(kp, prefixK, c3, prefixLen, hs, prefixLen, dp);
+                CopyRowsPadded(kp + (long)prefixLen * dp, k, c3, seqLen, hs, tp - prefixLen, dp);
+                kb = kp; ldk = dp;
+            }
+            if (prefixLen > 0) CopyTransposed(kt, prefixK, c3, prefixLen, hs, tp, 0);
+            CopyTransposed(kt, k, c3, seqLen, hs, tp, prefixLen);
+            if (prefixLen > 0) CopyTransposed(vt, prefixV, c3, prefixLen, hs, tp, 0);
+            CopyTransposed(vt, v, c3, seqLen, hs, tp, prefixLen);
             new Span<float>(dkAcc, 2 * tp * dp).Clear();
             for (int r0 = 0; r0 < seqLen; r0 += BackwardRows)
             {
                 // Every 8-row part of the block meets the same key tiles: the block's last row rounded up to 32.
-                int keys = Math.Min(r0 + BackwardRows, seqLen), width = RoundUp(keys, FusedCols);
+                int keys = prefixLen + Math.Min(r0 + BackwardRows, seqLen), width = RoundUp(keys, FusedCols);
                 for (int i0 = 0; i0 < BackwardRows; i0 += FusedRows)
                 {
                     int first = r0 + i0;
@@ -198,7 +223,7 @@ public sealed unsafe partial class CpuBackend
                     {
                         int t = first + i;
                         float d = DotProduct(dOHead + (long)t * channels, oHead + (long)t * channels, hs);
-                        SoftmaxBackwardPrefix(pPart + (long)i * tp, dsPart + (long)i * tp, t + 1, width, scale, lseRow[t], d);
+                        SoftmaxBackwardPrefix(pPart + (long)i * tp, dsPart + (long)i * tp, prefixLen + t + 1, width, scale, lseRow[t], d);
                     }
                     // Padding rows must add nothing to dK and dV.
                     for (int i = rows; i < FusedRows; i++)
@@ -209,7 +234,7 @@ public sealed unsafe partial class CpuBackend
                     if (rows == 0) continue;
                     // dQ[part] = dS·K / √hs
                     for (int c0 = 0; c0 < dp; c0 += FusedCols)
-                        Tile8x32(dqb + c0, dp, dsPart, tp, 1, kb + c0, ldk, first + rows, FusedRows, false);
+                        Tile8x32(dqb + c0, dp, dsPart, tp, 1, kb + c0, ldk, prefixLen + first + rows, FusedRows, false);
                     for (int i = 0; i < rows; i++)
                         MultiplyAddInto(dq + (long)(first + i) * c3, dqb + (long)i * dp, scale, hs);
                 }
@@ -223,10 +248,11 @@ public sealed unsafe partial class CpuBackend
                         Tile8x32(dvAcc + (long)j0 * dp + c0, dp, p + j0, 1, tp, da + (long)r0 * ldd + c0, ldd, blockRows, FusedRows, true);
                     }
             }
-            for (int t = 0; t < seqLen; t++)
+            for (int t = 0; t < prefixLen + seqLen; t++)
             {
-                MultiplyAddInto(dk + (long)t * c3, dkAcc + (long)t * dp, scale, hs);
-                MultiplyAddInto(dv + (long)t * c3, dvAcc + (long)t * dp, 1f, hs);
+                long own = (long)(t - prefixLen) * c3;
+                MultiplyAddInto(t < prefixLen ? dPrefixK + (long)t * c3 : dk + own, dkAcc + (long)t * dp, scale, hs);
+                MultiplyAddInto(t < prefixLen ? dPrefixV + (long)t * c3 : dv + own, dvAcc + (long)t * dp, 1f, hs);
             }
         }
     }
@@ -249,10 +275,10 @@ public sealed unsafe partial class CpuBackend
     }
 
     /// <summary>
-    /// dst[e, t] = src[t·stride + e] for t &lt; rows, e &lt; width; zero for rows ≤ t &lt; tp. Sixteen rows at a
-    /// time are gathered into two vectors per column, so the stores are whole vectors.
+    /// dst[e, col0 + t] = src[t·stride + e] for t &lt; rows, e &lt; width; zero for col0 + rows ≤ column &lt; tp. Sixteen
+    /// rows at a time are gathered into two vectors per column, so the stores are whole vectors.
     /// </summary>
-    private static void CopyTransposed(float* dst, float* src, int stride, int rows, int width, int tp)
+    private static void CopyTransposed(float* dst, float* src, int stride, int rows, int width, int tp, int col0 = 0)
     {
         var offsets = Vector256<int>.Indices * Vector256.Create(stride);
         int t = 0;
@@ -262,7 +288,7 @@ public sealed unsafe partial class CpuBackend
                 float* s = src + (long)t * stride, s8 = s + 8L * stride;
                 for (int e = 0; e < width; e++)
                 {
-                    float* d = dst + (long)e * tp + t;
+                    float* d = dst + (long)e * tp + col0 + t;
                     Vector256.Store(Avx2.GatherVector256(s + e, offsets, 4), d);
                     Vector256.Store(Avx2.GatherVector256(s8 + e, offsets, 4), d + 8);
                 }
@@ -270,9 +296,9 @@ public sealed unsafe partial class CpuBackend
         for (; t < rows; t++)
         {
             float* s = src + (long)t * stride;
-            for (int e = 0; e < width; e++) dst[(long)e * tp + t] = s[e];
+            for (int e = 0; e < width; e++) dst[(long)e * tp + col0 + t] = s[e];
         }
-        for (int e = 0; e < width; e++) new Span<float>(dst + (long)e * tp + rows, tp - rows).Clear();
+        for (int e = 0; e < width; e++) new Span<float>(dst + (long)e * tp + col0 + rows, tp - col0 - rows).Clear();
     }
 
     /// <summary>Lanes j0..j0+15 that lie below <paramref name="live"/>, as an all-ones mask per lane.</summary>

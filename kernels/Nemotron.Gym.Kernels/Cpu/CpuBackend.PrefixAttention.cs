@@ -28,6 +28,21 @@ public sealed unsafe partial class CpuBackend
         float* lse = Read(logSumExp, n * heads, "prefix attention logsumexp");
         int hs = channels / heads, c3 = 3 * channels, t = layout.RowLen;
         float scale = 1f / MathF.Sqrt(hs);
+        if (UsesFusedAttentionFor(hs))
+        {
+            // The small-head path's register tiles over the prefix's keys followed by the row's own, with no GEMM
+            // calls of K = hs (PERF.md, "Shared prompts on the small-head path").
+            ForRows(layout.Rows * heads, (long)t * (t + layout.PrefixLen) * hs, rh =>
+            {
+                int r = rh / heads, h = rh % heads, p = layout.PrefixOfRow[r];
+                float* prefix = x + (long)p * layout.PrefixLen * c3 + h * hs;
+                float* q = x + (np + (long)r * t) * c3 + h * hs;
+                FusedAttentionForwardHead(q, q + channels, q + 2 * channels, o + (np + (long)r * t) * channels + h * hs,
+                    lse + np * heads + ((long)r * heads + h) * t, t, hs, channels, c3, scale, NextRowHead(r, h, layout.Rows, heads, t, hs, c3, channels),
+                    prefix + channels, prefix + 2 * channels, layout.PrefixLengths[p]);
+            });
+            return;
+        }
         ForRows(layout.Rows * heads, (long)t * (t + layout.PrefixLen) * hs, rh =>
         {
             int r = rh / heads, h = rh % heads, p = layout.PrefixOfRow[r], l = layout.PrefixLengths[p], keys = l + t;
@@ -77,7 +92,30 @@ public sealed unsafe partial class CpuBackend
         var rowsOf = new List<int>[layout.Prefixes];
         for (int i = 0; i < rowsOf.Length; i++) rowsOf[i] = [];
         for (int r = 0; r < layout.Rows; r++) rowsOf[layout.PrefixOfRow[r]].Add(r);
-        ForRows(layout.Prefixes * heads, (long)layout.Rows / Math.Max(1, layout.Prefixes) * t * (t + layout.PrefixLen) * hs * 2, ph =>
+        long cost = (long)layout.Rows / Math.Max(1, layout.Prefixes) * t * (t + layout.PrefixLen) * hs * 2;
+        if (UsesFusedAttentionFor(hs))
+        {
+            ForRows(layout.Prefixes * heads, cost, ph =>
+            {
+                int p = ph / heads, h = ph % heads, l = layout.PrefixLengths[p];
+                float* prefix = x + (long)p * layout.PrefixLen * c3 + h * hs;
+                float* dPrefix = dx + (long)p * layout.PrefixLen * c3 + h * hs;
+                var rows = rowsOf[p];
+                for (int i = 0; i < rows.Count; i++)
+                {
+                    int r = rows[i];
+                    long row = np + (long)r * t;
+                    float* q = x + row * c3 + h * hs, dq = dx + row * c3 + h * hs;
+                    // The next row of this prefix is the next head this thread computes.
+                    var next = i + 1 < rows.Count ? new NextHead(rows[i + 1] - r, 0, t, hs, c3, channels, true) : default;
+                    FusedAttentionBackwardHead(q, q + channels, q + 2 * channels, o + row * channels + h * hs, dout + row * channels + h * hs,
+                        lse + np * heads + ((long)r * heads + h) * t, dq, dq + channels, dq + 2 * channels, t, hs, channels, c3, scale, next,
+                        prefix + channels, prefix + 2 * channels, dPrefix + channels, dPrefix + 2 * channels, l);
+                }
+            });
+            return;
+        }
+        ForRows(layout.Prefixes * heads, cost, ph =>
         {
             int p = ph / heads, h = ph % heads, l = layout.PrefixLengths[p], keys = l + t;
             float* prefix = x + (long)p * layout.PrefixLen * c3 + h * hs;
@@ -123,6 +161,11 @@ public sealed unsafe partial class CpuBackend
             }
         });
     }
+
+    /// <summary>Where the head after (row r, head h) lies, for prefetching: the row's next head, else the next row's first.</summary>
+    private static NextHead NextRowHead(int r, int h, int rows, int heads, int t, int hs, int c3, int channels) =>
+        h + 1 < heads ? new NextHead(0, 1, t, hs, c3, channels, true)
+        : new NextHead(1, -(heads - 1), t, hs, c3, channels, r + 1 < rows);
 
     /// <summary>Copies one head's keys and values: the prefix's first l positions, then the row's t, each run hs wide.</summary>
     private static void GatherKeysAndValues(float* k, float* v, float* prefix, float* row, int l, int t, int hs, int channels, int c3)
