@@ -122,12 +122,10 @@ public sealed unsafe partial class CpuBackend
             }
             if (hs != dp || prefixLen > 0)
             {
-                CopyRowsPadded(vp, prefixV, c3, prefixLen, hs, prefixLen, dp);
-                CopyRowsPadded(vp + (long)prefixLen * dp, v, c3, seqLen, hs, tp - prefixLen, dp);
+                CopyRowsPadded(vp, prefixV, v, c3, prefixLen, seqLen, hs, tp, dp);
                 vb = vp; ldv = dp;
             }
-            if (prefixLen > 0) CopyTransposed(kt, prefixK, c3, prefixLen, hs, tp, 0);
-            CopyTransposed(kt, k, c3, seqLen, hs, tp, prefixLen);
+            CopyTransposed(kt, prefixK, k, c3, prefixLen, seqLen, hs, tp);
             for (int r0 = 0; r0 < seqLen; r0 += FusedRows)
             {
                 int keys = prefixLen + Math.Min(r0 + FusedRows, seqLen), width = RoundUp(keys, FusedCols);
@@ -184,14 +182,11 @@ public sealed unsafe partial class CpuBackend
             }
             if (hs != dp || prefixLen > 0)
             {
-                CopyRowsPadded(kp, prefixK, c3, prefixLen, hs, prefixLen, dp);
-                CopyRowsPadded(kp + (long)prefixLen * dp, k, c3, seqLen, hs, tp - prefixLen, dp);
+                CopyRowsPadded(kp, prefixK, k, c3, prefixLen, seqLen, hs, tp, dp);
                 kb = kp; ldk = dp;
             }
-            if (prefixLen > 0) CopyTransposed(kt, prefixK, c3, prefixLen, hs, tp, 0);
-            CopyTransposed(kt, k, c3, seqLen, hs, tp, prefixLen);
-            if (prefixLen > 0) CopyTransposed(vt, prefixV, c3, prefixLen, hs, tp, 0);
-            CopyTransposed(vt, v, c3, seqLen, hs, tp, prefixLen);
+            CopyTransposed(kt, prefixK, k, c3, prefixLen, seqLen, hs, tp);
+            CopyTransposed(vt, prefixV, v, c3, prefixLen, seqLen, hs, tp);
             new Span<float>(dkAcc, 2 * tp * dp).Clear();
             for (int r0 = 0; r0 < seqLen; r0 += BackwardRows)
             {
@@ -272,6 +267,20 @@ public sealed unsafe partial class CpuBackend
             for (; e < dp; e++) d[e] = 0f;
         }
         new Span<float>(dst + (long)rows * dp, (tp - rows) * dp).Clear();
+    }
+
+    /// <summary>A prefix's rows then a sequence's own (both of row stride <paramref name="stride"/>), as <see cref="CopyRowsPadded(float*, float*, int, int, int, int, int)"/> copies one run.</summary>
+    private static void CopyRowsPadded(float* dst, float* prefix, float* own, int stride, int prefixLen, int rows, int width, int tp, int dp)
+    {
+        CopyRowsPadded(dst, prefix, stride, prefixLen, width, prefixLen, dp);
+        CopyRowsPadded(dst + (long)prefixLen * dp, own, stride, rows, width, tp - prefixLen, dp);
+    }
+
+    /// <summary>A prefix's rows then a sequence's own, transposed into one run of columns (see <see cref="CopyTransposed(float*, float*, int, int, int, int, int)"/>).</summary>
+    private static void CopyTransposed(float* dst, float* prefix, float* own, int stride, int prefixLen, int rows, int width, int tp)
+    {
+        if (prefixLen > 0) CopyTransposed(dst, prefix, stride, prefixLen, width, tp, 0);
+        CopyTransposed(dst, own, stride, rows, width, tp, prefixLen);
     }
 
     /// <summary>
