@@ -160,11 +160,13 @@ public sealed unsafe partial class CpuBackend
 
     /// <summary>
     /// The gradient of <see cref="FusedAttentionForwardHead"/>, added onto dq, dk and dv (and, with a prefix, onto
-    /// <paramref name="dPrefixK"/> and <paramref name="dPrefixV"/> for the prefix's keys and values).
+    /// <paramref name="dPrefixK"/> and <paramref name="dPrefixV"/> for the prefix's keys and values). With
+    /// <paramref name="prefixInScratch"/> the previous call on this thread had the same prefix and lengths, so its copies
+    /// of the prefix's keys and values are still in the scratch and are not made again (a prompt's G rows in turn).
     /// </summary>
     private static void FusedAttentionBackwardHead(float* q, float* k, float* v, float* oHead, float* dOHead, float* lseRow,
         float* dq, float* dk, float* dv, int seqLen, int hs, int channels, int c3, float scale, NextHead next,
-        float* prefixK = null, float* prefixV = null, float* dPrefixK = null, float* dPrefixV = null, int prefixLen = 0)
+        float* prefixK = null, float* prefixV = null, float* dPrefixK = null, float* dPrefixV = null, int prefixLen = 0, bool prefixInScratch = false)
     {
         int tp = RoundUp(prefixLen + seqLen, FusedCols), dp = RoundUp(hs, FusedCols);
         int need = 5 * tp * dp + 2 * hs * tp + 2 * BackwardRows * tp + FusedRows * dp;
@@ -182,11 +184,11 @@ public sealed unsafe partial class CpuBackend
             }
             if (hs != dp || prefixLen > 0)
             {
-                CopyRowsPadded(kp, prefixK, k, c3, prefixLen, seqLen, hs, tp, dp);
+                CopyRowsPadded(kp, prefixInScratch ? null : prefixK, k, c3, prefixLen, seqLen, hs, tp, dp);
                 kb = kp; ldk = dp;
             }
-            CopyTransposed(kt, prefixK, k, c3, prefixLen, seqLen, hs, tp);
-            CopyTransposed(vt, prefixV, v, c3, prefixLen, seqLen, hs, tp);
+            CopyTransposed(kt, prefixInScratch ? null : prefixK, k, c3, prefixLen, seqLen, hs, tp);
+            CopyTransposed(vt, prefixInScratch ? null : prefixV, v, c3, prefixLen, seqLen, hs, tp);
             new Span<float>(dkAcc, 2 * tp * dp).Clear();
             for (int r0 = 0; r0 < seqLen; r0 += BackwardRows)
             {
@@ -269,17 +271,23 @@ public sealed unsafe partial class CpuBackend
         new Span<float>(dst + (long)rows * dp, (tp - rows) * dp).Clear();
     }
 
-    /// <summary>A prefix's rows then a sequence's own (both of row stride <paramref name="stride"/>), as <see cref="CopyRowsPadded(float*, float*, int, int, int, int, int)"/> copies one run.</summary>
+    /// <summary>
+    /// A prefix's rows then a sequence's own (both of row stride <paramref name="stride"/>), as <see cref="CopyRowsPadded(float*, float*, int, int, int, int, int)"/>
+    /// copies one run; a null <paramref name="prefix"/> leaves the first <paramref name="prefixLen"/> rows as they are.
+    /// </summary>
     private static void CopyRowsPadded(float* dst, float* prefix, float* own, int stride, int prefixLen, int rows, int width, int tp, int dp)
     {
-        CopyRowsPadded(dst, prefix, stride, prefixLen, width, prefixLen, dp);
+        if (prefix != null) CopyRowsPadded(dst, prefix, stride, prefixLen, width, prefixLen, dp);
         CopyRowsPadded(dst + (long)prefixLen * dp, own, stride, rows, width, tp - prefixLen, dp);
     }
 
-    /// <summary>A prefix's rows then a sequence's own, transposed into one run of columns (see <see cref="CopyTransposed(float*, float*, int, int, int, int, int)"/>).</summary>
+    /// <summary>
+    /// A prefix's rows then a sequence's own, transposed into one run of columns (see <see cref="CopyTransposed(float*, float*, int, int, int, int, int)"/>);
+    /// a null <paramref name="prefix"/> leaves the first <paramref name="prefixLen"/> columns as they are.
+    /// </summary>
     private static void CopyTransposed(float* dst, float* prefix, float* own, int stride, int prefixLen, int rows, int width, int tp)
     {
-        if (prefixLen > 0) CopyTransposed(dst, prefix, stride, prefixLen, width, tp, 0);
+        if (prefixLen > 0 && prefix != null) CopyTransposed(dst, prefix, stride, prefixLen, width, tp, 0);
         CopyTransposed(dst, own, stride, rows, width, tp, prefixLen);
     }
 

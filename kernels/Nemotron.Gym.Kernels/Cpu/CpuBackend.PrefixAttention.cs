@@ -110,7 +110,7 @@ public sealed unsafe partial class CpuBackend
                     var next = i + 1 < rows.Count ? new NextHead(rows[i + 1] - r, 0, t, hs, c3, channels, true) : default;
                     FusedAttentionBackwardHead(q, q + channels, q + 2 * channels, o + row * channels + h * hs, dout + row * channels + h * hs,
                         lse + np * heads + ((long)r * heads + h) * t, dq, dq + channels, dq + 2 * channels, t, hs, channels, c3, scale, next,
-                        prefix + channels, prefix + 2 * channels, dPrefix + channels, dPrefix + 2 * channels, l);
+                        prefix + channels, prefix + 2 * channels, dPrefix + channels, dPrefix + 2 * channels, l, prefixInScratch: i > 0);
                 }
             });
             return;
