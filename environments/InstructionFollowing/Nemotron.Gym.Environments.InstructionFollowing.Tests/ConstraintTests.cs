@@ -166,4 +166,34 @@ public class ConstraintTests
         }
         Assert.True(withMinimum > 50, $"only {withMinimum} prompts had a word minimum");
     }
+
+    /// <summary>
+    /// max_answer_chars: every task's verified reference fits the budget, every kind the demo asks for still comes up
+    /// (with word minimums drawn from what fits), and a budget nothing fits in says which setting refused.
+    /// </summary>
+    [Fact]
+    public async Task MaxAnswerCharsKeepsEveryReferenceWithinTheBudget()
+    {
+        const string kinds = "min_words,num_sentences,bullet_list,lowercase,uppercase,end_with,title,num_paragraphs,keyword_frequency";
+        var env = await EnvTestKit.Start<InstructionFollowingEnvironment>(new() { ["constraints"] = "2", ["kinds"] = kinds, ["max_answer_chars"] = "96" });
+        var tasks = await env.LoadTasksAsync(new TaskQuery("train", 600, 7), default);
+        Assert.Equal(600, tasks.Count);
+        foreach (var t in tasks)
+        {
+            string reference = t.Reference[0].Content!;
+            Assert.InRange(System.Text.Encoding.UTF8.GetByteCount(reference), 1, 96);
+            foreach (var c in t.VerifierMetadata["constraints"]!.AsArray())
+                if (c!["id"]!.GetValue<string>() == "min_words") Assert.InRange(c["n"]!.GetValue<int>(), 10, 15);
+        }
+        foreach (var t in tasks.Take(100)) Assert.Equal(1, (await EnvTestKit.Play(env, t, t.Reference.ToArray())).Reward);
+        var ids = tasks.SelectMany(t => t.VerifierMetadata["constraints"]!.AsArray().Select(c => c!["id"]!.GetValue<string>())).ToHashSet();
+        Assert.Superset(kinds.Split(',').ToHashSet(), ids);
+        // Without the budget the same settings write references past 96 bytes (the answers finding 4 saw cut).
+        var free = await EnvTestKit.Start<InstructionFollowingEnvironment>(new() { ["constraints"] = "2", ["kinds"] = kinds });
+        Assert.Contains(await free.LoadTasksAsync(new TaskQuery("train", 600, 7), default), t => t.Reference[0].Content!.Length > 96);
+
+        var tiny = await EnvTestKit.Start<InstructionFollowingEnvironment>(new() { ["constraints"] = "2", ["kinds"] = "bullet_list", ["max_answer_chars"] = "20" });
+        var refused = await Assert.ThrowsAsync<InvalidOperationException>(() => tiny.LoadTasksAsync(new TaskQuery("train", 5, 1), default).AsTask());
+        Assert.Contains("within max_answer_chars = 20", refused.Message);
+    }
 }

@@ -21,6 +21,7 @@ public sealed class InstructionFollowingEnvironment : EnvironmentBase
             new ConfigOption("constraints", ConfigType.Integer, "3", "Constraints per prompt (the required keyword included).", 1, 6),
             new ConfigOption("reward_mode", ConfigType.Choice, "fraction", "fraction: the share of constraints satisfied; binary: 1 when all are, else 0 (strict prompt-level accuracy).", Choices: ["fraction", "binary"]),
             new ConfigOption("kinds", ConfigType.Text, string.Join(",", PromptGenerator.Kinds), "Comma-separated constraint kinds a prompt adds to its keyword."),
+            new ConfigOption("max_answer_chars", ConfigType.Integer, "0", "Every task can be answered in this many bytes (set it below the rollout's max_new_tokens): word minimums drawn from what fits, references in short sentences. 0: no budget.", 0, 100000),
         ],
         ["train", "heldout"]);
 
@@ -47,6 +48,7 @@ public sealed class InstructionFollowingEnvironment : EnvironmentBase
     {
         if (query.Split is not ("train" or "heldout")) throw new ArgumentException($"instruction_following: unknown split '{query.Split}' (train, heldout)");
         int perPrompt = Context.GetInt("constraints");
+        int maxChars = Context.GetInt("max_answer_chars");
         int target = query.Count > 0 ? query.Count : 1000;
         bool heldOut = query.Split == "heldout";
         var rng = new Random(query.Seed * 2 + (heldOut ? 1 : 0));
@@ -58,7 +60,7 @@ public sealed class InstructionFollowingEnvironment : EnvironmentBase
         var seen = new HashSet<string>();
         for (int i = 0, attempts = 0; tasks.Count < target && attempts < target * 50; attempts++, i++)
         {
-            var g = PromptGenerator.Generate(rng, perPrompt, i + (heldOut ? 23 : 0), _kinds);
+            var g = PromptGenerator.Generate(rng, perPrompt, i + (heldOut ? 23 : 0), _kinds, maxChars);
             if (IsHeldOut(g.Prompt) != heldOut || (heldOut && !seen.Add(g.Prompt))) continue;
             tasks.Add(new TaskRecord
             {

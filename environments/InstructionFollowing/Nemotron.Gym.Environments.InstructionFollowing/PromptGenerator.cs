@@ -31,6 +31,17 @@ public static class PromptGenerator
         "Small details make {0} memorable.",
     ];
 
+    /// <summary>
+    /// Three-word sentences for answers that must fit a byte budget (max_answer_chars): with them four sentences,
+    /// four bullets or fifteen words fit in under a hundred bytes. No verb agrees with the topic, so "bread" and
+    /// "bees" read equally well.
+    /// </summary>
+    private static readonly string[] ShortTemplates =
+    [
+        "I love {0}.", "Think of {0}.", "Poems praise {0}.", "Kids like {0}.", "We discuss {0}.", "I recall {0}.",
+        "Consider {0}.", "Picture {0}.", "Friends enjoy {0}.", "Artists paint {0}.",
+    ];
+
     /// <summary>A task's question, constraints and verified reference.</summary>
     public sealed record Generated(string Prompt, IReadOnlyList<Constraint> Constraints, string Reference, string Topic);
 
@@ -39,25 +50,30 @@ public static class PromptGenerator
 
     /// <summary>
     /// A prompt with <paramref name="count"/> constraints (the keyword constraint included), the others drawn from
-    /// <paramref name="kinds"/> (null: every kind).
+    /// <paramref name="kinds"/> (null: every kind). With <paramref name="maxChars"/> above 0 every task can be answered
+    /// in that many bytes: word minimums are drawn from what fits, the reference is written in short sentences, and a
+    /// draw whose reference is still longer is drawn again (docs/learning-notes.md, finding 4: answers cut at the
+    /// generation limit score 0, so a task whose answer cannot fit only teaches the policy to be cut).
     /// </summary>
-    public static Generated Generate(Random rng, int count, int index, IReadOnlySet<string>? kinds = null)
+    public static Generated Generate(Random rng, int count, int index, IReadOnlySet<string>? kinds = null, int maxChars = 0)
     {
         for (int attempt = 0; ; attempt++)
         {
             if (attempt > 200)
-                throw new InvalidOperationException($"could not write a reference for {count} compatible constraints from {(kinds == null ? "every kind" : string.Join(", ", kinds))}");
+                throw new InvalidOperationException($"could not write a reference for {count} compatible constraints from {(kinds == null ? "every kind" : string.Join(", ", kinds))}"
+                    + (maxChars > 0 ? $" within max_answer_chars = {maxChars}" : ""));
             string topic = Topics[rng.Next(Topics.Length)];
             string keyword = Keywords[index % Keywords.Length];
             var chosen = new List<Constraint> { new IncludeKeywords([keyword]) };
-            foreach (var c in Candidates(rng, topic, kinds))
+            foreach (var c in Candidates(rng, topic, kinds, maxChars))
             {
                 if (chosen.Count >= count) break;
                 if (chosen.Any(x => x.Id == c.Id || x.Conflicts.Contains(c.Id) || c.Conflicts.Contains(x.Id))) continue;
                 chosen.Add(c);
             }
             if (chosen.Count < count) continue; // the kinds drawn conflicted: draw again
-            string reference = Write(rng, topic, chosen);
+            string reference = Write(rng, topic, chosen, shortSentences: maxChars > 0);
+            if (maxChars > 0 && Encoding.UTF8.GetByteCount(reference) > maxChars) continue;
             if (InstructionFollowingEnvironment.Verify(reference, chosen, topic).Reward == 1)
             {
                 var prompt = $"Write a short piece about {topic}. " + string.Join(" ", chosen.OrderBy(_ => rng.Next()).Select(c => c.Instruction));
@@ -66,12 +82,12 @@ public static class PromptGenerator
         }
     }
 
-    private static IEnumerable<Constraint> Candidates(Random rng, string topic, IReadOnlySet<string>? kinds)
+    private static IEnumerable<Constraint> Candidates(Random rng, string topic, IReadOnlySet<string>? kinds, int maxChars = 0)
     {
         var all = new List<Constraint>
         {
             new ForbiddenWords([Forbidden[rng.Next(Forbidden.Length)]]),
-            new MinWords(rng.Next(3, 9) * 5),
+            new MinWords(maxChars > 0 ? rng.Next(2, Math.Max(3, MaxMinWords(maxChars) / 5 + 1)) * 5 : rng.Next(3, 9) * 5),
             new MaxWords(rng.Next(6, 13) * 5),
             new NumSentences(rng.Next(1, 5)),
             new BulletList(rng.Next(2, 5)),
@@ -89,8 +105,15 @@ public static class PromptGenerator
         return all.Where(c => kinds == null || kinds.Contains(c.Id)).OrderBy(_ => rng.Next());
     }
 
-    /// <summary>Builds a response meant to satisfy every constraint (the generator verifies it).</summary>
-    public static string Write(Random rng, string topic, IReadOnlyList<Constraint> constraints)
+    // A short answer spends about six bytes a word (the keyword sentence, then three-word sentences): the largest
+    // multiple of five words a budget holds, at least 10.
+    private static int MaxMinWords(int maxChars) => Math.Max(10, maxChars / 6 / 5 * 5);
+
+    /// <summary>
+    /// Builds a response meant to satisfy every constraint (the generator verifies it); with
+    /// <paramref name="shortSentences"/> from three-word sentences.
+    /// </summary>
+    public static string Write(Random rng, string topic, IReadOnlyList<Constraint> constraints, bool shortSentences = false)
     {
         T? Get<T>() where T : Constraint => constraints.OfType<T>().FirstOrDefault();
         string Cap(string s) => char.ToUpperInvariant(s[0]) + s[1..];
@@ -100,7 +123,7 @@ public static class PromptGenerator
         int frequency = Get<KeywordFrequency>()?.N ?? 0;
 
         var sentences = new List<string>(keywordSentences);
-        var pool = Templates.OrderBy(_ => rng.Next()).Select(t => Cap(string.Format(t, topic))).ToList();
+        var pool = (shortSentences ? ShortTemplates : Templates).OrderBy(_ => rng.Next()).Select(t => Cap(string.Format(t, topic))).ToList();
         int p = 0;
         // Every template names the topic once: enough of them satisfy keyword_frequency too.
         while (sentences.Count < Math.Max(2, frequency + keywordSentences.Count) || sentences.Sum(s => Constraint.Words(s).Count) < minWords)
