@@ -70,6 +70,7 @@ public class Bf16CacheTests : IDisposable
     [InlineData(192, 6, true)]  // the demo model, blocked path
     [InlineData(192, 6, false)] // the demo model, per-key loop
     [InlineData(60, 3, true)]   // heads of 20: the per-key loop whatever the setting
+    [InlineData(96, 3, true)]   // heads of 32, 96 channels: value passes of 64 and 16 channels
     public void DecodeOverABf16CacheIsDecodeOverTheRoundedValues(int channels, int heads, bool blocked)
     {
         int batch = 7, maxT = 40, prefixT = 12;

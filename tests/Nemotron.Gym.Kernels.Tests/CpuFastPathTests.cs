@@ -162,6 +162,8 @@ public class CpuFastPathTests
     [InlineData(60, 3)]  // heads of 20: vector and scalar tails
     [InlineData(120, 3)] // heads of 40: a block of 32 output lanes and one of 8
     [InlineData(192, 3)] // heads of 64: two blocks of 32
+    [InlineData(80, 5)]  // heads of 16: a value pass of 64 channels, then one of 16
+    [InlineData(96, 3)]  // heads of 32: a value pass of 64 channels, then two of 16
     public void DecodeMatchesNaiveAttentionAtEachRowsOwnPosition(int channels, int heads)
     {
         int batch = 7, maxT = 40, hs = channels / heads;

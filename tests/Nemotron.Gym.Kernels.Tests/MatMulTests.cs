@@ -28,7 +28,7 @@ public class MatMulTests
     public static TheoryData<int, int, int, bool, bool> Shapes()
     {
         var data = new TheoryData<int, int, int, bool, bool>();
-        int[][] dims = [[1, 1, 1], [1, 37, 19], [7, 5, 3], [33, 65, 17], [96, 512, 256], [100, 33, 300], [129, 257, 70], [8, 32, 1], [3, 1000, 40], [100, 70, 2300]];
+        int[][] dims = [[1, 1, 1], [1, 37, 19], [7, 5, 3], [33, 65, 17], [96, 512, 256], [100, 33, 300], [129, 257, 70], [8, 32, 1], [3, 1000, 40], [100, 70, 2300], [40, 300, 2300]];
         foreach (var d in dims)
             foreach (bool ta in new[] { false, true })
                 foreach (bool tb in new[] { false, true })
@@ -90,6 +90,7 @@ public class MatMulTests
     [InlineData(101, 192, 192, false)]
     [InlineData(128, 768, 192, false)]
     [InlineData(200, 300, 2600, true)]
+    [InlineData(100, 300, 2600, true)] // computed as its transpose (n ≥ 2m)
     public void SingleThreadAndTwoThreadsAgreeExactly(int m, int n, int k, bool transA)
     {
         var rng = new Random(9);
@@ -106,6 +107,35 @@ public class MatMulTests
         }
         Assert.Equal(Run(1), Run(2));
         Assert.Equal(Run(1), Run(3));
+    }
+
+    /// <summary>
+    /// A wide Aᵀ·B (few rows of C, many columns: the MLP down projection's weight gradient) is computed as its transpose
+    /// Bᵀ·A; every element must come out bit-identical to the direct product, with and without K cut in two, with
+    /// ragged edges, and for each beta (0 overwrites, 1 accumulates a gradient, else scales first).
+    /// </summary>
+    [Theory]
+    [InlineData(40, 100, 600)]
+    [InlineData(37, 301, 2100)]
+    [InlineData(64, 768, 2600)]
+    public unsafe void TransposedWeightGradientIsBitIdentical(int m, int n, int k)
+    {
+        var rng = new Random(m + n + k);
+        var a = Random(rng, m * k);
+        var b = Random(rng, k * n);
+        var c0 = Random(rng, m * n);
+        foreach (var (alpha, beta) in new[] { (1f, 0f), (1f, 1f), (0.5f, 0.25f) })
+        {
+            var direct = (float[])c0.Clone();
+            var swapped = (float[])c0.Clone();
+            fixed (float* pa = a, pb = b, pd = direct, ps = swapped)
+            {
+                CpuGemm.Gemm(pd, pa, pb, m, n, k, transA: true, transB: false, alpha, beta, null, allowTransposed: false);
+                CpuGemm.Gemm(ps, pa, pb, m, n, k, transA: true, transB: false, alpha, beta, null);
+            }
+            Assert.Equal(direct, swapped);
+            Assert.NotEqual(c0, swapped);
+        }
     }
 
     [Fact]
