@@ -83,37 +83,15 @@ public static class PrivateDockerDaemon
             dockerd, "--iptables=false", "--ip-masq=false", "--bridge=none",
             "-H", endpoint, "--config-file", daemonConfig, "--data-root", dataRoot, "--exec-root", Path.Combine(runDirectory, "exec"), "--pidfile", pidFile,
         }) start.ArgumentList.Add(a);
+        using (var launcher = Process.Start(start)!) await launcher.WaitForExitAsync(cancellation);
         var clock = Stopwatch.StartNew();
-        for (var launches = 1; ; launches++)
+        while (clock.Elapsed < timeout)
         {
-            long logStart = File.Exists(log) ? new FileInfo(log).Length : 0;
-            using (var launcher = Process.Start(start)!) await launcher.WaitForExitAsync(cancellation);
-            bool gaveUp = false;
-            for (var polls = 0; clock.Elapsed < timeout && !gaveUp; polls++)
-            {
-                if (await IsAnsweringAsync(endpoint, cancellation)) return $"started dockerd at {endpoint} (data {dataRoot}, log {log}) in {clock.Elapsed.TotalSeconds:0.0} s";
-                await Task.Delay(100, cancellation);
-                // dockerd exits when its containerd does not come up in time (a loaded machine); start it once more.
-                gaveUp = polls % 10 == 9 && launches < 3 && LogSince(log, logStart).Contains("failed to start containerd", StringComparison.Ordinal);
-            }
-            if (!gaveUp) break;
-            if (File.Exists(pidFile) && !IsAlive(File.ReadAllText(pidFile))) File.Delete(pidFile);
-            KillOrphanShims(runDirectory);
+            if (await IsAnsweringAsync(endpoint, cancellation)) return $"started dockerd at {endpoint} (data {dataRoot}, log {log}) in {clock.Elapsed.TotalSeconds:0.0} s";
+            await Task.Delay(100, cancellation);
         }
         var tail = File.Exists(log) ? string.Join('\n', File.ReadLines(log).TakeLast(20)) : "(no log)";
         throw new InvalidOperationException($"dockerd did not answer at {endpoint} within {timeout.TotalSeconds} s; the end of {log}:\n{tail}");
-    }
-
-    private static string LogSince(string log, long offset)
-    {
-        try
-        {
-            using var f = new FileStream(log, FileMode.Open, FileAccess.Read, FileShare.ReadWrite);
-            if (f.Length <= offset) return "";
-            f.Position = offset;
-            return new StreamReader(f).ReadToEnd();
-        }
-        catch (IOException) { return ""; }
     }
 
     /// <summary>Stops the private engine (SIGTERM, then waits up to 20 s); false when none was running.</summary>
@@ -132,9 +110,8 @@ public static class PrivateDockerDaemon
     }
 
     /// <summary>
-    /// Kills the containerd and the containerd shims of the engine in <paramref name="runDirectory"/> and everything under
-    /// them, when that engine is gone (a SIGKILLed dockerd leaves them running, unknown to the next one), and waits up to
-    /// 5 s for them to exit. Returns how many went.
+    /// Kills the containerd shims of the engine in <paramref name="runDirectory"/> and everything under them, when that
+    /// engine is gone (a SIGKILLed dockerd leaves them running, unknown to the next one). Returns how many went.
     /// </summary>
     public static int KillOrphanShims(string runDirectory)
     {
@@ -153,10 +130,7 @@ public static class PrivateDockerDaemon
                 var fields = stat[(stat.LastIndexOf(')') + 2)..].Split(' ');
                 parents[pid] = int.Parse(fields[1]);
                 var command = File.ReadAllText(Path.Combine(dir, "cmdline")).Replace('\0', ' ');
-                // The shims, and the engine's containerd itself (its config lies under the exec root): a dead engine's
-                // containerd that has not yet gone is found by the next engine, which waits for it to answer and gives up
-                // ("failed to start containerd"), seen on a loaded 2-core machine.
-                if (command.Contains("containerd", StringComparison.Ordinal) && command.Contains(address, StringComparison.Ordinal)) shims.Add(pid);
+                if (command.Contains("containerd-shim", StringComparison.Ordinal) && command.Contains(address, StringComparison.Ordinal)) shims.Add(pid);
             }
             catch (Exception e) when (e is IOException or UnauthorizedAccessException or FormatException or IndexOutOfRangeException) { }
         }
@@ -168,21 +142,8 @@ public static class PrivateDockerDaemon
                 if (doomed.Contains(parent) && doomed.Add(pid)) grew = true;
         }
         foreach (var pid in doomed) Native.Kill(pid);
-        // Gone before a new engine looks for them (a containerd still exiting holds its socket and pid file).
-        for (var waited = 0; waited < 100 && doomed.Any(IsRunning); waited++) Thread.Sleep(50);
         return doomed.Count;
     }
 
     private static bool IsAlive(string pidText) => int.TryParse(pidText.Trim(), out var pid) && Directory.Exists($"/proc/{pid}");
-
-    // Running, not a zombie waiting for a parent (a container's init) to reap it.
-    private static bool IsRunning(int pid)
-    {
-        try
-        {
-            var stat = File.ReadAllText($"/proc/{pid}/stat");
-            return stat[(stat.LastIndexOf(')') + 2)] != 'Z';
-        }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException or IndexOutOfRangeException) { return false; }
-    }
 }
