@@ -87,7 +87,7 @@ public static class PromptGenerator
         var all = new List<Constraint>
         {
             new ForbiddenWords([Forbidden[rng.Next(Forbidden.Length)]]),
-            new MinWords(maxChars > 0 ? rng.Next(2, Math.Max(3, MaxMinWords(maxChars) / 5 + 1)) * 5 : rng.Next(3, 9) * 5),
+            new MinWords(maxChars > 0 ? rng.Next(2, MaxMinWords(maxChars) / 5 + 1) * 5 : rng.Next(3, 9) * 5),
             new MaxWords(rng.Next(6, 13) * 5),
             new NumSentences(rng.Next(1, 5)),
             new BulletList(rng.Next(2, 5)),

@@ -227,6 +227,18 @@ internal static unsafe class CpuGemm
         }
     }
 
+    /// <summary>A thread's kept, 64-byte aligned buffer of at least <paramref name="length"/> floats, reallocated only to grow.</summary>
+    private static float* KeptBuffer(ref float* buffer, ref long capacity, long length)
+    {
+        if (capacity < length)
+        {
+            if (buffer != null) NativeMemory.AlignedFree(buffer);
+            capacity = length;
+            buffer = (float*)NativeMemory.AlignedAlloc((nuint)(length * sizeof(float)), 64);
+        }
+        return buffer;
+    }
+
     [ThreadStatic] private static float* t_transposedC;
     [ThreadStatic] private static long t_transposedCLength;
 
@@ -241,14 +253,7 @@ internal static unsafe class CpuGemm
     /// </summary>
     private static void GemmTransposed(float* c, float* a, float* b, int m, int n, int k, float alpha, float beta, CpuWorkerPool? parallel, int lda, int ldb, int ldc)
     {
-        long size = (long)m * n;
-        if (t_transposedCLength < size)
-        {
-            if (t_transposedC != null) NativeMemory.AlignedFree(t_transposedC);
-            t_transposedCLength = size;
-            t_transposedC = (float*)NativeMemory.AlignedAlloc((nuint)(size * sizeof(float)), 64);
-        }
-        float* ct = t_transposedC;
+        float* ct = KeptBuffer(ref t_transposedC, ref t_transposedCLength, (long)m * n);
         if (beta != 0f)
         {
             ScaleC(c, m, n, ldc, beta);
@@ -300,13 +305,7 @@ internal static unsafe class CpuGemm
         int panelsB = PanelsB(n), blocksM = (m + MC - 1) / MC, threads = parallel?.Threads ?? 1;
         // More threads than halves: each half's row blocks are shared out too (this changes no sum's order).
         int rowGroups = Math.Clamp(threads / parts, 1, blocksM);
-        if (t_partialCLength < (long)m * n)
-        {
-            if (t_partialC != null) NativeMemory.AlignedFree(t_partialC);
-            t_partialCLength = (long)m * n;
-            t_partialC = (float*)NativeMemory.AlignedAlloc((nuint)(t_partialCLength * sizeof(float)), 64);
-        }
-        float* partial = t_partialC;
+        float* partial = KeptBuffer(ref t_partialC, ref t_partialCLength, (long)m * n);
         void Work(int item)
         {
             int part = item / rowGroups, group = item % rowGroups;
