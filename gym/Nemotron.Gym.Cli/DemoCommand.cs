@@ -38,7 +38,7 @@ internal static class DemoCommand
             string runDir = parse.GetValue(run) ?? (pipelineSeed == 1 ? "runs/demo" : $"runs/demo-seed-{pipelineSeed}");
             if (parse.GetValue(print))
             {
-                foreach (var name in new[] { "demo-pretrain", "demo-sft", "demo-rl", "demo-eval" })
+                foreach (var name in new[] { "demo-pretrain", "demo-sft", "demo-calibrate", "demo-rl", "demo-eval" })
                     Console.WriteLine($"# ---- {name}.yaml\n{EmbeddedConfig(name, runDir)}");
                 return 0;
             }
@@ -54,6 +54,7 @@ internal static class DemoCommand
             var dataDir = Path.Combine(runDir, "data");
             var rl = Load<GymRunConfig>("demo-rl", runDir, overrides, "rl.", device);
             var eval = Load<EvalSettings>("demo-eval", runDir, overrides, "eval.", null);
+            var calibration = Load<DemoCalibrationSettings>("demo-calibrate", runDir, overrides, "calibrate.", null);
             DemoEvaluation.CheckSeed(runDir, pipelineSeed); // after the configs: a refused command writes nothing
             if (!File.Exists(Path.Combine(dataDir, ArithmeticCorpus.Eval)))
             {
@@ -85,6 +86,7 @@ internal static class DemoCommand
             }
             AnsiConsole.WriteLine();
             backend.Dispose();  // the RL stage opens its own backend
+            await DemoCalibration.ApplyAsync(rl, st.FinalCheckpoint, calibration, eval, runDir, device ?? rl.Device, ct);
             int rc = await GymRunCommands.RunAsync(rl, ct);
             if (rc != 0) return rc;
             AnsiConsole.WriteLine();
@@ -95,7 +97,7 @@ internal static class DemoCommand
         root.Subcommands.Add(cmd);
     }
 
-    private static readonly string[] StagePrefixes = ["pretrain.", "sft.", "rl.", "eval."];
+    private static readonly string[] StagePrefixes = ["pretrain.", "sft.", "calibrate.", "rl.", "eval."];
 
     private const string EnvSftTrain = "env.sft.train.jsonl", EnvSftValid = "env.sft.valid.jsonl";
     private const int EnvSftTasks = 3000, EnvSftValidTasks = 100;

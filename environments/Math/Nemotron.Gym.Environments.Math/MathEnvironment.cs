@@ -19,6 +19,7 @@ public sealed class MathEnvironment : EnvironmentBase
         [
             new ConfigOption("difficulty", ConfigType.Integer, "2", "Size of the numbers in procedural problems: 1 (easy) to 3 (hard).", 1, 3),
             new ConfigOption("families", ConfigType.Text, string.Join(",", MathProblems.Families), "Comma-separated procedural families to draw from."),
+            new ConfigOption("word_max", ConfigType.Integer, "0", "Word problems' starting amounts are drawn below this (their second numbers below two thirds of it); 0 = set by the difficulty (20, 60, 300). A finer difficulty: the demo raises it when its SFT policy already solves most problems (docs/learning-notes.md, experiment 21).", 0, 999),
             new ConfigOption("word_operations", ConfigType.Text, "+,-,*", "Comma-separated operations of the word problems: + (gets more), - (gives away), * (bags of)."),
             new ConfigOption("instruction", ConfigType.Text, "Put the final answer in \\boxed{}.", "Appended to every question."),
             new ConfigOption("handwritten", ConfigType.Boolean, "true", "Include the hand-written problems of data/handwritten.jsonl."),
@@ -35,6 +36,8 @@ public sealed class MathEnvironment : EnvironmentBase
             if (!MathProblems.Families.Contains(f)) throw new ArgumentException($"math: setting 'families': unknown family '{f}' (expected {string.Join(", ", MathProblems.Families)})");
         var wordOperations = WordOperationsSetting(Context.GetText("word_operations"));
         int difficulty = Context.GetInt("difficulty");
+        int wordMax = Context.GetInt("word_max");
+        if (wordMax is > 0 and < 20) throw new ArgumentException($"math: setting 'word_max' is {wordMax} (expected 0, or 20 to 999)");
         string instruction = Context.GetText("instruction");
 
         var tasks = new List<TaskRecord>();
@@ -50,7 +53,7 @@ public sealed class MathEnvironment : EnvironmentBase
         int attempts = 0, generated = 0;
         while (tasks.Count < target && attempts++ < target * 50)
         {
-            var p = MathProblems.Generate(families[rng.Next(families.Length)], difficulty, rng, wordOperations);
+            var p = MathProblems.Generate(families[rng.Next(families.Length)], difficulty, rng, wordOperations, wordMax);
             if (MathProblems.IsHeldOut(p.Question) != heldOut || !seen.Add(p.Question)) continue;
             // Ids follow the generation order, so a larger count extends a smaller one with the same ids.
             tasks.Add(MathProblems.ToTask($"math-{query.Split}-{generated++:D5}", p, instruction));

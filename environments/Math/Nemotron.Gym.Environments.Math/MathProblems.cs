@@ -27,9 +27,11 @@ public static class MathProblems
 
     /// <summary>
     /// A problem of <paramref name="family"/> at <paramref name="difficulty"/>, word problems drawn from
-    /// <paramref name="wordOperations"/> only (a non-empty subset of <see cref="WordOperations"/>).
+    /// <paramref name="wordOperations"/> only (a non-empty subset of <see cref="WordOperations"/>); <paramref name="wordMax"/>,
+    /// when positive, bounds the word problems' starting amounts in place of the difficulty (their second numbers stay
+    /// below two thirds of it, as the difficulty's bounds do: 300 draws what difficulty 3 draws).
     /// </summary>
-    public static Problem Generate(string family, int difficulty, Random rng, IReadOnlyList<char> wordOperations)
+    public static Problem Generate(string family, int difficulty, Random rng, IReadOnlyList<char> wordOperations, int wordMax = 0)
     {
         int Scale(int easy, int medium, int hard) => difficulty <= 1 ? easy : difficulty == 2 ? medium : hard;
         switch (family)
@@ -76,7 +78,7 @@ public static class MathProblems
                 string[] names = ["Ada", "Ben", "Chloe", "Dev", "Emma", "Farid", "Grace", "Hugo"];
                 string[] things = ["apples", "marbles", "stickers", "books", "coins", "pencils"];
                 string n = names[rng.Next(names.Length)], t = things[rng.Next(things.Length)];
-                int a = rng.Next(3, Scale(20, 60, 300)), b = rng.Next(2, Scale(15, 40, 200)), k = rng.Next(2, Scale(4, 6, 9));
+                int a = rng.Next(3, wordMax > 0 ? wordMax : Scale(20, 60, 300)), b = rng.Next(2, wordMax > 0 ? wordMax * 2 / 3 : Scale(15, 40, 200)), k = rng.Next(2, Scale(4, 6, 9));
                 return wordOperations[rng.Next(wordOperations.Count)] switch
                 {
                     '+' => new(family, $"{n} has {a} {t} and gets {b} more. How many {t} does {n} have now?", $"{a + b}", $"{a} + {b} = {a + b}", ColumnWorking.Of(a, '+', b)),
