@@ -30,4 +30,4 @@ internal static class Backends
 }
 
 /// <summary>An error the CLI reports as one line, without a stack trace.</summary>
-internal sealed class CliException(string message) : Exception(message);
+public sealed class CliException(string message) : Exception(message);

@@ -53,12 +53,12 @@ public sealed class DemoCalibrationSettings : IValidatedConfig
 /// 0.82 over the seeds of docs/learning-notes.md (experiment 21). The choice is kept in {run}/calibration.json, so a
 /// resumed demo trains on what it started with.
 /// </summary>
-internal static class DemoCalibration
+public static class DemoCalibration
 {
     public const string File = "calibration.json";
 
     /// <summary>Applies the kept choice, or calibrates and keeps it; changes <paramref name="rl"/>'s environment settings.</summary>
-    public static async Task ApplyAsync(GymRunConfig rl, string sftCheckpoint, DemoCalibrationSettings calibration, EvalSettings eval,
+    internal static async Task ApplyAsync(GymRunConfig rl, string sftCheckpoint, DemoCalibrationSettings calibration, EvalSettings eval,
         string runDir, string device, CancellationToken ct)
     {
         string path = Path.Combine(runDir, File);
@@ -90,32 +90,45 @@ internal static class DemoCalibration
             foreach (var knob in calibration.Knobs)
             {
                 var entry = rl.Environments.First(e => e.Name == knob.Environment);
-                var measured = new JsonArray();
-                string chosen = knob.Values[^1];
-                foreach (var value in knob.Values)
+                var (chosen, measured) = await ChooseAsync(knob.Values, calibration.Target, async value =>
                 {
                     var withValue = new Dictionary<string, string>(entry.Settings) { [knob.Setting] = value };
                     var result = (await EvalCommand.Evaluate(sftCheckpoint, device, [new EvalEnvironment(knob.Environment, withValue)], settings, grains,
                         connection, $"calibrate-{knob.Environment}-{knob.Setting}-{value}", ct)).Single();
-                    measured.Add(new JsonObject { ["value"] = value, ["pass_rate"] = result.Pass1, ["tasks"] = result.Tasks.Count });
                     AnsiConsole.MarkupLineInterpolated($"[blue]calibrate[/] {knob.Environment}.{knob.Setting}={value}: the SFT policy passes {result.Pass1:P1} of {result.Tasks.Count} training tasks");
-                    if (result.Pass1 <= calibration.Target)
-                    {
-                        chosen = value;
-                        break;
-                    }
-                }
+                    return result.Pass1;
+                });
                 record.Add(new JsonObject
                 {
                     ["environment"] = knob.Environment, ["setting"] = knob.Setting, ["value"] = chosen,
-                    ["target"] = calibration.Target, ["measured"] = measured,
+                    ["target"] = calibration.Target,
+                    ["measured"] = new JsonArray([.. measured.Select(m => (JsonNode)new JsonObject { ["value"] = m.Value, ["pass_rate"] = m.PassRate })]),
                 });
             }
             return 0;
         }, ct);
-        var kept = new JsonObject { ["checkpoint"] = Path.GetFullPath(sftCheckpoint), ["split"] = "train", ["task_seed"] = settings.TaskSeed, ["knobs"] = record };
+        var kept = new JsonObject { ["checkpoint"] = Path.GetFullPath(sftCheckpoint), ["split"] = "train", ["task_seed"] = settings.TaskSeed,
+            ["tasks_per_value"] = calibration.Count, ["knobs"] = record };
         await System.IO.File.WriteAllTextAsync(path, kept.ToJsonString(JsonText.Indented) + "\n", ct);
         Apply(rl, Read(path));
+    }
+
+    /// <summary>
+    /// The first of <paramref name="values"/> (easiest first) whose pass rate is at most <paramref name="target"/>, the last
+    /// when none is; values after the chosen one are not measured.
+    /// </summary>
+    public static async Task<(string Chosen, List<(string Value, double PassRate)> Measured)> ChooseAsync(IReadOnlyList<string> values, double target,
+        Func<string, Task<double>> passRate)
+    {
+        if (values.Count == 0) throw new ArgumentException("no values to choose from", nameof(values));
+        var measured = new List<(string, double)>();
+        foreach (var value in values)
+        {
+            double rate = await passRate(value);
+            measured.Add((value, rate));
+            if (rate <= target) return (value, measured);
+        }
+        return (values[^1], measured);
     }
 
     /// <summary>(environment, setting, value) triples of a kept calibration.</summary>

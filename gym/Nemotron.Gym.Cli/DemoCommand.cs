@@ -18,9 +18,9 @@ namespace Nemotron.Gym.Cli;
 /// <summary>
 /// gym demo: the main job on a fresh machine. Writes the procedural data (an arithmetic corpus, and chat data
 /// from the reference answers of the RL stage's environments), pretrains, fine-tunes, reports held-out
-/// arithmetic exact match with sample generations, then runs multi-environment GRPO over math, reasoning and
-/// instruction following on an in-process Orleans silo and prints each environment's held-out reward before and
-/// after. It uses the configs embedded in this tool (gym demo --print-configs shows them); every stage resumes if
+/// arithmetic exact match with sample generations, matches the RL stage's difficulty to the SFT policy
+/// (<see cref="DemoCalibration"/>), then runs multi-environment GRPO over math, reasoning and instruction following on
+/// an in-process Orleans silo and prints each environment's held-out reward before and after. It uses the configs embedded in this tool (gym demo --print-configs shows them); every stage resumes if
 /// interrupted.
 /// </summary>
 internal static class DemoCommand

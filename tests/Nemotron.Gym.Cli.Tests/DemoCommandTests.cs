@@ -14,7 +14,7 @@ public sealed class DemoCommandTests : IDisposable
     {
         string run = Path.Combine(_dir, "demo");
         var (code, output) = GymProcess.Run(_dir, "demo", "--out", run, "--device", "cpu",
-            "--set", "pretrain.train.steps=3", "--set", "sft.train.steps=3",
+            "--set", "pretrain.train.steps=3", "--set", "sft.train.steps=3", "--set", "calibrate.count=3",
             "--set", "rl.train.steps=1", "--set", "rl.grpo.tasks_per_step=3", "--set", "rl.grpo.group_size=2",
             "--set", "rl.rollout.max_new_tokens=16",
             "--set", "eval.count=3", "--set", "eval.k=2", "--set", "eval.max_new_tokens=16",
@@ -24,6 +24,11 @@ public sealed class DemoCommandTests : IDisposable
         Assert.Matches(@"math: \d+ training and \d+ validation conversations", output);
         Assert.True(File.ReadLines(Path.Combine(run, "data", "env.sft.train.jsonl")).Count() > 1000);
         Assert.Contains("held-out exact-match accuracy of the SFT model", output);
+        // The calibration scored the SFT checkpoint on training tasks (3 steps of SFT pass none: the easiest value) and
+        // gave its choice to the RL stage, whose recorded config has it.
+        Assert.Contains("calibrate math.word_max=300: the SFT policy passes 0.0 % of 3 training tasks", output);
+        Assert.Equal([("math", "word_max", "300")], DemoCalibration.Read(Path.Combine(run, DemoCalibration.File)));
+        Assert.Contains("word_max: 300", File.ReadAllText(Path.Combine(run, "rl", "config.yaml")));
         // The RL stage: every rollout of its one step is stored.
         Assert.True(File.Exists(Path.Combine(run, "rl", "rollouts.db")));
         Assert.True(Directory.Exists(Path.Combine(run, "rl", "final")));

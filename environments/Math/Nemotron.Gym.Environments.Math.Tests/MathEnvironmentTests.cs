@@ -64,6 +64,31 @@ public class MathEnvironmentTests
     }
 
     [Fact]
+    public async Task WordMaxBoundsTheWordProblemsAmountsAndItsDifficultyValueDrawsTheSameTasks()
+    {
+        async Task<List<string>> Questions(string? wordMax)
+        {
+            var settings = new Dictionary<string, string> { ["difficulty"] = "3", ["families"] = "word", ["handwritten"] = "false", ["word_operations"] = "+,-" };
+            if (wordMax != null) settings["word_max"] = wordMax;
+            var env = await EnvTestKit.Start<MathEnvironment>(settings);
+            return (await env.LoadTasksAsync(new TaskQuery("train", 400, 7), default)).Select(t => t.Input[^1].Content).ToList();
+        }
+        // The numbers of a question: the starting amount and the second one ("has 412 ... gives away 130").
+        static int[] Numbers(string q) => [.. System.Text.RegularExpressions.Regex.Matches(q, @"\d+").Select(m => int.Parse(m.Value))];
+        var byDifficulty = await Questions(null);
+        // 300 is difficulty 3's bound (second numbers below 200): the demo's SFT data and an uncalibrated run are unchanged.
+        Assert.Equal(byDifficulty, await Questions("300"));
+        var larger = await Questions("800");
+        Assert.Equal(400, larger.Count);
+        // Sums start below 800 and add below 533; differences start from a sum of the two and give the second away.
+        Assert.All(larger.Where(q => q.Contains("gets")), q => { var n = Numbers(q); Assert.True(n[0] < 800 && n[1] < 533, q); });
+        Assert.All(larger.Where(q => q.Contains("gives away")), q => { var n = Numbers(q); Assert.True(n[1] < 533 && n[0] - n[1] < 800, q); });
+        Assert.Contains(larger, q => Numbers(q)[0] >= 300 && q.Contains("gets"));
+        foreach (var bad in new[] { "5", "1000" })
+            Assert.Contains("word_max", (await Assert.ThrowsAnyAsync<Exception>(async () => await Questions(bad))).Message);
+    }
+
+    [Fact]
     public async Task DifficultyGrowsTheNumbers()
     {
         async Task<double> MeanAnswer(int d)

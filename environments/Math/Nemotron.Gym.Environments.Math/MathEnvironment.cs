@@ -37,7 +37,7 @@ public sealed class MathEnvironment : EnvironmentBase
         var wordOperations = WordOperationsSetting(Context.GetText("word_operations"));
         int difficulty = Context.GetInt("difficulty");
         int wordMax = Context.GetInt("word_max");
-        if (wordMax is > 0 and < 20) throw new ArgumentException($"math: setting 'word_max' is {wordMax} (expected 0, or 20 to 999)");
+        if (wordMax is < 0 or (> 0 and < 20) or > 999) throw new ArgumentException($"math: setting 'word_max' is {wordMax} (expected 0, or 20 to 999)");
         string instruction = Context.GetText("instruction");
 
         var tasks = new List<TaskRecord>();
