@@ -77,9 +77,19 @@ internal static class DemoEvaluation
         AnsiConsole.Write(table);
         AnsiConsole.MarkupLine("[grey]difference: mean over the same tasks of RL − SFT, with its paired 95% interval; cut: greedy answers stopped by "
             + $"max_new_tokens ({settings.MaxNewTokens}) or the end of the context; every episode in " + Markup.Escape(connection) + " (runs eval-sft, eval-rl)[/]");
+        var calibrated = Calibrated(rl);
+        if (calibrated.Length > 0)
+            AnsiConsole.MarkupLineInterpolated($"[grey]scored at the calibrated {string.Join(", ", calibrated)} (the first value at which the SFT checkpoint passed at most the target share of training tasks; demo-calibrate.yaml)[/]");
         var summary = new JsonObject { ["seed"] = rl.Seed, ["environments"] = new JsonArray([.. rows.Select(r => (JsonNode)r.DeepClone())]) };
         await File.WriteAllTextAsync(Path.Combine(outDir, "summary.json"), summary.ToJsonString(JsonText.Indented) + "\n", ct);
         return rows;
+    }
+
+    /// <summary>ENV.SETTING=VALUE of each setting the demo's calibration chose for <paramref name="rl"/>, if it ran.</summary>
+    private static string[] Calibrated(GymRunConfig rl)
+    {
+        string path = Path.Combine(Path.GetDirectoryName(Path.GetFullPath(rl.Out).TrimEnd(Path.DirectorySeparatorChar))!, DemoCalibration.File);
+        return File.Exists(path) ? [.. DemoCalibration.Read(path).Select(c => $"{c.Environment}.{c.Setting}={c.Value}")] : [];
     }
 
     /// <summary>Per environment: both scores, the paired difference and its interval, both pass@k.</summary>
@@ -99,6 +109,9 @@ internal static class DemoEvaluation
             var row = new JsonObject
             {
                 ["environment"] = before.Environment.Name, ["tasks"] = both.Count,
+                // The settings both were scored at: a calibrated demo's math differs from seed to seed (DemoCalibration).
+                ["settings"] = new JsonObject([.. before.Environment.Settings.OrderBy(kv => kv.Key, StringComparer.Ordinal)
+                    .Select(kv => KeyValuePair.Create(kv.Key, (JsonNode?)JsonValue.Create(kv.Value)))]),
                 ["sft"] = before.MeanReward, ["rl"] = after.MeanReward, ["difference"] = d, ["ci95"] = new JsonArray(ci.Low, ci.High),
                 ["sft_truncation_rate"] = before.TruncationRate, ["rl_truncation_rate"] = after.TruncationRate,
             };

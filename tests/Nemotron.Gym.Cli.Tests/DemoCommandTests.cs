@@ -29,6 +29,7 @@ public sealed class DemoCommandTests : IDisposable
         Assert.Contains("calibrate math.word_max=300: the SFT policy passes 0.0 % of 3 training tasks", output);
         Assert.Equal([("math", "word_max", "300")], DemoCalibration.Read(Path.Combine(run, DemoCalibration.File)));
         Assert.Contains("word_max: 300", File.ReadAllText(Path.Combine(run, "rl", "config.yaml")));
+        Assert.Contains("scored at the calibrated math.word_max=300", output);
         // The RL stage: every rollout of its one step is stored.
         Assert.True(File.Exists(Path.Combine(run, "rl", "rollouts.db")));
         Assert.True(Directory.Exists(Path.Combine(run, "rl", "final")));
@@ -39,9 +40,11 @@ public sealed class DemoCommandTests : IDisposable
         Assert.Equal(1, (int)summary["seed"]!);
         var rows = summary["environments"]!.AsArray();
         Assert.Equal(["math", "reasoning", "instruction_following"], rows.Select(r => (string)r!["environment"]!));
+        Assert.Equal("300", (string)rows[0]!["settings"]!["word_max"]!);
         Assert.All(rows, r =>
         {
             Assert.Equal(3, (int)r!["tasks"]!);
+            Assert.NotNull(r["settings"]);
             Assert.Equal((double)r["rl"]! - (double)r["sft"]!, (double)r["difference"]!, 9);
             Assert.True((double)r["ci95"]![0]! <= (double)r["difference"]! && (double)r["difference"]! <= (double)r["ci95"]![1]!);
         });
