@@ -55,6 +55,7 @@ public sealed class DemoCalibrationSettings : IValidatedConfig
 /// </summary>
 public static class DemoCalibration
 {
+    /// <summary>The kept choice's file name, in the demo's run folder.</summary>
     public const string File = "calibration.json";
 
     /// <summary>Applies the kept choice, or calibrates and keeps it; changes <paramref name="rl"/>'s environment settings.</summary>
