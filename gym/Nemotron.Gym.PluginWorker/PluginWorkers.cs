@@ -244,17 +244,25 @@ internal sealed class WorkerPool(PluginWorkers owner, string folder, int size) :
     /// <summary>
     /// The slot for the next episode: the first while it has fewer than <see cref="SpillAt"/> calls waiting; beyond that,
     /// the one with the fewest calls waiting (a slot with no worker yet counts as idle), looking from a rotating start so
-    /// that equally busy slots take turns.
+    /// that equally busy slots take turns. A worker that may be killed any moment (a cancelled call within its grace:
+    /// <see cref="WorkerProcess.AwaitingKill"/>) takes new episodes only when every worker may: an episode opened on it
+    /// would be lost with it and replayed (seen under load: a hung grader's worker took the next episode with it).
     /// </summary>
     public WorkerSlot Next()
     {
-        if (_slots[0].Load < SpillAt) return _slots[0];
+        if (_slots[0].Load < SpillAt && !_slots[0].AwaitingKill) return _slots[0];
         int start = (int)((uint)Interlocked.Increment(ref _next) % _slots.Length);
-        var best = _slots[start];
-        int bestLoad = best.Load;
-        for (int i = 1; i < _slots.Length && bestLoad > 0; i++)
+        return LeastLoaded(start, skipAwaitingKill: true) ?? LeastLoaded(start, skipAwaitingKill: false)!;
+    }
+
+    private WorkerSlot? LeastLoaded(int start, bool skipAwaitingKill)
+    {
+        WorkerSlot? best = null;
+        int bestLoad = int.MaxValue;
+        for (int i = 0; i < _slots.Length && bestLoad > 0; i++)
         {
             var slot = _slots[(start + i) % _slots.Length];
+            if (skipAwaitingKill && slot.AwaitingKill) continue;
             int load = slot.Load;
             if (load < bestLoad) (best, bestLoad) = (slot, load);
         }
@@ -279,6 +287,9 @@ internal sealed class WorkerSlot(PluginWorkers owner, string folder, int index) 
 
     /// <summary>The worker serving this slot now, if any (started or not yet replaced).</summary>
     public WorkerProcess? Worker => Volatile.Read(ref _current);
+
+    /// <summary>Whether this slot's live worker may be killed any moment (<see cref="WorkerProcess.AwaitingKill"/>).</summary>
+    public bool AwaitingKill => Volatile.Read(ref _current) is { Alive: true } w && w.AwaitingKill;
 
     /// <summary>Calls waiting on this slot's worker (0 when it has none).</summary>
     public int Load => Volatile.Read(ref _current) is { Alive: true } w ? w.InFlight : 0;

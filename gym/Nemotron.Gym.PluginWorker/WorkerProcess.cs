@@ -239,17 +239,30 @@ internal sealed class WorkerProcess : IAsyncDisposable
     {
         if (!Alive) return;
         Send(Request.Cancel, (ref MessagePackWriter w) => w.Write(id));
+        Interlocked.Increment(ref _awaitingKill);
         _ = KillIfStillRunning(id, what, killGrace);
     }
 
     private async Task KillIfStillRunning(int id, string what, TimeSpan grace)
     {
-        _hostLog($"plugin worker {Name}: {what} was cancelled; waiting {grace.TotalSeconds:0.#}s for it to stop");
-        await Task.Delay(grace);
-        // Its reply (an answer, or the error of a call that stopped) took it out of the waiting calls.
-        if (_pending.ContainsKey(id))
-            Kill($"killed: {what} ran past its time limit and did not stop within {grace.TotalSeconds:0.#}s of being cancelled");
+        try
+        {
+            _hostLog($"plugin worker {Name}: {what} was cancelled; waiting {grace.TotalSeconds:0.#}s for it to stop");
+            await Task.Delay(grace);
+            // Its reply (an answer, or the error of a call that stopped) took it out of the waiting calls.
+            if (_pending.ContainsKey(id))
+                Kill($"killed: {what} ran past its time limit and did not stop within {grace.TotalSeconds:0.#}s of being cancelled");
+        }
+        finally { Interlocked.Decrement(ref _awaitingKill); }
     }
+
+    private int _awaitingKill;
+
+    /// <summary>
+    /// Whether a cancelled call of this worker is still within its grace: the worker may be killed any moment, with every
+    /// episode on it, so its pool opens new episodes elsewhere while it can (<see cref="WorkerPool.Next"/>).
+    /// </summary>
+    public bool AwaitingKill => Volatile.Read(ref _awaitingKill) > 0;
 
     /// <summary>Sends a request that has no reply.</summary>
     public void Send(Request kind, WritePayload payload)

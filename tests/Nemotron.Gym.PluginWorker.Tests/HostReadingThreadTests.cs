@@ -72,4 +72,26 @@ public sealed class HostReadingThreadTests : IDisposable
         for (int i = 0; i < 300 && workers.Counts.Killed == 0; i++) await Task.Delay(100);
         Assert.True(workers.Counts.Killed == 1, $"{workers.Counts}; log: {string.Join("\n", log)}");
     }
+
+    [Fact]
+    public async Task AnEpisodeOpenedWhileAHungGradersWorkerAwaitsItsKillGoesToAnotherWorkerAndIsNotLostWithIt()
+    {
+        _folders.Hostile();
+        // A grace long enough that the honest episode below is opened, stepped and waiting inside it.
+        await using var workers = new PluginWorkers(new PluginWorkerSettings { WorkersPerPlugin = 2, KillGrace = TimeSpan.FromSeconds(3) });
+        var (env, tasks) = await Start(workers, _folders.Root, "hostile");
+        await using var hung = await env.OpenAsync(tasks.Single(t => t.Id == "hang"), new EpisodeContext(1, 0));
+        Assert.True((await hung.StepAsync(AssistantTurn.FromContent("ok"))).Done);
+        using var cancel = new CancellationTokenSource(TimeSpan.FromMilliseconds(300));
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => hung.GradeAsync(cancel.Token));
+        Assert.Equal(0, workers.Counts.Killed); // the hung grader's worker is within its grace
+
+        // Without the rule, the first worker (the one about to go) would take this episode: fewer than SpillAt calls wait
+        // on it. It is stepped only after the kill (a grade made ahead could come back before it).
+        await using var honest = await env.OpenAsync(tasks.Single(t => t.Id == "none"), new EpisodeContext(1, 0));
+        for (int i = 0; i < 300 && workers.Counts.Killed == 0; i++) await Task.Delay(100);
+        Assert.Equal(1, workers.Counts.Killed);
+        Assert.True((await honest.StepAsync(AssistantTurn.FromContent("ok"))).Done);
+        Assert.Equal(1, (await honest.GradeAsync()).Reward);
+    }
 }
