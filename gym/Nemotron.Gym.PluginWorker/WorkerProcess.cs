@@ -226,9 +226,11 @@ internal sealed class WorkerProcess : IAsyncDisposable
         if (Interlocked.Exchange(ref call.Expired, 1) != 0 || call.Task.IsCompleted) return;
         Volatile.Write(ref call.Deadline, long.MaxValue);
         call.Registration.Unregister();
+        // Before the caller is released: once it goes on, this worker must already count as awaiting its kill, or the
+        // caller's next episode can be opened on it (WorkerPool.Next).
+        Abandon(id, call.Label.ToString(), call.KillGrace);
         // On the thread pool: the caller goes on from there, not on the timer's thread or inside the canceller's Cancel().
         ThreadPool.UnsafeQueueUserWorkItem(static x => x.Call.TrySetException(x.Failure), (Call: call, Failure: failure), preferLocal: false);
-        Abandon(id, call.Label.ToString(), call.KillGrace);
     }
 
     /// <summary>
