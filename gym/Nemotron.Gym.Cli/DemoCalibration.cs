@@ -58,25 +58,24 @@ public static class DemoCalibration
     /// <summary>The kept choice's file name, in the demo's run folder.</summary>
     public const string File = "calibration.json";
 
-    /// <summary>Applies the kept choice, or calibrates and keeps it; changes <paramref name="rl"/>'s environment settings.</summary>
-    internal static async Task ApplyAsync(GymRunConfig rl, string sftCheckpoint, DemoCalibrationSettings calibration, EvalSettings eval,
+    /// <summary>
+    /// Applies the kept choice, or calibrates and keeps it; changes <paramref name="rl"/>'s environment settings and
+    /// returns what it set (nothing when no calibration applies).
+    /// </summary>
+    internal static async Task<List<(string Environment, string Setting, string Value)>> ApplyAsync(GymRunConfig rl, string sftCheckpoint, DemoCalibrationSettings calibration, EvalSettings eval,
         string runDir, string device, CancellationToken ct)
     {
         string path = Path.Combine(runDir, File);
         foreach (var knob in calibration.Knobs)
             if (!rl.Environments.Any(e => e.Name == knob.Environment))
                 throw new CliException($"calibrate.knobs: environment '{knob.Environment}' is not one the RL stage trains on ({string.Join(", ", rl.Environments.Select(e => e.Name))})");
-        if (System.IO.File.Exists(path))
-        {
-            Apply(rl, Read(path));
-            return;
-        }
-        if (calibration.Knobs.Count == 0) return;
+        if (System.IO.File.Exists(path)) return Apply(rl, Read(path));
+        if (calibration.Knobs.Count == 0) return [];
         if (Directory.Exists(rl.Out) && Directory.EnumerateFileSystemEntries(rl.Out).Any())
         {
             // An RL stage started by a demo without calibration keeps its settings: resuming it with others is refused.
             AnsiConsole.MarkupLineInterpolated($"[yellow]calibrate[/] skipped: the RL stage in {rl.Out} started without it and keeps its settings");
-            return;
+            return [];
         }
 
         var settings = new EvalSettings
@@ -86,6 +85,7 @@ public static class DemoCalibration
         };
         string connection = "sqlite:" + Path.Combine(Path.GetFullPath(runDir), "calibration-rollouts.db");
         var record = new JsonArray();
+        var choices = new List<(string Environment, string Setting, string Value)>();
         await EvalCommand.WithSilo(GymRunCommands.SiloOptions(rl), async grains =>
         {
             foreach (var knob in calibration.Knobs)
@@ -99,6 +99,7 @@ public static class DemoCalibration
                     AnsiConsole.MarkupLineInterpolated($"[blue]calibrate[/] {knob.Environment}.{knob.Setting}={value}: the SFT policy passes {result.Pass1:P1} of {result.Tasks.Count} training tasks");
                     return result.Pass1;
                 });
+                choices.Add((knob.Environment, knob.Setting, chosen));
                 record.Add(new JsonObject
                 {
                     ["environment"] = knob.Environment, ["setting"] = knob.Setting, ["value"] = chosen,
@@ -111,7 +112,7 @@ public static class DemoCalibration
         var kept = new JsonObject { ["checkpoint"] = Path.GetFullPath(sftCheckpoint), ["split"] = "train", ["task_seed"] = settings.TaskSeed,
             ["tasks_per_value"] = calibration.Count, ["knobs"] = record };
         await System.IO.File.WriteAllTextAsync(path, kept.ToJsonString(JsonText.Indented) + "\n", ct);
-        Apply(rl, Read(path));
+        return Apply(rl, choices);
     }
 
     /// <summary>
@@ -150,7 +151,7 @@ public static class DemoCalibration
         }
     }
 
-    private static void Apply(GymRunConfig rl, List<(string Environment, string Setting, string Value)> choices)
+    private static List<(string Environment, string Setting, string Value)> Apply(GymRunConfig rl, List<(string Environment, string Setting, string Value)> choices)
     {
         foreach (var (environment, setting, value) in choices)
         {
@@ -159,5 +160,6 @@ public static class DemoCalibration
             entry.Settings[setting] = value;
             AnsiConsole.MarkupLineInterpolated($"[blue]calibrate[/] the RL stage and its evaluation use {environment}.{setting}={value}");
         }
+        return choices;
     }
 }

@@ -20,8 +20,8 @@ namespace Nemotron.Gym.Cli;
 /// from the reference answers of the RL stage's environments), pretrains, fine-tunes, reports held-out
 /// arithmetic exact match with sample generations, matches the RL stage's difficulty to the SFT policy
 /// (<see cref="DemoCalibration"/>), then runs multi-environment GRPO over math, reasoning and instruction following on
-/// an in-process Orleans silo and prints each environment's held-out reward before and after. It uses the configs embedded in this tool (gym demo --print-configs shows them); every stage resumes if
-/// interrupted.
+/// an in-process Orleans silo and prints each environment's held-out reward before and after. It uses the configs
+/// embedded in this tool (gym demo --print-configs shows them); every stage resumes if interrupted.
 /// </summary>
 internal static class DemoCommand
 {
@@ -86,11 +86,13 @@ internal static class DemoCommand
             }
             AnsiConsole.WriteLine();
             backend.Dispose();  // the RL stage opens its own backend
-            await DemoCalibration.ApplyAsync(rl, st.FinalCheckpoint, calibration, eval, runDir, device ?? rl.Device, ct);
+            var calibrated = await DemoCalibration.ApplyAsync(rl, st.FinalCheckpoint, calibration, eval, runDir, device ?? rl.Device, ct);
             int rc = await GymRunCommands.RunAsync(rl, ct);
             if (rc != 0) return rc;
             AnsiConsole.WriteLine();
             await DemoEvaluation.RunAsync(rl, st.FinalCheckpoint, eval, DemoEvaluation.OutFolder(rl), device ?? rl.Device, ct);
+            if (calibrated.Count > 0)
+                AnsiConsole.MarkupLineInterpolated($"[grey]scored at the calibrated {string.Join(", ", calibrated.Select(c => $"{c.Environment}.{c.Setting}={c.Value}"))} (the first value at which the SFT checkpoint passed at most the target share of training tasks; demo-calibrate.yaml)[/]");
             AnsiConsole.MarkupLineInterpolated($"total time {ConsoleObserver.Format(clock.Elapsed)}; checkpoints under {runDir}");
             return 0;
         }));

@@ -77,19 +77,9 @@ internal static class DemoEvaluation
         AnsiConsole.Write(table);
         AnsiConsole.MarkupLine("[grey]difference: mean over the same tasks of RL − SFT, with its paired 95% interval; cut: greedy answers stopped by "
             + $"max_new_tokens ({settings.MaxNewTokens}) or the end of the context; every episode in " + Markup.Escape(connection) + " (runs eval-sft, eval-rl)[/]");
-        var calibrated = Calibrated(rl);
-        if (calibrated.Length > 0)
-            AnsiConsole.MarkupLineInterpolated($"[grey]scored at the calibrated {string.Join(", ", calibrated)} (the first value at which the SFT checkpoint passed at most the target share of training tasks; demo-calibrate.yaml)[/]");
         var summary = new JsonObject { ["seed"] = rl.Seed, ["environments"] = new JsonArray([.. rows.Select(r => (JsonNode)r.DeepClone())]) };
         await File.WriteAllTextAsync(Path.Combine(outDir, "summary.json"), summary.ToJsonString(JsonText.Indented) + "\n", ct);
         return rows;
-    }
-
-    /// <summary>ENV.SETTING=VALUE of each setting the demo's calibration chose for <paramref name="rl"/>, if it ran.</summary>
-    private static string[] Calibrated(GymRunConfig rl)
-    {
-        string path = Path.Combine(Path.GetDirectoryName(Path.GetFullPath(rl.Out).TrimEnd(Path.DirectorySeparatorChar))!, DemoCalibration.File);
-        return File.Exists(path) ? [.. DemoCalibration.Read(path).Select(c => $"{c.Environment}.{c.Setting}={c.Value}")] : [];
     }
 
     /// <summary>Per environment: both scores, the paired difference and its interval, both pass@k.</summary>
