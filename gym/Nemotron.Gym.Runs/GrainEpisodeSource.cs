@@ -56,8 +56,19 @@ public sealed class GrainEpisodeSource : IEpisodeSource, IGroupGradingSource
         var all = new List<RlTask>();
         foreach (var set in sets)
         {
-            var ids = await grains.GetGrain<IEnvironmentGrain>(set.Environment).ListTasks(set);
-            if (await grains.GetGrain<IEnvironmentGrain>(set.Environment).GradesGroups(set)) source._groupGraded.Add(set.Environment);
+            List<string> ids;
+            try
+            {
+                ids = [.. await grains.GetGrain<IEnvironmentGrain>(set.Environment).ListTasks(set)];
+                if (await grains.GetGrain<IEnvironmentGrain>(set.Environment).GradesGroups(set)) source._groupGraded.Add(set.Environment);
+            }
+            catch (Exception e) when (e is not OperationCanceledException)
+            {
+                // Grains hand failures back as plain exceptions; this one says which environment could not start
+                // (a plugin that failed to load, an installation replaced under the command), and a command ends
+                // with its message rather than a stack trace.
+                throw new Nemotron.Gym.Plugins.EnvironmentCallException($"environment '{set.Environment}': {e.Message}", e);
+            }
             foreach (var id in ids)
             {
                 var task = new RlTask($"{set.Environment}/{id}", set.Environment);
@@ -125,7 +136,14 @@ public sealed class GrainEpisodeSource : IEpisodeSource, IGroupGradingSource
 
         public ChatTranscript Opening { get; private set; } = new([]);
 
-        public Task OpenAsync(CancellationToken ct) => WithReplay(_ => Task.FromResult(0), ct, "open");
+        public async Task OpenAsync(CancellationToken ct)
+        {
+            try { await WithReplay(_ => Task.FromResult(0), ct, "open"); }
+            catch (Exception e) when (!ct.IsCancellationRequested && e is not OperationCanceledException)
+            {
+                throw new Nemotron.Gym.Plugins.EnvironmentCallException($"episode {key}: could not be opened in {_attempt + 1} attempts: {e.Message}", e);
+            }
+        }
 
         private async Task<IEpisodeGrain> OpenOnNewGrain()
         {

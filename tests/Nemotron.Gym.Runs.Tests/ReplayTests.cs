@@ -38,4 +38,29 @@ public sealed class ReplayTests
             File.Delete(state);
         }
     }
+
+    [Fact]
+    public async Task AnEnvironmentThatCannotStartEndsTheCommandWithItsReasonNotAStackTrace()
+    {
+        // The silo's plugin folder holds no environment of that name (what a plugin that failed to load, or an
+        // installation replaced under a running command, looks like from here): the grain's plain exception comes back
+        // as an environment call's failure, which the command line prints as one line.
+        var plugins = Nemotron.Gym.TestSupport.RepoPaths.Plugins;
+        var state = Path.Combine(Path.GetTempPath(), $"gym-replay-{Guid.NewGuid():N}.db");
+        var silo = await GymSilo.StartAsync(new GymSiloOptions { SiloPort = 21213, GatewayPort = 31102, PluginFolders = [plugins], StateStorage = "sqlite:" + state });
+        try
+        {
+            var grains = (IGrainFactory)silo.Services.GetService(typeof(IGrainFactory))!;
+            var set = new TaskSetSpec("no_such_environment", new Dictionary<string, string>(), "train", 3, 1);
+            var e = await Assert.ThrowsAsync<Nemotron.Gym.Plugins.EnvironmentCallException>(() => GrainEpisodeSource.CreateAsync(grains, "missing", [set]));
+            Assert.StartsWith("environment 'no_such_environment': ", e.Message);
+            Assert.Contains("no environment named 'no_such_environment'", e.Message);
+        }
+        finally
+        {
+            await silo.StopAsync();
+            silo.Dispose();
+            File.Delete(state);
+        }
+    }
 }
