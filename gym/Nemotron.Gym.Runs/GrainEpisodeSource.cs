@@ -1,6 +1,7 @@
 using Microsoft.Extensions.Logging;
 using Nemotron.Gym.Grains;
 using Nemotron.Gym.Conversation;
+using Nemotron.Gym.Plugins;
 using Nemotron.Gym.Training.Grpo;
 
 namespace Nemotron.Gym.Runs;
@@ -56,18 +57,19 @@ public sealed class GrainEpisodeSource : IEpisodeSource, IGroupGradingSource
         var all = new List<RlTask>();
         foreach (var set in sets)
         {
-            List<string> ids;
+            var environment = grains.GetGrain<IEnvironmentGrain>(set.Environment);
+            IReadOnlyList<string> ids;
             try
             {
-                ids = [.. await grains.GetGrain<IEnvironmentGrain>(set.Environment).ListTasks(set)];
-                if (await grains.GetGrain<IEnvironmentGrain>(set.Environment).GradesGroups(set)) source._groupGraded.Add(set.Environment);
+                ids = await environment.ListTasks(set);
+                if (await environment.GradesGroups(set)) source._groupGraded.Add(set.Environment);
             }
             catch (Exception e) when (e is not OperationCanceledException)
             {
                 // Grains hand failures back as plain exceptions; this one says which environment could not start
                 // (a plugin that failed to load, an installation replaced under the command), and a command ends
                 // with its message rather than a stack trace.
-                throw new Nemotron.Gym.Plugins.EnvironmentCallException($"environment '{set.Environment}': {e.Message}", e);
+                throw new EnvironmentCallException($"environment '{set.Environment}': {e.Message}", e);
             }
             foreach (var id in ids)
             {
@@ -141,7 +143,7 @@ public sealed class GrainEpisodeSource : IEpisodeSource, IGroupGradingSource
             try { await WithReplay(_ => Task.FromResult(0), ct, "open"); }
             catch (Exception e) when (!ct.IsCancellationRequested && e is not OperationCanceledException)
             {
-                throw new Nemotron.Gym.Plugins.EnvironmentCallException($"episode {key}: could not be opened in {_attempt + 1} attempts: {e.Message}", e);
+                throw new EnvironmentCallException($"episode {key}: could not be opened in {_attempt + 1} attempts: {e.Message}", e);
             }
         }
 
