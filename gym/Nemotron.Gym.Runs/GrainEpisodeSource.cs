@@ -1,4 +1,7 @@
+using System.Diagnostics;
 using Microsoft.Extensions.Logging;
+using Orleans.Networking.Shared;
+using Orleans.Runtime.Messaging;
 using Nemotron.Gym.Grains;
 using Nemotron.Gym.Conversation;
 using Nemotron.Gym.Plugins;
@@ -13,7 +16,9 @@ namespace Nemotron.Gym.Runs;
 /// deterministic given the task and seed. An environment that keeps failing ends the episode not judged (masked by the trainer) with
 /// the error as its reason, so one broken task never stops a run. A grade that comes back not judged
 /// (<see cref="Grade.MaskReason"/>: the sandbox or a judge failed) is replayed the same way, up to
-/// <see cref="MaxAttempts"/> attempts in all, and then handed to the trainer as it is, to be masked.
+/// <see cref="MaxAttempts"/> attempts in all, and then handed to the trainer as it is, to be masked. A call that failed
+/// for the cluster's sake (its silo lost or not answering, the grain directory moving after a silo died) says nothing
+/// about the environment: it is replayed too, without using up an attempt, for as long as <see cref="ClusterPatience"/>.
 /// </summary>
 public sealed class GrainEpisodeSource : IEpisodeSource, IGroupGradingSource
 {
@@ -29,7 +34,35 @@ public sealed class GrainEpisodeSource : IEpisodeSource, IGroupGradingSource
 
     /// <summary>Wait before the first replay; doubled for each further one. A silo that just died may still be
     /// in the membership for a moment, and an immediate retry can be routed to it again.</summary>
-    public TimeSpan ReplayBackoff { get; init; } = TimeSpan.FromMilliseconds(200);
+    public TimeSpan ReplayBackoff { get; set; } = TimeSpan.FromMilliseconds(200);
+
+    /// <summary>How long calls that keep failing for the cluster's sake are replayed before the episode is given up.
+    /// A crashed silo is declared dead only after its probes fail (seconds to tens of seconds), and until then calls
+    /// to it time out; a count of attempts would run out in that window and mask episodes the environment could have
+    /// finished.</summary>
+    public TimeSpan ClusterPatience { get; set; } = TimeSpan.FromMinutes(2);
+
+    /// <summary>Waits between replays after cluster failures double up to this.</summary>
+    private static readonly TimeSpan MaxClusterBackoff = TimeSpan.FromSeconds(5);
+
+    /// <summary>Calls replayed because the cluster failed them (for tests and metrics); they use up no attempt.</summary>
+    public long ClusterRetries => Interlocked.Read(ref _clusterRetries);
+    private long _clusterRetries;
+
+    /// <summary>
+    /// A failure of the cluster rather than of the environment: the call's silo is gone or did not answer, or the
+    /// message could not be delivered. The environment's own failures come back from the grains as plain exceptions.
+    /// </summary>
+    public static bool IsClusterFault(Exception e) =>
+        e is OrleansMessageRejectionException or ConnectionFailedException or SocketConnectionException or TimeoutException or ClientNotAvailableException;
+
+    // The wait before the next try: doubling from the replay backoff, capped for cluster failures (which are retried
+    // for a time, not a count).
+    private TimeSpan Backoff(int tries, bool cluster)
+    {
+        var wait = ReplayBackoff * (1 << Math.Min(tries - 1, 10));
+        return cluster && wait > MaxClusterBackoff ? MaxClusterBackoff : wait;
+    }
 
     /// <summary>Episodes replayed on a new grain after a failure (for tests and metrics).</summary>
     public long Replays => Interlocked.Read(ref _replays);
@@ -107,10 +140,12 @@ public sealed class GrainEpisodeSource : IEpisodeSource, IGroupGradingSource
     {
         var (set, id) = _tasks.TryGetValue(task.Id, out var t) ? t : throw new ArgumentException($"unknown task '{task.Id}'");
         if (!_groupGraded.Contains(set.Environment)) return members.Select(m => m.Grade).ToList();
-        for (int attempt = 1; ; attempt++)
+        long? clusterFaultSince = null; // when the current run of cluster failures began
+        for (int attempt = 1, tries = 1, clusterTries = 0; ; tries++)
         {
             cancellation.ThrowIfCancellationRequested();
             string failure;
+            bool cluster = false;
             try
             {
                 var grades = await _grains.GetGrain<IEnvironmentGrain>(set.Environment).GradeGroup(set, id, members);
@@ -119,13 +154,16 @@ public sealed class GrainEpisodeSource : IEpisodeSource, IGroupGradingSource
             }
             catch (Exception e) when (!cancellation.IsCancellationRequested)
             {
-                if (attempt >= MaxAttempts)
-                    return members.Select(_ => Grade.NotJudged($"group grading failed after {attempt} attempts: {e.Message}")).ToList();
+                cluster = IsClusterFault(e);
+                if (cluster ? Stopwatch.GetElapsedTime(clusterFaultSince ??= Stopwatch.GetTimestamp()) >= ClusterPatience : attempt >= MaxAttempts)
+                    return members.Select(_ => Grade.NotJudged($"group grading failed after {tries} tries: {e.Message}")).ToList();
                 failure = e.Message;
             }
+            if (cluster) { clusterTries++; Interlocked.Increment(ref _clusterRetries); }
+            else { clusterTries = 0; clusterFaultSince = null; }
             Interlocked.Increment(ref _groupRetries);
             _log?.LogWarning("group of {Task}: no verdict ({Error}); trying again", task.Id, failure);
-            await Task.Delay(ReplayBackoff * (1 << (attempt - 1)), cancellation);
+            await Task.Delay(Backoff(cluster ? clusterTries : attempt++, cluster), cancellation);
         }
     }
 
@@ -133,7 +171,10 @@ public sealed class GrainEpisodeSource : IEpisodeSource, IGroupGradingSource
     {
         private readonly List<(AssistantTurn Turn, bool Final)> _turns = new();
         private IEpisodeGrain? _grain; // null: open (again) on a new grain before the next call
-        private int _attempt;
+        private int _attempt; // grains this episode moved to after the first (each replay opens a new one)
+        private int _failures; // of those replays, the ones the environment's failures caused: at most MaxAttempts - 1
+        private long? _clusterFaultSince; // when the current run of cluster failures began
+        private int _clusterTries; // replays in the current run of cluster failures
         private string? _failure;
 
         public ChatTranscript Opening { get; private set; } = new([]);
@@ -168,15 +209,33 @@ public sealed class GrainEpisodeSource : IEpisodeSource, IGroupGradingSource
                     _grain ??= await OpenOnNewGrain();
                     return await call(_grain);
                 }
-                catch (Exception e) when (!ct.IsCancellationRequested && _attempt + 1 < source.MaxAttempts)
+                catch (Exception e) when (!ct.IsCancellationRequested && MayReplay(e, out bool cluster))
                 {
                     _attempt++;
                     _grain = null;
                     Interlocked.Increment(ref source._replays);
+                    if (cluster) Interlocked.Increment(ref source._clusterRetries);
                     source._log?.LogWarning("episode {Key}: {What} failed ({Error}); replaying on a new grain", key, what, e.Message);
-                    await Task.Delay(source.ReplayBackoff * (1 << (_attempt - 1)), ct);
+                    await Task.Delay(source.Backoff(cluster ? _clusterTries : _failures, cluster), ct);
                 }
             }
+        }
+
+        // A cluster failure is replayed while the cluster's patience lasts and uses up no attempt; any other failure
+        // uses one (and ends a run of cluster failures).
+        private bool MayReplay(Exception e, out bool cluster)
+        {
+            cluster = IsClusterFault(e);
+            if (cluster)
+            {
+                _clusterTries++;
+                return Stopwatch.GetElapsedTime(_clusterFaultSince ??= Stopwatch.GetTimestamp()) < source.ClusterPatience;
+            }
+            _clusterFaultSince = null;
+            _clusterTries = 0;
+            if (_failures + 1 >= source.MaxAttempts) return false;
+            _failures++;
+            return true;
         }
 
         public async Task<EpisodeReply> StepAsync(AssistantTurn turn, bool final, CancellationToken ct)
@@ -190,7 +249,9 @@ public sealed class GrainEpisodeSource : IEpisodeSource, IGroupGradingSource
             }
             catch (Exception e) when (!ct.IsCancellationRequested)
             {
-                _failure = $"environment failed at turn {_turns.Count + 1}: {e.Message}";
+                _failure = IsClusterFault(e)
+                    ? $"the cluster failed the episode's calls for {source.ClusterPatience.TotalSeconds:0.#} s at turn {_turns.Count + 1}: {e.Message}"
+                    : $"environment failed at turn {_turns.Count + 1}: {e.Message}";
                 return EpisodeReply.End;
             }
         }
@@ -203,16 +264,17 @@ public sealed class GrainEpisodeSource : IEpisodeSource, IGroupGradingSource
                 while (true)
                 {
                     var grade = (await WithReplay(g => g.Grade(truncated), ct, "grade")).Grade;
-                    if (!grade.Masked || _attempt + 1 >= source.MaxAttempts)
+                    if (!grade.Masked || _failures + 1 >= source.MaxAttempts)
                         return grade.Masked && _attempt > 0 ? grade with { MaskReason = $"{grade.MaskReason} (after {_attempt + 1} attempts)" } : grade;
                     // Not judged (the sandbox or a judge failed): the same episode replayed on a new grain gets another
                     // chance; after the last one the trainer masks it, it is never learned from as a 0.
                     _attempt++;
+                    _failures++;
                     _grain = null;
                     Interlocked.Increment(ref source._replays);
                     Interlocked.Increment(ref source._notJudgedRetries);
                     source._log?.LogWarning("episode {Key}: not judged ({Reason}); replaying on a new grain", key, grade.MaskReason);
-                    await Task.Delay(source.ReplayBackoff * (1 << (_attempt - 1)), ct);
+                    await Task.Delay(source.Backoff(_failures, cluster: false), ct);
                 }
             }
             catch (Exception e) when (!ct.IsCancellationRequested) { return EnvironmentError($"grading failed: {e.Message}"); }

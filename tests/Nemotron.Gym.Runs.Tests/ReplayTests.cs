@@ -1,6 +1,7 @@
 using Nemotron.Gym.Conversation;
 using Nemotron.Gym.Grains;
 using Nemotron.Gym.Runs;
+using Orleans.Runtime;
 
 namespace Nemotron.Gym.Runs.Tests;
 
@@ -44,11 +45,62 @@ public sealed class ReplayTests
         });
     }
 
+    [Theory]
+    // A crashed silo is declared dead only after tens of seconds on a busy machine, and calls to it time out or are
+    // refused meanwhile: more such failures than there are attempts, and the episode still finishes.
+    [InlineData("timeout", 5, 60, false)]
+    [InlineData("silo-unavailable", 5, 60, false)]
+    // The environment's own failures (plain exceptions from the grain) use up the attempts, as before.
+    [InlineData("environment", 5, 60, true)]
+    // A cluster that stays down past the patience gives the episode up too.
+    [InlineData("timeout", 1000, 1, true)]
+    public async Task FailuresOfTheClusterAreRetriedForATimeWithoutUsingUpTheEnvironmentsAttempts(string kind, int failures, int patienceSeconds, bool givenUp)
+    {
+        var failing = new FailingSteps(kind, failures);
+        await WithSilo(21214, 31103, async grains =>
+        {
+            var set = new TaskSetSpec("math", new Dictionary<string, string> { ["difficulty"] = "1" }, "train", 3, 1);
+            var source = await GrainEpisodeSource.CreateAsync(grains, "cluster-" + kind, [set]);
+            source.ReplayBackoff = TimeSpan.FromMilliseconds(20);
+            source.ClusterPatience = TimeSpan.FromSeconds(patienceSeconds);
+            var episode = await source.OpenAsync(source.Tasks[0], 0, 7, default);
+            var end = await episode.StepAsync(AssistantTurn.Parse("The answer is 42.<|end|>", true), true, default);
+            Assert.True(end.Done);
+            var grade = await episode.GradeAsync(false, default);
+            Assert.Equal(givenUp, grade.Components.ContainsKey("environment_error"));
+            if (givenUp) Assert.Contains(kind == "environment" ? "step failed here" : "did not answer", grade.MaskReason);
+            if (kind == "environment") Assert.Equal(0, source.ClusterRetries);
+            else if (!givenUp) Assert.Equal(failures, source.ClusterRetries);
+            // Retried until the patience ran out (20, 40, 80, ... ms apart: 6 in a second), then given up at once.
+            else Assert.InRange(source.ClusterRetries, 3, 8);
+            if (kind == "environment") Assert.Equal(source.MaxAttempts, failing.Failed);
+        }, silo => silo.AddIncomingGrainCallFilter(failing));
+    }
+
+    /// <summary>Fails the first Step calls to episode grains with a cluster's failure or an environment's.</summary>
+    private sealed class FailingSteps(string kind, int count) : IIncomingGrainCallFilter
+    {
+        private int _failed;
+        public int Failed => Volatile.Read(ref _failed);
+
+        public Task Invoke(IIncomingGrainCallContext context)
+        {
+            if (context.Grain is not EpisodeGrain || context.MethodName != nameof(IEpisodeGrain.Step) || Interlocked.Increment(ref _failed) > count)
+                return context.Invoke();
+            throw kind switch
+            {
+                "timeout" => new TimeoutException("the silo did not answer in time"),
+                "silo-unavailable" => new SiloUnavailableException("the silo did not answer: it was declared dead"),
+                _ => new InvalidOperationException("step failed here"),
+            };
+        }
+    }
+
     /// <summary>A silo over the repository's plugins with its own state file, for one test.</summary>
-    private static async Task WithSilo(int siloPort, int gatewayPort, Func<IGrainFactory, Task> test)
+    private static async Task WithSilo(int siloPort, int gatewayPort, Func<IGrainFactory, Task> test, Action<ISiloBuilder>? configure = null)
     {
         var state = Path.Combine(Path.GetTempPath(), $"gym-replay-{Guid.NewGuid():N}.db");
-        var silo = await GymSilo.StartAsync(new GymSiloOptions { SiloPort = siloPort, GatewayPort = gatewayPort, PluginFolders = [Nemotron.Gym.TestSupport.RepoPaths.Plugins], StateStorage = "sqlite:" + state });
+        var silo = await GymSilo.StartAsync(new GymSiloOptions { SiloPort = siloPort, GatewayPort = gatewayPort, PluginFolders = [Nemotron.Gym.TestSupport.RepoPaths.Plugins], StateStorage = "sqlite:" + state }, configure: configure);
         try { await test((IGrainFactory)silo.Services.GetService(typeof(IGrainFactory))!); }
         finally
         {
