@@ -1,7 +1,5 @@
 using System.Diagnostics;
 using Microsoft.Extensions.Logging;
-using Orleans.Networking.Shared;
-using Orleans.Runtime.Messaging;
 using Nemotron.Gym.Grains;
 using Nemotron.Gym.Conversation;
 using Nemotron.Gym.Plugins;
@@ -36,33 +34,19 @@ public sealed class GrainEpisodeSource : IEpisodeSource, IGroupGradingSource
     /// in the membership for a moment, and an immediate retry can be routed to it again.</summary>
     public TimeSpan ReplayBackoff { get; set; } = TimeSpan.FromMilliseconds(200);
 
-    /// <summary>How long calls that keep failing for the cluster's sake are replayed before the episode is given up.
-    /// A crashed silo is declared dead only after its probes fail (seconds to tens of seconds), and until then calls
+    /// <summary>How long calls that keep failing for the cluster's sake (<see cref="ClusterFaults"/>) are replayed
+    /// before the episode is given up. A crashed silo is declared dead only after its probes fail, and until then calls
     /// to it time out; a count of attempts would run out in that window and mask episodes the environment could have
     /// finished.</summary>
-    public TimeSpan ClusterPatience { get; set; } = TimeSpan.FromMinutes(2);
-
-    /// <summary>Waits between replays after cluster failures double up to this.</summary>
-    private static readonly TimeSpan MaxClusterBackoff = TimeSpan.FromSeconds(5);
+    public TimeSpan ClusterPatience { get; set; } = ClusterFaults.DefaultPatience;
 
     /// <summary>Calls replayed because the cluster failed them (for tests and metrics); they use up no attempt.</summary>
     public long ClusterRetries => Interlocked.Read(ref _clusterRetries);
     private long _clusterRetries;
 
-    /// <summary>
-    /// A failure of the cluster rather than of the environment: the call's silo is gone or did not answer, or the
-    /// message could not be delivered. The environment's own failures come back from the grains as plain exceptions.
-    /// </summary>
-    public static bool IsClusterFault(Exception e) =>
-        e is OrleansMessageRejectionException or ConnectionFailedException or SocketConnectionException or TimeoutException or ClientNotAvailableException;
-
-    // The wait before the next try: doubling from the replay backoff, capped for cluster failures (which are retried
-    // for a time, not a count).
-    private TimeSpan Backoff(int tries, bool cluster)
-    {
-        var wait = ReplayBackoff * (1 << Math.Min(tries - 1, 10));
-        return cluster && wait > MaxClusterBackoff ? MaxClusterBackoff : wait;
-    }
+    // The wait before the next try: doubling from the replay backoff; capped for cluster failures, which are retried
+    // for a time, not a count.
+    private TimeSpan Backoff(int tries, bool cluster) => cluster ? ClusterFaults.Wait(ReplayBackoff, tries) : ReplayBackoff * (1 << (tries - 1));
 
     /// <summary>Episodes replayed on a new grain after a failure (for tests and metrics).</summary>
     public long Replays => Interlocked.Read(ref _replays);
@@ -154,7 +138,7 @@ public sealed class GrainEpisodeSource : IEpisodeSource, IGroupGradingSource
             }
             catch (Exception e) when (!cancellation.IsCancellationRequested)
             {
-                cluster = IsClusterFault(e);
+                cluster = ClusterFaults.Is(e);
                 if (cluster ? Stopwatch.GetElapsedTime(clusterFaultSince ??= Stopwatch.GetTimestamp()) >= ClusterPatience : attempt >= MaxAttempts)
                     return members.Select(_ => Grade.NotJudged($"group grading failed after {tries} tries: {e.Message}")).ToList();
                 failure = e.Message;
@@ -225,7 +209,7 @@ public sealed class GrainEpisodeSource : IEpisodeSource, IGroupGradingSource
         // uses one (and ends a run of cluster failures).
         private bool MayReplay(Exception e, out bool cluster)
         {
-            cluster = IsClusterFault(e);
+            cluster = ClusterFaults.Is(e);
             if (cluster)
             {
                 _clusterTries++;
@@ -249,7 +233,7 @@ public sealed class GrainEpisodeSource : IEpisodeSource, IGroupGradingSource
             }
             catch (Exception e) when (!ct.IsCancellationRequested)
             {
-                _failure = IsClusterFault(e)
+                _failure = ClusterFaults.Is(e)
                     ? $"the cluster failed the episode's calls for {source.ClusterPatience.TotalSeconds:0.#} s at turn {_turns.Count + 1}: {e.Message}"
                     : $"environment failed at turn {_turns.Count + 1}: {e.Message}";
                 return EpisodeReply.End;

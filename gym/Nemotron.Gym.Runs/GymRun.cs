@@ -118,14 +118,16 @@ public static class GymRun
 
     /// <summary>
     /// Calls the run grain, riding out the loss of the silo it lives on: the next call activates it again on a
-    /// live silo from its stored state. Only failures of delivery are retried, after a doubling wait (a dead silo
-    /// can stay in the membership for a few seconds). A transition retried after its reply was lost may already
-    /// have been made; <paramref name="landed"/> recognises that in the stored state instead of making it twice.
+    /// live silo from its stored state. Only the cluster's failures (<see cref="ClusterFaults"/>) are retried, after a
+    /// doubling wait, for as long as <paramref name="patience"/> (default <see cref="ClusterFaults.DefaultPatience"/>):
+    /// a crashed silo stays in the membership, refusing or timing out calls, until its probes have failed. A
+    /// transition retried after its reply was lost may already have been made; <paramref name="landed"/> recognises
+    /// that in the stored state instead of making it twice.
     /// </summary>
     internal static async Task<RunInfo> CallRunGrain(IRunGrain run, Func<IRunGrain, Task<RunInfo>> call, Func<RunInfo, bool>? landed = null,
-        int attempts = 6, TimeSpan? firstWait = null)
+        TimeSpan? patience = null, TimeSpan? firstWait = null)
     {
-        var wait = firstWait ?? TimeSpan.FromMilliseconds(250);
+        var clock = System.Diagnostics.Stopwatch.StartNew();
         for (int attempt = 1; ; attempt++)
         {
             try
@@ -133,9 +135,9 @@ public static class GymRun
                 if (attempt > 1 && landed != null && await run.Get() is { } now && landed(now)) return now;
                 return await call(run);
             }
-            catch (Exception e) when (attempt < attempts && e is OrleansMessageRejectionException or TimeoutException)
+            catch (Exception e) when (ClusterFaults.Is(e) && clock.Elapsed < (patience ?? ClusterFaults.DefaultPatience))
             {
-                await Task.Delay(wait * (1 << (attempt - 1)));
+                await Task.Delay(ClusterFaults.Wait(firstWait ?? TimeSpan.FromMilliseconds(250), attempt));
             }
         }
     }

@@ -92,10 +92,12 @@ public sealed class RunGrainCallTests : IAsyncLifetime
         Assert.IsNotType<SiloUnavailableException>(e);
         Assert.Equal(1, g.Delivered.Count(d => d == "Pause"));
 
-        // A silo that never comes back: after the attempts run out, the delivery failure itself surfaces.
-        for (int i = 0; i < 3; i++) g.LoseBefore.Enqueue("Start");
-        var lost = await Assert.ThrowsAsync<SiloUnavailableException>(() => GymRun.CallRunGrain(g, x => x.Start(0), attempts: 3, firstWait: Quick));
+        // A silo that never comes back: once the patience has run out, the delivery failure itself surfaces.
+        for (int i = 0; i < 10_000; i++) g.LoseBefore.Enqueue("Start");
+        var lost = await Assert.ThrowsAsync<SiloUnavailableException>(() => GymRun.CallRunGrain(g, x => x.Start(0), patience: TimeSpan.FromMilliseconds(300), firstWait: Quick));
         Assert.Contains("silo gone", lost.Message);
+        // Retried for the patience (waits of 5, 10, 20, ... ms: about 6 tries in 300 ms), not a fixed count.
+        Assert.InRange(10_000 - g.LoseBefore.Count, 4, 12);
         Assert.Equal(RunStatus.Created, (await RealGrain("r2").Get())!.Status);
     }
 }

@@ -56,9 +56,12 @@ public sealed class TwoSiloRunTests(ITestOutputHelper output) : IDisposable
         var trainerSide = new HeldOnTheWay(b);
         var placement = new AlternatingEpisodePlacement();
         var crashable = new CrashableMembership(new PostgresMembershipTable(db, "two-silo"));
-        using var hostA = await StartSilo(a, db, placement, table: null, crash ? null : trainerSide);
+        // Crash: calls time out before the crashed silo is declared dead (15-35 s on 2 cores), so the held calls, and
+        // replays placed on the dead silo meanwhile, fail as timeouts first, as they do with Orleans' 30 s on a slow machine.
+        TimeSpan? responseTimeout = crash ? TimeSpan.FromSeconds(6) : null;
+        using var hostA = await StartSilo(a, db, placement, table: null, crash ? null : trainerSide, responseTimeout);
         Note("silo A up");
-        var hostB = await StartSilo(b, db, placement, crash ? crashable : null, outgoing: null);
+        var hostB = await StartSilo(b, db, placement, crash ? crashable : null, outgoing: null, responseTimeout);
         Note("silo B up");
         var siloA = hostA.Services.GetRequiredService<ILocalSiloDetails>().SiloAddress;
         placement.RunGrainHome = hostB.Services.GetRequiredService<ILocalSiloDetails>().SiloAddress;
@@ -182,7 +185,7 @@ public sealed class TwoSiloRunTests(ITestOutputHelper output) : IDisposable
         };
     }
 
-    private async Task<IHost> StartSilo(SiloProbe probe, string db, AlternatingEpisodePlacement placement, CrashableMembership? table, HeldOnTheWay? outgoing)
+    private async Task<IHost> StartSilo(SiloProbe probe, string db, AlternatingEpisodePlacement placement, CrashableMembership? table, HeldOnTheWay? outgoing, TimeSpan? responseTimeout)
     {
         var options = new GymSiloOptions
         {
@@ -206,6 +209,7 @@ public sealed class TwoSiloRunTests(ITestOutputHelper output) : IDisposable
                 if (table != null) o.MaxJoinAttemptTime = TimeSpan.FromSeconds(5);
             });
             if (table != null) silo.Services.AddSingleton<IMembershipTable>(table);
+            if (responseTimeout is { } timeout) silo.Configure<SiloMessagingOptions>(o => o.ResponseTimeout = timeout);
             silo.AddIncomingGrainCallFilter(probe);
             if (outgoing != null) silo.AddOutgoingGrainCallFilter(outgoing);
             placement.UseOn(silo);
