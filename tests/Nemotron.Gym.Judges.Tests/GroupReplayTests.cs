@@ -3,6 +3,7 @@ using Nemotron.Gym.Grains;
 using Nemotron.Gym.Runs;
 using Nemotron.Gym.TestSupport;
 using Nemotron.Gym.Training.Grpo;
+using Orleans.Runtime;
 
 namespace Nemotron.Gym.Judges.Tests;
 
@@ -18,14 +19,14 @@ public sealed class GroupReplayTests
     private static readonly string[] Answers = ["The Moon's pull raises the sea twice a day.", "Tides are caused by wind."];
 
     /// <summary>An in-process silo whose judge pool talks to <paramref name="judge"/>, and an rlhf episode source on it.</summary>
-    private static async Task WithRlhfSilo(ScriptedJudgeServer judge, string scope, Func<IGrainFactory, GrainEpisodeSource, Task> body)
+    private static async Task WithRlhfSilo(ScriptedJudgeServer judge, string scope, Func<IGrainFactory, GrainEpisodeSource, Task> body, Action<ISiloBuilder>? configure = null)
     {
         var state = Path.Combine(Path.GetTempPath(), $"gym-{scope}-{Guid.NewGuid():N}.db");
         var silo = await GymSilo.StartAsync(new GymSiloOptions
         {
             SiloPort = Ports.Free(), GatewayPort = Ports.Free(), PluginFolders = [RepoPaths.Plugins], StateStorage = "sqlite:" + state,
             Judge = GroupJudgingTests.Settings(judge.BaseUrl),
-        }, Ct);
+        }, Ct, configure);
         try
         {
             var grains = (IGrainFactory)silo.Services.GetService(typeof(IGrainFactory))!;
@@ -82,6 +83,46 @@ public sealed class GroupReplayTests
             var kept = Grade.Of(1, "right");
             Assert.Same(kept, (await math.GradeGroupAsync(math.Tasks[0], [members[0] with { Grade = kept }], Ct))[0]);
         });
+    }
+
+    [Fact]
+    public async Task AGroupCallTheClusterFailsMoreTimesThanThereAreAttemptsIsStillJudged()
+    {
+        // Five group calls in a row fail as a silo declared dead fails them (three attempts are the environment's):
+        // they are retried for a time, without using up an attempt, and the group is judged.
+        var failing = new FailingGroupCalls(5);
+        await using var judge = await ScriptedJudgeServer.StartAsync(PrefersTheMoon);
+        await WithRlhfSilo(judge, "group-cluster", async (_, source) =>
+        {
+            source.ReplayBackoff = TimeSpan.FromMilliseconds(20);
+            var task = source.Tasks[0];
+            var members = new List<GroupMember>();
+            for (int i = 0; i < 2; i++)
+            {
+                var episode = await source.OpenAsync(task, i, 100 + i, Ct);
+                var turn = AssistantTurn.Parse(Answers[i] + "<|end|>", true);
+                Assert.True((await episode.StepAsync(turn, true, Ct)).Done);
+                members.Add(new GroupMember(i, [.. episode.Opening.Messages, turn.ToMessage()], await episode.GradeAsync(false, Ct), false));
+            }
+
+            var grades = await source.GradeGroupAsync(task, members, Ct);
+            Assert.All(grades, g => Assert.False(g.Masked, g.Reason));
+            Assert.Equal([1.0, 0.25], grades.Select(g => g.Reward));
+            Assert.Equal((5, 5L), (failing.Failed, source.ClusterRetries));
+        }, silo => silo.AddIncomingGrainCallFilter(failing));
+    }
+
+    /// <summary>Fails the first group-grading calls with the error a caller gets from a silo declared dead.</summary>
+    private sealed class FailingGroupCalls(int count) : IIncomingGrainCallFilter
+    {
+        private int _calls;
+        public int Failed => Math.Min(Volatile.Read(ref _calls), count);
+
+        public Task Invoke(IIncomingGrainCallContext context)
+        {
+            if (context.MethodName != nameof(IEnvironmentGrain.GradeGroup) || Interlocked.Increment(ref _calls) > count) return context.Invoke();
+            throw new SiloUnavailableException("the silo holding the call was declared dead");
+        }
     }
 
     [Fact]
