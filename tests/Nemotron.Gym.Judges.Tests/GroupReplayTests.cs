@@ -95,21 +95,26 @@ public sealed class GroupReplayTests
         await WithRlhfSilo(judge, "group-cluster", async (_, source) =>
         {
             source.ReplayBackoff = TimeSpan.FromMilliseconds(20);
-            var task = source.Tasks[0];
-            var members = new List<GroupMember>();
-            for (int i = 0; i < 2; i++)
-            {
-                var episode = await source.OpenAsync(task, i, 100 + i, Ct);
-                var turn = AssistantTurn.Parse(Answers[i] + "<|end|>", true);
-                Assert.True((await episode.StepAsync(turn, true, Ct)).Done);
-                members.Add(new GroupMember(i, [.. episode.Opening.Messages, turn.ToMessage()], await episode.GradeAsync(false, Ct), false));
-            }
-
-            var grades = await source.GradeGroupAsync(task, members, Ct);
-            Assert.All(grades, g => Assert.False(g.Masked, g.Reason));
-            Assert.Equal([1.0, 0.25], grades.Select(g => g.Reward));
+            await AssertTheGroupIsJudged(source);
             Assert.Equal((5, 5L), (failing.Failed, source.ClusterRetries));
         }, silo => silo.AddIncomingGrainCallFilter(failing));
+    }
+
+    /// <summary>Both answers as finished, graded episodes of the first task, then the group graded: judged, the Moon first.</summary>
+    private static async Task AssertTheGroupIsJudged(GrainEpisodeSource source)
+    {
+        var task = source.Tasks[0];
+        var members = new List<GroupMember>();
+        for (int i = 0; i < 2; i++)
+        {
+            var episode = await source.OpenAsync(task, i, 100 + i, Ct);
+            var turn = AssistantTurn.Parse(Answers[i] + "<|end|>", true);
+            Assert.True((await episode.StepAsync(turn, true, Ct)).Done);
+            members.Add(new GroupMember(i, [.. episode.Opening.Messages, turn.ToMessage()], await episode.GradeAsync(false, Ct), false));
+        }
+        var grades = await source.GradeGroupAsync(task, members, Ct);
+        Assert.All(grades, g => Assert.False(g.Masked, g.Reason));
+        Assert.Equal([1.0, 0.25], grades.Select(g => g.Reward));
     }
 
     /// <summary>Fails the first group-grading calls with the error a caller gets from a silo declared dead.</summary>
@@ -133,19 +138,7 @@ public sealed class GroupReplayTests
         await using var judge = await ScriptedJudgeServer.StartAsync(c => Interlocked.Increment(ref calls) <= 6 ? new ScriptedJudgeReply(503, "overloaded") : PrefersTheMoon(c));
         await WithRlhfSilo(judge, "group-retry", async (_, source) =>
         {
-            var task = source.Tasks[0];
-            var members = new List<GroupMember>();
-            for (int i = 0; i < 2; i++)
-            {
-                var episode = await source.OpenAsync(task, i, 100 + i, Ct);
-                var turn = AssistantTurn.Parse(Answers[i] + "<|end|>", true);
-                Assert.True((await episode.StepAsync(turn, true, Ct)).Done);
-                members.Add(new GroupMember(i, [.. episode.Opening.Messages, turn.ToMessage()], await episode.GradeAsync(false, Ct), false));
-            }
-
-            var grades = await source.GradeGroupAsync(task, members, Ct);
-            Assert.All(grades, g => Assert.False(g.Masked, g.Reason));
-            Assert.Equal([1.0, 0.25], grades.Select(g => g.Reward));
+            await AssertTheGroupIsJudged(source);
             Assert.True(source.GroupRetries >= 1, "the first grading got no verdict and must have been retried");
             Assert.True(source.GroupRetries < source.MaxAttempts);
         });
