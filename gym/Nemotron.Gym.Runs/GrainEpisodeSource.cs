@@ -191,7 +191,12 @@ public sealed class GrainEpisodeSource : IEpisodeSource, IGroupGradingSource
                 try
                 {
                     _grain ??= await OpenOnNewGrain();
-                    return await call(_grain);
+                    var result = await call(_grain);
+                    // A run of cluster failures ends with the first call that gets through: the next outage gets the
+                    // whole patience again.
+                    _clusterFaultSince = null;
+                    _clusterTries = 0;
+                    return result;
                 }
                 catch (Exception e) when (!ct.IsCancellationRequested && MayReplay(e, out bool cluster))
                 {

@@ -77,6 +77,45 @@ public sealed class ReplayTests
         }, silo => silo.AddIncomingGrainCallFilter(failing));
     }
 
+    [Fact]
+    public async Task EachOutageOfTheClusterGetsTheWholePatience()
+    {
+        // Two outages of six failures each (waits of 20 to 640 ms: about 1.3 s apiece), the first at the step and the
+        // second at the grade, with a call that got through between them. Each fits the 2 s patience; the two together
+        // do not, so a patience that ran on from the first outage would give the episode up.
+        var outages = new TwoOutages(6);
+        await WithSilo(21215, 31104, async grains =>
+        {
+            var set = new TaskSetSpec("math", new Dictionary<string, string> { ["difficulty"] = "1" }, "train", 3, 1);
+            var source = await GrainEpisodeSource.CreateAsync(grains, "outages", [set]);
+            source.ReplayBackoff = TimeSpan.FromMilliseconds(20);
+            source.ClusterPatience = TimeSpan.FromSeconds(2);
+            var episode = await source.OpenAsync(source.Tasks[0], 0, 7, default);
+            Assert.True((await episode.StepAsync(AssistantTurn.Parse("The answer is 42.<|end|>", true), true, default)).Done);
+            var grade = await episode.GradeAsync(false, default);
+            Assert.DoesNotContain("environment_error", grade.Components.Keys);
+            Assert.Equal(12, source.ClusterRetries);
+        }, silo => silo.AddIncomingGrainCallFilter(outages));
+    }
+
+    /// <summary>Fails the first <paramref name="count"/> Step calls and then the first <paramref name="count"/> Grade calls
+    /// to episode grains as a silo declared dead does.</summary>
+    private sealed class TwoOutages(int count) : IIncomingGrainCallFilter
+    {
+        private int _steps, _grades;
+
+        public Task Invoke(IIncomingGrainCallContext context)
+        {
+            bool fail = context.Grain is EpisodeGrain && context.MethodName switch
+            {
+                nameof(IEpisodeGrain.Step) => Interlocked.Increment(ref _steps) <= count,
+                nameof(IEpisodeGrain.Grade) => Interlocked.Increment(ref _grades) <= count,
+                _ => false,
+            };
+            return fail ? throw new SiloUnavailableException("the silo was declared dead") : context.Invoke();
+        }
+    }
+
     /// <summary>Fails the first Step calls to episode grains with a cluster's failure or an environment's.</summary>
     private sealed class FailingSteps(string kind, int count) : IIncomingGrainCallFilter
     {
