@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using Orleans.Networking.Shared;
 using Orleans.Runtime.Messaging;
 
@@ -29,5 +30,24 @@ public static class ClusterFaults
     {
         var wait = first * (1 << Math.Clamp(tries - 1, 0, 10));
         return wait > MaxWait ? MaxWait : wait;
+    }
+
+    /// <summary>
+    /// Cluster failures in a row, as one caller sees them: when the first came and how many followed. A call that gets
+    /// through, or a failure of another kind, ends the outage (<c>default</c>); the next one gets the whole patience.
+    /// </summary>
+    public struct Outage
+    {
+        private long _since;
+
+        /// <summary>Failures in this outage so far.</summary>
+        public int Tries { get; private set; }
+
+        /// <summary>Counts one more failure; true while the outage is younger than <paramref name="patience"/>.</summary>
+        public bool Retry(TimeSpan patience)
+        {
+            if (Tries++ == 0) _since = Stopwatch.GetTimestamp();
+            return Stopwatch.GetElapsedTime(_since) < patience;
+        }
     }
 }

@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using Microsoft.Extensions.Logging;
 using Nemotron.Gym.Grains;
 using Nemotron.Gym.Conversation;
@@ -124,8 +123,8 @@ public sealed class GrainEpisodeSource : IEpisodeSource, IGroupGradingSource
     {
         var (set, id) = _tasks.TryGetValue(task.Id, out var t) ? t : throw new ArgumentException($"unknown task '{task.Id}'");
         if (!_groupGraded.Contains(set.Environment)) return members.Select(m => m.Grade).ToList();
-        long? clusterFaultSince = null; // when the current run of cluster failures began
-        for (int attempt = 1, tries = 1, clusterTries = 0; ; tries++)
+        var outage = new ClusterFaults.Outage();
+        for (int attempt = 1, tries = 1; ; tries++)
         {
             cancellation.ThrowIfCancellationRequested();
             string failure;
@@ -139,15 +138,15 @@ public sealed class GrainEpisodeSource : IEpisodeSource, IGroupGradingSource
             catch (Exception e) when (!cancellation.IsCancellationRequested)
             {
                 cluster = ClusterFaults.Is(e);
-                if (cluster ? Stopwatch.GetElapsedTime(clusterFaultSince ??= Stopwatch.GetTimestamp()) >= ClusterPatience : attempt >= MaxAttempts)
+                if (cluster ? !outage.Retry(ClusterPatience) : attempt >= MaxAttempts)
                     return members.Select(_ => Grade.NotJudged($"group grading failed after {tries} tries: {e.Message}")).ToList();
                 failure = e.Message;
             }
-            if (cluster) { clusterTries++; Interlocked.Increment(ref _clusterRetries); }
-            else { clusterTries = 0; clusterFaultSince = null; }
+            if (cluster) Interlocked.Increment(ref _clusterRetries);
+            else outage = default;
             Interlocked.Increment(ref _groupRetries);
             _log?.LogWarning("group of {Task}: no verdict ({Error}); trying again", task.Id, failure);
-            await Task.Delay(Backoff(cluster ? clusterTries : attempt++, cluster), cancellation);
+            await Task.Delay(Backoff(cluster ? outage.Tries : attempt++, cluster), cancellation);
         }
     }
 
@@ -157,8 +156,7 @@ public sealed class GrainEpisodeSource : IEpisodeSource, IGroupGradingSource
         private IEpisodeGrain? _grain; // null: open (again) on a new grain before the next call
         private int _attempt; // grains this episode moved to after the first (each replay opens a new one)
         private int _failures; // of those replays, the ones the environment's failures caused: at most MaxAttempts - 1
-        private long? _clusterFaultSince; // when the current run of cluster failures began
-        private int _clusterTries; // replays in the current run of cluster failures
+        private ClusterFaults.Outage _outage; // the cluster failures this episode's calls are in the middle of
         private string? _failure;
 
         public ChatTranscript Opening { get; private set; } = new([]);
@@ -192,10 +190,7 @@ public sealed class GrainEpisodeSource : IEpisodeSource, IGroupGradingSource
                 {
                     _grain ??= await OpenOnNewGrain();
                     var result = await call(_grain);
-                    // A run of cluster failures ends with the first call that gets through: the next outage gets the
-                    // whole patience again.
-                    _clusterFaultSince = null;
-                    _clusterTries = 0;
+                    _outage = default; // the next outage gets the whole patience again
                     return result;
                 }
                 catch (Exception e) when (!ct.IsCancellationRequested && MayReplay(e, out bool cluster))
@@ -205,7 +200,7 @@ public sealed class GrainEpisodeSource : IEpisodeSource, IGroupGradingSource
                     Interlocked.Increment(ref source._replays);
                     if (cluster) Interlocked.Increment(ref source._clusterRetries);
                     source._log?.LogWarning("episode {Key}: {What} failed ({Error}); replaying on a new grain", key, what, e.Message);
-                    await Task.Delay(source.Backoff(cluster ? _clusterTries : _failures, cluster), ct);
+                    await Task.Delay(source.Backoff(cluster ? _outage.Tries : _failures, cluster), ct);
                 }
             }
         }
@@ -215,13 +210,8 @@ public sealed class GrainEpisodeSource : IEpisodeSource, IGroupGradingSource
         private bool MayReplay(Exception e, out bool cluster)
         {
             cluster = ClusterFaults.Is(e);
-            if (cluster)
-            {
-                _clusterTries++;
-                return Stopwatch.GetElapsedTime(_clusterFaultSince ??= Stopwatch.GetTimestamp()) < source.ClusterPatience;
-            }
-            _clusterFaultSince = null;
-            _clusterTries = 0;
+            if (cluster) return _outage.Retry(source.ClusterPatience);
+            _outage = default;
             if (_failures + 1 >= source.MaxAttempts) return false;
             _failures++;
             return true;

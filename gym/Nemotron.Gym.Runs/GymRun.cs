@@ -127,17 +127,17 @@ public static class GymRun
     internal static async Task<RunInfo> CallRunGrain(IRunGrain run, Func<IRunGrain, Task<RunInfo>> call, Func<RunInfo, bool>? landed = null,
         TimeSpan? patience = null, TimeSpan? firstWait = null)
     {
-        var clock = System.Diagnostics.Stopwatch.StartNew();
-        for (int attempt = 1; ; attempt++)
+        var outage = new ClusterFaults.Outage();
+        while (true)
         {
             try
             {
-                if (attempt > 1 && landed != null && await run.Get() is { } now && landed(now)) return now;
+                if (outage.Tries > 0 && landed != null && await run.Get() is { } now && landed(now)) return now;
                 return await call(run);
             }
-            catch (Exception e) when (ClusterFaults.Is(e) && clock.Elapsed < (patience ?? ClusterFaults.DefaultPatience))
+            catch (Exception e) when (ClusterFaults.Is(e) && outage.Retry(patience ?? ClusterFaults.DefaultPatience))
             {
-                await Task.Delay(ClusterFaults.Wait(firstWait ?? TimeSpan.FromMilliseconds(250), attempt));
+                await Task.Delay(ClusterFaults.Wait(firstWait ?? TimeSpan.FromMilliseconds(250), outage.Tries));
             }
         }
     }
