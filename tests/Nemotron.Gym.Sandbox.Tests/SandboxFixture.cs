@@ -32,6 +32,9 @@ public sealed class SandboxFixture : IAsyncLifetime
         Limits = Limits,
         ImagesDirectory = "/var/lib/nemotron-gym/sandbox-images",
         ScratchDirectory = "/run/nemotron-gym-sandbox-tests",
+        // The reaper runs when ReaperTests call it: a timed sweep between a test's making a leftover container and
+        // its own sweep would take the container first (seen in a CI rehearsal).
+        ReaperPeriod = Timeout.InfiniteTimeSpan,
     };
 
     /// <summary>The bwrap backend as hosts run it: one-shot runs through warm slots (cold when none is ready).</summary>
