@@ -79,6 +79,36 @@ public sealed class PretrainingCorpusTests : IDisposable
     }
 
     [Fact]
+    public void SomeProseDocumentsAskForAPieceAboutAThingNamedWithoutQuotesAndNameItAgain()
+    {
+        var rng = new Random(6);
+        int pieces = 0;
+        for (int i = 0; i < 2000; i++)
+        {
+            string doc = CopyingProse.Document(rng);
+            var about = Regex.Match(doc, @"^(?:A short piece|Write|Tell me|Some words) about ([a-z]+)", RegexOptions.IgnoreCase);
+            if (!about.Success) continue;
+            pieces++;
+            string topic = about.Groups[1].Value;
+            Assert.DoesNotContain('"', doc);
+            // Named again after the request, in the document's own sentences.
+            string rest = doc[(about.Index + about.Length)..];
+            Assert.Contains(topic.ToLowerInvariant(), rest.ToLowerInvariant());
+        }
+        // One kind of seven, so about 285 of 2,000.
+        Assert.InRange(pieces, 200, 380);
+    }
+
+    [Theory]
+    [InlineData("kite", "kites")]
+    [InlineData("box", "boxes")]
+    [InlineData("brush", "brushes")]
+    [InlineData("leaf", "leaves")]
+    [InlineData("glass", "glasses")]
+    [InlineData("bench", "benches")]
+    public void PluralsAreEnglish(string noun, string plural) => Assert.Equal(plural, CopyingProse.PluralOf(noun));
+
+    [Fact]
     public void MadeUpWordsAreTooManyToLearnByHeart()
     {
         var rng = new Random(8);

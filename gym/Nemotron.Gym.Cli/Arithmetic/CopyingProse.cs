@@ -45,8 +45,9 @@ public static class CopyingProse
     {
         string w = Word(rng), n = Name(rng), m = Name(rng);
         string thing = Pick(rng, Things), place = Pick(rng, Places), adj = Pick(rng, Adjectives);
-        string text = rng.Next(6) switch
+        string text = rng.Next(7) switch
         {
+            6 => TopicPiece(rng),
             0 => $"The word \"{w}\" names a {adj} {thing}. A {w} is easy to carry. I keep my {w} near the {place}.",
             1 => $"{n} lives near the {place}. Every morning {n} walks to the {place} with a {adj} {thing}. One day {n} gave the {thing} to {m}, and {m} thanked {n}.",
             2 => $"Use the word \"{w}\" in a sentence. The {w} is {adj}. Say it twice: {w}, {w}.",
@@ -57,6 +58,33 @@ public static class CopyingProse
         // Whole documents in one case, as instruction-following answers sometimes must be.
         return rng.Next(8) switch { 0 => text.ToLowerInvariant(), 1 => text.ToUpperInvariant(), _ => text };
     }
+
+    /// <summary>
+    /// A request to write about something, named once without quotes, and a piece that names it again in its own
+    /// sentences. Instruction following asks for "a short piece about bees" and grades whether the answer names bees;
+    /// with quoted words only, the policy filled that place with any of the topics it had seen in SFT
+    /// (docs/learning-notes.md, experiment 22).
+    /// </summary>
+    private static string TopicPiece(Random rng)
+    {
+        string t = Plural(rng), adj = Pick(rng, Adjectives), place = Pick(rng, Places), t2 = Plural(rng);
+        return rng.Next(4) switch
+        {
+            0 => $"A short piece about {t}. {Cap(t)} are {adj}. People near the {place} like {t}.",
+            1 => $"Write about {t}. I often think about {t}. The {adj} {t} stay in my mind.",
+            2 => $"Tell me about {t} and not about {t2}. Here is a note on {t}: many {t} are {adj}, and {t} are easy to find.",
+            _ => $"Some words about {t}. Every {place} has {t}. A {adj} day is better with {t}.",
+        };
+    }
+
+    // Made-up plurals mostly (only copying predicts them), real ones sometimes.
+    private static string Plural(Random rng) => PluralOf(rng.Next(3) == 0 ? Pick(rng, Things) : MadeUpWord(rng));
+
+    /// <summary>The English plural of a regular noun ("box" → "boxes", "leaf" → "leaves", "kite" → "kites").</summary>
+    public static string PluralOf(string noun) =>
+        noun.EndsWith("f") ? noun[..^1] + "ves"
+        : noun.EndsWith('s') || noun.EndsWith('x') || noun.EndsWith("sh") || noun.EndsWith("ch") ? noun + "es"
+        : noun + "s";
 
     private static string ThreeWords(Random rng)
     {
