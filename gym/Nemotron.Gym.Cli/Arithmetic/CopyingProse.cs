@@ -47,12 +47,12 @@ public static class CopyingProse
         string thing = Pick(rng, Things), place = Pick(rng, Places), adj = Pick(rng, Adjectives);
         string text = rng.Next(7) switch
         {
-            6 => TopicPiece(rng),
             0 => $"The word \"{w}\" names a {adj} {thing}. A {w} is easy to carry. I keep my {w} near the {place}.",
             1 => $"{n} lives near the {place}. Every morning {n} walks to the {place} with a {adj} {thing}. One day {n} gave the {thing} to {m}, and {m} thanked {n}.",
             2 => $"Use the word \"{w}\" in a sentence. The {w} is {adj}. Say it twice: {w}, {w}.",
             3 => $"{n} said \"{w}\". Then {m} said \"{w}\" too. Now everyone near the {place} says {w}.",
             4 => ThreeWords(rng),
+            6 => TopicPiece(rng),
             _ => $"Write \"{w}\" in capital letters: {w.ToUpperInvariant()}. Write \"{Cap(w)}\" in small letters: {w}.",
         };
         // Whole documents in one case, as instruction-following answers sometimes must be.
@@ -82,7 +82,7 @@ public static class CopyingProse
 
     /// <summary>The English plural of a regular noun ("box" → "boxes", "leaf" → "leaves", "kite" → "kites").</summary>
     public static string PluralOf(string noun) =>
-        noun.EndsWith("f") ? noun[..^1] + "ves"
+        noun.EndsWith('f') ? noun[..^1] + "ves"
         : noun.EndsWith('s') || noun.EndsWith('x') || noun.EndsWith("sh") || noun.EndsWith("ch") ? noun + "es"
         : noun + "s";
 
