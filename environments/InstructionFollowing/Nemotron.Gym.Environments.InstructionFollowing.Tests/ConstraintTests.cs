@@ -196,4 +196,30 @@ public class ConstraintTests
         var refused = await Assert.ThrowsAsync<InvalidOperationException>(() => tiny.LoadTasksAsync(new TaskQuery("train", 5, 1), default).AsTask());
         Assert.Contains("within max_answer_chars = 20", refused.Message);
     }
+    /// <summary>
+    /// min_words_max: no word minimum is drawn above it, every reference still meets its constraints, the default draws
+    /// up to 40 as before, and a value under the lowest minimum is refused naming the setting.
+    /// </summary>
+    [Fact]
+    public async Task MinWordsMaxCapsTheWordMinimumsDrawn()
+    {
+        const string kinds = "min_words,num_sentences,bullet_list,lowercase,uppercase,end_with,title,num_paragraphs,keyword_frequency";
+        static IEnumerable<int> Minimums(IReadOnlyList<TaskRecord> tasks) => tasks.SelectMany(t => t.VerifierMetadata["constraints"]!.AsArray())
+            .Where(c => c!["id"]!.GetValue<string>() == "min_words").Select(c => c!["n"]!.GetValue<int>());
+
+        var capped = await EnvTestKit.Start<InstructionFollowingEnvironment>(new() { ["constraints"] = "2", ["kinds"] = kinds, ["min_words_max"] = "15" });
+        var tasks = await capped.LoadTasksAsync(new TaskQuery("heldout", 200, 5), default);
+        Assert.Equal(200, tasks.Count);
+        Assert.True(Minimums(tasks).Count() > 10, "too few word minimums to judge");
+        Assert.All(Minimums(tasks), n => Assert.Equal(15, n));
+        foreach (var t in tasks.Where(t => Minimums([t]).Any())) Assert.Equal(1, (await EnvTestKit.Play(capped, t, t.Reference.ToArray())).Reward);
+
+        var free = await EnvTestKit.Start<InstructionFollowingEnvironment>(new() { ["constraints"] = "2", ["kinds"] = kinds });
+        var drawn = Minimums(await free.LoadTasksAsync(new TaskQuery("heldout", 200, 5), default)).ToHashSet();
+        Assert.Equal(15, drawn.Min());
+        Assert.Equal(40, drawn.Max());
+
+        var refused = await Assert.ThrowsAsync<ArgumentException>(() => EnvTestKit.Start<InstructionFollowingEnvironment>(new() { ["constraints"] = "2", ["kinds"] = kinds, ["min_words_max"] = "5" }));
+        Assert.Contains("min_words_max", refused.Message);
+    }
 }

@@ -22,6 +22,7 @@ public sealed class InstructionFollowingEnvironment : EnvironmentBase
             new ConfigOption("reward_mode", ConfigType.Choice, "fraction", "fraction: the share of constraints satisfied; binary: 1 when all are, else 0 (strict prompt-level accuracy).", Choices: ["fraction", "binary"]),
             new ConfigOption("kinds", ConfigType.Text, string.Join(",", PromptGenerator.Kinds), "Comma-separated constraint kinds a prompt adds to its keyword."),
             new ConfigOption("max_answer_chars", ConfigType.Integer, "0", "Every task can be answered in this many bytes (set it below the rollout's max_new_tokens): word minimums drawn from what fits, references in short sentences. 0: no budget.", 0, 100000),
+            new ConfigOption("min_words_max", ConfigType.Integer, "0", "No word minimum is drawn above this (multiples of five from 15, or 10 under max_answer_chars). 0: up to 40, or what max_answer_chars holds.", 0, 1000),
         ],
         ["train", "heldout"]);
 
@@ -39,6 +40,8 @@ public sealed class InstructionFollowingEnvironment : EnvironmentBase
         int perPrompt = context.GetInt("constraints");
         if (kinds.Count < perPrompt - 1)
             throw new ArgumentException($"instruction_following: setting 'kinds' names {kinds.Count} kinds, but 'constraints' asks for {perPrompt} per prompt (the keyword and {perPrompt - 1} more)");
+        int minWordsMax = context.GetInt("min_words_max");
+        if (minWordsMax is > 0 and < 10) throw new ArgumentException($"instruction_following: setting 'min_words_max' is {minWordsMax} (expected 0, or 10 to 1000: the lowest word minimum is 10)");
         // Every kind: null, so the generator draws exactly as it always has.
         _kinds = kinds.Count == PromptGenerator.Kinds.Count ? null : kinds;
     }
@@ -49,6 +52,7 @@ public sealed class InstructionFollowingEnvironment : EnvironmentBase
         if (query.Split is not ("train" or "heldout")) throw new ArgumentException($"instruction_following: unknown split '{query.Split}' (train, heldout)");
         int perPrompt = Context.GetInt("constraints");
         int maxChars = Context.GetInt("max_answer_chars");
+        int minWordsMax = Context.GetInt("min_words_max");
         int target = query.Count > 0 ? query.Count : 1000;
         bool heldOut = query.Split == "heldout";
         var rng = new Random(query.Seed * 2 + (heldOut ? 1 : 0));
@@ -60,7 +64,7 @@ public sealed class InstructionFollowingEnvironment : EnvironmentBase
         var seen = new HashSet<string>();
         for (int i = 0, attempts = 0; tasks.Count < target && attempts < target * 50; attempts++, i++)
         {
-            var g = PromptGenerator.Generate(rng, perPrompt, i + (heldOut ? 23 : 0), _kinds, maxChars);
+            var g = PromptGenerator.Generate(rng, perPrompt, i + (heldOut ? 23 : 0), _kinds, maxChars, minWordsMax);
             if (IsHeldOut(g.Prompt) != heldOut || (heldOut && !seen.Add(g.Prompt))) continue;
             tasks.Add(new TaskRecord
             {

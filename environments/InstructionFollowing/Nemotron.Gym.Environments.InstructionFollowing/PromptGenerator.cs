@@ -53,9 +53,10 @@ public static class PromptGenerator
     /// <paramref name="kinds"/> (null: every kind). With <paramref name="maxChars"/> above 0 every task can be answered
     /// in that many bytes: word minimums are drawn from what fits, the reference is written in short sentences, and a
     /// draw whose reference is still longer is drawn again (docs/learning-notes.md, finding 4: answers cut at the
-    /// generation limit score 0, so a task whose answer cannot fit only teaches the policy to be cut).
+    /// generation limit score 0, so a task whose answer cannot fit only teaches the policy to be cut). With
+    /// <paramref name="minWordsMax"/> above 0 no word minimum is drawn above it (0: up to 40, or what the budget holds).
     /// </summary>
-    public static Generated Generate(Random rng, int count, int index, IReadOnlySet<string>? kinds = null, int maxChars = 0)
+    public static Generated Generate(Random rng, int count, int index, IReadOnlySet<string>? kinds = null, int maxChars = 0, int minWordsMax = 0)
     {
         for (int attempt = 0; ; attempt++)
         {
@@ -65,7 +66,7 @@ public static class PromptGenerator
             string topic = Topics[rng.Next(Topics.Length)];
             string keyword = Keywords[index % Keywords.Length];
             var chosen = new List<Constraint> { new IncludeKeywords([keyword]) };
-            foreach (var c in Candidates(rng, topic, kinds, maxChars))
+            foreach (var c in Candidates(rng, topic, kinds, maxChars, minWordsMax))
             {
                 if (chosen.Count >= count) break;
                 if (chosen.Any(x => x.Id == c.Id || x.Conflicts.Contains(c.Id) || c.Conflicts.Contains(x.Id))) continue;
@@ -82,12 +83,16 @@ public static class PromptGenerator
         }
     }
 
-    private static IEnumerable<Constraint> Candidates(Random rng, string topic, IReadOnlySet<string>? kinds, int maxChars = 0)
+    private static IEnumerable<Constraint> Candidates(Random rng, string topic, IReadOnlySet<string>? kinds, int maxChars = 0, int minWordsMax = 0)
     {
+        // Word minimums are multiples of five: from 15 (10 under a byte budget) up to 40 or what the budget holds, and
+        // never above minWordsMax when it is set (nor below it, when it is under the usual lowest draw).
+        int lowest = maxChars > 0 ? 2 : 3, highest = maxChars > 0 ? MaxMinWords(maxChars) / 5 : 8;
+        if (minWordsMax > 0) { highest = Math.Min(highest, minWordsMax / 5); lowest = Math.Min(lowest, highest); }
         var all = new List<Constraint>
         {
             new ForbiddenWords([Forbidden[rng.Next(Forbidden.Length)]]),
-            new MinWords(maxChars > 0 ? rng.Next(2, MaxMinWords(maxChars) / 5 + 1) * 5 : rng.Next(3, 9) * 5),
+            new MinWords(rng.Next(lowest, highest + 1) * 5),
             new MaxWords(rng.Next(6, 13) * 5),
             new NumSentences(rng.Next(1, 5)),
             new BulletList(rng.Next(2, 5)),
