@@ -113,8 +113,9 @@ internal static class DemoCommand
     public static int EnvSftTasksFor(string environment) => environment == "instruction_following" ? 3 * EnvSftTasks : EnvSftTasks;
 
     /// <summary>
-    /// Chat data from the reference answers of the RL stage's environments (the same settings), so that SFT teaches
-    /// their formats: training tasks from a seed of their own, validation tasks from another.
+    /// Chat data from the reference answers of the RL stage's environments (their settings, with an entry's
+    /// sft_settings over them), so that SFT teaches their formats: training tasks from a seed of their own, validation
+    /// tasks from another.
     /// </summary>
     private static async Task WriteEnvironmentSftData(GymRunConfig rl, string dataDir, CancellationToken ct)
     {
@@ -123,7 +124,7 @@ internal static class DemoCommand
         var valid = new List<string>();
         foreach (var entry in rl.Environments)
         {
-            var env = await HostedEnvironment.StartAsync(EnvCommands.ByName(entry.Name, loaded), entry.Settings, HostLimits.Default, cancellation: ct);
+            var env = await HostedEnvironment.StartAsync(EnvCommands.ByName(entry.Name, loaded), entry.SettingsForSft(), HostLimits.Default, cancellation: ct);
             var t = await ReferenceConversations.BuildAsync(env, new TaskQuery("train", EnvSftTasksFor(entry.Name), rl.Seed + 100), ct);
             var v = await ReferenceConversations.BuildAsync(env, new TaskQuery("train", EnvSftValidTasks, rl.Seed + 200), ct);
             train.AddRange(t.Conversations.Select(ChatJsonl.ToLine));

@@ -14,6 +14,18 @@ public sealed class BlendEntry : IValidatedConfig
     public double Weight { get; set; } = 1;
     /// <summary>Environment settings (checked against its schema when the run starts).</summary>
     public Dictionary<string, string> Settings { get; set; } = new();
+    /// <summary>
+    /// Settings laid over <see cref="Settings"/> for the SFT conversations `gym demo` writes from this environment's
+    /// reference answers (empty: the RL stage's settings). `gym rl` does not read them.
+    /// </summary>
+    public Dictionary<string, string> SftSettings { get; set; } = new();
+    /// <summary>The settings the SFT references are written with: <see cref="Settings"/>, then <see cref="SftSettings"/> over them.</summary>
+    public Dictionary<string, string> SettingsForSft()
+    {
+        var merged = new Dictionary<string, string>(Settings);
+        foreach (var (key, value) in SftSettings) merged[key] = value;
+        return merged;
+    }
     /// <summary>Training tasks drawn from the "train" split.</summary>
     public int TrainTasks { get; set; } = 500;
     /// <summary>Held-out tasks (the evaluation split) for the before/after reward.</summary>

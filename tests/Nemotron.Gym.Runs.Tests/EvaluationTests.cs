@@ -281,17 +281,20 @@ public sealed class HeldOutDisjointnessTests
         var problems = new List<string>();
         foreach (var entry in rl.Environments)
         {
-            var env = await HostedEnvironment.StartAsync(loaded.Environments.Single(e => e.Descriptor.Name == entry.Name), entry.Settings, HostLimits.Default);
-            foreach (int seed in new[] { 1, 11, 12, 13, 21, 22, 23, 31, 32, 33, 41, 42, 43, 51, 52, 53 })
+            var plugin = loaded.Environments.Single(e => e.Descriptor.Name == entry.Name);
+            var env = await HostedEnvironment.StartAsync(plugin, entry.Settings, HostLimits.Default);
+            // The SFT data is written with the entry's sft_settings over its settings (DemoCommand).
+            var sftEnv = entry.SftSettings.Count == 0 ? env : await HostedEnvironment.StartAsync(plugin, entry.SettingsForSft(), HostLimits.Default);
+            foreach (int seed in new[] { 1, 11, 12, 13, 21, 22, 23, 31, 32, 33, 41, 42, 43, 51, 52, 53, 81, 82, 83 })
             {
                 static string Prompt(TaskRecord t) => string.Join("\n", t.Input.Select(m => m.Content));
                 var tasks = await env.LoadTasksAsync(new TaskQuery(eval.Split, eval.Count, seed + 1000));
                 var heldOut = tasks.Select(Prompt).ToHashSet();
                 if (tasks.Count != eval.Count || heldOut.Count != eval.Count)
                     problems.Add($"{entry.Name} (seed {seed}): {tasks.Count} held-out tasks, {heldOut.Count} distinct prompts, {eval.Count} asked for");
-                foreach (var (count, taskSeed) in new[] { (entry.TrainTasks, seed), (SftTasks(entry.Name), seed + 100), (100, seed + 200) })
+                foreach (var (source, count, taskSeed) in new[] { (env, entry.TrainTasks, seed), (sftEnv, SftTasks(entry.Name), seed + 100), (sftEnv, 100, seed + 200) })
                 {
-                    var leaked = (await env.LoadTasksAsync(new TaskQuery("train", count, taskSeed))).Select(Prompt).Where(heldOut.Contains).Distinct().ToList();
+                    var leaked = (await source.LoadTasksAsync(new TaskQuery("train", count, taskSeed))).Select(Prompt).Where(heldOut.Contains).Distinct().ToList();
                     if (leaked.Count > 0) problems.Add($"{entry.Name} (seed {seed}): {leaked.Count} held-out prompts are in the training tasks of seed {taskSeed}, e.g. {leaked[0]}");
                 }
             }
