@@ -222,4 +222,40 @@ public class ConstraintTests
         var refused = await Assert.ThrowsAsync<ArgumentException>(() => EnvTestKit.Start<InstructionFollowingEnvironment>(new() { ["constraints"] = "2", ["kinds"] = kinds, ["min_words_max"] = "5" }));
         Assert.Contains("min_words_max", refused.Message);
     }
+    /// <summary>
+    /// structure_count: every bullet list, sentence count and paragraph count asks for exactly that many, each reference
+    /// still meets its constraints, and the tasks differ from the default ones only in those counts (the fixed count
+    /// takes its draw, so every other number is drawn as before).
+    /// </summary>
+    [Fact]
+    public async Task StructureCountFixesBulletsSentencesAndParagraphs()
+    {
+        const string kinds = "min_words,num_sentences,bullet_list,lowercase,uppercase,end_with,title,num_paragraphs,keyword_frequency";
+        string[] counted = ["bullet_list", "num_sentences", "num_paragraphs"];
+        var fixedEnv = await EnvTestKit.Start<InstructionFollowingEnvironment>(new() { ["constraints"] = "2", ["kinds"] = kinds, ["structure_count"] = "3" });
+        var tasks = await fixedEnv.LoadTasksAsync(new TaskQuery("train", 300, 9), default);
+        int structured = 0;
+        foreach (var t in tasks)
+        {
+            var counts = t.VerifierMetadata["constraints"]!.AsArray().Where(c => counted.Contains(c!["id"]!.GetValue<string>())).Select(c => c!["n"]!.GetValue<int>()).ToList();
+            if (counts.Count == 0) continue;
+            structured++;
+            Assert.All(counts, n => Assert.Equal(3, n));
+            Assert.Equal(1, (await EnvTestKit.Play(fixedEnv, t, t.Reference.ToArray())).Reward);
+        }
+        Assert.True(structured > 50, $"only {structured} tasks had a bullet, sentence or paragraph count");
+
+        // Prompt by prompt from the same stream: the same topic and kinds, only the three counts set to 3.
+        var set = kinds.Split(',').ToHashSet();
+        var (a, b) = (new Random(4), new Random(4));
+        for (int i = 0; i < 200; i++)
+        {
+            var usual = PromptGenerator.Generate(a, 2, i, set);
+            var three = PromptGenerator.Generate(b, 2, i, set, structureCount: 3);
+            Assert.Equal(usual.Topic, three.Topic);
+            Assert.Equal(usual.Constraints.Select(c => c.Id), three.Constraints.Select(c => c.Id));
+            string Numbers(PromptGenerator.Generated g) => string.Join(",", g.Constraints.Where(c => !counted.Contains(c.Id)).Select(c => c.ToJson().ToJsonString()));
+            Assert.Equal(Numbers(usual), Numbers(three));
+        }
+    }
 }

@@ -23,6 +23,7 @@ public sealed class InstructionFollowingEnvironment : EnvironmentBase
             new ConfigOption("kinds", ConfigType.Text, string.Join(",", PromptGenerator.Kinds), "Comma-separated constraint kinds a prompt adds to its keyword."),
             new ConfigOption("max_answer_chars", ConfigType.Integer, "0", "Every task can be answered in this many bytes (set it below the rollout's max_new_tokens): word minimums drawn from what fits, references in short sentences. 0: no budget.", 0, 100000),
             new ConfigOption("min_words_max", ConfigType.Integer, "0", "No word minimum is drawn above this (multiples of five from 15, or 10 under max_answer_chars). 0: up to 40, or what max_answer_chars holds.", 0, 1000),
+            new ConfigOption("structure_count", ConfigType.Integer, "0", "Bullet lists, sentence counts and paragraph counts ask for exactly this many. 0: drawn (2-4 bullets, 1-4 sentences, 2-3 paragraphs).", 0, 10),
         ],
         ["train", "heldout"]);
 
@@ -53,6 +54,7 @@ public sealed class InstructionFollowingEnvironment : EnvironmentBase
         int perPrompt = Context.GetInt("constraints");
         int maxChars = Context.GetInt("max_answer_chars");
         int minWordsMax = Context.GetInt("min_words_max");
+        int structureCount = Context.GetInt("structure_count");
         int target = query.Count > 0 ? query.Count : 1000;
         bool heldOut = query.Split == "heldout";
         var rng = new Random(query.Seed * 2 + (heldOut ? 1 : 0));
@@ -64,7 +66,7 @@ public sealed class InstructionFollowingEnvironment : EnvironmentBase
         var seen = new HashSet<string>();
         for (int i = 0, attempts = 0; tasks.Count < target && attempts < target * 50; attempts++, i++)
         {
-            var g = PromptGenerator.Generate(rng, perPrompt, i + (heldOut ? 23 : 0), _kinds, maxChars, minWordsMax);
+            var g = PromptGenerator.Generate(rng, perPrompt, i + (heldOut ? 23 : 0), _kinds, maxChars, minWordsMax, structureCount);
             if (IsHeldOut(g.Prompt) != heldOut || (heldOut && !seen.Add(g.Prompt))) continue;
             tasks.Add(new TaskRecord
             {

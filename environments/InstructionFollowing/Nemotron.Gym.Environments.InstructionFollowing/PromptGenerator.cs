@@ -55,8 +55,10 @@ public static class PromptGenerator
     /// draw whose reference is still longer is drawn again (docs/learning-notes.md, finding 4: answers cut at the
     /// generation limit score 0, so a task whose answer cannot fit only teaches the policy to be cut). With
     /// <paramref name="minWordsMax"/> above 0 no word minimum is drawn above it (0: up to 40, or what the budget holds).
+    /// With <paramref name="structureCount"/> above 0 every bullet list, sentence count and paragraph count asks for
+    /// exactly that many (0: drawn).
     /// </summary>
-    public static Generated Generate(Random rng, int count, int index, IReadOnlySet<string>? kinds = null, int maxChars = 0, int minWordsMax = 0)
+    public static Generated Generate(Random rng, int count, int index, IReadOnlySet<string>? kinds = null, int maxChars = 0, int minWordsMax = 0, int structureCount = 0)
     {
         for (int attempt = 0; ; attempt++)
         {
@@ -66,7 +68,7 @@ public static class PromptGenerator
             string topic = Topics[rng.Next(Topics.Length)];
             string keyword = Keywords[index % Keywords.Length];
             var chosen = new List<Constraint> { new IncludeKeywords([keyword]) };
-            foreach (var c in Candidates(rng, topic, kinds, maxChars, minWordsMax))
+            foreach (var c in Candidates(rng, topic, kinds, maxChars, minWordsMax, structureCount))
             {
                 if (chosen.Count >= count) break;
                 if (chosen.Any(x => x.Id == c.Id || x.Conflicts.Contains(c.Id) || c.Conflicts.Contains(x.Id))) continue;
@@ -83,8 +85,10 @@ public static class PromptGenerator
         }
     }
 
-    private static IEnumerable<Constraint> Candidates(Random rng, string topic, IReadOnlySet<string>? kinds, int maxChars = 0, int minWordsMax = 0)
+    private static IEnumerable<Constraint> Candidates(Random rng, string topic, IReadOnlySet<string>? kinds, int maxChars = 0, int minWordsMax = 0, int structureCount = 0)
     {
+        // A fixed count still takes its draw, so that every other constraint draws the same numbers as without it.
+        int Count(int drawn) => structureCount > 0 ? structureCount : drawn;
         // Word minimums are multiples of five: from 15 (10 under a byte budget) up to 40 or what the budget holds, and
         // never above minWordsMax when it is set (nor below it, when it is under the usual lowest draw).
         int lowest = maxChars > 0 ? 2 : 3, highest = maxChars > 0 ? MaxMinWords(maxChars) / 5 : 8;
@@ -94,8 +98,8 @@ public static class PromptGenerator
             new ForbiddenWords([Forbidden[rng.Next(Forbidden.Length)]]),
             new MinWords(rng.Next(lowest, highest + 1) * 5),
             new MaxWords(rng.Next(6, 13) * 5),
-            new NumSentences(rng.Next(1, 5)),
-            new BulletList(rng.Next(2, 5)),
+            new NumSentences(Count(rng.Next(1, 5))),
+            new BulletList(Count(rng.Next(2, 5))),
             new JsonFormat(),
             new Lowercase(),
             new Uppercase(),
@@ -103,7 +107,7 @@ public static class PromptGenerator
             new StartWith(Starts[rng.Next(Starts.Length)]),
             new NoCommas(),
             new Title(),
-            new NumParagraphs(rng.Next(2, 4)),
+            new NumParagraphs(Count(rng.Next(2, 4))),
             new KeywordFrequency(topic, rng.Next(2, 4)),
         };
         // Filtered before the shuffle, so that every kind allowed draws the same numbers as before.
