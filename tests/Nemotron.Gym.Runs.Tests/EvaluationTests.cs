@@ -285,7 +285,7 @@ public sealed class HeldOutDisjointnessTests
             var env = await HostedEnvironment.StartAsync(plugin, entry.Settings, HostLimits.Default);
             // The SFT data is written with the entry's sft_settings over its settings (DemoCommand).
             var sftEnv = entry.SftSettings.Count == 0 ? env : await HostedEnvironment.StartAsync(plugin, entry.SettingsForSft(), HostLimits.Default);
-            foreach (int seed in new[] { 1, 11, 12, 13, 21, 22, 23, 31, 32, 33, 41, 42, 43, 51, 52, 53, 81, 82, 83 })
+            foreach (int seed in new[] { 1, 11, 12, 13, 21, 22, 23, 31, 32, 33, 41, 42, 43, 51, 52, 53, 84, 85, 86 })
             {
                 static string Prompt(TaskRecord t) => string.Join("\n", t.Input.Select(m => m.Content));
                 var tasks = await env.LoadTasksAsync(new TaskQuery(eval.Split, eval.Count, seed + 1000));
