@@ -244,6 +244,8 @@ public static class YamlConfig
                 sb.Append(pad).Append(key).Append(":\n");
                 WriteYaml(v, indent + 2, sb);
             }
+            else if (v is IDictionary { Count: 0 })
+                sb.Append(pad).Append(key).Append(": {}\n"); // "key:" alone reads back as null, not as an empty mapping
             else if (v is IDictionary d)
             {
                 sb.Append(pad).Append(key).Append(":\n");

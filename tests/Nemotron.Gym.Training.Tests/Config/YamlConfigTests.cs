@@ -81,4 +81,20 @@ public class YamlConfigTests
         Assert.Equal(LossAggregation.Sample, again.LossAggregation);
         Assert.Equal(["t1", "t2"], again.Data.Train);
     }
+
+    public sealed class WithMaps
+    {
+        public Dictionary<string, string> Empty { get; set; } = new();
+        public Dictionary<string, string> Full { get; set; } = new();
+    }
+
+    /// <summary>An empty mapping is written as {} and reads back empty (written as "empty:" alone it read back as null and was refused).</summary>
+    [Fact]
+    public void WritesBackEmptyMappings()
+    {
+        var c = YamlConfig.Parse<WithMaps>("full: {a: \"1\"}", "m.yaml");
+        var again = YamlConfig.Parse<WithMaps>(YamlConfig.ToYaml(c), "round-trip");
+        Assert.Empty(again.Empty);
+        Assert.Equal("1", again.Full["a"]);
+    }
 }
