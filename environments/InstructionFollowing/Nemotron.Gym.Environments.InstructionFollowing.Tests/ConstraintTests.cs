@@ -7,6 +7,9 @@ namespace Nemotron.Gym.Environments.Tests;
 
 public class ConstraintTests
 {
+    // The kinds the demo asks for (gym/Nemotron.Gym.Cli/Configs/demo-rl.yaml).
+    private const string DemoKinds = "min_words,num_sentences,bullet_list,lowercase,uppercase,end_with,title,num_paragraphs,keyword_frequency";
+
     [Theory]
     [InlineData("One. Two! Three?", 3)]
     [InlineData("No terminator at all", 1)]
@@ -174,8 +177,7 @@ public class ConstraintTests
     [Fact]
     public async Task MaxAnswerCharsKeepsEveryReferenceWithinTheBudget()
     {
-        const string kinds = "min_words,num_sentences,bullet_list,lowercase,uppercase,end_with,title,num_paragraphs,keyword_frequency";
-        var env = await EnvTestKit.Start<InstructionFollowingEnvironment>(new() { ["constraints"] = "2", ["kinds"] = kinds, ["max_answer_chars"] = "96" });
+        var env = await EnvTestKit.Start<InstructionFollowingEnvironment>(new() { ["constraints"] = "2", ["kinds"] = DemoKinds, ["max_answer_chars"] = "96" });
         var tasks = await env.LoadTasksAsync(new TaskQuery("train", 600, 7), default);
         Assert.Equal(600, tasks.Count);
         foreach (var t in tasks)
@@ -187,15 +189,16 @@ public class ConstraintTests
         }
         foreach (var t in tasks.Take(100)) Assert.Equal(1, (await EnvTestKit.Play(env, t, t.Reference.ToArray())).Reward);
         var ids = tasks.SelectMany(t => t.VerifierMetadata["constraints"]!.AsArray().Select(c => c!["id"]!.GetValue<string>())).ToHashSet();
-        Assert.Superset(kinds.Split(',').ToHashSet(), ids);
+        Assert.Superset(DemoKinds.Split(',').ToHashSet(), ids);
         // Without the budget the same settings write references past 96 bytes (the answers finding 4 saw cut).
-        var free = await EnvTestKit.Start<InstructionFollowingEnvironment>(new() { ["constraints"] = "2", ["kinds"] = kinds });
+        var free = await EnvTestKit.Start<InstructionFollowingEnvironment>(new() { ["constraints"] = "2", ["kinds"] = DemoKinds });
         Assert.Contains(await free.LoadTasksAsync(new TaskQuery("train", 600, 7), default), t => t.Reference[0].Content!.Length > 96);
 
         var tiny = await EnvTestKit.Start<InstructionFollowingEnvironment>(new() { ["constraints"] = "2", ["kinds"] = "bullet_list", ["max_answer_chars"] = "20" });
         var refused = await Assert.ThrowsAsync<InvalidOperationException>(() => tiny.LoadTasksAsync(new TaskQuery("train", 5, 1), default).AsTask());
         Assert.Contains("within max_answer_chars = 20", refused.Message);
     }
+
     /// <summary>
     /// min_words_max: no word minimum is drawn above it, every reference still meets its constraints, the default draws
     /// up to 40 as before, and a value under the lowest minimum is refused naming the setting.
@@ -203,25 +206,25 @@ public class ConstraintTests
     [Fact]
     public async Task MinWordsMaxCapsTheWordMinimumsDrawn()
     {
-        const string kinds = "min_words,num_sentences,bullet_list,lowercase,uppercase,end_with,title,num_paragraphs,keyword_frequency";
         static IEnumerable<int> Minimums(IReadOnlyList<TaskRecord> tasks) => tasks.SelectMany(t => t.VerifierMetadata["constraints"]!.AsArray())
             .Where(c => c!["id"]!.GetValue<string>() == "min_words").Select(c => c!["n"]!.GetValue<int>());
 
-        var capped = await EnvTestKit.Start<InstructionFollowingEnvironment>(new() { ["constraints"] = "2", ["kinds"] = kinds, ["min_words_max"] = "15" });
+        var capped = await EnvTestKit.Start<InstructionFollowingEnvironment>(new() { ["constraints"] = "2", ["kinds"] = DemoKinds, ["min_words_max"] = "15" });
         var tasks = await capped.LoadTasksAsync(new TaskQuery("heldout", 200, 5), default);
         Assert.Equal(200, tasks.Count);
         Assert.True(Minimums(tasks).Count() > 10, "too few word minimums to judge");
         Assert.All(Minimums(tasks), n => Assert.Equal(15, n));
         foreach (var t in tasks.Where(t => Minimums([t]).Any())) Assert.Equal(1, (await EnvTestKit.Play(capped, t, t.Reference.ToArray())).Reward);
 
-        var free = await EnvTestKit.Start<InstructionFollowingEnvironment>(new() { ["constraints"] = "2", ["kinds"] = kinds });
+        var free = await EnvTestKit.Start<InstructionFollowingEnvironment>(new() { ["constraints"] = "2", ["kinds"] = DemoKinds });
         var drawn = Minimums(await free.LoadTasksAsync(new TaskQuery("heldout", 200, 5), default)).ToHashSet();
         Assert.Equal(15, drawn.Min());
         Assert.Equal(40, drawn.Max());
 
-        var refused = await Assert.ThrowsAsync<ArgumentException>(() => EnvTestKit.Start<InstructionFollowingEnvironment>(new() { ["constraints"] = "2", ["kinds"] = kinds, ["min_words_max"] = "5" }));
+        var refused = await Assert.ThrowsAsync<ArgumentException>(() => EnvTestKit.Start<InstructionFollowingEnvironment>(new() { ["constraints"] = "2", ["kinds"] = DemoKinds, ["min_words_max"] = "5" }));
         Assert.Contains("min_words_max", refused.Message);
     }
+
     /// <summary>
     /// structure_count: every bullet list, sentence count and paragraph count asks for exactly that many, each reference
     /// still meets its constraints, and the tasks differ from the default ones only in those counts (the fixed count
@@ -230,9 +233,8 @@ public class ConstraintTests
     [Fact]
     public async Task StructureCountFixesBulletsSentencesAndParagraphs()
     {
-        const string kinds = "min_words,num_sentences,bullet_list,lowercase,uppercase,end_with,title,num_paragraphs,keyword_frequency";
         string[] counted = ["bullet_list", "num_sentences", "num_paragraphs"];
-        var fixedEnv = await EnvTestKit.Start<InstructionFollowingEnvironment>(new() { ["constraints"] = "2", ["kinds"] = kinds, ["structure_count"] = "3" });
+        var fixedEnv = await EnvTestKit.Start<InstructionFollowingEnvironment>(new() { ["constraints"] = "2", ["kinds"] = DemoKinds, ["structure_count"] = "3" });
         var tasks = await fixedEnv.LoadTasksAsync(new TaskQuery("train", 300, 9), default);
         int structured = 0;
         foreach (var t in tasks)
@@ -246,7 +248,7 @@ public class ConstraintTests
         Assert.True(structured > 50, $"only {structured} tasks had a bullet, sentence or paragraph count");
 
         // Prompt by prompt from the same stream: the same topic and kinds, only the three counts set to 3.
-        var set = kinds.Split(',').ToHashSet();
+        var set = DemoKinds.Split(',').ToHashSet();
         var (a, b) = (new Random(4), new Random(4));
         for (int i = 0; i < 200; i++)
         {
