@@ -6,7 +6,7 @@ namespace Nemotron.Gym.Kernels.Tests;
 
 /// <summary>
 /// The CPU backend's shortcuts against plain references: the kept packed copy of a reused matrix operand,
-/// the one-pass GELU, and decoding attention over a cache of per-row lengths.
+/// the one-pass GELU, the RMSNorm rows in registers, and decoding attention over a cache of per-row lengths.
 /// </summary>
 public class CpuFastPathTests
 {
@@ -204,5 +204,49 @@ public class CpuFastPathTests
                 }
             }
         }
+    }
+
+    [Theory]
+    [InlineData(7, 192)] // the demo's width: the vector path
+    [InlineData(3, 64)]
+    [InlineData(5, 33)]  // not a multiple of 16: the general path
+    public void RmsNormMatchesADoublePrecisionReferenceAndAddsIntoItsGradients(int n, int c)
+    {
+        var rng = new Random(n + c);
+        var x = Random(rng, n * c, 2f);
+        var w = Random(rng, c);
+        var dy = Random(rng, n * c);
+        var dxBefore = Random(rng, n * c);
+        var dwBefore = Random(rng, c);
+        using var tx = Put(_be, x);
+        using var tw = Put(_be, w);
+        using var tdy = Put(_be, dy);
+        using var ty = _be.Allocate(DType.F32, n * c, "y");
+        using var rs = _be.Allocate(DType.F32, n, "rstd");
+        using var tdx = Put(_be, dxBefore);
+        using var tdw = Put(_be, dwBefore);
+        _be.RmsNormForward(ty, rs, tx, tw, n, c, 1e-5f);
+        _be.RmsNormBackward(tdx, tdw, tdy, tx, tw, rs, n, c);
+
+        var y = new double[n * c];
+        var dx = new double[n * c];
+        var dw = dwBefore.Select(v => (double)v).ToArray();
+        for (int i = 0; i < n; i++)
+        {
+            double ms = 0, dot = 0;
+            for (int j = 0; j < c; j++) ms += (double)x[i * c + j] * x[i * c + j];
+            double r = 1 / Math.Sqrt(ms / c + 1e-5);
+            for (int j = 0; j < c; j++) dot += (double)dy[i * c + j] * w[j] * x[i * c + j];
+            for (int j = 0; j < c; j++)
+            {
+                int k = i * c + j;
+                y[k] = x[k] * r * w[j];
+                dx[k] = dxBefore[k] + r * w[j] * dy[k] - x[k] * r * r * r / c * dot;
+                dw[j] += dy[k] * x[k] * r;
+            }
+        }
+        AssertClose(y, Get(_be, ty), "rmsnorm y");
+        AssertClose(dx, Get(_be, tdx), "rmsnorm dx (added to what it held)");
+        AssertClose(dw, Get(_be, tdw), "rmsnorm dw (added to what it held)");
     }
 }

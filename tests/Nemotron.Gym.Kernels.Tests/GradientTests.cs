@@ -41,6 +41,7 @@ public class GradientTests
     [InlineData(1, 8)]
     [InlineData(5, 33)]
     [InlineData(12, 64)]
+    [InlineData(3, 192)] // the demo's width
     public void RmsNorm(int n, int c)
     {
         var rng = new Random(n * c);

@@ -354,6 +354,21 @@ public sealed unsafe partial class CpuBackend : IComputeBackend
         float* w = Read(weight, channels, "rmsnorm weight");
         float* y = Write(output, DType.F32, (long)n * channels, "rmsnorm output");
         float* r = Write(rstd, DType.F32, n, "rmsnorm rstd");
+        if (Vector512.IsHardwareAccelerated && channels % 16 == 0)
+        {
+            // Two passes over the row with the sum in a register (the library calls' set-up outweighs 192 channels).
+            ForRows(n, channels * 3, i =>
+            {
+                float* xi = x + (long)i * channels, yi = y + (long)i * channels;
+                var ss = Vector512<float>.Zero;
+                for (int j = 0; j < channels; j += 16) { var v = Vector512.Load(xi + j); ss = Vector512.FusedMultiplyAdd(v, v, ss); }
+                float rs = 1f / MathF.Sqrt(Vector512.Sum(ss) / channels + eps);
+                r[i] = rs;
+                var rv = Vector512.Create(rs);
+                for (int j = 0; j < channels; j += 16) Vector512.Store(Vector512.Load(xi + j) * Vector512.Load(w + j) * rv, yi + j);
+            });
+            return;
+        }
         ForRows(n, channels * 3, i =>
         {
             var ws = new ReadOnlySpan<float>(w, channels);
@@ -387,6 +402,14 @@ public sealed unsafe partial class CpuBackend : IComputeBackend
                 var dwLocal = new float[channels];
                 var buffer = new float[channels];
                 int i0 = (int)((long)n * chunk / chunks), i1 = (int)((long)n * (chunk + 1) / chunks);
+                if (Vector512.IsHardwareAccelerated && channels % 16 == 0)
+                {
+                    fixed (float* dwl = dwLocal)
+                        for (int i = i0; i < i1; i++)
+                            RmsNormBackwardRow(x + (long)i * channels, dy + (long)i * channels, w, r[i], dx + (long)i * channels, dwl, channels);
+                    partials[chunk] = dwLocal;
+                    continue;
+                }
                 for (int i = i0; i < i1; i++)
                 {
                     var xs = new ReadOnlySpan<float>(x + (long)i * channels, channels);
@@ -410,5 +433,27 @@ public sealed unsafe partial class CpuBackend : IComputeBackend
         });
         var dws = new Span<float>(dw, channels);
         foreach (var p in partials) TensorPrimitives.Add(dws, p, dws);
+    }
+
+    /// <summary>
+    /// One row of <see cref="RmsNormBackward"/> in two passes over its channels (a multiple of 16) with the sums in
+    /// registers: the five library calls per row it replaces cost more in set-up than in arithmetic at 192 channels.
+    /// </summary>
+    private static void RmsNormBackwardRow(float* x, float* dy, float* w, float r, float* dx, float* dwLocal, int channels)
+    {
+        var dot = Vector512<float>.Zero;
+        for (int j = 0; j < channels; j += 16)
+            dot = Vector512.FusedMultiplyAdd(Vector512.Load(dy + j) * Vector512.Load(w + j), Vector512.Load(x + j), dot);
+        var rv = Vector512.Create(r);
+        var coef = Vector512.Create(-Vector512.Sum(dot) * r * r * r / channels);
+        for (int j = 0; j < channels; j += 16)
+        {
+            var xv = Vector512.Load(x + j);
+            var dyv = Vector512.Load(dy + j);
+            // dx += r·(dy ⊙ w) + coef·x ;  dw += r·(dy ⊙ x)
+            var dxv = Vector512.FusedMultiplyAdd(dyv * Vector512.Load(w + j), rv, Vector512.Load(dx + j));
+            Vector512.Store(Vector512.FusedMultiplyAdd(xv, coef, dxv), dx + j);
+            Vector512.Store(Vector512.FusedMultiplyAdd(dyv * xv, rv, Vector512.Load(dwLocal + j)), dwLocal + j);
+        }
     }
 }
