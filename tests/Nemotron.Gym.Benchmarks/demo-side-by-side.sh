@@ -37,7 +37,7 @@ mkdir -p "$out/head"
 
 # The earlier tool's configs, with the head run's folder as {run}, one file per stage.
 "$base_gym" demo --out "$out/head" --print-configs | awk -v dir="$out" '/^# ---- /{f=dir "/head-" $3; next} {print > f}'
-base_sets=() head_sets=()
+base_sets=()
 for s in "${sets[@]+"${sets[@]}"}"; do base_sets+=(--set "$s"); done
 
 run_base() {

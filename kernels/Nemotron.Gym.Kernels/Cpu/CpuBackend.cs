@@ -354,9 +354,8 @@ public sealed unsafe partial class CpuBackend : IComputeBackend
         float* w = Read(weight, channels, "rmsnorm weight");
         float* y = Write(output, DType.F32, (long)n * channels, "rmsnorm output");
         float* r = Write(rstd, DType.F32, n, "rmsnorm rstd");
-        if (Vector512.IsHardwareAccelerated && channels % 16 == 0)
+        if (NormRowsInRegisters(channels))
         {
-            // Two passes over the row with the sum in a register (the library calls' set-up outweighs 192 channels).
             ForRows(n, channels * 3, i =>
             {
                 float* xi = x + (long)i * channels, yi = y + (long)i * channels;
@@ -395,21 +394,22 @@ public sealed unsafe partial class CpuBackend : IComputeBackend
         // dx_j = r·w_j·dy_j − x_j·r³/C · Σ_k dy_k·w_k·x_k ;  dw_j = Σ_rows dy_j·x_j·r
         int chunks = Math.Max(1, Math.Min(Threads, n));
         var partials = new float[chunks][];
+        bool inRegisters = NormRowsInRegisters(channels);
         ForChunks(chunks, (long)n * channels / chunks * 4, (c0, c1) =>
         {
             for (long chunk = c0; chunk < c1; chunk++)
             {
                 var dwLocal = new float[channels];
-                var buffer = new float[channels];
+                partials[chunk] = dwLocal;
                 int i0 = (int)((long)n * chunk / chunks), i1 = (int)((long)n * (chunk + 1) / chunks);
-                if (Vector512.IsHardwareAccelerated && channels % 16 == 0)
+                if (inRegisters)
                 {
                     fixed (float* dwl = dwLocal)
                         for (int i = i0; i < i1; i++)
                             RmsNormBackwardRow(x + (long)i * channels, dy + (long)i * channels, w, r[i], dx + (long)i * channels, dwl, channels);
-                    partials[chunk] = dwLocal;
                     continue;
                 }
+                var buffer = new float[channels];
                 for (int i = i0; i < i1; i++)
                 {
                     var xs = new ReadOnlySpan<float>(x + (long)i * channels, channels);
@@ -428,12 +428,17 @@ public sealed unsafe partial class CpuBackend : IComputeBackend
                     TensorPrimitives.Multiply(dys, xs, buffer);
                     TensorPrimitives.MultiplyAdd(buffer, ri, dwLocal, dwLocal);
                 }
-                partials[chunk] = dwLocal;
             }
         });
         var dws = new Span<float>(dw, channels);
         foreach (var p in partials) TensorPrimitives.Add(dws, p, dws);
     }
+
+    /// <summary>
+    /// Whether the RMSNorm rows take two passes with their sums in registers: the library calls' set-up per row
+    /// outweighs the arithmetic of 192 channels (kernels/Nemotron.Gym.Kernels/Cpu/PERF.md, "RMSNorm rows in registers").
+    /// </summary>
+    private static bool NormRowsInRegisters(int channels) => Vector512.IsHardwareAccelerated && channels % 16 == 0;
 
     /// <summary>
     /// One row of <see cref="RmsNormBackward"/> in two passes over its channels (a multiple of 16) with the sums in
